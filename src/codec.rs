@@ -1,0 +1,310 @@
+//! The one place notifeed encodes values for disk or the network (bincode 2.0.1).
+//!
+//! Two layers:
+//! * [`encode`]/[`decode`]: a value as bincode (standard config: little-endian varints), with a
+//!   bound on what decoding may allocate. Engines use it for record *bodies* inside their own
+//!   frames.
+//! * [`seal`]/[`unseal`]: a self-checking value, for engines without frames of their own (sled,
+//!   Redis): `{ u8 format version | u32 crc32 (big-endian) of version and body | body }`.
+//!
+//! A notification is stored as [`StoredNotification`], a plain struct independent of the public
+//! model, so the model can change without changing the format; [`FORMAT_VERSION`] changes when
+//! the format does.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::clock::{nanos_to_timestamp, timestamp_to_nanos};
+use crate::model::{
+    FallbackPolicy, Notification, NotificationId, Payload, Platforms, Priority, ReadState, UserActionState,
+    VisualContent,
+};
+
+/// The version byte of everything [`seal`] writes and of [`StoredNotification`] bodies.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// The most bytes one decoded value may claim (a bound on allocation for corrupt input).
+pub const MAX_DECODE_BYTES: usize = 1 << 20;
+
+/// Why bytes could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// Shorter than the sealed header.
+    #[error("truncated: {len} bytes")]
+    Truncated {
+        /// How many bytes there were.
+        len: usize,
+    },
+    /// A format version this build does not read.
+    #[error("unknown format version {0}")]
+    UnknownVersion(u8),
+    /// The checksum does not match.
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    Checksum {
+        /// The stored crc32.
+        stored: u32,
+        /// The crc32 of the bytes read.
+        computed: u32,
+    },
+    /// The body is not a valid encoding.
+    #[error("undecodable body: {0}")]
+    Body(String),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
+}
+
+/// Encodes `value` as bincode.
+///
+/// # Errors
+/// [`CodecError::Body`] when the value does not serialize (it is larger than
+/// [`MAX_DECODE_BYTES`], or a serde impl fails).
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Body(e.to_string()))
+}
+
+/// Decodes a value written by [`encode`]; trailing bytes are an error.
+///
+/// # Errors
+/// [`CodecError::Body`] for anything that is not exactly one valid encoding.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Body(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::Body(format!("{} trailing bytes", bytes.len() - used)));
+    }
+    Ok(value)
+}
+
+const SEAL_HEADER: usize = 5;
+
+/// Wraps `body` with the format version and a crc32.
+pub fn seal(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SEAL_HEADER + body.len());
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(body);
+    let crc = seal_crc(FORMAT_VERSION, body);
+    out[1..SEAL_HEADER].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn seal_crc(version: u8, body: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[version]);
+    h.update(body);
+    h.finalize()
+}
+
+/// Checks and strips what [`seal`] added.
+///
+/// # Errors
+/// [`CodecError::Truncated`], [`CodecError::UnknownVersion`] or [`CodecError::Checksum`].
+pub fn unseal(sealed: &[u8]) -> Result<&[u8], CodecError> {
+    if sealed.len() < SEAL_HEADER {
+        return Err(CodecError::Truncated { len: sealed.len() });
+    }
+    let version = sealed[0];
+    if version != FORMAT_VERSION {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    let stored = u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]);
+    let body = &sealed[SEAL_HEADER..];
+    let computed = seal_crc(version, body);
+    if stored != computed {
+        return Err(CodecError::Checksum { stored, computed });
+    }
+    Ok(body)
+}
+
+/// The on-disk form of a [`Notification`] (format version 1). Times are Unix nanoseconds;
+/// enums are their stable numbers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StoredNotification {
+    /// The id's 16 bytes.
+    pub id: [u8; 16],
+    /// `targetHostName`.
+    pub target_host_name: String,
+    /// `appNotificationId`.
+    pub app_notification_id: String,
+    /// `groupName`.
+    pub group_name: Option<String>,
+    /// `payload.rawContent`.
+    pub raw_content: Option<String>,
+    /// `payload.visualContent` as (title, body).
+    pub visual_content: Option<(String, Option<String>)>,
+    /// Platform bits.
+    pub platforms: u8,
+    /// 0 None, 1 High, 2 Low.
+    pub priority: u8,
+    /// `displayTimeToLive` in seconds.
+    pub display_time_to_live: Option<u32>,
+    /// Expiration, Unix nanoseconds.
+    pub expiration: i64,
+    /// Fallback as (delay seconds, title, body).
+    pub fallback: Option<(u32, String, Option<String>)>,
+    /// Created, Unix nanoseconds.
+    pub created: i64,
+    /// Last modified, Unix nanoseconds.
+    pub last_modified: i64,
+    /// 0 Unread, 1 Read.
+    pub read_state: u8,
+    /// 0 NoInteraction, 1 Activated, 2 Dismissed, 3 Snoozed.
+    pub user_action_state: u8,
+}
+
+impl From<&Notification> for StoredNotification {
+    fn from(n: &Notification) -> Self {
+        Self {
+            id: n.id.to_bytes(),
+            target_host_name: n.target_host_name.clone(),
+            app_notification_id: n.app_notification_id.clone(),
+            group_name: n.group_name.clone(),
+            raw_content: n.payload.raw_content.clone(),
+            visual_content: n.payload.visual_content.as_ref().map(|v| (v.title.clone(), v.body.clone())),
+            platforms: n.platforms.bits(),
+            priority: match n.priority {
+                Priority::None => 0,
+                Priority::High => 1,
+                Priority::Low => 2,
+            },
+            display_time_to_live: n.display_time_to_live,
+            expiration: timestamp_to_nanos(n.expiration),
+            fallback: n
+                .fallback_policy
+                .as_ref()
+                .map(|f| (f.fallback_delay_seconds, f.visual_content.title.clone(), f.visual_content.body.clone())),
+            created: timestamp_to_nanos(n.created),
+            last_modified: timestamp_to_nanos(n.last_modified),
+            read_state: match n.read_state {
+                ReadState::Unread => 0,
+                ReadState::Read => 1,
+            },
+            user_action_state: match n.user_action_state {
+                UserActionState::NoInteraction => 0,
+                UserActionState::Activated => 1,
+                UserActionState::Dismissed => 2,
+                UserActionState::Snoozed => 3,
+            },
+        }
+    }
+}
+
+impl TryFrom<StoredNotification> for Notification {
+    type Error = CodecError;
+
+    fn try_from(s: StoredNotification) -> Result<Self, CodecError> {
+        let bad = |what: &str, v: u8| CodecError::Body(format!("unknown {what} {v}"));
+        Ok(Notification {
+            id: NotificationId::from_bytes(s.id),
+            target_host_name: s.target_host_name,
+            app_notification_id: s.app_notification_id,
+            group_name: s.group_name,
+            payload: Payload {
+                raw_content: s.raw_content,
+                visual_content: s.visual_content.map(|(title, body)| VisualContent { title, body }),
+            },
+            platforms: Platforms::from_bits(s.platforms),
+            priority: match s.priority {
+                0 => Priority::None,
+                1 => Priority::High,
+                2 => Priority::Low,
+                v => return Err(bad("priority", v)),
+            },
+            display_time_to_live: s.display_time_to_live,
+            expiration: nanos_to_timestamp(s.expiration),
+            fallback_policy: s.fallback.map(|(delay, title, body)| FallbackPolicy {
+                fallback_delay_seconds: delay,
+                visual_content: VisualContent { title, body },
+            }),
+            created: nanos_to_timestamp(s.created),
+            last_modified: nanos_to_timestamp(s.last_modified),
+            read_state: match s.read_state {
+                0 => ReadState::Unread,
+                1 => ReadState::Read,
+                v => return Err(bad("read state", v)),
+            },
+            user_action_state: match s.user_action_state {
+                0 => UserActionState::NoInteraction,
+                1 => UserActionState::Activated,
+                2 => UserActionState::Dismissed,
+                3 => UserActionState::Snoozed,
+                v => return Err(bad("user action state", v)),
+            },
+        })
+    }
+}
+
+/// Encodes a notification body (bincode of [`StoredNotification`]).
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_notification(n: &Notification) -> Result<Vec<u8>, CodecError> {
+    encode(&StoredNotification::from(n))
+}
+
+/// Decodes what [`encode_notification`] wrote.
+///
+/// # Errors
+/// [`CodecError::Body`] for an invalid encoding or an unknown enum number.
+pub fn decode_notification(bytes: &[u8]) -> Result<Notification, CodecError> {
+    decode::<StoredNotification>(bytes)?.try_into()
+}
+
+/// A notification sealed with version and checksum: what sled and Redis store as a value.
+///
+/// # Errors
+/// As [`encode`].
+pub fn seal_notification(n: &Notification) -> Result<Vec<u8>, CodecError> {
+    Ok(seal(&encode_notification(n)?))
+}
+
+/// The inverse of [`seal_notification`].
+///
+/// # Errors
+/// Any [`CodecError`]: a corrupt value is an error, never data.
+pub fn unseal_notification(bytes: &[u8]) -> Result<Notification, CodecError> {
+    decode_notification(unseal(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NewNotification;
+
+    fn sample() -> Notification {
+        let now: jiff::Timestamp = "2026-01-01T00:00:00.123456789Z".parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let mut new = NewNotification::visual("app.example", "a-1", "Hello").with_group("g");
+        new.payload.raw_content = Some("data".into());
+        new.display_time_to_live = Some(60);
+        Notification::from_new(NotificationId::new_random(), new, now + jiff::SignedDuration::from_hours(2), now)
+    }
+
+    #[test]
+    fn sealed_notification_round_trips_exactly() {
+        let n = sample();
+        let bytes = seal_notification(&n).unwrap_or_default();
+        assert_eq!(unseal_notification(&bytes), Ok(n));
+    }
+
+    #[test]
+    fn every_flipped_bit_of_a_sealed_value_is_detected() {
+        let bytes = seal_notification(&sample()).unwrap_or_default();
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut copy = bytes.clone();
+                copy[i] ^= 1 << bit;
+                assert!(unseal_notification(&copy).is_err(), "flip at byte {i} bit {bit} went unnoticed");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_and_foreign_versions_are_errors() {
+        assert_eq!(unseal(&[1, 2]), Err(CodecError::Truncated { len: 2 }));
+        let mut bytes = seal(b"x");
+        bytes[0] = 9;
+        assert_eq!(unseal(&bytes), Err(CodecError::UnknownVersion(9)));
+    }
+}

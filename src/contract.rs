@@ -1,0 +1,551 @@
+//! The Graph JSON contract: parsing a posted notification and validating it.
+//!
+//! [`parse_new_notification`] turns request body bytes into a [`NewNotification`];
+//! [`validate`] checks one (however it was built) against the [`Limits`]. Both report a
+//! [`ContractError`] that collects every problem found, each naming its field
+//! (`payload.visualContent.title is required`), and that knows the HTTP status the seed's error
+//! table gives it, so a request handler maps nothing itself.
+//!
+//! Order of checks, and the status each failure gets:
+//! 1. not JSON at all (or nested deeper than 128 levels) → 400 `invalidRequest`;
+//! 2. a JSON array → 400 `invalidRequest` (one notification per request);
+//! 3. an `@odata.type` naming anything but the expected type → 401 `invalidDataType`;
+//! 4. an unknown property or a value of the wrong JSON type → 400 `invalidRequest`;
+//! 5. rule violations (payload, lengths, expiration, …) → 400 `invalidPayload`;
+//! 6. content larger than [`Limits::max_notification_bytes`] → 413 `payloadTooLarge`.
+
+use std::fmt;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::model::{FallbackPolicy, NewNotification, Payload, Platform, Platforms, Priority, VisualContent};
+
+/// Bounds on what a notification may hold. Every engine enforces them on append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest notification, counted as the sum of the bytes of all its strings (host name,
+    /// ids, group, raw content, titles and bodies). Bounds: at least 1 KiB. Default: 16 KiB.
+    pub max_notification_bytes: usize,
+    /// The largest `payload.rawContent`, in bytes. Default: 8 KiB.
+    pub max_raw_content_bytes: usize,
+    /// The longest `appNotificationId`, in bytes (it must also be non-empty). Default: 256.
+    pub max_app_notification_id_bytes: usize,
+    /// The longest `groupName`, in bytes. Default: 256.
+    pub max_group_name_bytes: usize,
+    /// The longest `targetHostName`, in bytes. Default: 256.
+    pub max_target_host_name_bytes: usize,
+    /// How far in the future `expirationDateTime` may lie; later values are rejected, not
+    /// clamped. An absent expiration gets exactly this. Default: 30 days.
+    pub max_expiration: SignedDuration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_notification_bytes: 16 * 1024,
+            max_raw_content_bytes: 8 * 1024,
+            max_app_notification_id_bytes: 256,
+            max_group_name_bytes: 256,
+            max_target_host_name_bytes: 256,
+            max_expiration: SignedDuration::from_hours(30 * 24),
+        }
+    }
+}
+
+/// Which rule of the contract a request broke; each maps to one HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContractErrorKind {
+    /// The body is not JSON. 400.
+    NotJson,
+    /// The body is a JSON array: multiple notifications are not supported. 400.
+    BodyIsArray,
+    /// An unknown property, a value of the wrong JSON type, or a missing required property. 400.
+    ContractMismatch,
+    /// The notification breaks a rule: invalid payload, bad expiration, lengths. 400.
+    InvalidPayload,
+    /// An `@odata.type` annotation names a type other than the expected one. 401.
+    InvalidDataType,
+    /// The notification is larger than the limit. 413.
+    TooLarge,
+}
+
+/// One problem with one field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// The JSON path of the field, such as `payload.visualContent.title`; empty for the body.
+    pub field: String,
+    /// What is wrong, such as `is required`.
+    pub message: String,
+}
+
+impl fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{} {}", self.field, self.message) }
+    }
+}
+
+/// A request that breaks the contract, with every problem found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContractError {
+    /// The rule broken (the most severe, when several are).
+    pub kind: ContractErrorKind,
+    /// Every problem, each naming its field. Never empty.
+    pub problems: Vec<FieldProblem>,
+}
+
+impl ContractError {
+    fn single(kind: ContractErrorKind, field: &str, message: impl Into<String>) -> Self {
+        Self { kind, problems: vec![FieldProblem { field: field.to_owned(), message: message.into() }] }
+    }
+
+    /// The HTTP status the seed's error table gives this error.
+    pub fn http_status(&self) -> u16 {
+        match self.kind {
+            ContractErrorKind::NotJson
+            | ContractErrorKind::BodyIsArray
+            | ContractErrorKind::ContractMismatch
+            | ContractErrorKind::InvalidPayload => 400,
+            ContractErrorKind::InvalidDataType => 401,
+            ContractErrorKind::TooLarge => 413,
+        }
+    }
+
+    /// The Graph error code for the response body.
+    pub fn code(&self) -> &'static str {
+        match self.kind {
+            ContractErrorKind::NotJson | ContractErrorKind::BodyIsArray | ContractErrorKind::ContractMismatch => {
+                "invalidRequest"
+            }
+            ContractErrorKind::InvalidPayload => "invalidPayload",
+            ContractErrorKind::InvalidDataType => "invalidDataType",
+            ContractErrorKind::TooLarge => "payloadTooLarge",
+        }
+    }
+}
+
+impl fmt::Display for ContractError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ContractError {}
+
+/// Collects problems of one request.
+#[derive(Default)]
+struct Problems {
+    structural: Vec<FieldProblem>,
+    rules: Vec<FieldProblem>,
+    too_large: Vec<FieldProblem>,
+}
+
+impl Problems {
+    fn structural(&mut self, field: &str, message: impl Into<String>) {
+        self.structural.push(FieldProblem { field: field.into(), message: message.into() });
+    }
+    fn rule(&mut self, field: &str, message: impl Into<String>) {
+        self.rules.push(FieldProblem { field: field.into(), message: message.into() });
+    }
+    fn into_result<T>(self, ok: T) -> Result<T, ContractError> {
+        let kind = if !self.structural.is_empty() {
+            ContractErrorKind::ContractMismatch
+        } else if !self.rules.is_empty() {
+            ContractErrorKind::InvalidPayload
+        } else if !self.too_large.is_empty() {
+            ContractErrorKind::TooLarge
+        } else {
+            return Ok(ok);
+        };
+        let mut problems = self.structural;
+        problems.extend(self.rules);
+        problems.extend(self.too_large);
+        Err(ContractError { kind, problems })
+    }
+}
+
+/// The `@odata.type` each object of the contract may carry (with or without the leading `#`,
+/// in any case).
+const EXPECTED_TYPES: &[(&str, &str)] = &[
+    ("", "microsoft.graph.notification"),
+    ("payload", "microsoft.graph.payloadTypes"),
+    ("payload.visualContent", "microsoft.graph.visualProperties"),
+    ("targetPolicy", "microsoft.graph.targetPolicyEndpoints"),
+    ("fallbackPolicy", "microsoft.graph.fallbackPolicy"),
+    ("fallbackPolicy.endpointFallback", "microsoft.graph.fallbackPolicyProperties"),
+    ("fallbackPolicy.endpointFallback.visualContent", "microsoft.graph.visualProperties"),
+];
+
+const ODATA_TYPE: &str = "@odata.type";
+
+/// Checks and removes the `@odata.type` annotations of the objects the contract knows.
+fn strip_odata_types(body: &mut Value) -> Result<(), ContractError> {
+    for (path, expected) in EXPECTED_TYPES {
+        let mut node = Some(&mut *body);
+        for segment in path.split('.').filter(|s| !s.is_empty()) {
+            node = node.and_then(|n| n.get_mut(segment));
+        }
+        let Some(Value::Object(object)) = node else { continue };
+        let Some(annotation) = object.remove(ODATA_TYPE) else { continue };
+        let field = if path.is_empty() { ODATA_TYPE.to_owned() } else { format!("{path}.{ODATA_TYPE}") };
+        let ok = matches!(&annotation, Value::String(s) if s.trim_start_matches('#').eq_ignore_ascii_case(expected));
+        if !ok {
+            return Err(ContractError::single(
+                ContractErrorKind::InvalidDataType,
+                &field,
+                format!("names an invalid data type {annotation}; expected #{expected}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WireNotification {
+    target_host_name: Option<String>,
+    app_notification_id: Option<String>,
+    group_name: Option<String>,
+    payload: Option<WirePayload>,
+    target_policy: Option<WireTargetPolicy>,
+    priority: Option<String>,
+    display_time_to_live: Option<WireNumber>,
+    expiration_date_time: Option<String>,
+    fallback_policy: Option<WireFallbackPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WirePayload {
+    raw_content: Option<String>,
+    visual_content: Option<WireVisual>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WireVisual {
+    title: Option<String>,
+    body: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WireTargetPolicy {
+    platform_types: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WireFallbackPolicy {
+    endpoint_fallback: Option<WireEndpointFallback>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WireEndpointFallback {
+    platform_types: Option<Vec<String>>,
+    fallback_delay_in_seconds: Option<WireNumber>,
+    visual_content: Option<WireVisual>,
+}
+
+/// A number that may arrive as a JSON number or a numeric string (the seed sends `"60"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireNumber {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl WireNumber {
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            WireNumber::Number(n) => n.as_i64(),
+            WireNumber::Text(s) => s.trim().parse::<i64>().ok(),
+        }
+    }
+}
+
+/// Parses a request body into a [`NewNotification`] and validates it at `now`.
+///
+/// # Errors
+/// A [`ContractError`] with every problem found; see the module doc for the order of checks and
+/// the status of each.
+pub fn parse_new_notification(body: &[u8], limits: &Limits, now: Timestamp) -> Result<NewNotification, ContractError> {
+    let mut value: Value = serde_json::from_slice(body)
+        .map_err(|e| ContractError::single(ContractErrorKind::NotJson, "", format!("is not valid JSON: {e}")))?;
+    match &value {
+        Value::Array(_) => {
+            return Err(ContractError::single(
+                ContractErrorKind::BodyIsArray,
+                "",
+                "is an array; post one notification per request",
+            ));
+        }
+        Value::Object(_) => {}
+        other => {
+            return Err(ContractError::single(
+                ContractErrorKind::ContractMismatch,
+                "",
+                format!("must be a JSON object, not {}", json_kind(other)),
+            ));
+        }
+    }
+    strip_odata_types(&mut value)?;
+    let wire: WireNotification = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        ContractError::single(ContractErrorKind::ContractMismatch, &field, e.into_inner().to_string())
+    })?;
+    let mut problems = Problems::default();
+    let new = from_wire(wire, &mut problems);
+    check(&new, limits, now, &mut problems);
+    problems.into_result(new)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn from_wire(wire: WireNotification, problems: &mut Problems) -> NewNotification {
+    let target_host_name = wire.target_host_name.unwrap_or_else(|| {
+        problems.structural("targetHostName", "is required");
+        String::new()
+    });
+    let app_notification_id = wire.app_notification_id.unwrap_or_else(|| {
+        problems.structural("appNotificationId", "is required");
+        String::new()
+    });
+    let payload = match wire.payload {
+        None => {
+            problems.structural("payload", "is required");
+            Payload::default()
+        }
+        Some(p) => Payload {
+            raw_content: p.raw_content,
+            visual_content: p.visual_content.map(|v| visual_from_wire(v, "payload.visualContent", problems)),
+        },
+    };
+    let platforms = match wire.target_policy.and_then(|t| t.platform_types) {
+        None => Platforms::ALL,
+        Some(names) => platforms_from_wire(&names, "targetPolicy.platformTypes", problems),
+    };
+    let priority = wire.priority.and_then(|p| {
+        let parsed = Priority::parse_any_case(&p);
+        if parsed.is_none() {
+            problems.rule("priority", format!("must be one of None, High, Low, not {p:?}"));
+        }
+        parsed
+    });
+    let display_time_to_live =
+        wire.display_time_to_live.and_then(|n| match n.as_i64().filter(|s| (1..=i64::from(i32::MAX)).contains(s)) {
+            Some(s) => u32::try_from(s).ok(),
+            None => {
+                problems.rule("displayTimeToLive", "must be a positive whole number of seconds (at most 2147483647)");
+                None
+            }
+        });
+    let expiration = wire.expiration_date_time.and_then(|text| match text.parse::<Timestamp>() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.rule("expirationDateTime", format!("is not an RFC 3339 date-time with offset: {e}"));
+            None
+        }
+    });
+    let fallback_policy = wire.fallback_policy.and_then(|f| {
+        let Some(ep) = f.endpoint_fallback else {
+            problems.rule("fallbackPolicy.endpointFallback", "is required");
+            return None;
+        };
+        let base = "fallbackPolicy.endpointFallback";
+        match ep.platform_types {
+            None => problems.rule(&format!("{base}.platformTypes"), "is required"),
+            Some(names) => {
+                let set = platforms_from_wire(&names, &format!("{base}.platformTypes"), problems);
+                if set != Platforms::of(&[Platform::Ios]) && !set.is_empty() {
+                    problems.rule(&format!("{base}.platformTypes"), "must be [\"iOS\"]: only iOS supports fallback");
+                }
+            }
+        }
+        let delay = match ep.fallback_delay_in_seconds.map(|n| n.as_i64()) {
+            None => {
+                problems.rule(&format!("{base}.fallbackDelayInSeconds"), "is required");
+                0
+            }
+            Some(None) => {
+                problems.rule(&format!("{base}.fallbackDelayInSeconds"), "must be a whole number of seconds");
+                0
+            }
+            Some(Some(s)) => u32::try_from(s).unwrap_or(0),
+        };
+        let visual = match ep.visual_content {
+            None => {
+                problems.rule(&format!("{base}.visualContent"), "is required");
+                VisualContent { title: String::new(), body: None }
+            }
+            Some(v) => visual_from_wire(v, &format!("{base}.visualContent"), problems),
+        };
+        Some(FallbackPolicy { fallback_delay_seconds: delay, visual_content: visual })
+    });
+    NewNotification {
+        target_host_name,
+        app_notification_id,
+        group_name: wire.group_name,
+        payload,
+        platforms,
+        priority,
+        display_time_to_live,
+        expiration,
+        fallback_policy,
+    }
+}
+
+fn visual_from_wire(v: WireVisual, field: &str, problems: &mut Problems) -> VisualContent {
+    let title = v.title.unwrap_or_else(|| {
+        problems.rule(&format!("{field}.title"), "is required");
+        String::new()
+    });
+    VisualContent { title, body: v.body }
+}
+
+fn platforms_from_wire(names: &[String], field: &str, problems: &mut Problems) -> Platforms {
+    let mut found = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        match Platform::parse_any_case(name) {
+            Some(p) => found.push(p),
+            None => problems
+                .rule(&format!("{field}[{i}]"), format!("must be one of windows, iOS, android, webPush, not {name:?}")),
+        }
+    }
+    Platforms::of(&found)
+}
+
+/// Validates `new` against `limits` at `now`, and returns the expiration it will be stored with
+/// (its own, or `now + limits.max_expiration` when absent).
+///
+/// Engines call this on every append, so a notification built in Rust meets the same rules as
+/// one parsed from JSON.
+///
+/// # Errors
+/// A [`ContractError`] of kind `InvalidPayload` (or `TooLarge`) listing every broken rule.
+pub fn validate(new: &NewNotification, limits: &Limits, now: Timestamp) -> Result<Timestamp, ContractError> {
+    let mut problems = Problems::default();
+    let expiration = check(new, limits, now, &mut problems);
+    problems.into_result(expiration)
+}
+
+/// The rules of the contract, shared by parsing and [`validate`].
+fn check(new: &NewNotification, limits: &Limits, now: Timestamp, problems: &mut Problems) -> Timestamp {
+    if new.target_host_name.is_empty() {
+        problems.rule("targetHostName", "must not be empty");
+    } else if new.target_host_name.len() > limits.max_target_host_name_bytes {
+        problems.rule("targetHostName", format!("must be at most {} bytes", limits.max_target_host_name_bytes));
+    }
+    let app_id = &new.app_notification_id;
+    if app_id.is_empty() {
+        problems.rule("appNotificationId", "must not be empty");
+    } else if app_id.len() > limits.max_app_notification_id_bytes {
+        problems.rule("appNotificationId", format!("must be at most {} bytes", limits.max_app_notification_id_bytes));
+    }
+    if let Some(group) = &new.group_name {
+        if group.is_empty() {
+            problems.rule("groupName", "must not be empty when present");
+        } else if group.len() > limits.max_group_name_bytes {
+            problems.rule("groupName", format!("must be at most {} bytes", limits.max_group_name_bytes));
+        }
+    }
+    check_payload(&new.payload, limits, problems);
+    if new.platforms.is_empty() {
+        problems.rule("targetPolicy.platformTypes", "must name at least one platform");
+    }
+    if new.display_time_to_live == Some(0) || new.display_time_to_live.is_some_and(|s| s > i32::MAX as u32) {
+        problems.rule("displayTimeToLive", "must be a positive whole number of seconds (at most 2147483647)");
+    }
+    let latest = now.checked_add(limits.max_expiration).unwrap_or(Timestamp::MAX);
+    let expiration = match new.expiration {
+        None => latest,
+        Some(t) if t <= now => {
+            problems.rule("expirationDateTime", format!("must be in the future (it is {t}, now is {now})"));
+            t
+        }
+        Some(t) if t > latest => {
+            let days = limits.max_expiration.as_secs() / 86_400;
+            problems
+                .rule("expirationDateTime", format!("must be at most {days} days ahead (latest allowed: {latest})"));
+            t
+        }
+        Some(t) => t,
+    };
+    if let Some(fallback) = &new.fallback_policy {
+        let base = "fallbackPolicy.endpointFallback";
+        if !(60..=600).contains(&fallback.fallback_delay_seconds) {
+            problems.rule(&format!("{base}.fallbackDelayInSeconds"), "must be between 60 and 600");
+        }
+        if fallback.visual_content.title.is_empty() {
+            problems.rule(&format!("{base}.visualContent.title"), "must not be empty");
+        }
+        if !new.platforms.contains(Platform::Ios) {
+            problems.rule("targetPolicy.platformTypes", "must include iOS when fallbackPolicy is set");
+        }
+    }
+    let size = content_bytes(new);
+    if size > limits.max_notification_bytes {
+        problems.too_large.push(FieldProblem {
+            field: String::new(),
+            message: format!("is {size} bytes; at most {} are allowed", limits.max_notification_bytes),
+        });
+    }
+    expiration
+}
+
+fn check_payload(payload: &Payload, limits: &Limits, problems: &mut Problems) {
+    let mut valid_parts = 0;
+    if let Some(raw) = &payload.raw_content {
+        if raw.len() > limits.max_raw_content_bytes {
+            problems.rule("payload.rawContent", format!("must be at most {} bytes", limits.max_raw_content_bytes));
+        } else {
+            valid_parts += 1;
+        }
+    }
+    if let Some(visual) = &payload.visual_content {
+        if visual.title.is_empty() {
+            // A missing title was already reported while parsing; an empty one is reported here.
+            if !problems.rules.iter().any(|p| p.field == "payload.visualContent.title") {
+                problems.rule("payload.visualContent.title", "is required");
+            }
+        } else {
+            valid_parts += 1;
+        }
+    }
+    if payload.raw_content.is_none() && payload.visual_content.is_none() {
+        problems.rule("payload", "is invalid: it needs rawContent or visualContent");
+    } else if valid_parts == 0 {
+        problems.rule("payload", "is invalid: neither rawContent nor visualContent is valid");
+    }
+}
+
+/// The size the notification counts against [`Limits::max_notification_bytes`]: the bytes of all
+/// its strings.
+pub fn content_bytes(new: &NewNotification) -> usize {
+    let visual = |v: &VisualContent| v.title.len() + v.body.as_ref().map_or(0, String::len);
+    new.target_host_name.len()
+        + new.app_notification_id.len()
+        + new.group_name.as_ref().map_or(0, String::len)
+        + new.payload.raw_content.as_ref().map_or(0, String::len)
+        + new.payload.visual_content.as_ref().map_or(0, visual)
+        + new.fallback_policy.as_ref().map_or(0, |f| visual(&f.visual_content))
+}

@@ -1,0 +1,2 @@
+//! The engines behind [`crate::FeedStore`]. Each lives in its own folder and passes the same
+//! conformance suite (`tests/conformance/`).

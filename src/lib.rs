@@ -1,0 +1,37 @@
+//! # notifeed
+//!
+//! The storage engine behind a notification service: every user's notification feed, as the
+//! Microsoft Graph notification feed store (`POST /me/notifications`) keeps it. An append-only,
+//! per-user log with exact expiration, an index by `appNotificationId`, and a change feed that
+//! devices sync from, behind one small trait.
+//!
+//! The layers, in the order data flows through them:
+//!
+//! 1. [`model`]: the notification as posted ([`NewNotification`]) and as stored
+//!    ([`Notification`]).
+//! 2. [`contract`]: Graph's JSON contract, its validation and [`Limits`]; every error knows its
+//!    HTTP status.
+//! 3. [`store`]: the [`FeedStore`] trait every engine implements, and [`changes`], the change-page
+//!    planner they share. Time comes from a [`clock::Clock`].
+//! 4. [`engine`]: the engines. [`engine::sled::SledStore`] on sled.
+//!    [`codec`] is the one place values are encoded for disk.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod changes;
+pub mod clock;
+pub mod codec;
+pub mod contract;
+pub mod engine;
+pub mod model;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use contract::{ContractError, ContractErrorKind, Limits, parse_new_notification};
+pub use model::{
+    NewNotification, Notification, NotificationId, Payload, Platform, Platforms, Priority, ReadState, UserActionState,
+    VisualContent,
+};
+pub use store::{
+    Change, ChangeToken, Changes, Counts, Cursor, FeedKey, FeedStore, ListQuery, Page, RemovalReason, StateUpdate,
+    StoreError, StoreOptions, SweepStats,
+};
