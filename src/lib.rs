@@ -32,6 +32,6 @@ pub use model::{
     VisualContent,
 };
 pub use store::{
-    Change, ChangeToken, Changes, Counts, Cursor, FeedKey, FeedStore, ListQuery, Page, RemovalReason, StateUpdate,
-    StoreError, StoreOptions, SweepStats,
+    Change, ChangeToken, Changes, Counts, Cursor, Durability, FeedKey, FeedStore, ListQuery, Page, RemovalReason,
+    StateUpdate, StoreError, StoreOptions, SweepStats,
 };

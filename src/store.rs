@@ -117,6 +117,20 @@ impl Default for StoreOptions {
     }
 }
 
+/// When a mutation is durable. Engines document exactly what each level survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A mutation reaches the OS page cache (or the engine's own buffer) before the call returns;
+    /// [`FeedStore::sync`] makes everything before it durable. Survives a process crash once
+    /// written to the OS, not a power loss before the next sync.
+    Buffered,
+    /// A call returns only after its mutation is durable on disk (fdatasync'd, or the engine's
+    /// equivalent). Survives power loss. The default.
+    #[default]
+    Always,
+}
+
 /// A filter on `list`, and the page to return.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListQuery {
