@@ -146,6 +146,7 @@ macro_rules! conformance_suite {
             changes::token_ahead_of_the_feed_is_stale,
             changes::token_behind_forgotten_expirations_is_stale,
             changes::expiration_pages_end_at_a_time_boundary,
+            changes::swept_expirations_survive_reopen_when_nothing_else_remains,
             errors::invalid_notification_is_rejected_and_nothing_is_stored,
             errors::invalid_replacement_leaves_the_original_untouched,
             errors::expiration_in_the_past_is_rejected,

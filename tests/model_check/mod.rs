@@ -251,11 +251,13 @@ pub fn check_engine_against_model_with(open: Opener, cases: u32, max_ops: usize)
     let result = runner.run(&strategy, |ops| {
         let mut run = Run::start(open);
         for (step, op) in ops.iter().enumerate() {
-            run.step = step;
+            run.position = format!("step {step} ({op:?})");
             run.apply(op);
         }
+        run.position = "the final comparison after the last step".to_owned();
         run.compare_everything();
         run.reopen();
+        run.position = "the final comparison after a reopen".to_owned();
         run.compare_everything();
         coverage.borrow_mut().add(&run.coverage);
         Ok(())
@@ -348,7 +350,8 @@ struct Run {
     /// The expiration of each notification (by model id), as last appended.
     expiration_of: HashMap<NotificationId, Timestamp>,
     coverage: Coverage,
-    step: usize,
+    /// Where the run is, for failure messages.
+    position: String,
 }
 
 fn feed_key(feed: u8) -> FeedKey {
@@ -398,8 +401,12 @@ impl Run {
             expirations: BTreeSet::new(),
             expiration_of: HashMap::new(),
             coverage: Coverage::default(),
-            step: 0,
+            position: String::new(),
         }
+    }
+
+    fn at(&self) -> &str {
+        &self.position
     }
 
     fn engine(&self) -> &dyn FeedStore {
@@ -427,7 +434,7 @@ impl Run {
         *self
             .to_model
             .get(&engine_id)
-            .unwrap_or_else(|| panic!("step {}: the engine returned an id it never assigned: {engine_id}", self.step))
+            .unwrap_or_else(|| panic!("{}: the engine returned an id it never assigned: {engine_id}", self.at()))
     }
 
     fn translate(&self, mut n: Notification) -> Notification {
@@ -451,14 +458,14 @@ impl Run {
     ) -> Option<T> {
         match (engine, model) {
             (Ok(e), Ok(m)) => {
-                assert_eq!(e, m, "step {}: {what}: the engine (left) and the model (right) disagree", self.step);
+                assert_eq!(e, m, "{}: {what}: the engine (left) and the model (right) disagree", self.at());
                 Some(m)
             }
             (Err(e), Err(m)) => {
-                assert_eq!(classify(&e), classify(&m), "step {}: {what}: different errors", self.step);
+                assert_eq!(classify(&e), classify(&m), "{}: {what}: different errors", self.at());
                 None
             }
-            (e, m) => panic!("step {}: {what}: the engine answered {e:?}, the model {m:?}", self.step),
+            (e, m) => panic!("{}: {what}: the engine answered {e:?}, the model {m:?}", self.at()),
         }
     }
 
@@ -529,19 +536,15 @@ impl Run {
                 let model = self.model().list(&f, &model_query);
                 let (engine, model) = match (engine, model) {
                     (Ok(e), Ok(m)) => (e, m),
-                    (e, m) => panic!("step {}: list: the engine answered {e:?}, the model {m:?}", self.step),
+                    (e, m) => panic!("{}: list: the engine answered {e:?}, the model {m:?}", self.at()),
                 };
                 let items: Vec<Notification> = engine.items.into_iter().map(|n| self.translate(n)).collect();
-                assert_eq!(
-                    items, model.items,
-                    "step {}: list {model_query:?}: engine (left), model (right)",
-                    self.step
-                );
+                assert_eq!(items, model.items, "{}: list {model_query:?}: engine (left), model (right)", self.at());
                 assert_eq!(
                     engine.next.is_some(),
                     model.next.is_some(),
-                    "step {}: list {model_query:?}: whether a next page exists",
-                    self.step
+                    "{}: list {model_query:?}: whether a next page exists",
+                    self.at()
                 );
                 self.cursors[slot] = match (engine.next, model.next) {
                     (Some(e), Some(m)) => Some((ListQuery { cursor: None, ..model_query }, e, m)),
@@ -630,16 +633,17 @@ impl Run {
                     Some(bound) => {
                         self.coverage.replacements += 1;
                         assert_eq!(
-                            e.id, *bound,
-                            "step {}: the model replaced a notification, the engine did not keep its id",
-                            self.step
+                            e.id,
+                            *bound,
+                            "{}: the model replaced a notification, the engine did not keep its id",
+                            self.at()
                         );
                     }
                     None => {
                         assert!(
                             !self.to_model.contains_key(&e.id),
-                            "step {}: the model created a notification, the engine reused id {}",
-                            self.step,
+                            "{}: the model created a notification, the engine reused id {}",
+                            self.at(),
                             e.id
                         );
                         self.to_model.insert(e.id, m.id);
@@ -649,7 +653,7 @@ impl Run {
                 }
                 self.expirations.insert(m.expiration);
                 self.expiration_of.insert(m.id, m.expiration);
-                assert_eq!(self.translate(e), m, "step {}: append: engine (left), model (right)", self.step);
+                assert_eq!(self.translate(e), m, "{}: append: engine (left), model (right)", self.at());
             }
             (e, m) => {
                 self.coverage.invalid_appends += 1;
@@ -683,16 +687,16 @@ impl Run {
         let engine_times: Vec<Timestamp> = self.expired_prefix(&items).into_iter().map(|(t, _)| t).collect();
         assert!(
             engine_times.is_sorted(),
-            "step {}: changes: expirations come oldest first, got {engine_times:?}",
-            self.step
+            "{}: changes: expirations come oldest first, got {engine_times:?}",
+            self.at()
         );
         assert_eq!(
             self.expirations_in_id_order(items),
             self.expirations_in_id_order(model.items),
-            "step {}: changes since {model_since:?} (model token), limit {limit}: engine (left), model (right)",
-            self.step
+            "{}: changes since {model_since:?} (model token), limit {limit}: engine (left), model (right)",
+            self.at()
         );
-        assert_eq!(engine.more, model.more, "step {}: changes: whether more are ready", self.step);
+        assert_eq!(engine.more, model.more, "{}: changes: whether more are ready", self.at());
         self.tokens[usize::from(feed)].push((engine.next, model.next));
     }
 
