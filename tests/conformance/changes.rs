@@ -422,3 +422,26 @@ pub fn swept_expirations_survive_reopen_when_nothing_else_remains(open: Opener) 
         assert_eq!(s.sweep_expired().unwrap().expired, 0);
     }
 }
+
+/// The feed's sequence keeps growing after the feed empties (by deletes, or by expiry and a
+/// sweep) and the store reopens: a token from before still sees every later change.
+pub fn sequence_keeps_growing_after_the_feed_empties_and_reopens(open: Opener) {
+    let mut s = Fixture::start(open);
+    let f = feed("a");
+    let x = s.add(&f, visual("x", "t"));
+    let y = s.add(&f, visual("y", "t").expiring_at(at(60)));
+    let token = s.token_now(&f);
+    assert!(s.delete(&f, x.id).unwrap());
+    s.set_time(at(60));
+    assert_eq!(s.sweep_expired().unwrap().expired, 1);
+    s.reopen();
+    let z = s.add(&f, visual("z", "t"));
+    let (changes, next) = s.drain_changes(&f, Some(token), 10);
+    assert_eq!(seen(&changes), [Seen::Gone(y.id, Expired), Seen::Gone(x.id, Deleted), Seen::Up(z.id)]);
+    assert!(s.delete(&f, z.id).unwrap());
+    s.reopen();
+    let w = s.add(&f, visual("w", "t"));
+    s.reopen();
+    let (changes, _) = s.drain_changes(&f, Some(next), 10);
+    assert_eq!(seen(&changes), [Seen::Gone(z.id, Deleted), Seen::Up(w.id)]);
+}
