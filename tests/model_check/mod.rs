@@ -162,6 +162,8 @@ pub enum Op {
     },
     /// Move the clock to the next expiration seen so far, exactly (if within two hours).
     AdvanceToNextExpiration,
+    /// Move the clock to one nanosecond before the next expiration seen so far.
+    AdvanceToJustBeforeNextExpiration,
     /// Drop both stores and open them again.
     Reopen,
 }
@@ -244,6 +246,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (1u64..=10).prop_map(|millis| Op::Advance { millis }),
         2 => (1_000u64..=3_600_000).prop_map(|millis| Op::Advance { millis }),
         3 => Just(Op::AdvanceToNextExpiration),
+        1 => Just(Op::AdvanceToJustBeforeNextExpiration),
         2 => Just(Op::Reopen),
     ]
 }
@@ -640,11 +643,14 @@ impl Run {
                 self.engine_env.clock.advance(SignedDuration::from_millis(i64::try_from(millis).unwrap()));
             }
             Op::AdvanceToNextExpiration => {
-                let now = self.now();
-                let next = self.expirations.range(now..).find(|t| **t > now).copied();
-                if let Some(next) = next.filter(|t| *t <= now + SignedDuration::from_hours(2)) {
+                if let Some(next) = self.next_expiration(SignedDuration::ZERO) {
                     self.engine_env.clock.set(next);
                     self.coverage.exact_expiration_instants += 1;
+                }
+            }
+            Op::AdvanceToJustBeforeNextExpiration => {
+                if let Some(before) = self.next_expiration(SignedDuration::from_nanos(1)) {
+                    self.engine_env.clock.set(before);
                 }
             }
             Op::Reopen => self.reopen(),
@@ -726,6 +732,13 @@ impl Run {
         );
         assert_eq!(engine.more, model.more, "{}: changes: whether more are ready", self.at());
         self.tokens[usize::from(feed)].push((engine.next, model.next));
+    }
+
+    /// The next expiration seen so far less `before`, if it lies ahead and within two hours.
+    fn next_expiration(&self, before: SignedDuration) -> Option<Timestamp> {
+        let now = self.now();
+        let target = self.expirations.iter().map(|t| *t - before).find(|t| *t > now)?;
+        (target <= now + SignedDuration::from_hours(2)).then_some(target)
     }
 
     /// The leading expirations of a page: (expiration, model id).
