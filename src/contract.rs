@@ -10,7 +10,8 @@
 //! 1. not JSON at all (or nested deeper than 128 levels) → 400 `invalidRequest`;
 //! 2. a JSON array → 400 `invalidRequest` (one notification per request);
 //! 3. an `@odata.type` naming anything but the expected type → 401 `invalidDataType`;
-//! 4. an unknown property or a value of the wrong JSON type → 400 `invalidRequest`;
+//! 4. an unknown or repeated property, or a value of the wrong JSON type (an array where an
+//!    object belongs, too) → 400 `invalidRequest`;
 //! 5. rule violations (payload, lengths, expiration, …) → 400 `invalidPayload`;
 //! 6. content larger than [`Limits::max_notification_bytes`] → 413 `payloadTooLarge`.
 
@@ -219,6 +220,27 @@ fn strip_odata_types(body: &mut Value) -> Result<(), ContractError> {
     Ok(())
 }
 
+/// Checks that every object of the contract that is present is a JSON object (or `null`).
+///
+/// serde reads a JSON array as a struct's fields in declaration order, so without this
+/// `"payload": ["text"]` would pass as a raw payload.
+fn require_objects(body: &Value) -> Result<(), ContractError> {
+    for (path, _) in EXPECTED_TYPES.iter().filter(|(path, _)| !path.is_empty()) {
+        let mut node = Some(body);
+        for segment in path.split('.') {
+            node = node.and_then(|n| n.get(segment));
+        }
+        if let Some(other @ (Value::Array(_) | Value::Bool(_) | Value::Number(_) | Value::String(_))) = node {
+            return Err(ContractError::single(
+                ContractErrorKind::ContractMismatch,
+                path,
+                format!("invalid type: {}, expected an object", json_kind(other)),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct WireNotification {
@@ -330,6 +352,7 @@ pub fn parse_new_notification(body: &[u8], limits: &Limits, now: Timestamp) -> R
         }
     }
     strip_odata_types(&mut value)?;
+    require_objects(&value)?;
     let wire: WireNotification = serde_path_to_error::deserialize(value).map_err(|e| {
         ContractError::single(ContractErrorKind::ContractMismatch, &path_to_field(e.path()), e.into_inner().to_string())
     })?;
