@@ -94,6 +94,15 @@ fn absent_optional_parts_are_null_or_left_out() {
 }
 
 #[test]
+fn empty_strings_are_printed_as_stored() {
+    let mut new = NewNotification::visual("h", "a", "t");
+    new.payload.visual_content = Some(VisualContent { title: "t".into(), body: Some(String::new()) });
+    new.payload.raw_content = Some(String::new());
+    let json = stored(new).to_graph_json(now());
+    assert_eq!(json["payload"], json!({ "rawContent": "", "visualContent": { "title": "t", "body": "" } }));
+}
+
+#[test]
 fn graph_json_prints_canonical_enum_spellings() {
     let body = br#"{"targetHostName":"h","appNotificationId":"a","payload":{"rawContent":"r"},
         "targetPolicy":{"platformTypes":["WEBPUSH","ios","Android","WINDOWS"]},"priority":"low"}"#;

@@ -15,9 +15,13 @@ fn now() -> Timestamp {
     "2026-01-01T00:00:00Z".parse().unwrap()
 }
 
-/// Any text of `min..=max` characters (control characters, NUL and astral planes included).
+/// Any text of `min..=max` characters (control characters, NUL and astral planes included),
+/// with the shortest allowed text made common.
 fn text(min: usize, max: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(any::<char>(), min..=max).prop_map(String::from_iter)
+    prop_oneof![
+        1 => prop::collection::vec(any::<char>(), min..=min).prop_map(String::from_iter),
+        4 => prop::collection::vec(any::<char>(), min..=max).prop_map(String::from_iter),
+    ]
 }
 
 fn visual() -> impl Strategy<Value = VisualContent> {

@@ -276,7 +276,7 @@ fn payload_without_raw_or_visual_content_is_invalid_payload() {
         let err = error(&with(base(), "payload", payload));
         assert_eq!(err.kind, ContractErrorKind::InvalidPayload);
         assert_eq!(err.code(), "invalidPayload");
-        assert_problem(&err, "payload", "is invalid");
+        assert_problem(&err, "payload", "is invalid: it needs rawContent or visualContent");
     }
 }
 
