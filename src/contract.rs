@@ -7,7 +7,7 @@
 //! table gives it, so a request handler maps nothing itself.
 //!
 //! Order of checks, and the status each failure gets:
-//! 1. not JSON at all (or nested deeper than 128 levels) → 400 `invalidRequest`;
+//! 1. not JSON at all (or nested 128 levels deep or more) → 400 `invalidRequest`;
 //! 2. a JSON array → 400 `invalidRequest` (one notification per request);
 //! 3. an `@odata.type` naming anything but the expected type → 401 `invalidDataType`;
 //! 4. an unknown or repeated property, or a value of the wrong JSON type (an array where an
@@ -64,7 +64,8 @@ pub enum ContractErrorKind {
     NotJson,
     /// The body is a JSON array: multiple notifications are not supported. 400.
     BodyIsArray,
-    /// An unknown property, a value of the wrong JSON type, or a missing required property. 400.
+    /// An unknown or repeated property, a value of the wrong JSON type, a body that is not an
+    /// object, or a missing required property. 400.
     ContractMismatch,
     /// The notification breaks a rule: invalid payload, bad expiration, lengths. 400.
     InvalidPayload,
@@ -329,6 +330,25 @@ impl Visitor<'_> for WireNumberVisitor {
 
 /// Parses a request body into a [`NewNotification`] and validates it at `now`.
 ///
+/// Defaults are left for the store to apply: an absent `priority` or `expirationDateTime` stays
+/// `None` here ([`validate`] resolves the expiration). Cost: O(body length).
+///
+/// # Examples
+/// ```
+/// use notifeed::contract::{Limits, parse_new_notification};
+///
+/// let now = "2026-01-01T00:00:00Z".parse().unwrap();
+/// let body = br#"{"targetHostName": "contoso.app", "appNotificationId": "n1",
+///                 "payload": {"visualContent": {"title": "Hello"}}, "displayTimeToLive": "60"}"#;
+/// let new = parse_new_notification(body, &Limits::default(), now).unwrap();
+/// assert_eq!(new.display_time_to_live, Some(60));
+///
+/// let error = parse_new_notification(br#"{"targetHostName": "h", "appNotificationId": "n1",
+///     "payload": {"visualContent": {}}}"#, &Limits::default(), now).unwrap_err();
+/// assert!(error.to_string().starts_with("payload.visualContent.title is required"));
+/// assert_eq!(error.http_status(), 400);
+/// ```
+///
 /// # Errors
 /// A [`ContractError`] with every problem found; see the module doc for the order of checks and
 /// the status of each.
@@ -365,7 +385,7 @@ pub fn parse_new_notification(body: &[u8], limits: &Limits, now: Timestamp) -> R
 /// Parses JSON, rejecting an object that names one property twice: serde_json would silently
 /// keep the last value, and a contract that loses input silently is no contract.
 ///
-/// A syntax error (or nesting deeper than serde_json's limit of 128) is `NotJson`; a repeated
+/// A syntax error (or nesting 128 levels deep, serde_json's limit) is `NotJson`; a repeated
 /// property is a `ContractMismatch` naming it.
 fn parse_json_without_repeated_properties(body: &[u8]) -> Result<Value, ContractError> {
     let not_json =

@@ -92,7 +92,7 @@ fn body_that_is_not_an_object_is_a_contract_mismatch() {
 
 #[test]
 fn deeply_nested_json_is_rejected() {
-    // Deeper than serde_json's recursion limit (128): not JSON we accept, and no stack overflow.
+    // Past serde_json's recursion limit (128 levels): not JSON we accept, and no stack overflow.
     for depth in [200, 100_000] {
         let body = format!("{{\"payload\":{{\"rawContent\":{}{}}}}}", "[".repeat(depth), "]".repeat(depth));
         let err = error_of(body.as_bytes());
@@ -104,11 +104,14 @@ fn deeply_nested_json_is_rejected() {
 }
 
 #[test]
-fn nesting_within_the_limit_is_parsed_then_rejected_for_its_type() {
-    let body = format!("{{\"payload\":{{\"rawContent\":{}{}}}}}", "[".repeat(120), "]".repeat(120));
-    let err = error_of(body.as_bytes());
+fn nesting_of_127_levels_is_parsed_then_rejected_for_its_type() {
+    // Two objects and 125 arrays: 127 levels, the deepest serde_json accepts.
+    let nested =
+        |arrays: usize| format!("{{\"payload\":{{\"rawContent\":{}{}}}}}", "[".repeat(arrays), "]".repeat(arrays));
+    let err = error_of(nested(125).as_bytes());
     assert_eq!(err.kind, ContractErrorKind::ContractMismatch);
     assert_eq!(only_problem(&err).0, "payload.rawContent");
+    assert_eq!(error_of(nested(126).as_bytes()).kind, ContractErrorKind::NotJson);
 }
 
 // ---------------------------------------------------------------------------------------------
