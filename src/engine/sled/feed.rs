@@ -25,6 +25,10 @@ pub(crate) struct FeedWriter<'a> {
     pub feed: FeedNumber,
     /// Its meta as it will be written.
     pub meta: FeedMeta,
+    /// The store-wide sequence counter: the last sequence given to any feed.
+    store_sequence: u64,
+    /// Whether this operation took sequences (the counter must be written).
+    took_sequences: bool,
     /// Removals logged by this operation, oldest first: `(sequence, id, reason)`.
     new_removals: Vec<(u64, NotificationId, RemovalReason)>,
     /// The writes so far.
@@ -32,16 +36,28 @@ pub(crate) struct FeedWriter<'a> {
 }
 
 impl<'a> FeedWriter<'a> {
-    /// Starts changing `feed`, whose current meta is `meta`; `writes` may already hold writes
-    /// (the allocation of a new feed number).
-    pub(crate) fn new(trees: &'a Trees, feed: FeedNumber, meta: FeedMeta, writes: WriteSet) -> Self {
-        Self { trees, feed, meta, new_removals: Vec::new(), writes }
+    /// Starts changing `feed`, whose current meta is `meta`, with the store-wide counter at
+    /// `store_sequence`; `writes` may already hold writes (the allocation of a new feed number).
+    pub(crate) fn new(
+        trees: &'a Trees,
+        feed: FeedNumber,
+        meta: FeedMeta,
+        store_sequence: u64,
+        writes: WriteSet,
+    ) -> Self {
+        Self { trees, feed, meta, store_sequence, took_sequences: false, new_removals: Vec::new(), writes }
     }
 
-    /// Takes the feed's next sequence number.
+    /// Takes the next sequence number for this feed.
+    ///
+    /// Sequences come from one store-wide counter, so each feed's sequence grows forever (also
+    /// across restarts and when a feed empties), and numbers follow the order of operations
+    /// across the store.
     pub(crate) fn next_sequence(&mut self) -> u64 {
-        self.meta.sequence += 1;
-        self.meta.sequence
+        self.store_sequence = self.store_sequence.max(self.meta.sequence).saturating_add(1);
+        self.meta.sequence = self.store_sequence;
+        self.took_sequences = true;
+        self.store_sequence
     }
 
     /// Writes `record` and every index entry pointing at it. When a record with the same id is
@@ -165,6 +181,9 @@ impl<'a> FeedWriter<'a> {
                 values::encode_removal(id, reason),
             );
             self.meta.removals_remembered += 1;
+        }
+        if self.took_sequences {
+            self.writes.insert(TreeName::Catalog, keys::STORE_SEQUENCE_KEY, values::encode_u64(self.store_sequence));
         }
         self.writes.insert(TreeName::FeedMeta, &keys::feed_prefix(self.feed), self.meta.encode());
         Ok(self.writes)

@@ -2,6 +2,7 @@
 //! sled's byte order is the order we need (feed first, then time or sequence).
 //!
 //! ```text
+//! catalog keys  "next_feed", "sequence"         (ASCII names; one tree of their own)
 //! feed number   u64 BE                          8 bytes, assigned once per feed key, never reused
 //! expiration    i64 Unix nanoseconds, BE with
 //!               the sign bit flipped            8 bytes, so negative times sort first
@@ -21,6 +22,11 @@
 
 use crate::model::NotificationId;
 use crate::store::StoreError;
+
+/// The catalog key of the next feed number to assign.
+pub(crate) const NEXT_FEED_KEY: &[u8] = b"next_feed";
+/// The catalog key of the store-wide sequence counter (the last sequence given out).
+pub(crate) const STORE_SEQUENCE_KEY: &[u8] = b"sequence";
 
 /// The number a feed key is mapped to, once, in the `feeds` tree.
 pub(crate) type FeedNumber = u64;

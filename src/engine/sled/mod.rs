@@ -30,7 +30,7 @@ mod tests;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use parking_lot::Mutex;
@@ -48,8 +48,8 @@ use keys::FeedNumber;
 use trees::{TreeName, Trees, WriteSet};
 use values::{FeedMeta, Record};
 
-/// The catalog key holding the next feed number to assign.
-const NEXT_FEED_KEY: &[u8] = b"next_feed";
+/// How often `open` retries a held lock within [`SledConfig::lock_wait`].
+const LOCK_POLL: Duration = Duration::from_millis(10);
 
 /// How a [`SledStore`] is set up.
 #[derive(Clone, Debug)]
@@ -68,6 +68,11 @@ pub struct SledConfig {
     /// turns it off (then only [`FeedStore::sync`] and `Always` flush). Bounds: at least 1.
     /// Default: `Some(500)`.
     pub flush_every_milliseconds: Option<u64>,
+    /// How long `open` waits for the directory's lock when it is held. sled releases the lock
+    /// of a dropped database from its background threads a moment after the last handle goes,
+    /// so a reopen in the same process may find it still held. Bounds: any; zero tries once.
+    /// Default: 2 seconds.
+    pub lock_wait: Duration,
 }
 
 impl Default for SledConfig {
@@ -77,6 +82,7 @@ impl Default for SledConfig {
             durability: Durability::Always,
             cache_capacity_bytes: 64 * 1024 * 1024,
             flush_every_milliseconds: Some(500),
+            lock_wait: Duration::from_secs(2),
         }
     }
 }
@@ -110,16 +116,26 @@ impl SledStore {
     /// Opens the store in the directory `path`, creating it when absent.
     ///
     /// # Errors
-    /// [`StoreError::Locked`] when another open store (in this or another process) holds the
-    /// directory; [`StoreError::Io`] when it cannot be created or read;
+    /// [`StoreError::Locked`] when another open store (in this or another process) still holds
+    /// the directory after [`SledConfig::lock_wait`]; [`StoreError::Io`] when it cannot be created or read;
     /// [`StoreError::Corruption`] when sled finds its files damaged.
     ///
     /// Cost: sled's recovery, proportional to its log since the last snapshot.
     pub fn open(path: &Path, config: SledConfig, clock: SharedClock) -> Result<SledStore, StoreError> {
-        let sled_config = sled::Config::new()
-            .cache_capacity(config.cache_capacity_bytes)
-            .flush_every_ms(config.flush_every_milliseconds.map(|ms| ms.max(1)));
-        let trees = Trees::open(path, sled_config)?;
+        let sled_config = || {
+            sled::Config::new()
+                .cache_capacity(config.cache_capacity_bytes)
+                .flush_every_ms(config.flush_every_milliseconds.map(|ms| ms.max(1)))
+        };
+        let deadline = Instant::now() + config.lock_wait;
+        let trees = loop {
+            match Trees::open(path, sled_config()) {
+                Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_POLL.min(deadline.saturating_duration_since(Instant::now())));
+                }
+                other => break other?,
+            }
+        };
         Ok(SledStore {
             trees,
             clock,
@@ -198,7 +214,8 @@ impl SledStore {
     ) -> Result<T, StoreError> {
         let now = self.now();
         let meta = read::meta(&self.trees, number)?;
-        let mut writer = FeedWriter::new(&self.trees, number, meta, writes);
+        let store_sequence = read::catalog_counter(&self.trees, keys::STORE_SEQUENCE_KEY)?.unwrap_or(0);
+        let mut writer = FeedWriter::new(&self.trees, number, meta, store_sequence, writes);
         let out = change(&mut writer, now)?;
         let writes = writer.finish(self.options.removal_log_capacity)?;
         self.persist(writes, true)?;
@@ -207,14 +224,11 @@ impl SledStore {
 
     /// Assigns the next feed number to `feed` (in `writes`, committed with the operation).
     fn assign_feed_number(&self, feed: &FeedKey, writes: &mut WriteSet) -> Result<FeedNumber, StoreError> {
-        let number = match self.trees.get(TreeName::Catalog, NEXT_FEED_KEY)? {
-            Some(value) => values::decode_u64(TreeName::Catalog.as_str(), NEXT_FEED_KEY, &value)?,
-            None => 1,
-        };
+        let number = read::catalog_counter(&self.trees, keys::NEXT_FEED_KEY)?.unwrap_or(1);
         let next = number
             .checked_add(1)
             .ok_or_else(|| StoreError::Backend { engine: "sled", detail: "feed numbers are exhausted".to_owned() })?;
-        writes.insert(TreeName::Catalog, NEXT_FEED_KEY, values::encode_u64(next));
+        writes.insert(TreeName::Catalog, keys::NEXT_FEED_KEY, values::encode_u64(next));
         writes.insert(TreeName::Feeds, feed.as_str().as_bytes(), values::encode_u64(number));
         Ok(number)
     }
@@ -301,10 +315,13 @@ impl SledStore {
     fn changes_locked(&self, feed: &FeedKey, since: Option<ChangeToken>, limit: usize) -> Result<Changes, StoreError> {
         let now_nanos = timestamp_to_nanos(self.now());
         let number = read::feed_number(&self.trees, feed)?;
-        let meta = match number {
+        let mut meta = match number {
             Some(number) => read::meta(&self.trees, number)?,
             None => FeedMeta::default(),
         };
+        if let Some(number) = number {
+            self.forget_old_expirations(number, &mut meta, now_nanos)?;
+        }
         let horizon = FeedHorizon {
             latest_sequence: meta.sequence,
             forgotten_removals_through: meta.forgotten_removals_through,
@@ -356,6 +373,36 @@ impl SledStore {
             });
         }
         Ok(Changes { items, next, more })
+    }
+
+    /// Forgets, for `changes`, the expirations of a feed older than the retention, swept or
+    /// not: the feed's forgotten-expirations horizon rises to the latest of them (and is
+    /// written, so it never falls back). Sweeps drop the entries themselves.
+    fn forget_old_expirations(&self, feed: FeedNumber, meta: &mut FeedMeta, now_nanos: i64) -> Result<(), StoreError> {
+        let cutoff = self.retention_cutoff(now_nanos);
+        let mut forgotten = meta.forgotten_expirations_through;
+        for tree in [TreeName::FeedExpiry, TreeName::ExpiredLog] {
+            if let Some(latest) = read::latest_expiration_through(&self.trees, tree, feed, cutoff)? {
+                forgotten = forgotten.max(latest);
+            }
+        }
+        if forgotten > meta.forgotten_expirations_through {
+            meta.forgotten_expirations_through = forgotten;
+            if !self.poisoned.load(Ordering::SeqCst) {
+                let mut writes = WriteSet::default();
+                writes.insert(TreeName::FeedMeta, &keys::feed_prefix(feed), meta.encode());
+                // Not flushed: a lost write is recomputed by the next read.
+                self.persist(writes, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Expirations at or before this time are forgotten: now less the retention (never after
+    /// now).
+    fn retention_cutoff(&self, now_nanos: i64) -> i64 {
+        let retention = i64::try_from(self.options.expiry_log_retention.as_nanos()).unwrap_or(i64::MAX);
+        now_nanos.saturating_sub(retention).min(now_nanos)
     }
 
     /// The entries of a `feed | sequence` tree after `after`.
@@ -525,7 +572,7 @@ impl FeedStore for SledStore {
             self.persist(chunk.writes, false)?;
             wrote = true;
         }
-        let cutoff = timestamp_to_nanos(now.checked_sub(self.options.expiry_log_retention).unwrap_or(Timestamp::MIN));
+        let cutoff = self.retention_cutoff(now_nanos);
         while let Some(writes) = sweep::forget_chunk(&self.trees, cutoff)? {
             self.persist(writes, false)?;
             wrote = true;

@@ -21,6 +21,18 @@ pub(crate) fn feed_number(trees: &Trees, feed: &FeedKey) -> Result<Option<FeedNu
     trees.get(TreeName::Feeds, key)?.map(|value| values::decode_u64(TreeName::Feeds.as_str(), key, &value)).transpose()
 }
 
+/// A counter of the catalog tree (`keys::NEXT_FEED_KEY`, `keys::STORE_SEQUENCE_KEY`); `None`
+/// when never written.
+///
+/// # Errors
+/// Read and corruption errors.
+pub(crate) fn catalog_counter(trees: &Trees, key: &[u8]) -> Result<Option<u64>, StoreError> {
+    trees
+        .get(TreeName::Catalog, key)?
+        .map(|value| values::decode_u64(TreeName::Catalog.as_str(), key, &value))
+        .transpose()
+}
+
 /// The meta of `feed`; the default for a feed without one.
 ///
 /// # Errors
@@ -113,6 +125,26 @@ pub(crate) fn expired_unswept(
     let start = Bound::Included(keys::feed_time_bound(feed, i64::MIN, 0x00));
     let end = Bound::Included(keys::feed_time_bound(feed, now_nanos, 0xFF));
     Ok(scan_feed_times(trees, TreeName::FeedExpiry, start, end)?.into_iter().map(|(_, id)| id).collect())
+}
+
+/// The latest expiration of `tree` (`feed_expiry` or `expired_log`) for `feed` at or before
+/// `through`, or `None`. Cost: O(log n).
+///
+/// # Errors
+/// Read and corruption errors.
+pub(crate) fn latest_expiration_through(
+    trees: &Trees,
+    tree: TreeName,
+    feed: FeedNumber,
+    through: i64,
+) -> Result<Option<i64>, StoreError> {
+    let start = keys::feed_time_bound(feed, i64::MIN, 0x00);
+    let end = keys::feed_time_bound(feed, through, 0xFF);
+    let Some(entry) = trees.tree(tree).range(start..=end).next_back() else {
+        return Ok(None);
+    };
+    let (key, _) = entry.map_err(|e| trees.read_error(e))?;
+    Ok(Some(keys::split_feed_time(tree.as_str(), &key)?.1))
 }
 
 fn scan_feed_times(

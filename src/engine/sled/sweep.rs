@@ -62,9 +62,11 @@ pub(crate) fn expired_chunk(
         return Ok(None);
     }
     let mut chunk = Chunk { writes: WriteSet::default(), expired: 0, bytes: 0 };
+    // Expirations take no sequence; the counter only passes through.
+    let store_sequence = read::catalog_counter(trees, keys::STORE_SEQUENCE_KEY)?.unwrap_or(0);
     for (feed, entries) in by_feed {
         let meta = read::meta(trees, feed)?;
-        let mut writer = FeedWriter::new(trees, feed, meta, std::mem::take(&mut chunk.writes));
+        let mut writer = FeedWriter::new(trees, feed, meta, store_sequence, std::mem::take(&mut chunk.writes));
         for (expiration, id) in entries {
             // The entry goes whatever the record says, so a sweep always makes progress.
             writer.writes.remove(TreeName::Expiry, &keys::time_key(expiration, feed, id));

@@ -242,7 +242,8 @@ fn state_and_sequence_survive_reopen() {
 fn second_open_of_one_directory_is_locked() {
     let fx = Fixture::new();
     let _store = fx.open();
-    let again = SledStore::open(fx.dir.path(), SledConfig::default(), Arc::new(fx.clock.clone()));
+    let config = SledConfig { lock_wait: Duration::from_millis(50), ..SledConfig::default() };
+    let again = SledStore::open(fx.dir.path(), config, Arc::new(fx.clock.clone()));
     assert!(matches!(again, Err(StoreError::Locked { .. })), "{again:?}");
 }
 

@@ -2,7 +2,7 @@
 //!
 //! | tree                  | key (see `keys`)          | value (see `values`)          |
 //! |-----------------------|---------------------------|-------------------------------|
-//! | `catalog`             | `next_feed`               | the next feed number          |
+//! | `catalog`             | `next_feed`, `sequence`   | next feed number, last sequence |
 //! | `feeds`               | feed key bytes            | its feed number               |
 //! | `feed_meta`           | feed                      | sequence, horizons, counts    |
 //! | `notifications`       | feed, id                  | position, sequence, notification |
@@ -93,7 +93,8 @@ pub(crate) struct Trees {
 }
 
 impl Trees {
-    /// Opens (creating when absent) the database at `path` and every tree.
+    /// Opens (creating when absent) the database at `path` and every tree, with sled set up by
+    /// `config` (a fresh `sled::Config`; its builder methods refuse a cloned one).
     ///
     /// # Errors
     /// [`StoreError::Locked`] when another open store holds the directory; I/O, corruption and
