@@ -41,6 +41,7 @@ pub(crate) fn from_transaction(path: &Path, error: TransactionError<()>) -> Stor
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -100,10 +100,10 @@ impl<'a> FeedWriter<'a> {
         self.writes.remove(TreeName::Positions, &keys::sequenced_key(feed, record.position));
         self.writes.remove(TreeName::Upserts, &keys::sequenced_key(feed, record.sequence));
         let app_key = keys::app_id_key(feed, &n.app_notification_id);
-        if let Some(value) = self.trees.get(TreeName::AppIds, &app_key)? {
-            if values::decode_id(TreeName::AppIds.as_str(), &app_key, &value)? == n.id {
-                self.writes.remove(TreeName::AppIds, &app_key);
-            }
+        if let Some(value) = self.trees.get(TreeName::AppIds, &app_key)?
+            && values::decode_id(TreeName::AppIds.as_str(), &app_key, &value)? == n.id
+        {
+            self.writes.remove(TreeName::AppIds, &app_key);
         }
         self.writes.remove(TreeName::Expiry, &keys::time_key(expiration, feed, n.id));
         self.writes.remove(TreeName::FeedExpiry, &keys::feed_time_key(feed, expiration, n.id));

@@ -164,6 +164,7 @@ pub(crate) fn split_time(tree: &str, key: &[u8]) -> Result<(i64, FeedNumber, Not
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

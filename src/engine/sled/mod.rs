@@ -25,6 +25,7 @@ mod trees;
 mod values;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 use std::collections::HashSet;
@@ -301,10 +302,10 @@ impl SledStore {
         for entry in self.trees.tree(TreeName::Positions).scan_prefix(keys::feed_prefix(feed)) {
             let (key, value) = entry.map_err(|e| self.trees.read_error(e))?;
             let id = values::decode_id(TreeName::Positions.as_str(), &key, &value)?;
-            if let Some(record) = read::live_record(&self.trees, feed, id, now_nanos)? {
-                if keep(&record) {
-                    out.push(record);
-                }
+            if let Some(record) = read::live_record(&self.trees, feed, id, now_nanos)?
+                && keep(&record)
+            {
+                out.push(record);
             }
         }
         Ok(out)

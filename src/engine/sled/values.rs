@@ -197,6 +197,7 @@ pub(crate) fn decode_u64(tree: &str, key: &[u8], bytes: &[u8]) -> Result<u64, St
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::model::NewNotification;
