@@ -59,8 +59,11 @@ pub struct SledConfig {
     /// Default: [`StoreOptions::default`].
     pub options: StoreOptions,
     /// When a mutation is durable. `Always` flushes sled (write and fsync of its log) before
-    /// each mutation returns; `Buffered` leaves that to sled's background flusher and
-    /// [`FeedStore::sync`]. Default: [`Durability::Always`].
+    /// each mutation returns: it survives a killed process and a power loss
+    /// (`tests/crash_sled.rs` kills a writer and finds every acknowledged append). `Buffered`
+    /// leaves that to sled's background flusher and [`FeedStore::sync`]; sled buffers in the
+    /// process, so a killed process loses what was not flushed yet (at most
+    /// `flush_every_milliseconds` of writes). Default: [`Durability::Always`].
     pub durability: Durability,
     /// sled's page cache, in bytes of on-disk data cached (sled's `cache_capacity`; its heap use
     /// is a multiple of this). Bounds: any; small values cost reads. Default: 64 MiB.
