@@ -16,6 +16,9 @@
 //! writes them every [`SledConfig::flush_every_milliseconds`]) and [`FeedStore::sync`]
 //! flushes.
 
+mod append;
+mod changes;
+mod config;
 mod error;
 mod feed;
 mod keys;
@@ -28,7 +31,6 @@ mod values;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -36,60 +38,22 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use parking_lot::Mutex;
 
-use crate::changes::{FeedHorizon, Planned, Sequenced, check_token, plan_page};
 use crate::clock::{SharedClock, timestamp_to_nanos};
 use crate::model::{NewNotification, Notification, NotificationId, ReadState};
 use crate::store::{
-    Change, ChangeToken, Changes, Counts, Durability, FeedKey, FeedStore, ListQuery, Page, RemovalReason, StateUpdate,
-    StoreError, StoreOptions, SweepStats, validate_for_append,
+    ChangeToken, Changes, Counts, Durability, FeedKey, FeedStore, ListQuery, Page, RemovalReason, StateUpdate,
+    StoreError, StoreOptions, SweepStats,
 };
 
 use feed::FeedWriter;
 use keys::FeedNumber;
 use trees::{TreeName, Trees, WriteSet};
-use values::{FeedMeta, Record};
+use values::Record;
+
+pub use config::SledConfig;
 
 /// How often `open` retries a held lock within [`SledConfig::lock_wait`].
 const LOCK_POLL: Duration = Duration::from_millis(10);
-
-/// How a [`SledStore`] is set up.
-#[derive(Clone, Debug)]
-pub struct SledConfig {
-    /// The semantics every engine shares (limits, feed capacity, change-log bounds).
-    /// Default: [`StoreOptions::default`].
-    pub options: StoreOptions,
-    /// When a mutation is durable. `Always` flushes sled (write and fsync of its log) before
-    /// each mutation returns: it survives a killed process and a power loss
-    /// (`tests/crash_sled.rs` kills a writer and finds every acknowledged append). `Buffered`
-    /// leaves that to sled's background flusher and [`FeedStore::sync`]; sled buffers in the
-    /// process, so a killed process loses what was not flushed yet (at most
-    /// `flush_every_milliseconds` of writes). Default: [`Durability::Always`].
-    pub durability: Durability,
-    /// sled's page cache, in bytes of on-disk data cached (sled's `cache_capacity`; its heap use
-    /// is a multiple of this). Bounds: any; small values cost reads. Default: 64 MiB.
-    pub cache_capacity_bytes: u64,
-    /// How often sled's background thread flushes buffered writes, in milliseconds; `None`
-    /// turns it off (then only [`FeedStore::sync`] and `Always` flush). Bounds: at least 1.
-    /// Default: `Some(500)`.
-    pub flush_every_milliseconds: Option<u64>,
-    /// How long `open` waits for the directory's lock when it is held. sled releases the lock
-    /// of a dropped database from its background threads a moment after the last handle goes,
-    /// so a reopen in the same process may find it still held. Bounds: any; zero tries once.
-    /// Default: 2 seconds.
-    pub lock_wait: Duration,
-}
-
-impl Default for SledConfig {
-    fn default() -> Self {
-        Self {
-            options: StoreOptions::default(),
-            durability: Durability::Always,
-            cache_capacity_bytes: 64 * 1024 * 1024,
-            flush_every_milliseconds: Some(500),
-            lock_wait: Duration::from_secs(2),
-        }
-    }
-}
 
 /// The notification feed store on sled. Share it across threads in an `Arc`.
 ///
@@ -121,8 +85,8 @@ impl SledStore {
     ///
     /// # Errors
     /// [`StoreError::Locked`] when another open store (in this or another process) still holds
-    /// the directory after [`SledConfig::lock_wait`]; [`StoreError::Io`] when it cannot be created or read;
-    /// [`StoreError::Corruption`] when sled finds its files damaged.
+    /// the directory after [`SledConfig::lock_wait`]; [`StoreError::Io`] when it cannot be
+    /// created or read; [`StoreError::Corruption`] when sled finds its files damaged.
     ///
     /// Cost: sled's recovery, proportional to its log since the last snapshot.
     pub fn open(path: &Path, config: SledConfig, clock: SharedClock) -> Result<SledStore, StoreError> {
@@ -237,63 +201,6 @@ impl SledStore {
         Ok(number)
     }
 
-    /// Appends under the writer lock: replacement, or eviction then insertion.
-    fn append_locked(
-        &self,
-        writer: &mut FeedWriter<'_>,
-        new: NewNotification,
-        now: Timestamp,
-    ) -> Result<Notification, StoreError> {
-        let expiration = validate_for_append(&new, &self.options.limits, now)?;
-        let now_nanos = timestamp_to_nanos(now);
-        let replaced = read::live_record_by_app_id(&self.trees, writer.feed, &new.app_notification_id, now_nanos)?;
-        let (id, created) = match &replaced {
-            Some(old) => {
-                writer.remove_record(old)?;
-                (old.notification.id, old.notification.created)
-            }
-            None => {
-                self.evict_for_one_more(writer, now_nanos)?;
-                (NotificationId::new_random(), now)
-            }
-        };
-        let sequence = writer.next_sequence();
-        let mut notification = Notification::from_new(id, new, expiration, now);
-        notification.created = created;
-        writer.insert_record(&Record { position: sequence, sequence, notification: notification.clone() })?;
-        Ok(notification)
-    }
-
-    /// Evicts the oldest live notifications until one more fits under the feed capacity.
-    fn evict_for_one_more(&self, writer: &mut FeedWriter<'_>, now_nanos: i64) -> Result<(), StoreError> {
-        let expired = read::expired_unswept(&self.trees, writer.feed, now_nanos)?;
-        let live = writer.meta.stored.saturating_sub(expired.len() as u64);
-        let capacity = u64::try_from(self.options.feed_capacity.max(1)).unwrap_or(u64::MAX);
-        if live < capacity {
-            return Ok(());
-        }
-        let mut to_evict = live - capacity + 1;
-        let mut oldest = Vec::new();
-        for entry in self.trees.tree(TreeName::Positions).scan_prefix(keys::feed_prefix(writer.feed)) {
-            if to_evict == 0 {
-                break;
-            }
-            let (key, value) = entry.map_err(|e| self.trees.read_error(e))?;
-            let id = values::decode_id(TreeName::Positions.as_str(), &key, &value)?;
-            if expired.contains(&id) {
-                continue;
-            }
-            if let Some(record) = read::live_record(&self.trees, writer.feed, id, now_nanos)? {
-                oldest.push(record);
-                to_evict -= 1;
-            }
-        }
-        for record in &oldest {
-            writer.remove_explicitly(record, RemovalReason::Evicted)?;
-        }
-        Ok(())
-    }
-
     /// The live records of a feed, oldest position first, that pass `keep`.
     fn live_records(
         &self,
@@ -312,112 +219,6 @@ impl SledStore {
             }
         }
         Ok(out)
-    }
-
-    /// Gathers the change candidates after `since` and plans the page (under the writer lock,
-    /// so the indexes and records agree).
-    fn changes_locked(&self, feed: &FeedKey, since: Option<ChangeToken>, limit: usize) -> Result<Changes, StoreError> {
-        let now_nanos = timestamp_to_nanos(self.now());
-        let number = read::feed_number(&self.trees, feed)?;
-        let mut meta = match number {
-            Some(number) => read::meta(&self.trees, number)?,
-            None => FeedMeta::default(),
-        };
-        if let Some(number) = number {
-            self.forget_old_expirations(number, &mut meta, now_nanos)?;
-        }
-        let horizon = FeedHorizon {
-            latest_sequence: meta.sequence,
-            forgotten_removals_through: meta.forgotten_removals_through,
-            forgotten_expirations_through: meta.forgotten_expirations_through,
-        };
-        if let Some(token) = since {
-            check_token(token, &horizon)?;
-        }
-        let Some(number) = number else {
-            let (_, next, more) = plan_page::<NotificationId>(since, now_nanos, &horizon, vec![], vec![], limit);
-            return Ok(Changes { items: vec![], next, more });
-        };
-        let mut expirations = Vec::new();
-        if let Some(token) = since {
-            let after = token.expired_through_nanos;
-            for tree in [TreeName::FeedExpiry, TreeName::ExpiredLog] {
-                expirations.extend(read::expirations_between(&self.trees, tree, number, after, now_nanos)?);
-            }
-        }
-        let expired_now: HashSet<NotificationId> = read::expired_unswept(&self.trees, number, now_nanos)?;
-        let after_sequence = since.map_or(0, |t| t.sequence);
-        let mut sequenced = Vec::new();
-        for entry in self.sequenced_after(TreeName::Upserts, number, after_sequence) {
-            let (key, value) = entry.map_err(|e| self.trees.read_error(e))?;
-            let (_, sequence) = keys::split_sequenced(TreeName::Upserts.as_str(), &key)?;
-            let id = values::decode_id(TreeName::Upserts.as_str(), &key, &value)?;
-            if !expired_now.contains(&id) {
-                sequenced.push((sequence, Sequenced::Upsert(id)));
-            }
-        }
-        for entry in self.sequenced_after(TreeName::Removals, number, after_sequence) {
-            let (key, value) = entry.map_err(|e| self.trees.read_error(e))?;
-            let (_, sequence) = keys::split_sequenced(TreeName::Removals.as_str(), &key)?;
-            let (id, reason) = values::decode_removal(TreeName::Removals.as_str(), &key, &value)?;
-            sequenced.push((sequence, Sequenced::Removed(id, reason)));
-        }
-        let (page, next, more) = plan_page(since, now_nanos, &horizon, expirations, sequenced, limit);
-        let mut items = Vec::with_capacity(page.len());
-        for planned in page {
-            items.push(match planned {
-                Planned::Upsert(id) => {
-                    let record = read::record(&self.trees, number, id)?.ok_or_else(|| StoreError::Corruption {
-                        location: format!("sled tree upserts, feed {number}"),
-                        detail: format!("the change log names notification {id}, which is not stored"),
-                    })?;
-                    Change::Upserted(Box::new(record.notification))
-                }
-                Planned::Removed(id, reason) => Change::Removed { id, reason },
-            });
-        }
-        Ok(Changes { items, next, more })
-    }
-
-    /// Forgets, for `changes`, the expirations of a feed older than the retention, swept or
-    /// not: the feed's forgotten-expirations horizon rises to the latest of them (and is
-    /// written, so it never falls back). Sweeps drop the entries themselves.
-    fn forget_old_expirations(&self, feed: FeedNumber, meta: &mut FeedMeta, now_nanos: i64) -> Result<(), StoreError> {
-        let cutoff = self.retention_cutoff(now_nanos);
-        let mut forgotten = meta.forgotten_expirations_through;
-        for tree in [TreeName::FeedExpiry, TreeName::ExpiredLog] {
-            if let Some(latest) = read::latest_expiration_through(&self.trees, tree, feed, cutoff)? {
-                forgotten = forgotten.max(latest);
-            }
-        }
-        if forgotten > meta.forgotten_expirations_through {
-            meta.forgotten_expirations_through = forgotten;
-            if !self.poisoned.load(Ordering::SeqCst) {
-                let mut writes = WriteSet::default();
-                writes.insert(TreeName::FeedMeta, &keys::feed_prefix(feed), meta.encode());
-                // Not flushed: a lost write is recomputed by the next read.
-                self.persist(writes, false)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Expirations at or before this time are forgotten: now less the retention (never after
-    /// now).
-    fn retention_cutoff(&self, now_nanos: i64) -> i64 {
-        let retention = i64::try_from(self.options.expiry_log_retention.as_nanos()).unwrap_or(i64::MAX);
-        now_nanos.saturating_sub(retention).min(now_nanos)
-    }
-
-    /// The entries of a `feed | sequence` tree after `after`.
-    fn sequenced_after(&self, tree: TreeName, feed: FeedNumber, after: u64) -> sled::Iter {
-        match after.checked_add(1) {
-            Some(first) => {
-                self.trees.tree(tree).range(keys::sequenced_key(feed, first)..=keys::sequenced_key(feed, u64::MAX))
-            }
-            // Nothing follows u64::MAX: an empty range of this feed.
-            None => self.trees.tree(tree).range(keys::sequenced_key(feed, 1)..keys::sequenced_key(feed, 1)),
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use jiff::SignedDuration;
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
-use crate::store::Cursor;
+use crate::store::{Change, Cursor};
 
 struct Fixture {
     dir: tempfile::TempDir,
