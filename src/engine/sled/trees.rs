@@ -139,13 +139,14 @@ impl Trees {
         if writes.is_empty() {
             return Ok(());
         }
-        let batches = writes.batches;
-        self.trees[..]
-            .transaction(|trees| {
-                for (tree, batch) in trees.iter().zip(&batches) {
-                    if let Some(batch) = batch {
-                        tree.apply_batch(batch)?;
-                    }
+        // Only the trees this operation writes take part: sled's per-tree transaction overhead
+        // is paid for them alone.
+        let (trees, batches): (Vec<&sled::Tree>, Vec<sled::Batch>) =
+            self.trees.iter().zip(writes.batches).filter_map(|(tree, batch)| Some((tree, batch?))).unzip();
+        trees[..]
+            .transaction(|views| {
+                for (view, batch) in views.iter().zip(&batches) {
+                    view.apply_batch(batch)?;
                 }
                 Ok(())
             })
