@@ -24,6 +24,8 @@ pub(crate) struct PendingRecord {
     pub span: u64,
     /// Whether it removes notifications (for the forgotten-removals watermark).
     pub removes: bool,
+    /// The expiration of the notification it records (append, replace, state change).
+    pub expiration: Option<i64>,
     /// The encoded body.
     pub body: Vec<u8>,
 }
@@ -251,10 +253,13 @@ fn write_batch_inner(
         let (_, at, buf) = &mut buffers[slot];
         let offset = *at + buf.len() as u64;
         record::encode_frame(buf, u64::from(segment), rec.kind, lsn, &rec.body);
-        if rec.removes
-            && let Some(s) = writer.segments.get_mut(&segment)
-        {
-            s.max_removal_lsn = s.max_removal_lsn.max(lsn + rec.span - 1);
+        if let Some(s) = writer.segments.get_mut(&segment) {
+            if rec.removes {
+                s.max_removal_lsn = s.max_removal_lsn.max(lsn + rec.span - 1);
+            }
+            if let Some(expiration) = rec.expiration {
+                s.max_expiration = s.max_expiration.max(expiration);
+            }
         }
         let offset = u32::try_from(offset).map_err(|_| StoreError::Corruption {
             location: segments.path(segment).display().to_string(),

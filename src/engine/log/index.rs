@@ -7,7 +7,8 @@
 //! on; strings stay on disk. A hash match is always confirmed against the full id, or against
 //! the record for `appNotificationId`s.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
@@ -381,7 +382,7 @@ const SHARDS: usize = 64;
 pub(crate) struct Index {
     shards: Vec<RwLock<HashMap<Box<str>, Arc<FeedCell>>>>,
     feeds: RwLock<Vec<Arc<FeedCell>>>,
-    expiry: Mutex<BTreeMap<i64, Vec<(u32, u32)>>>,
+    expiry: Mutex<BinaryHeap<Reverse<(i64, u32, u32)>>>,
     /// What new feeds start with: (latest sequence, forgotten removals, forgotten expirations).
     new_feed_horizon: (u64, u64, i64),
 }
@@ -396,7 +397,7 @@ impl Index {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             feeds: RwLock::new(Vec::new()),
-            expiry: Mutex::new(BTreeMap::new()),
+            expiry: Mutex::new(BinaryHeap::new()),
             new_feed_horizon,
         }
     }
@@ -446,22 +447,29 @@ impl Index {
         self.feeds.read().clone()
     }
 
-    /// Records that the entry with `id_key` of feed `feed` expires in `window`.
-    pub fn expect_expiry(&self, window: i64, feed: u32, id_key: u32) {
-        self.expiry.lock().entry(window).or_default().push((feed, id_key));
+    /// Records that the entry with `id_key` of feed `feed` expires at `expiration`.
+    pub fn expect_expiry(&self, expiration: i64, feed: u32, id_key: u32) {
+        self.expiry.lock().push(Reverse((expiration, feed, id_key)));
     }
 
-    /// Takes the expiry lists of every window up to and including `through`.
-    pub fn take_expiring_through(&self, through: i64) -> Vec<(i64, Vec<(u32, u32)>)> {
+    /// Takes every expected expiry at or before `now`, oldest first: `(expiration, feed, id
+    /// key)`. Entries that were since removed or replaced are among them; the caller checks.
+    pub fn take_expiring_through(&self, now: i64) -> Vec<(i64, u32, u32)> {
         let mut expiry = self.expiry.lock();
-        let later = expiry.split_off(&(through.saturating_add(1)));
-        let taken = std::mem::replace(&mut *expiry, later);
-        taken.into_iter().collect()
+        let mut out = Vec::new();
+        while let Some(Reverse(top)) = expiry.peek().copied() {
+            if top.0 > now {
+                break;
+            }
+            expiry.pop();
+            out.push(top);
+        }
+        out
     }
 
     /// Bytes of the expiry order.
     pub fn expiry_bytes(&self) -> usize {
-        self.expiry.lock().values().map(|v| v.capacity() * 8 + 48).sum()
+        self.expiry.lock().capacity() * std::mem::size_of::<(i64, u32, u32)>()
     }
 }
 

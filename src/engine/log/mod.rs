@@ -175,7 +175,6 @@ impl LogStore {
             dir,
             &RecoverySettings {
                 mode: config.recovery_mode,
-                window_nanos,
                 removal_log_capacity: config.options.removal_log_capacity,
             },
         )?;
@@ -262,7 +261,18 @@ impl LogStore {
             location: format!("a {:?} record", record.kind()),
             detail: format!("cannot encode: {e}"),
         })?;
-        let pending = PendingRecord { kind: record.kind(), window, span: record.span(), removes: record.removes(), body };
+        let expiration = match record {
+            Record::Upsert(_, b) => Some(b.notification.expiration),
+            Record::Delete(_) | Record::GroupDelete(_) => None,
+        };
+        let pending = PendingRecord {
+            kind: record.kind(),
+            window,
+            span: record.span(),
+            removes: record.removes(),
+            expiration,
+            body,
+        };
         self.submit(Request::Record(pending))?.ok_or_else(|| StoreError::Backend {
             engine: "log",
             detail: "the commit returned no location for a record".into(),
@@ -397,7 +407,7 @@ impl FeedStore for LogStore {
             f.remove(slot);
             f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), group.as_deref());
             f.latest_sequence = f.latest_sequence.max(placed.lsn);
-            self.index.expect_expiry(window, cell.number, index::id_key(&n.id.to_bytes()));
+            self.index.expect_expiry(timestamp_to_nanos(n.expiration), cell.number, index::id_key(&n.id.to_bytes()));
             return Ok(n);
         }
         let mut id = NotificationId::new_random();
@@ -432,7 +442,7 @@ impl FeedStore for LogStore {
         }
         f.insert(Self::entry_for(&n, placed, sequence, sequence), group.as_deref());
         f.latest_sequence = f.latest_sequence.max(sequence);
-        self.index.expect_expiry(window, cell.number, index::id_key(&id.to_bytes()));
+        self.index.expect_expiry(timestamp_to_nanos(n.expiration), cell.number, index::id_key(&id.to_bytes()));
         Ok(n)
     }
 

@@ -125,7 +125,6 @@ pub(crate) struct Recovered {
 /// The settings recovery needs.
 pub(crate) struct RecoverySettings {
     pub mode: RecoveryMode,
-    pub window_nanos: i64,
     pub removal_log_capacity: usize,
 }
 
@@ -216,6 +215,7 @@ pub(crate) fn recover(
         let is_last = last_of_window.get(&window) == Some(&id);
         let mut offset = SEGMENT_HEADER_LEN;
         let mut max_removal_lsn = 0;
+        let mut max_expiration = i64::MIN;
         let mut end = bytes.len();
         while offset < end {
             let failure = match record::decode_frame(&bytes[offset..end], seg64) {
@@ -224,6 +224,9 @@ pub(crate) fn recover(
                         let span = rec.span();
                         if rec.removes() {
                             max_removal_lsn = max_removal_lsn.max(frame.lsn + span - 1);
+                        }
+                        if let Record::Upsert(_, body) = &rec {
+                            max_expiration = max_expiration.max(body.notification.expiration);
                         }
                         let location = (id, offset as u32, frame.len() as u32);
                         scanned.push(Scanned { lsn: frame.lsn, span, op: to_op(rec, location, &mut feeds, &mut groups) });
@@ -264,22 +267,41 @@ pub(crate) fn recover(
             });
             offset = resume;
         }
-        segments.insert(id, SegmentState { window, len: end as u64, max_removal_lsn, dirty: false });
+        segments.insert(id, SegmentState { window, len: end as u64, max_removal_lsn, max_expiration, dirty: false });
     }
 
     scanned.sort_by_key(|s| s.lsn);
     let next_lsn = scanned.last().map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
-    let mut index = Index::new((0, watermark.removals_unlinked_through, watermark.expirations_swept_through));
+    let mut index = Index::new((0, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
     let cells: Vec<_> = feeds.names.iter().map(|k| index.feed_or_create(k)).collect();
     for s in scanned {
-        replay(&index, &cells, &groups.names, s, settings, &watermark);
+        replay(&cells, &groups.names, s, settings);
     }
     let floor = next_lsn - 1;
     for cell in &cells {
         let mut f = cell.index.write();
         f.latest_sequence = f.latest_sequence.max(floor);
+        // Notifications a sweep already counted are remembered as swept expirations; the rest
+        // join the expiry order.
+        let slots: Vec<usize> = f.oldest_first().collect();
+        let mut swept = Vec::new();
+        for slot in slots {
+            let e = *f.entry(slot);
+            if e.expiration <= watermark.expirations_swept_through {
+                swept.push(e);
+            } else {
+                index.expect_expiry(e.expiration, cell.number, id_key(&e.id));
+            }
+        }
+        swept.sort_by_key(|e| e.expiration);
+        for e in swept {
+            if let Some(slot) = f.slot_of(&e.id) {
+                f.remove(slot);
+            }
+            f.log_swept(e.expiration, e.id);
+        }
     }
-    index.set_new_feed_horizon((floor, watermark.removals_unlinked_through, watermark.expirations_swept_through));
+    index.set_new_feed_horizon((floor, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
     let active = last_of_window.into_iter().filter(|(_, id)| segments.contains_key(id)).collect();
     let writer = WriterState {
         next_lsn,
@@ -322,12 +344,10 @@ fn to_op(rec: Record, location: (u32, u32, u32), feeds: &mut Interner, groups: &
 }
 
 fn replay(
-    index: &Index,
     cells: &[Arc<super::index::FeedCell>],
     group_names: &[String],
     s: Scanned,
     settings: &RecoverySettings,
-    watermark: &Watermark,
 ) {
     let cap = settings.removal_log_capacity;
     let feed_of = |n: u32| &cells[n as usize];
@@ -356,13 +376,8 @@ fn replay(
             if let Some(slot) = existing {
                 f.remove(slot);
             }
-            if entry.expiration <= watermark.expirations_swept_through {
-                // Swept before the restart: forgotten, as the watermark says.
-                return;
-            }
             let group = group.and_then(|g| group_names.get(g as usize)).map(String::as_str);
             f.insert(entry, group);
-            index.expect_expiry(window_of(entry.expiration, settings.window_nanos), cell.number, id_key(&entry.id));
         }
         Op::Delete { feed, id } => {
             let mut f = feed_of(feed).index.write();

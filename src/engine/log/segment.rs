@@ -43,6 +43,8 @@ pub(crate) struct SegmentState {
     pub len: u64,
     /// The highest LSN of a removal-bearing record in it (0 when none).
     pub max_removal_lsn: u64,
+    /// The latest expiration of a notification recorded in it (`i64::MIN` when none).
+    pub max_expiration: i64,
     /// Written since its last sync.
     pub dirty: bool,
 }
@@ -165,7 +167,7 @@ impl Segments {
         self.fs.sync_dir(&self.dir).map_err(|e| io_error("syncing", &self.dir, e))?;
         writer.segments.insert(
             id,
-            SegmentState { window, len: SEGMENT_HEADER_LEN as u64, max_removal_lsn: 0, dirty: false },
+            SegmentState { window, len: SEGMENT_HEADER_LEN as u64, max_removal_lsn: 0, max_expiration: i64::MIN, dirty: false },
         );
         writer.active.insert(window, id);
         self.windows.write().insert(id, window);

@@ -16,24 +16,18 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     let started = Instant::now();
     let now = store.now_nanos();
     let mut stats = SweepStats::default();
-    // Windows whose end lies at or before now.
-    let through = window_of(now, store.window_nanos) - 1;
-    for (window, expected) in store.index.take_expiring_through(through) {
-        for (feed, key) in expected {
-            let Some(cell) = store.index.feed_by_number(feed) else { continue };
-            let mut f = cell.index.write();
-            for slot in f.slots_with_id_key(key) {
-                let e = *f.entry(slot);
-                if e.expiration <= now && window_of(e.expiration, store.window_nanos) == window {
-                    f.remove(slot);
-                    f.log_swept(e.expiration, e.id);
-                    stats.expired += 1;
-                    // One entry per id key and window: slots may have moved after the removal.
-                    break;
-                }
-            }
+    for (expiration, feed, key) in store.index.take_expiring_through(now) {
+        let Some(cell) = store.index.feed_by_number(feed) else { continue };
+        let mut f = cell.index.write();
+        let found = f.slots_with_id_key(key).into_iter().find(|&s| f.entry(s).expiration == expiration);
+        if let Some(slot) = found {
+            let e = f.remove(slot);
+            f.log_swept(e.expiration, e.id);
+            stats.expired += 1;
         }
     }
+    // Windows whose end lies at or before now hold only expired notifications' records.
+    let through = window_of(now, store.window_nanos) - 1;
     let mut writer = store.segments.writer.lock();
     let victims: Vec<u32> =
         writer.segments.iter().filter(|(_, s)| s.window <= through).map(|(&id, _)| id).collect();
@@ -42,12 +36,14 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         return Ok(stats);
     }
     let mut watermark = store.watermark.lock();
-    let swept_through = through.saturating_add(1).saturating_mul(store.window_nanos).saturating_sub(1);
+    let unlinked_through =
+        victims.iter().filter_map(|id| writer.segments.get(id)).map(|s| s.max_expiration).max().unwrap_or(i64::MIN);
     let removals = victims.iter().filter_map(|id| writer.segments.get(id)).map(|s| s.max_removal_lsn).max().unwrap_or(0);
     let next = Watermark {
         lsn_floor: writer.next_lsn,
         segment_id_floor: writer.next_segment_id,
-        expirations_swept_through: watermark.expirations_swept_through.max(swept_through),
+        expirations_swept_through: watermark.expirations_swept_through.max(now),
+        expirations_unlinked_through: watermark.expirations_unlinked_through.max(unlinked_through),
         removals_unlinked_through: watermark.removals_unlinked_through.max(removals),
     };
     let fs = store.segments.fs();
@@ -56,8 +52,8 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         store.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
         e
     };
-    // IMPORTANT 8: the watermark (LSN floor, forgotten expirations and removals) is durable
-    // before any segment disappears.
+    // IMPORTANT 8: the watermark (what was counted, the LSN floor, what unlinking forgets) is
+    // durable before any segment disappears and before the sweep reports its count.
     next.store(fs, dir).map_err(poison)?;
     *watermark = next;
     for id in &victims {

@@ -13,7 +13,7 @@ use crate::StoreError;
 pub(crate) const WATERMARK_FILE: &str = "WATERMARK";
 const TEMPORARY_FILE: &str = "WATERMARK.tmp";
 const VERSION: u8 = 1;
-const LEN: usize = 1 + 8 + 4 + 8 + 8 + 4;
+const LEN: usize = 1 + 8 + 4 + 8 + 8 + 8 + 4;
 
 /// The persisted floors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,9 +22,13 @@ pub(crate) struct Watermark {
     pub lsn_floor: u64,
     /// No segment id below this is ever created again.
     pub segment_id_floor: u32,
-    /// Expirations at or before this time (Unix nanoseconds) were swept and are forgotten
-    /// after a restart; `i64::MIN` when nothing was swept.
+    /// Every notification expiring at or before this time (Unix nanoseconds) was counted by a
+    /// sweep: recovery remembers it as a swept expiration, never as a notification to sweep
+    /// again. `i64::MIN` when nothing was swept.
     pub expirations_swept_through: i64,
+    /// Every segment of the windows ending at or before this time was unlinked: expirations up
+    /// to it are forgotten after a restart. `i64::MIN` when nothing was unlinked.
+    pub expirations_unlinked_through: i64,
     /// Removals with sequences at or below this may have been unlinked: forgotten after a
     /// restart.
     pub removals_unlinked_through: u64,
@@ -32,7 +36,7 @@ pub(crate) struct Watermark {
 
 impl Default for Watermark {
     fn default() -> Self {
-        Self { lsn_floor: 1, segment_id_floor: 1, expirations_swept_through: i64::MIN, removals_unlinked_through: 0 }
+        Self { lsn_floor: 1, segment_id_floor: 1, expirations_swept_through: i64::MIN, expirations_unlinked_through: i64::MIN, removals_unlinked_through: 0 }
     }
 }
 
@@ -43,9 +47,10 @@ impl Watermark {
         b[1..9].copy_from_slice(&self.lsn_floor.to_le_bytes());
         b[9..13].copy_from_slice(&self.segment_id_floor.to_le_bytes());
         b[13..21].copy_from_slice(&self.expirations_swept_through.to_le_bytes());
-        b[21..29].copy_from_slice(&self.removals_unlinked_through.to_le_bytes());
-        let crc = crc32fast::hash(&b[..29]);
-        b[29..].copy_from_slice(&crc.to_le_bytes());
+        b[21..29].copy_from_slice(&self.expirations_unlinked_through.to_le_bytes());
+        b[29..37].copy_from_slice(&self.removals_unlinked_through.to_le_bytes());
+        let crc = crc32fast::hash(&b[..37]);
+        b[37..].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
@@ -53,8 +58,8 @@ impl Watermark {
         if b.len() != LEN || b[0] != VERSION {
             return None;
         }
-        let crc = u32::from_le_bytes([b[29], b[30], b[31], b[32]]);
-        if crc != crc32fast::hash(&b[..29]) {
+        let crc = u32::from_le_bytes([b[37], b[38], b[39], b[40]]);
+        if crc != crc32fast::hash(&b[..37]) {
             return None;
         }
         let u64_at = |i: usize| {
@@ -66,7 +71,8 @@ impl Watermark {
             lsn_floor: u64::from_le_bytes(u64_at(1)),
             segment_id_floor: u32::from_le_bytes([b[9], b[10], b[11], b[12]]),
             expirations_swept_through: i64::from_le_bytes(u64_at(13)),
-            removals_unlinked_through: u64::from_le_bytes(u64_at(21)),
+            expirations_unlinked_through: i64::from_le_bytes(u64_at(21)),
+            removals_unlinked_through: u64::from_le_bytes(u64_at(29)),
         })
     }
 
@@ -120,7 +126,13 @@ mod tests {
         fault.create_dir_all(dir).unwrap();
         let fs: Arc<dyn FileSystem> = Arc::new(fault.clone());
         assert_eq!(Watermark::load(&fs, dir).unwrap(), Watermark::default());
-        let w = Watermark { lsn_floor: 99, segment_id_floor: 7, expirations_swept_through: -3, removals_unlinked_through: 5 };
+        let w = Watermark {
+            lsn_floor: 99,
+            segment_id_floor: 7,
+            expirations_swept_through: -3,
+            expirations_unlinked_through: -9,
+            removals_unlinked_through: 5,
+        };
         w.store(&fs, dir).unwrap();
         let after: Arc<dyn FileSystem> = Arc::new(fault.crash(None));
         assert_eq!(Watermark::load(&after, dir).unwrap(), w);
