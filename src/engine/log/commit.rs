@@ -67,7 +67,12 @@ impl BatchFailure {
             StoreError::Io { operation, path, source } => {
                 Self { operation, path, kind: source.kind(), message: source.to_string() }
             }
-            other => Self { operation: "writing", path: String::new(), kind: io::ErrorKind::Other, message: other.to_string() },
+            other => Self {
+                operation: "writing",
+                path: String::new(),
+                kind: io::ErrorKind::Other,
+                message: other.to_string(),
+            },
         }
     }
 
@@ -309,6 +314,7 @@ fn sync_segment(segments: &Segments, writer: &mut super::segment::WriterState, i
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -213,13 +213,21 @@ impl FeedIndex {
     /// Slots whose id key is `key` (for the sweep).
     pub fn slots_with_id_key(&self, key: u32) -> Vec<usize> {
         let entries = &self.entries;
-        self.by_id.iter_hash(spread(key)).filter(|&&s| entries[s as usize].id_key() == key).map(|&s| s as usize).collect()
+        self.by_id
+            .iter_hash(spread(key))
+            .filter(|&&s| entries[s as usize].id_key() == key)
+            .map(|&s| s as usize)
+            .collect()
     }
 
     /// Slots whose `appNotificationId` hashes to `hash`.
     pub fn slots_with_app_hash(&self, hash: u32) -> Vec<usize> {
         let entries = &self.entries;
-        self.by_app.iter_hash(spread(hash)).filter(|&&s| entries[s as usize].app_hash == hash).map(|&s| s as usize).collect()
+        self.by_app
+            .iter_hash(spread(hash))
+            .filter(|&&s| entries[s as usize].app_hash == hash)
+            .map(|&s| s as usize)
+            .collect()
     }
 
     /// The group id of `name` (`None` when no entry has that group).
@@ -479,6 +487,7 @@ pub(crate) fn notification_id(entry: &Entry) -> NotificationId {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

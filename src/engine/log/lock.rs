@@ -34,6 +34,7 @@ impl DirectoryLock {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::engine::log::fs::StdFileSystem;

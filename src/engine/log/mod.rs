@@ -173,10 +173,7 @@ impl LogStore {
         let recovered = recovery::recover(
             &fs,
             dir,
-            &RecoverySettings {
-                mode: config.recovery_mode,
-                removal_log_capacity: config.options.removal_log_capacity,
-            },
+            &RecoverySettings { mode: config.recovery_mode, removal_log_capacity: config.options.removal_log_capacity },
         )?;
         let segments = Segments::new(dir, fs, config.max_open_files, recovered.writer);
         Ok(LogStore {
@@ -306,12 +303,7 @@ impl LogStore {
     }
 
     /// The live slot whose `appNotificationId` is `app`, with its notification.
-    fn find_by_app_id(
-        &self,
-        f: &FeedIndex,
-        app: &str,
-        now: i64,
-    ) -> Result<Option<(usize, Notification)>, StoreError> {
+    fn find_by_app_id(&self, f: &FeedIndex, app: &str, now: i64) -> Result<Option<(usize, Notification)>, StoreError> {
         for slot in f.slots_with_app_hash(app_hash(app)) {
             let e = f.entry(slot);
             if !e.is_live(now) {
@@ -396,12 +388,12 @@ impl FeedStore for LogStore {
             let group = n.group_name.clone();
             let record = Record::Upsert(
                 RecordKind::Replace,
-                UpsertBody {
+                Box::new(UpsertBody {
                     feed: feed.as_str().to_owned(),
                     position: 0,
                     evicted: None,
                     notification: StoredNotification::from(&n),
-                },
+                }),
             );
             let placed = self.write(&record, self.shadow_window(&old_entry, window))?;
             f.remove(slot);
@@ -427,12 +419,12 @@ impl FeedStore for LogStore {
         let group = n.group_name.clone();
         let record = Record::Upsert(
             RecordKind::Append,
-            UpsertBody {
+            Box::new(UpsertBody {
                 feed: feed.as_str().to_owned(),
                 position: 0,
                 evicted: victim_entry.map(|v| v.id),
                 notification: StoredNotification::from(&n),
-            },
+            }),
         );
         let placed = self.write(&record, target)?;
         let sequence = placed.lsn + record.span() - 1;
@@ -495,11 +487,8 @@ impl FeedStore for LogStore {
         let more = slots.len() > limit;
         slots.truncate(limit);
         let items = slots.iter().map(|&s| self.load(f.entry(s))).collect::<Result<Vec<_>, _>>()?;
-        let next = if more {
-            slots.last().map(|&s| crate::Cursor { before_position: f.entry(s).position })
-        } else {
-            None
-        };
+        let next =
+            if more { slots.last().map(|&s| crate::Cursor { before_position: f.entry(s).position }) } else { None };
         Ok(Page { items, next })
     }
 
@@ -540,12 +529,12 @@ impl FeedStore for LogStore {
         n.last_modified = now;
         let record = Record::Upsert(
             RecordKind::StateChange,
-            UpsertBody {
+            Box::new(UpsertBody {
                 feed: feed.as_str().to_owned(),
                 position: e.position,
                 evicted: None,
                 notification: StoredNotification::from(&n),
-            },
+            }),
         );
         let placed = self.write(&record, self.shadow_window(&e, i64::MIN))?;
         let states = Entry::pack_states(n.read_state, n.user_action_state);

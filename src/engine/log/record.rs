@@ -79,7 +79,7 @@ pub(crate) struct GroupDeleteBody {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Record {
     /// Append, replace or state change.
-    Upsert(RecordKind, UpsertBody),
+    Upsert(RecordKind, Box<UpsertBody>),
     /// Delete.
     Delete(DeleteBody),
     /// Group delete.
@@ -132,7 +132,7 @@ impl Record {
     pub fn decode(kind: RecordKind, body: &[u8]) -> Result<Self, CodecError> {
         Ok(match kind {
             RecordKind::Append | RecordKind::Replace | RecordKind::StateChange => {
-                Record::Upsert(kind, codec::decode(body)?)
+                Record::Upsert(kind, Box::new(codec::decode(body)?))
             }
             RecordKind::Delete => Record::Delete(codec::decode(body)?),
             RecordKind::GroupDelete => Record::GroupDelete(codec::decode(body)?),
@@ -286,6 +286,7 @@ pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<(u64, i64), FrameErr
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

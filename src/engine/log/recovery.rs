@@ -72,22 +72,9 @@ pub struct RecoveryReport {
 }
 
 enum Op {
-    Upsert {
-        kind: RecordKind,
-        feed: u32,
-        position: u64,
-        evicted: Option<[u8; 16]>,
-        entry: Entry,
-        group: Option<u32>,
-    },
-    Delete {
-        feed: u32,
-        id: [u8; 16],
-    },
-    GroupDelete {
-        feed: u32,
-        ids: Vec<[u8; 16]>,
-    },
+    Upsert { kind: RecordKind, feed: u32, position: u64, evicted: Option<[u8; 16]>, entry: Entry, group: Option<u32> },
+    Delete { feed: u32, id: [u8; 16] },
+    GroupDelete { feed: u32, ids: Vec<[u8; 16]> },
 }
 
 struct Scanned {
@@ -168,7 +155,7 @@ pub(crate) fn recover(
     for (id, path) in files {
         max_id = max_id.max(id);
         let file = fs.open(&path, false).map_err(|e| io_error("opening", &path, e))?;
-        let len = file.len().map_err(|e| io_error("reading", &path, e))?;
+        let len = file.size().map_err(|e| io_error("reading", &path, e))?;
         if len < SEGMENT_HEADER_LEN as u64 {
             // A crash between creating the file and syncing its header: it holds no record.
             fs.remove_file(&path).map_err(|e| io_error("removing", &path, e))?;
@@ -186,7 +173,12 @@ pub(crate) fn recover(
                     Err(e) => e.to_string(),
                 };
                 if settings.mode == RecoveryMode::Salvage {
-                    report.lost.push(LostRegion { segment: path.display().to_string(), offset: 0, len, reason: detail });
+                    report.lost.push(LostRegion {
+                        segment: path.display().to_string(),
+                        offset: 0,
+                        len,
+                        reason: detail,
+                    });
                     continue;
                 }
                 return Err(StoreError::Corruption { location: format!("{} offset 0", path.display()), detail });
@@ -229,7 +221,11 @@ pub(crate) fn recover(
                             max_expiration = max_expiration.max(body.notification.expiration);
                         }
                         let location = (id, offset as u32, frame.len() as u32);
-                        scanned.push(Scanned { lsn: frame.lsn, span, op: to_op(rec, location, &mut feeds, &mut groups) });
+                        scanned.push(Scanned {
+                            lsn: frame.lsn,
+                            span,
+                            op: to_op(rec, location, &mut feeds, &mut groups),
+                        });
                         report.records += 1;
                         offset += frame.len();
                         continue;
@@ -343,12 +339,7 @@ fn to_op(rec: Record, location: (u32, u32, u32), feeds: &mut Interner, groups: &
     }
 }
 
-fn replay(
-    cells: &[Arc<super::index::FeedCell>],
-    group_names: &[String],
-    s: Scanned,
-    settings: &RecoverySettings,
-) {
+fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scanned, settings: &RecoverySettings) {
     let cap = settings.removal_log_capacity;
     let feed_of = |n: u32| &cells[n as usize];
     match s.op {

@@ -89,11 +89,7 @@ impl Segments {
             dir: dir.to_path_buf(),
             fs,
             windows: RwLock::new(windows),
-            descriptors: Mutex::new(Descriptors {
-                capacity: max_open_files.max(1),
-                tick: 0,
-                open: HashMap::new(),
-            }),
+            descriptors: Mutex::new(Descriptors { capacity: max_open_files.max(1), tick: 0, open: HashMap::new() }),
             writer: Mutex::new(writer),
         }
     }
@@ -167,7 +163,13 @@ impl Segments {
         self.fs.sync_dir(&self.dir).map_err(|e| io_error("syncing", &self.dir, e))?;
         writer.segments.insert(
             id,
-            SegmentState { window, len: SEGMENT_HEADER_LEN as u64, max_removal_lsn: 0, max_expiration: i64::MIN, dirty: false },
+            SegmentState {
+                window,
+                len: SEGMENT_HEADER_LEN as u64,
+                max_removal_lsn: 0,
+                max_expiration: i64::MIN,
+                dirty: false,
+            },
         );
         writer.active.insert(window, id);
         self.windows.write().insert(id, window);
@@ -198,6 +200,7 @@ impl Segments {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::engine::log::fs::FaultFileSystem;

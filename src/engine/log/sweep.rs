@@ -29,8 +29,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     // Windows whose end lies at or before now hold only expired notifications' records.
     let through = window_of(now, store.window_nanos) - 1;
     let mut writer = store.segments.writer.lock();
-    let victims: Vec<u32> =
-        writer.segments.iter().filter(|(_, s)| s.window <= through).map(|(&id, _)| id).collect();
+    let victims: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.window <= through).map(|(&id, _)| id).collect();
     if victims.is_empty() && stats.expired == 0 {
         stats.duration = started.elapsed();
         return Ok(stats);
@@ -38,7 +37,8 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     let mut watermark = store.watermark.lock();
     let unlinked_through =
         victims.iter().filter_map(|id| writer.segments.get(id)).map(|s| s.max_expiration).max().unwrap_or(i64::MIN);
-    let removals = victims.iter().filter_map(|id| writer.segments.get(id)).map(|s| s.max_removal_lsn).max().unwrap_or(0);
+    let removals =
+        victims.iter().filter_map(|id| writer.segments.get(id)).map(|s| s.max_removal_lsn).max().unwrap_or(0);
     let next = Watermark {
         lsn_floor: writer.next_lsn,
         segment_id_floor: writer.next_segment_id,

@@ -36,7 +36,13 @@ pub(crate) struct Watermark {
 
 impl Default for Watermark {
     fn default() -> Self {
-        Self { lsn_floor: 1, segment_id_floor: 1, expirations_swept_through: i64::MIN, expirations_unlinked_through: i64::MIN, removals_unlinked_through: 0 }
+        Self {
+            lsn_floor: 1,
+            segment_id_floor: 1,
+            expirations_swept_through: i64::MIN,
+            expirations_unlinked_through: i64::MIN,
+            removals_unlinked_through: 0,
+        }
     }
 }
 
@@ -87,7 +93,7 @@ impl Watermark {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(io_error("opening", &path, e)),
         };
-        let len = file.len().map_err(|e| io_error("reading", &path, e))?;
+        let len = file.size().map_err(|e| io_error("reading", &path, e))?;
         let mut buf = vec![0; usize::try_from(len).unwrap_or(0).min(LEN + 1)];
         file.read_exact_at(&mut buf, 0).map_err(|e| io_error("reading", &path, e))?;
         Self::decode(&buf).ok_or_else(|| StoreError::Corruption {
@@ -115,6 +121,7 @@ impl Watermark {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::engine::log::fs::FaultFileSystem;

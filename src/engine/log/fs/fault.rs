@@ -97,13 +97,8 @@ impl FaultFileSystem {
             names.insert(path.clone(), files.len());
             files.push(MemFile { live: bytes.clone(), durable: bytes });
         }
-        let state = State {
-            files,
-            live_names: names.clone(),
-            durable_names: names,
-            dirs: s.dirs.clone(),
-            ..State::default()
-        };
+        let state =
+            State { files, live_names: names.clone(), durable_names: names, dirs: s.dirs.clone(), ..State::default() };
         FaultFileSystem { state: Arc::new(Mutex::new(state)) }
     }
 
@@ -172,7 +167,7 @@ impl FsFile for MemHandle {
         Ok(())
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.state.lock().files[self.id].live.len() as u64)
     }
 
@@ -270,6 +265,7 @@ impl FileSystem for FaultFileSystem {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -39,7 +39,7 @@ pub trait FsFile: Send + Sync + Debug {
     ///
     /// # Errors
     /// The OS error.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 
     /// Truncates (or extends with zeros) the file to `len` bytes.
     ///
