@@ -360,6 +360,14 @@ impl FeedIndex {
         self.swept.iter()
     }
 
+    /// Gives back spare capacity (after recovery).
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+        let entries = &self.entries;
+        self.by_id.shrink_to_fit(|&s| spread(entries[s as usize].id_key()));
+        self.by_app.shrink_to_fit(|&s| spread(entries[s as usize].app_hash));
+    }
+
     /// Memory held.
     pub fn bytes(&self) -> FeedIndexBytes {
         FeedIndexBytes {
@@ -473,6 +481,11 @@ impl Index {
             out.push(top);
         }
         out
+    }
+
+    /// Gives back the expiry order's spare capacity (after recovery).
+    pub fn shrink_expiry_to_fit(&self) {
+        self.expiry.lock().shrink_to_fit();
     }
 
     /// Bytes of the expiry order.

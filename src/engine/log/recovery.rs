@@ -296,7 +296,9 @@ pub(crate) fn recover(
             }
             f.log_swept(e.expiration, e.id);
         }
+        f.shrink_to_fit();
     }
+    index.shrink_expiry_to_fit();
     index.set_new_feed_horizon((floor, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
     let active = last_of_window.into_iter().filter(|(_, id)| segments.contains_key(id)).collect();
     let writer = WriterState {
