@@ -10,7 +10,7 @@ use std::io;
 use parking_lot::{Condvar, Mutex};
 
 use super::record::{self, RecordKind};
-use super::segment::{Segments, io_error};
+use super::segment::Segments;
 use crate::StoreError;
 
 /// A record waiting to be written.
@@ -204,8 +204,10 @@ pub(crate) fn write_batch(
     requests: Vec<Request>,
     always_sync: bool,
     max_segment_bytes: u64,
+    buffer_limit: usize,
 ) -> Result<Vec<Option<Placed>>, BatchFailure> {
-    write_batch_inner(segments, requests, always_sync, max_segment_bytes).map_err(BatchFailure::from_store_error)
+    write_batch_inner(segments, requests, always_sync, max_segment_bytes, buffer_limit)
+        .map_err(BatchFailure::from_store_error)
 }
 
 fn write_batch_inner(
@@ -213,6 +215,7 @@ fn write_batch_inner(
     requests: Vec<Request>,
     always_sync: bool,
     max_segment_bytes: u64,
+    buffer_limit: usize,
 ) -> Result<Vec<Option<Placed>>, StoreError> {
     let mut writer = segments.writer.lock();
     let mut buffers: Vec<(u32, u64, Vec<u8>)> = Vec::new();
@@ -238,11 +241,11 @@ fn write_batch_inner(
             // Roll: flush what this batch has for the old segment, then seal it.
             if let Some(pos) = buffers.iter().position(|(id, _, _)| *id == segment) {
                 let (id, at, buf) = buffers.swap_remove(pos);
-                write_segment(segments, &mut writer, id, at, &buf)?;
+                segments.append(&mut writer, id, at, &buf, buffer_limit)?;
             }
             // IMPORTANT 3: the old segment is durable before a newer one exists, so a torn tail
             // can only be in the last segment of a window.
-            sync_segment(segments, &mut writer, segment)?;
+            segments.sync(&mut writer, segment)?;
             segment = segments.create(&mut writer, rec.window)?;
         }
         let lsn = writer.next_lsn;
@@ -273,44 +276,17 @@ fn write_batch_inner(
         results.push(Some(Placed { lsn, segment, offset, len: frame_len as u32 }));
     }
     for (id, at, buf) in buffers {
-        write_segment(segments, &mut writer, id, at, &buf)?;
+        segments.append(&mut writer, id, at, &buf, buffer_limit)?;
     }
     if sync_requested {
         let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
         for id in dirty {
             // IMPORTANT 4: every file the batch touched is synced before any writer of the
             // batch is told its record is durable.
-            sync_segment(segments, &mut writer, id)?;
+            segments.sync(&mut writer, id)?;
         }
     }
     Ok(results)
-}
-
-fn write_segment(
-    segments: &Segments,
-    writer: &mut super::segment::WriterState,
-    id: u32,
-    at: u64,
-    buf: &[u8],
-) -> Result<(), StoreError> {
-    let file = segments.file(id)?;
-    file.write_all_at(buf, at).map_err(|e| io_error("writing", &segments.path(id), e))?;
-    if let Some(s) = writer.segments.get_mut(&id) {
-        s.len = at + buf.len() as u64;
-        s.dirty = true;
-    }
-    Ok(())
-}
-
-fn sync_segment(segments: &Segments, writer: &mut super::segment::WriterState, id: u32) -> Result<(), StoreError> {
-    if writer.segments.get(&id).is_some_and(|s| s.dirty) {
-        let file = segments.file(id)?;
-        file.sync_data().map_err(|e| io_error("syncing", &segments.path(id), e))?;
-        if let Some(s) = writer.segments.get_mut(&id) {
-            s.dirty = false;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -19,10 +19,13 @@
 //! * [`Durability::Always`] (the default): a mutating call returns after its record is
 //!   `fdatasync`ed, together with its segment's creation (header synced, directory synced).
 //!   Survives power loss.
-//! * [`Durability::Buffered`]: a mutating call returns once its record is written to the OS
-//!   page cache. Survives a crash of the process; after a power loss, any records written after
-//!   the last [`FeedStore::sync`] may be lost (each file keeps a prefix). `sync()` makes every
-//!   earlier mutation durable.
+//! * [`Durability::Buffered`]: a mutating call returns once its record is in the engine's
+//!   write buffer ([`LogConfig::write_buffer_bytes`] per segment, 64 KiB by default), which is
+//!   written to the OS page cache when it fills, on `sync`, on a read of a buffered record, on
+//!   a sweep of its window and on close. A process crash loses what is still in the buffer; a
+//!   power loss loses what was not synced (each file keeps a prefix of its records).
+//!   [`FeedStore::sync`] makes every earlier mutation durable. With `write_buffer_bytes: 0`
+//!   every call reaches the page cache before it returns and survives a process crash.
 
 mod commit;
 pub mod fs;
@@ -77,6 +80,12 @@ pub struct LogConfig {
     /// The most segment files kept open at once (an LRU of descriptors), whatever the number of
     /// windows. Bounds: at least 1. Default: 128.
     pub max_open_files: usize,
+    /// With [`Durability::Buffered`]: how many bytes a segment gathers in the engine's own
+    /// buffer before they are written to the OS (they are also written on `sync`, on a read of
+    /// a buffered record, and on close). A process crash loses what is still in the buffer;
+    /// 0 writes every batch to the OS before the call returns. Ignored with
+    /// [`Durability::Always`]. Default: 64 KiB.
+    pub write_buffer_bytes: usize,
     /// What the open does with a bad record that is not a torn tail. Default:
     /// [`RecoveryMode::TolerateTornTail`] (refuse to open).
     pub recovery_mode: RecoveryMode,
@@ -90,6 +99,7 @@ impl Default for LogConfig {
             window: SignedDuration::from_hours(1),
             max_segment_bytes: 64 << 20,
             max_open_files: 128,
+            write_buffer_bytes: 64 << 10,
             recovery_mode: RecoveryMode::TolerateTornTail,
         }
     }
@@ -244,13 +254,14 @@ impl LogStore {
         self.check_poison()?;
         let always = self.config.durability == Durability::Always;
         let max = self.config.max_segment_bytes;
-        self.commit.submit(request, |requests| commit::write_batch(&self.segments, requests, always, max)).map_err(
-            |failure| {
+        let buffer = if always { 0 } else { self.config.write_buffer_bytes };
+        self.commit
+            .submit(request, |requests| commit::write_batch(&self.segments, requests, always, max, buffer))
+            .map_err(|failure| {
                 // IMPORTANT 7: never retry; refuse every later mutation until reopened.
                 self.poisoned.store(true, Ordering::SeqCst);
                 failure.to_store_error()
-            },
-        )
+            })
     }
 
     fn write(&self, record: &Record, window: i64) -> Result<Placed, StoreError> {
@@ -290,6 +301,10 @@ impl LogStore {
     /// Reads and checks the record of `entry`.
     fn load(&self, entry: &Entry) -> Result<Notification, StoreError> {
         let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
+        self.segments.make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len)).map_err(|e| {
+            self.poisoned.store(true, Ordering::SeqCst);
+            e
+        })?;
         let bytes = self.segments.read(entry.segment, u64::from(entry.offset), entry.len as usize)?;
         let frame = record::decode_frame(&bytes, u64::from(entry.segment))
             .map_err(|e| StoreError::Corruption { location: location(), detail: e.to_string() })?;

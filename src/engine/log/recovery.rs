@@ -263,7 +263,17 @@ pub(crate) fn recover(
             });
             offset = resume;
         }
-        segments.insert(id, SegmentState { window, len: end as u64, max_removal_lsn, max_expiration, dirty: false });
+        segments.insert(
+            id,
+            SegmentState {
+                window,
+                len: end as u64,
+                max_removal_lsn,
+                max_expiration,
+                dirty: false,
+                pending: Vec::new(),
+            },
+        );
     }
 
     scanned.sort_by_key(|s| s.lsn);

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -47,6 +48,9 @@ pub(crate) struct SegmentState {
     pub max_expiration: i64,
     /// Written since its last sync.
     pub dirty: bool,
+    /// Bytes at the end (`len - pending.len()..len`) still in the engine's buffer, not yet
+    /// written to the OS (buffered durability only).
+    pub pending: Vec<u8>,
 }
 
 /// The state only the commit leader (and the sweep) touches, under one mutex.
@@ -75,7 +79,9 @@ struct Descriptors {
 pub(crate) struct Segments {
     dir: PathBuf,
     fs: Arc<dyn FileSystem>,
-    windows: RwLock<HashMap<u32, i64>>,
+    /// Per segment: its window, and how many of its bytes the OS has (readers may `pread`
+    /// below that).
+    shared: RwLock<HashMap<u32, (i64, AtomicU64)>>,
     descriptors: Mutex<Descriptors>,
     /// The writer's state; lock order: a feed lock, then this.
     pub writer: Mutex<WriterState>,
@@ -84,11 +90,11 @@ pub(crate) struct Segments {
 impl Segments {
     /// Segments restored by recovery.
     pub fn new(dir: &Path, fs: Arc<dyn FileSystem>, max_open_files: usize, writer: WriterState) -> Self {
-        let windows = writer.segments.iter().map(|(&id, s)| (id, s.window)).collect();
+        let shared = writer.segments.iter().map(|(&id, s)| (id, (s.window, AtomicU64::new(s.len)))).collect();
         Self {
             dir: dir.to_path_buf(),
             fs,
-            windows: RwLock::new(windows),
+            shared: RwLock::new(shared),
             descriptors: Mutex::new(Descriptors { capacity: max_open_files.max(1), tick: 0, open: HashMap::new() }),
             writer: Mutex::new(writer),
         }
@@ -111,7 +117,7 @@ impl Segments {
 
     /// The window of segment `id` (`None` once it was removed).
     pub fn window_of(&self, id: u32) -> Option<i64> {
-        self.windows.read().get(&id).copied()
+        self.shared.read().get(&id).map(|(w, _)| *w)
     }
 
     /// An open descriptor of segment `id`, from the LRU or freshly opened.
@@ -169,10 +175,11 @@ impl Segments {
                 max_removal_lsn: 0,
                 max_expiration: i64::MIN,
                 dirty: false,
+                pending: Vec::new(),
             },
         );
         writer.active.insert(window, id);
-        self.windows.write().insert(id, window);
+        self.shared.write().insert(id, (window, AtomicU64::new(SEGMENT_HEADER_LEN as u64)));
         Ok(id)
     }
 
@@ -183,8 +190,92 @@ impl Segments {
         {
             writer.active.remove(&s.window);
         }
-        self.windows.write().remove(&id);
+        self.shared.write().remove(&id);
         self.descriptors.lock().open.remove(&id);
+    }
+
+    /// Appends `buf` at the end (`at`) of segment `id`: straight to the OS when `buffer_limit`
+    /// is 0, else into the engine's buffer, written to the OS once it holds `buffer_limit`
+    /// bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; the store must poison.
+    pub fn append(
+        &self,
+        writer: &mut WriterState,
+        id: u32,
+        at: u64,
+        buf: &[u8],
+        buffer_limit: usize,
+    ) -> Result<(), StoreError> {
+        let Some(s) = writer.segments.get_mut(&id) else { return Ok(()) };
+        s.dirty = true;
+        if buffer_limit == 0 && s.pending.is_empty() {
+            let file = self.file(id)?;
+            file.write_all_at(buf, at).map_err(|e| io_error("writing", &self.path(id), e))?;
+            s.len = at + buf.len() as u64;
+            self.publish(id, s.len);
+            return Ok(());
+        }
+        s.pending.extend_from_slice(buf);
+        s.len = at + buf.len() as u64;
+        if s.pending.len() >= buffer_limit {
+            self.flush(writer, id)?;
+        }
+        Ok(())
+    }
+
+    /// Writes segment `id`'s buffered bytes to the OS.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; the store must poison.
+    pub fn flush(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
+        let Some(s) = writer.segments.get_mut(&id) else { return Ok(()) };
+        if s.pending.is_empty() {
+            return Ok(());
+        }
+        let file = self.file(id)?;
+        let at = s.len - s.pending.len() as u64;
+        file.write_all_at(&s.pending, at).map_err(|e| io_error("writing", &self.path(id), e))?;
+        s.pending = Vec::new();
+        self.publish(id, s.len);
+        Ok(())
+    }
+
+    /// Flushes and syncs segment `id` if it was written since its last sync.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; the store must poison (a failed sync is never retried).
+    pub fn sync(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
+        if !writer.segments.get(&id).is_some_and(|s| s.dirty) {
+            return Ok(());
+        }
+        self.flush(writer, id)?;
+        let file = self.file(id)?;
+        file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e))?;
+        if let Some(s) = writer.segments.get_mut(&id) {
+            s.dirty = false;
+        }
+        Ok(())
+    }
+
+    fn publish(&self, id: u32, len: u64) {
+        if let Some((_, flushed)) = self.shared.read().get(&id) {
+            flushed.store(len, Ordering::Release);
+        }
+    }
+
+    /// Makes sure the OS has segment `id` up to `end`, flushing the engine's buffer if needed.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] from the flush; the store must poison.
+    pub fn make_readable(&self, id: u32, end: u64) -> Result<(), StoreError> {
+        let flushed = self.shared.read().get(&id).map_or(u64::MAX, |(_, f)| f.load(Ordering::Acquire));
+        if flushed >= end {
+            return Ok(());
+        }
+        let mut writer = self.writer.lock();
+        self.flush(&mut writer, id)
     }
 
     /// Reads `len` bytes at `offset` of segment `id`.
