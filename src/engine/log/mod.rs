@@ -301,10 +301,9 @@ impl LogStore {
     /// Reads and checks the record of `entry`.
     fn load(&self, entry: &Entry) -> Result<Notification, StoreError> {
         let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
-        self.segments.make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len)).map_err(|e| {
-            self.poisoned.store(true, Ordering::SeqCst);
-            e
-        })?;
+        self.segments
+            .make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len))
+            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
         let bytes = self.segments.read(entry.segment, u64::from(entry.offset), entry.len as usize)?;
         let frame = record::decode_frame(&bytes, u64::from(entry.segment))
             .map_err(|e| StoreError::Corruption { location: location(), detail: e.to_string() })?;
