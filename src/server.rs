@@ -3,7 +3,8 @@
 //! and calls [`run`].
 //!
 //! * Every request is read up to [`Handler::max_request_bytes`] and answered by the handler on
-//!   tokio's blocking pool (store calls do I/O; delta long polls wait).
+//!   tokio's blocking pool (store calls do I/O; delta long polls wait). A larger body is read
+//!   on (up to 32 MiB more) and thrown away, so the client sees the 413.
 //! * One log line per request on stderr: method, path, status, milliseconds.
 //! * The sweeper calls [`FeedStore::sweep_expired`] every `sweep_interval`.
 //! * On shutdown (SIGINT or SIGTERM, see [`shutdown_signal`]) the server stops accepting,
@@ -18,6 +19,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
+use http_body_util::BodyExt;
 
 use crate::handler::{Handler, Request};
 use crate::store::{FeedStore, StoreError};
@@ -39,14 +41,14 @@ async fn serve_request(State(handler): State<Arc<Handler>>, request: axum::extra
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect();
-    // A body over the limit (or one the client stopped sending) is not read further: 413.
-    let response = match axum::body::to_bytes(body, handler.max_request_bytes()).await {
-        Ok(bytes) => {
-            request.body = bytes.to_vec();
+    let response = match read_body(body, handler.max_request_bytes()).await {
+        BodyRead::Whole(bytes) => {
+            request.body = bytes;
             let handler = Arc::clone(&handler);
             tokio::task::spawn_blocking(move || handler.handle(request)).await.ok()
         }
-        Err(_) => Some(handler.handle_oversized(&request)),
+        BodyRead::TooLarge => Some(handler.handle_oversized(&request)),
+        BodyRead::Failed => Some(crate::handler::Response::empty(400)),
     };
     let response = response.map_or_else(
         || (StatusCode::INTERNAL_SERVER_ERROR, "the request handler failed").into_response(),
@@ -55,6 +57,35 @@ async fn serve_request(State(handler): State<Arc<Handler>>, request: axum::extra
     let shown: String = path_and_query.chars().take(200).collect();
     eprintln!("{} {} {} {}ms", parts.method, shown, response.status().as_u16(), started.elapsed().as_millis());
     response
+}
+
+/// How much of an oversized body is read and thrown away so that the client, still sending,
+/// sees the 413 instead of a broken connection. Beyond it the connection is dropped.
+const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
+
+enum BodyRead {
+    Whole(Vec<u8>),
+    TooLarge,
+    Failed,
+}
+
+/// Reads the body up to `limit` bytes. An oversized body is drained up to [`DRAIN_LIMIT`]
+/// without being kept.
+async fn read_body(mut body: Body, limit: usize) -> BodyRead {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return if total > limit { BodyRead::TooLarge } else { BodyRead::Failed } };
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total <= limit {
+                kept.extend_from_slice(&data);
+            } else if total > limit.saturating_add(DRAIN_LIMIT) {
+                break;
+            }
+        }
+    }
+    if total > limit { BodyRead::TooLarge } else { BodyRead::Whole(kept) }
 }
 
 fn into_axum(response: crate::handler::Response) -> axum::response::Response {
