@@ -269,7 +269,8 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field: &str, problem: &str| Err(ConfigError::Invalid { field: field.into(), problem: problem.into() });
+        let bad =
+            |field: &str, problem: &str| Err(ConfigError::Invalid { field: field.into(), problem: problem.into() });
         let mut tokens = std::collections::HashSet::new();
         let mut ids = std::collections::HashSet::new();
         let mut hosts = std::collections::HashSet::new();
@@ -338,6 +339,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

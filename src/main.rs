@@ -102,9 +102,8 @@ fn serve(options: Options) -> Result<(), String> {
     let sweep_interval = Duration::from_secs(config.sweep_interval_seconds);
     let engine = format!("{:?}", config.engine).to_ascii_lowercase();
     let demo = config.apps.iter().any(|a| a.id == notifeed::config::DEMO_APP_ID);
-    let handler = Arc::new(
-        Handler::new(Arc::clone(&store), clock, config, Some(&options.data_dir)).map_err(|e| e.to_string())?,
-    );
+    let handler =
+        Arc::new(Handler::new(Arc::clone(&store), clock, config, Some(&options.data_dir)).map_err(|e| e.to_string())?);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&options.address)

@@ -31,10 +31,14 @@ pub fn router(handler: Arc<Handler>) -> axum::Router {
 }
 
 /// Converts an axum request, runs the handler, converts the response back, and logs a line.
-async fn serve_request(State(handler): State<Arc<Handler>>, request: axum::extract::Request) -> axum::response::Response {
+async fn serve_request(
+    State(handler): State<Arc<Handler>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let path_and_query = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let path_and_query =
+        parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
     let mut request = Request::new(parts.method.as_str(), &path_and_query);
     request.headers = parts
         .headers
@@ -50,10 +54,8 @@ async fn serve_request(State(handler): State<Arc<Handler>>, request: axum::extra
         BodyRead::TooLarge => Some(handler.handle_oversized(&request)),
         BodyRead::Failed => Some(crate::handler::Response::empty(400)),
     };
-    let response = response.map_or_else(
-        || (StatusCode::INTERNAL_SERVER_ERROR, "the request handler failed").into_response(),
-        into_axum,
-    );
+    let response = response
+        .map_or_else(|| (StatusCode::INTERNAL_SERVER_ERROR, "the request handler failed").into_response(), into_axum);
     let shown: String = path_and_query.chars().take(200).collect();
     eprintln!("{} {} {} {}ms", parts.method, shown, response.status().as_u16(), started.elapsed().as_millis());
     response
@@ -159,7 +161,8 @@ pub async fn run(
     let _ = sweeper.await;
     // IMPORTANT: every request has been answered; sync makes everything acknowledged durable
     // before the process exits, even under `Durability::Buffered`.
-    let synced = tokio::task::spawn_blocking(move || store.sync()).await.map_err(|e| ServerError::Join(e.to_string()))?;
+    let synced =
+        tokio::task::spawn_blocking(move || store.sync()).await.map_err(|e| ServerError::Join(e.to_string()))?;
     served?;
     synced?;
     eprintln!("notifeed: store synced; shut down cleanly");

@@ -94,7 +94,8 @@ fn encodings_bombs_big_and_broken_bodies_get_their_status_and_only_accepted_ones
     assert_eq!(post(&server, &uns, Some("gzip, br"), example("list")).status, 415);
 
     // Invalid UTF-8 inside a string.
-    let mut invalid = br#"{"targetHostName":"demo.notifeed.local","appNotificationId":"u","payload":{"rawContent":""#.to_vec();
+    let mut invalid =
+        br#"{"targetHostName":"demo.notifeed.local","appNotificationId":"u","payload":{"rawContent":""#.to_vec();
     invalid.extend_from_slice(&[0xff, 0xfe, 0x80]);
     invalid.extend_from_slice(b"\"}}");
     let reply = post(&server, &uns, None, invalid);

@@ -17,13 +17,8 @@ fn session() -> String {
 
 /// Runs the session with `sh -e` against `base`; returns stdout.
 pub fn run_session(base: &str) -> String {
-    let output = std::process::Command::new("sh")
-        .arg("-e")
-        .arg("-c")
-        .arg(session())
-        .env("NOTIFEED", base)
-        .output()
-        .unwrap();
+    let output =
+        std::process::Command::new("sh").arg("-e").arg("-c").arg(session()).env("NOTIFEED", base).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -50,8 +45,12 @@ fn the_documented_curl_session_works_against_the_axum_app() {
 }
 
 fn check_transcript(out: &str) {
+    eprintln!("{out}");
     assert!(out.contains("subscription: "), "{out}");
-    assert!(out.contains(r#""@odata.context":"$metadata#users('alice%40contoso.com')/notifications/$entity""#), "{out}");
+    assert!(
+        out.contains(r#""@odata.context":"$metadata#users('alice%40contoso.com')/notifications/$entity""#),
+        "{out}"
+    );
     assert!(out.contains(r#""readState":"Read""#), "{out}");
     assert!(out.contains(r#""@removed":{"reason":"deleted"}"#), "{out}");
     assert!(out.trim_end().ends_with("done"), "{out}");

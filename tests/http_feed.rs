@@ -42,7 +42,9 @@ fn subscriptions_are_created_read_and_ended_by_their_app_only() {
     assert_eq!(server.send("GET", &format!("/subscriptions/{id}"), &other, None).status, 404);
     assert_eq!(server.send("DELETE", &format!("/subscriptions/{id}"), &other, None).status, 404);
     // Bad bodies name the field.
-    for (body, field) in [(r#"{"user":"x"}"#, "user"), (r#"{"userId":"a/b"}"#, "userId"), (r#"{"userId":""}"#, "userId")] {
+    for (body, field) in
+        [(r#"{"user":"x"}"#, "user"), (r#"{"userId":"a/b"}"#, "userId"), (r#"{"userId":""}"#, "userId")]
+    {
         let reply = server.send(
             "POST",
             "/subscriptions",
@@ -118,7 +120,10 @@ fn list_pages_filter_get_mark_read_and_delete() {
     };
     let reply = patch(r#"{"readState":"Read","userActionState":"Activated"}"#);
     assert_eq!(reply.status, 200);
-    assert_eq!((reply.json()["readState"].clone(), reply.json()["userActionState"].clone()), (json!("Read"), json!("Activated")));
+    assert_eq!(
+        (reply.json()["readState"].clone(), reply.json()["userActionState"].clone()),
+        (json!("Read"), json!("Activated"))
+    );
     assert_eq!(server.get(&uns, &format!("/me/notifications/{}", ids[0])).json()["readState"], "Read");
     assert!(patch(r#"{"readState":"Maybe"}"#).error_message().contains("readState"));
     assert_eq!(patch(r#"{"title":"x"}"#).status, 400);
@@ -126,7 +131,12 @@ fn list_pages_filter_get_mark_read_and_delete() {
 
     // Delete one; it is gone; deleting again is 404.
     let delete = |id: &str| {
-        server.send("DELETE", &format!("/me/notifications/{id}"), &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns)], None)
+        server.send(
+            "DELETE",
+            &format!("/me/notifications/{id}"),
+            &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns)],
+            None,
+        )
     };
     assert_eq!(delete(&ids[1]).status, 204);
     assert_eq!(delete(&ids[1]).status, 404);
@@ -142,7 +152,8 @@ fn list_pages_filter_get_mark_read_and_delete() {
     );
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["deletedCount"], 3);
-    let reply = server.send("DELETE", "/me/notifications", &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns)], None);
+    let reply =
+        server.send("DELETE", "/me/notifications", &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns)], None);
     assert_eq!(reply.status, 400);
     let left: Vec<Value> = server.get(&uns, "/me/notifications").json()["value"].as_array().unwrap().clone();
     assert_eq!(left.len(), 1);
@@ -164,7 +175,12 @@ fn delta_reports_upserts_and_removals_and_refuses_bad_tokens() {
     assert_eq!(body["value"].as_array().unwrap().len(), 1, "{body}");
     assert_eq!(body["value"][0]["id"], id.as_str());
     delta = path_of(body["@odata.deltaLink"].as_str().unwrap(), &server.base);
-    let reply = server.send("DELETE", &format!("/me/notifications/{id}"), &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns)], None);
+    let reply = server.send(
+        "DELETE",
+        &format!("/me/notifications/{id}"),
+        &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns)],
+        None,
+    );
     assert_eq!(reply.status, 204);
     let body = server.get(&uns, &delta).json();
     assert_eq!(body["value"], json!([{"id": id, "@removed": {"reason": "deleted"}}]));
@@ -197,7 +213,8 @@ fn long_poll_returns_when_a_change_arrives_or_when_the_wait_ends() {
 
     // Nothing happens: the poll ends after the wait with an empty page and the same kind of link.
     let started = Instant::now();
-    let reply = server.send("GET", &delta, &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns), ("Prefer", "wait=1")], None);
+    let reply =
+        server.send("GET", &delta, &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns), ("Prefer", "wait=1")], None);
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("preference-applied"), Some("wait=1"));
     assert_eq!(reply.json()["value"], json!([]));
@@ -208,7 +225,12 @@ fn long_poll_returns_when_a_change_arrives_or_when_the_wait_ends() {
         let server = std::sync::Arc::clone(&server);
         let (uns, delta) = (uns.clone(), delta.clone());
         std::thread::spawn(move || {
-            server.send("GET", &delta, &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns), ("Prefer", "wait=60")], None)
+            server.send(
+                "GET",
+                &delta,
+                &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns), ("Prefer", "wait=60")],
+                None,
+            )
         })
     };
     let started = Instant::now();

@@ -80,10 +80,8 @@ fn subscription_stops_working_at_the_exact_instant_it_expires() {
 fn display_time_to_live_counts_down_and_expired_notifications_vanish_into_delta() {
     let f = fixture(Config::default());
     let uns = json_of(&f.subscribe(json!({ "userId": "jack" })))["id"].as_str().unwrap().to_owned();
-    let token = json_of(&f.call("GET", "/me/notifications/delta", &uns, None))["@odata.deltaLink"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token =
+        json_of(&f.call("GET", "/me/notifications/delta", &uns, None))["@odata.deltaLink"].as_str().unwrap().to_owned();
     let created = f.call("POST", "/me/notifications", &uns, Some(notification("short", "2026-01-01T00:10:00Z")));
     assert_eq!(created.status, 201);
     let created = json_of(&created);
@@ -137,7 +135,8 @@ fn replacement_keeps_the_id_and_health_needs_no_token() {
     let uns = json_of(&f.subscribe(json!({ "userId": "lee" })))["id"].as_str().unwrap().to_owned();
     let first = json_of(&f.call("POST", "/me/notifications", &uns, Some(notification("same", "2026-01-02T00:00:00Z"))));
     f.clock.advance_secs(5);
-    let second = json_of(&f.call("POST", "/me/notifications", &uns, Some(notification("same", "2026-01-03T00:00:00Z"))));
+    let second =
+        json_of(&f.call("POST", "/me/notifications", &uns, Some(notification("same", "2026-01-03T00:00:00Z"))));
     assert_eq!(first["id"], second["id"]);
     assert_eq!(second["expirationDateTime"], "2026-01-03T00:00:00Z");
     let health = f.handler.handle(Request::new("GET", "/health"));
@@ -153,14 +152,15 @@ fn a_subscription_file_survives_a_new_handler() {
     let store: Arc<dyn FeedStore> = Arc::new(MemoryStore::new(Arc::clone(&clock), config.store_options()));
     let handler = Handler::new(Arc::clone(&store), Arc::clone(&clock), config.clone(), Some(dir.path())).unwrap();
     let created = handler.handle(
-        Request::new("POST", "/subscriptions").with_header("Authorization", &demo_auth()).with_body(r#"{"userId":"mo"}"#),
+        Request::new("POST", "/subscriptions")
+            .with_header("Authorization", &demo_auth())
+            .with_body(r#"{"userId":"mo"}"#),
     );
     let uns = json_of(&created)["id"].as_str().unwrap().to_owned();
     drop(handler);
     let handler = Handler::new(store, clock, config, Some(dir.path())).unwrap();
-    let reply = handler.handle(
-        Request::new("GET", &format!("/subscriptions/{uns}")).with_header("Authorization", &demo_auth()),
-    );
+    let reply = handler
+        .handle(Request::new("GET", &format!("/subscriptions/{uns}")).with_header("Authorization", &demo_auth()));
     assert_eq!(reply.status, 200);
     assert_eq!(json_of(&reply)["userId"], "mo");
 }

@@ -61,13 +61,17 @@ fn every_row_of_the_status_table() {
     assert!((59..=60).contains(&body["displayTimeToLive"].as_i64().unwrap()), "{body}");
     assert_eq!(body["groupName"], "TestGroup");
     assert_eq!(body["priority"], "High");
-    assert_eq!(body["payload"], json!({"visualContent": {"title": "Hello World!", "body": "Notifications are Great!"}}));
+    assert_eq!(
+        body["payload"],
+        json!({"visualContent": {"title": "Hello World!", "body": "Notifications are Great!"}})
+    );
     assert!(body["expirationDateTime"].as_str().unwrap().ends_with('Z'));
     assert_eq!(reply.header("client-request-id"), Some("71e62feb-8d72-4912-8b2c-4cee9d89e781"));
     assert!(reply.header("request-id").is_some_and(|v| v.len() == 36));
     accepted.push(id);
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("array body", vec![], b"[{}]".to_vec(), 400, "invalidRequest"),
         ("not JSON", vec![], b"hello".to_vec(), 400, "invalidRequest"),
         (

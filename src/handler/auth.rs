@@ -40,10 +40,13 @@ impl Authenticator {
     /// [`HandlerError::Unauthenticated`] when the header is missing, not a bearer token, or an
     /// unknown token; [`HandlerError::Blocked`] when the app is on the blocked list.
     pub(crate) fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, HandlerError> {
-        let value = authorization.ok_or(HandlerError::Unauthenticated { reason: "the Authorization header is missing" })?;
+        let value =
+            authorization.ok_or(HandlerError::Unauthenticated { reason: "the Authorization header is missing" })?;
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(HandlerError::Unauthenticated { reason: "the Authorization header must be \"Bearer <token>\"" });
+            return Err(HandlerError::Unauthenticated {
+                reason: "the Authorization header must be \"Bearer <token>\"",
+            });
         }
         let caller = self
             .by_token
@@ -57,6 +60,7 @@ impl Authenticator {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

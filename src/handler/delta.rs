@@ -81,11 +81,15 @@ impl Handler {
             .map(|t| {
                 t.parse::<ChangeToken>().map_err(|_| HandlerError::BadRequest {
                     field: "$deltatoken".into(),
-                    problem: format!("{:?} is not a delta token issued by this server", t.chars().take(64).collect::<String>()),
+                    problem: format!(
+                        "{:?} is not a delta token issued by this server",
+                        t.chars().take(64).collect::<String>()
+                    ),
                 })
             })
             .transpose()?;
-        let wait = preferred_wait(request.header("prefer")).map(|w| w.min(u64::from(self.config.limits.max_wait_seconds)));
+        let wait =
+            preferred_wait(request.header("prefer")).map(|w| w.min(u64::from(self.config.limits.max_wait_seconds)));
         let feed = ctx.feed.as_str();
         // Read the count before the store: a mutation between the two wakes the wait at once.
         let seen = self.signals.current(feed);
@@ -102,7 +106,9 @@ impl Handler {
             .iter()
             .map(|change| match change {
                 Change::Upserted(n) => n.to_graph_json(now),
-                Change::Removed { id, reason } => json!({ "id": id.to_string(), "@removed": { "reason": reason.as_str() } }),
+                Change::Removed { id, reason } => {
+                    json!({ "id": id.to_string(), "@removed": { "reason": reason.as_str() } })
+                }
             })
             .collect();
         let token = changes.next.to_string();
@@ -111,7 +117,8 @@ impl Handler {
         body.insert("@odata.context".into(), Value::String("$metadata#Collection(notification)".into()));
         body.insert("value".into(), Value::Array(value));
         let path = "/me/notifications/delta";
-        let (key, option) = if changes.more { ("@odata.nextLink", "$skiptoken") } else { ("@odata.deltaLink", "$deltatoken") };
+        let (key, option) =
+            if changes.more { ("@odata.nextLink", "$skiptoken") } else { ("@odata.deltaLink", "$deltatoken") };
         let mut options = vec![];
         if query.get("$top").is_some() {
             options.push(("$top", top.to_string()));
@@ -127,6 +134,7 @@ impl Handler {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

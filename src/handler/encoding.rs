@@ -66,6 +66,7 @@ fn read_limited(decoder: impl Read, limit: usize, encoding: &'static str) -> Res
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use flate2::Compression;

@@ -132,9 +132,10 @@ impl From<StoreError> for HandlerError {
             StoreError::InvalidToken { token } => {
                 HandlerError::BadRequest { field: "token".into(), problem: format!("{token:?} is not a valid token") }
             }
-            StoreError::InvalidFeedKey { reason } => {
-                HandlerError::BadRequest { field: "the user and host name".into(), problem: format!("form a feed key that {reason}") }
-            }
+            StoreError::InvalidFeedKey { reason } => HandlerError::BadRequest {
+                field: "the user and host name".into(),
+                problem: format!("form a feed key that {reason}"),
+            },
             other => HandlerError::Store(other),
         }
     }
@@ -147,7 +148,9 @@ impl HandlerError {
             HandlerError::Contract(c) => c.http_status(),
             HandlerError::NoRoute { .. } | HandlerError::NotFound { .. } => 404,
             HandlerError::MethodNotAllowed { .. } => 405,
-            HandlerError::UnsupportedHeader { .. } | HandlerError::BadEncoding { .. } | HandlerError::BadRequest { .. } => 400,
+            HandlerError::UnsupportedHeader { .. }
+            | HandlerError::BadEncoding { .. }
+            | HandlerError::BadRequest { .. } => 400,
             HandlerError::UnsupportedEncoding { .. } | HandlerError::UnsupportedContentType { .. } => 415,
             HandlerError::BodyTooLarge { .. } => 413,
             HandlerError::Unauthenticated { .. } => 401,
@@ -166,10 +169,12 @@ impl HandlerError {
             HandlerError::NoRoute { .. } => "notFound",
             HandlerError::NotFound { .. } => "itemNotFound",
             HandlerError::MethodNotAllowed { .. } => "methodNotAllowed",
-            HandlerError::UnsupportedHeader { .. } | HandlerError::BadEncoding { .. } | HandlerError::BadRequest { .. } => {
-                "invalidRequest"
+            HandlerError::UnsupportedHeader { .. }
+            | HandlerError::BadEncoding { .. }
+            | HandlerError::BadRequest { .. } => "invalidRequest",
+            HandlerError::UnsupportedEncoding { .. } | HandlerError::UnsupportedContentType { .. } => {
+                "unsupportedMediaType"
             }
-            HandlerError::UnsupportedEncoding { .. } | HandlerError::UnsupportedContentType { .. } => "unsupportedMediaType",
             HandlerError::BodyTooLarge { .. } => "payloadTooLarge",
             HandlerError::Unauthenticated { .. } => "InvalidAuthenticationToken",
             HandlerError::Blocked { .. } | HandlerError::Forbidden { .. } => "accessDenied",
@@ -206,6 +211,7 @@ impl HandlerError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -112,8 +112,7 @@ impl Request {
     fn base_url(&self) -> String {
         match self.header("host").map(str::trim) {
             Some(host)
-                if !host.is_empty()
-                    && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b)) =>
+                if !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b)) =>
             {
                 format!("http://{host}")
             }
@@ -287,8 +286,9 @@ impl Handler {
     fn feed_context(&self, request: &Request, caller: &Caller, now: Timestamp) -> Result<FeedContext, HandlerError> {
         let id = request.header("x-uns-id").map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| {
             HandlerError::Forbidden {
-                reason: "the X-UNS-ID header is missing: create a subscription with POST /subscriptions and pass its id"
-                    .into(),
+                reason:
+                    "the X-UNS-ID header is missing: create a subscription with POST /subscriptions and pass its id"
+                        .into(),
             }
         })?;
         let subscription = self.subscriptions.get(id, now).ok_or_else(|| HandlerError::Forbidden {

@@ -54,7 +54,9 @@ impl Handler {
         if let Some(content_type) = request.header("content-type") {
             let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             if media != "application/json" && !media.ends_with("+json") {
-                return Err(HandlerError::UnsupportedContentType { content_type: content_type.chars().take(64).collect() });
+                return Err(HandlerError::UnsupportedContentType {
+                    content_type: content_type.chars().take(64).collect(),
+                });
             }
         }
         let encoding = request.header("content-encoding").map(str::to_owned);
@@ -106,11 +108,16 @@ impl Handler {
             .map(|t| {
                 t.parse::<Cursor>().map_err(|_| HandlerError::BadRequest {
                     field: "$skiptoken".into(),
-                    problem: format!("{:?} is not a skip token issued by this server", t.chars().take(64).collect::<String>()),
+                    problem: format!(
+                        "{:?} is not a skip token issued by this server",
+                        t.chars().take(64).collect::<String>()
+                    ),
                 })
             })
             .transpose()?;
-        let page = self.store.list(&ctx.feed, &ListQuery { group: group.clone(), limit: top, cursor, ..ListQuery::default() })?;
+        let page = self
+            .store
+            .list(&ctx.feed, &ListQuery { group: group.clone(), limit: top, cursor, ..ListQuery::default() })?;
         let mut body = Map::new();
         body.insert("@odata.context".into(), Value::String(notifications_context(&ctx.subscription.user_id)));
         body.insert("value".into(), Value::Array(page.items.iter().map(|n| n.to_graph_json(now)).collect()));
@@ -120,12 +127,20 @@ impl Handler {
                 options.push(("$filter", group_filter_value(group)));
             }
             options.push(("$skiptoken", next.to_string()));
-            body.insert("@odata.nextLink".into(), Value::String(link(&request.base_url(), "/me/notifications", &options)));
+            body.insert(
+                "@odata.nextLink".into(),
+                Value::String(link(&request.base_url(), "/me/notifications", &options)),
+            );
         }
         Ok(Response::json(200, &Value::Object(body)))
     }
 
-    pub(crate) fn get_notification(&self, ctx: &FeedContext, id: &str, now: Timestamp) -> Result<Response, HandlerError> {
+    pub(crate) fn get_notification(
+        &self,
+        ctx: &FeedContext,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Response, HandlerError> {
         let notification = self
             .store
             .get(&ctx.feed, parse_id(id)?)?
@@ -215,10 +230,7 @@ impl Handler {
         self.throttle.admit(&caller.app_id, None, now)?;
         let new: NewSubscription = parse_json(&self.json_body(request)?)?;
         let user = new.user_id;
-        if user.is_empty()
-            || user.len() > MAX_USER_ID_BYTES
-            || user.chars().any(|c| c == '/' || c.is_control())
-        {
+        if user.is_empty() || user.len() > MAX_USER_ID_BYTES || user.chars().any(|c| c == '/' || c.is_control()) {
             return Err(HandlerError::BadRequest {
                 field: "userId".into(),
                 problem: format!("must be 1 to {MAX_USER_ID_BYTES} bytes with no '/' and no control characters"),
@@ -265,9 +277,14 @@ impl Handler {
         self.throttle.admit(&caller.app_id, None, now)?;
         let not_found = || HandlerError::NotFound { what: "subscription", id: id.chars().take(64).collect() };
         if request.method == "DELETE" {
-            return if self.subscriptions.remove(id, &caller.app_id, now)? { Ok(Response::empty(204)) } else { Err(not_found()) };
+            return if self.subscriptions.remove(id, &caller.app_id, now)? {
+                Ok(Response::empty(204))
+            } else {
+                Err(not_found())
+            };
         }
-        let subscription = self.subscriptions.get(id, now).filter(|s| s.app_id == caller.app_id).ok_or_else(not_found)?;
+        let subscription =
+            self.subscriptions.get(id, now).filter(|s| s.app_id == caller.app_id).ok_or_else(not_found)?;
         Ok(Response::json(200, &subscription_json(&subscription)))
     }
 }

@@ -50,12 +50,14 @@ impl QueryOptions {
     pub(crate) fn top(&self, default: usize) -> Result<usize, HandlerError> {
         match self.get("$top") {
             None => Ok(default),
-            Some(text) => text.trim().parse::<usize>().ok().filter(|n| (1..=ListQuery::MAX_LIMIT).contains(n)).ok_or_else(
-                || HandlerError::BadRequest {
-                    field: "$top".into(),
-                    problem: format!("must be a whole number from 1 to {}, not {text:?}", ListQuery::MAX_LIMIT),
-                },
-            ),
+            Some(text) => {
+                text.trim().parse::<usize>().ok().filter(|n| (1..=ListQuery::MAX_LIMIT).contains(n)).ok_or_else(|| {
+                    HandlerError::BadRequest {
+                        field: "$top".into(),
+                        problem: format!("must be a whole number from 1 to {}, not {text:?}", ListQuery::MAX_LIMIT),
+                    }
+                })
+            }
         }
     }
 
@@ -111,6 +113,7 @@ pub(crate) fn notifications_context(user: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -83,9 +83,8 @@ impl Subscriptions {
         if let Some(path) = &file {
             match std::fs::read(path) {
                 Ok(bytes) => {
-                    let parsed: FileFormat = serde_json::from_slice(&bytes).map_err(|e| {
-                        HandlerError::Internal(format!("cannot parse {}: {e}", path.display()))
-                    })?;
+                    let parsed: FileFormat = serde_json::from_slice(&bytes)
+                        .map_err(|e| HandlerError::Internal(format!("cannot parse {}: {e}", path.display())))?;
                     if parsed.version != 1 {
                         return Err(HandlerError::Internal(format!(
                             "{} has version {}; this build reads version 1",
@@ -145,7 +144,8 @@ impl Subscriptions {
         let bytes = serde_json::to_vec_pretty(&FileFormat { version: 1, subscriptions })
             .map_err(|e| HandlerError::Internal(format!("cannot encode subscriptions: {e}")))?;
         let tmp = path.with_extension("json.tmp");
-        let fail = |what: &str, p: &Path, e: std::io::Error| HandlerError::Internal(format!("{what} {}: {e}", p.display()));
+        let fail =
+            |what: &str, p: &Path, e: std::io::Error| HandlerError::Internal(format!("{what} {}: {e}", p.display()));
         // IMPORTANT: 1. write and fsync a temporary file, 2. rename it over the old one,
         // 3. fsync the directory so the rename itself survives a crash. A crash at any point
         // leaves either the old or the new file whole.
@@ -162,6 +162,7 @@ impl Subscriptions {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use jiff::SignedDuration;

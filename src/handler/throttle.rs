@@ -105,6 +105,7 @@ fn prune(family: &Buckets, buckets: &mut HashMap<String, Bucket>, now: Timestamp
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use jiff::SignedDuration;

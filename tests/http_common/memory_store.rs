@@ -142,11 +142,16 @@ impl FeedStore for MemoryStore {
         Ok(counts)
     }
 
-    fn update_state(&self, key: &FeedKey, id: NotificationId, update: StateUpdate) -> Result<Option<Notification>, StoreError> {
+    fn update_state(
+        &self,
+        key: &FeedKey,
+        id: NotificationId,
+        update: StateUpdate,
+    ) -> Result<Option<Notification>, StoreError> {
         let now = self.clock.now();
         let mut feeds = self.feeds.lock().map_err(poisoned)?;
         let Some(feed) = feeds.get_mut(key) else { return Ok(None) };
-        if !feed.entries.get(&id).is_some_and(|e| !e.notification.is_expired(now)) {
+        if feed.entries.get(&id).is_none_or(|e| e.notification.is_expired(now)) {
             return Ok(None);
         }
         let seq = self.next(feed);
@@ -166,7 +171,7 @@ impl FeedStore for MemoryStore {
         let now = self.clock.now();
         let mut feeds = self.feeds.lock().map_err(poisoned)?;
         let Some(feed) = feeds.get_mut(key) else { return Ok(false) };
-        if !feed.entries.get(&id).is_some_and(|e| !e.notification.is_expired(now)) {
+        if feed.entries.get(&id).is_none_or(|e| e.notification.is_expired(now)) {
             return Ok(false);
         }
         feed.entries.remove(&id);
@@ -272,4 +277,3 @@ impl FeedStore for MemoryStore {
         Ok(())
     }
 }
-
