@@ -229,9 +229,15 @@ pub enum ConfigError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The TOML is malformed or names an unknown field.
-    #[error("invalid config: {0}")]
-    Parse(#[from] toml::de::Error),
+    /// The TOML is malformed or names an unknown field. Only the parser's message and the line
+    /// are kept, never the text of the line, which may hold a token.
+    #[error("invalid config at line {line}: {message}")]
+    Parse {
+        /// The line (1-based) where the problem starts; 0 when unknown.
+        line: usize,
+        /// What the parser said.
+        message: String,
+    },
     /// A value is out of bounds or inconsistent.
     #[error("invalid config: {field} {problem}")]
     Invalid {
@@ -249,7 +255,12 @@ impl Config {
     /// [`ConfigError::Parse`] for malformed TOML or unknown fields, [`ConfigError::Invalid`] for
     /// a value out of bounds (the error names the field).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text)?;
+        let config: Config = toml::from_str(text).map_err(|e: toml::de::Error| ConfigError::Parse {
+            line: e.span().map_or(0, |span| {
+                text.as_bytes()[..span.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+            }),
+            message: e.message().to_owned(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -364,7 +375,15 @@ mod tests {
 
     #[test]
     fn unknown_field_is_rejected() {
-        assert!(matches!(Config::from_toml("engin = \"log\""), Err(ConfigError::Parse(_))));
+        assert!(matches!(Config::from_toml("engin = \"log\""), Err(ConfigError::Parse { line: 1, .. })));
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_line_with_a_token() {
+        let text = "[[apps]]\nid = \"a\"\nhost_name = \"a\"\nbearer_tokens = [\"leaky-secret\" \"x\"]\n";
+        let err = Config::from_toml(text).unwrap_err().to_string();
+        assert!(!err.contains("leaky-secret"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
     }
 
     #[test]

@@ -15,11 +15,17 @@ pub struct Caller {
 }
 
 /// Resolves `Authorization: Bearer <token>` to a [`Caller`].
-#[derive(Debug)]
 pub(crate) struct Authenticator {
     /// Token → caller. Tokens are only kept here, never logged.
     by_token: HashMap<String, Caller>,
     blocked: HashSet<String>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    /// Never prints a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("tokens", &self.by_token.len()).field("blocked", &self.blocked).finish()
+    }
 }
 
 impl Authenticator {
@@ -88,6 +94,12 @@ mod tests {
         for header in [None, Some("Basic t1"), Some("Bearer nope"), Some("Bearer"), Some("")] {
             assert!(matches!(a.authenticate(header), Err(HandlerError::Unauthenticated { .. })), "{header:?}");
         }
+    }
+
+    #[test]
+    fn debug_print_shows_no_token() {
+        let printed = format!("{:?}", authenticator());
+        assert!(!printed.contains("t1") && !printed.contains("t3"), "{printed}");
     }
 
     #[test]
