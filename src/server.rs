@@ -155,6 +155,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let sweeper = tokio::spawn(sweep_forever(Arc::clone(&store), sweep_interval));
+    let stopping = Arc::clone(&handler);
+    let shutdown = async move {
+        shutdown.await;
+        // Long polls would otherwise hold the shutdown for up to their whole wait.
+        stopping.stop_waiting();
+    };
     let served = axum::serve(listener, router(handler)).with_graceful_shutdown(shutdown).await;
     sweeper.abort();
     // The sweeper may be mid-sweep on the blocking pool; sync after it, in order.

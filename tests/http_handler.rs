@@ -164,3 +164,27 @@ fn a_subscription_file_survives_a_new_handler() {
     assert_eq!(reply.status, 200);
     assert_eq!(json_of(&reply)["userId"], "mo");
 }
+
+#[test]
+fn stop_waiting_ends_a_long_poll_whether_it_started_before_or_after() {
+    let f = Arc::new(fixture(Config::default()));
+    let uns = json_of(&f.subscribe(json!({ "userId": "ned" })))["id"].as_str().unwrap().to_owned();
+    let link =
+        json_of(&f.call("GET", "/me/notifications/delta", &uns, None))["@odata.deltaLink"].as_str().unwrap().to_owned();
+    let poll = {
+        let (f, uns, link) = (Arc::clone(&f), uns.clone(), link.clone());
+        std::thread::spawn(move || {
+            f.handler.handle(
+                Request::new("GET", &link)
+                    .with_header("Authorization", &demo_auth())
+                    .with_header("X-UNS-ID", &uns)
+                    .with_header("Prefer", "wait=3600"),
+            )
+        })
+    };
+    f.handler.stop_waiting();
+    // Only stop_waiting can end this hour-long poll.
+    let reply = poll.join().unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(json_of(&reply)["value"], json!([]));
+}

@@ -8,6 +8,7 @@
 //! Expirations do not wake a waiter early; they show at its next call.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -24,6 +25,8 @@ use crate::store::{Change, ChangeToken};
 pub(crate) struct FeedSignals {
     counts: Mutex<HashMap<String, u64>>,
     changed: Condvar,
+    /// Set at shutdown: every wait returns at once, now and later.
+    stopped: AtomicBool,
 }
 
 impl FeedSignals {
@@ -39,13 +42,23 @@ impl FeedSignals {
         self.changed.notify_all();
     }
 
-    /// Waits until `feed`'s count differs from `seen` or `deadline` passes. Returns whether it
-    /// changed.
+    /// Ends every wait, now and later (the server is shutting down).
+    pub(crate) fn stop(&self) {
+        let _counts = self.counts.lock();
+        self.stopped.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    /// Waits until `feed`'s count differs from `seen`, `deadline` passes, or [`FeedSignals::stop`]
+    /// is called. Returns whether it changed.
     pub(crate) fn wait(&self, feed: &str, seen: u64, deadline: Instant) -> bool {
         let mut counts = self.counts.lock();
         loop {
             if counts.get(feed).copied().unwrap_or(0) != seen {
                 return true;
+            }
+            if self.stopped.load(Ordering::SeqCst) {
+                return false;
             }
             if self.changed.wait_until(&mut counts, deadline).timed_out() {
                 return counts.get(feed).copied().unwrap_or(0) != seen;
@@ -155,6 +168,16 @@ mod tests {
         // The deadline is far away: only the change can end this wait quickly.
         assert!(signals.wait("f", seen, Instant::now() + Duration::from_secs(3600)));
         assert!(!signals.wait("g", 0, Instant::now()));
+    }
+
+    #[test]
+    fn stop_ends_current_and_later_waits() {
+        let signals = std::sync::Arc::new(FeedSignals::default());
+        let other = std::sync::Arc::clone(&signals);
+        let waiter = std::thread::spawn(move || other.wait("f", 0, Instant::now() + Duration::from_secs(3600)));
+        signals.stop();
+        assert!(!waiter.join().unwrap());
+        assert!(!signals.wait("f", 0, Instant::now() + Duration::from_secs(3600)));
     }
 
     #[test]

@@ -225,6 +225,12 @@ impl Handler {
         self.finish(&request, result, now)
     }
 
+    /// Ends every `Prefer: wait` long poll now and answers later ones without waiting: call it
+    /// when the server starts shutting down, so in-flight requests finish promptly.
+    pub fn stop_waiting(&self) {
+        self.signals.stop();
+    }
+
     /// Answers a request whose body the transport stopped reading because it exceeded
     /// [`Handler::max_request_bytes`]: 413, with the usual headers.
     pub fn handle_oversized(&self, request: &Request) -> Response {
