@@ -52,7 +52,10 @@ async fn serve_request(
             tokio::task::spawn_blocking(move || handler.handle(request)).await.ok()
         }
         BodyRead::TooLarge => Some(handler.handle_oversized(&request)),
-        BodyRead::Failed => Some(crate::handler::Response::empty(400)),
+        BodyRead::Failed => Some(handler.error_response(
+            &request,
+            crate::handler::HandlerError::BadRequest { field: "the body".into(), problem: "could not be read".into() },
+        )),
     };
     let response = response
         .map_or_else(|| (StatusCode::INTERNAL_SERVER_ERROR, "the request handler failed").into_response(), into_axum);

@@ -234,7 +234,12 @@ impl Handler {
     /// Answers a request whose body the transport stopped reading because it exceeded
     /// [`Handler::max_request_bytes`]: 413, with the usual headers.
     pub fn handle_oversized(&self, request: &Request) -> Response {
-        let error = HandlerError::BodyTooLarge { limit: self.max_request_bytes(), decoded: false };
+        self.error_response(request, HandlerError::BodyTooLarge { limit: self.max_request_bytes(), decoded: false })
+    }
+
+    /// The response to `request` failing with `error` before the handler could run (for
+    /// transports: a body that could not be read), with the usual headers and error body.
+    pub fn error_response(&self, request: &Request, error: HandlerError) -> Response {
         self.finish(request, Err(error), self.clock.now())
     }
 
@@ -308,5 +313,128 @@ impl Handler {
         self.throttle.admit(&caller.app_id, Some(&subscription.user_id), now)?;
         let feed = FeedKey::for_user_app(&subscription.user_id, &subscription.app_host_name)?;
         Ok(FeedContext { subscription, feed })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::{ChangeToken, Changes, Counts, ListQuery, Page, StateUpdate, StoreError, SweepStats};
+    use crate::{NewNotification, Notification, NotificationId};
+
+    /// A store that fails every call: these tests cover what the handler answers before (or
+    /// instead of) touching a store.
+    struct FailingStore;
+
+    fn fail<T>() -> Result<T, StoreError> {
+        Err(StoreError::Backend { engine: "test", detail: "unreachable in these tests".into() })
+    }
+
+    impl FeedStore for FailingStore {
+        fn append(&self, _: &FeedKey, _: NewNotification) -> Result<Notification, StoreError> {
+            fail()
+        }
+        fn get(&self, _: &FeedKey, _: NotificationId) -> Result<Option<Notification>, StoreError> {
+            fail()
+        }
+        fn get_by_app_id(&self, _: &FeedKey, _: &str) -> Result<Option<Notification>, StoreError> {
+            fail()
+        }
+        fn list(&self, _: &FeedKey, _: &ListQuery) -> Result<Page, StoreError> {
+            fail()
+        }
+        fn count(&self, _: &FeedKey) -> Result<Counts, StoreError> {
+            fail()
+        }
+        fn update_state(
+            &self,
+            _: &FeedKey,
+            _: NotificationId,
+            _: StateUpdate,
+        ) -> Result<Option<Notification>, StoreError> {
+            fail()
+        }
+        fn delete(&self, _: &FeedKey, _: NotificationId) -> Result<bool, StoreError> {
+            fail()
+        }
+        fn delete_by_app_id(&self, _: &FeedKey, _: &str) -> Result<bool, StoreError> {
+            fail()
+        }
+        fn delete_group(&self, _: &FeedKey, _: &str) -> Result<u64, StoreError> {
+            fail()
+        }
+        fn changes(&self, _: &FeedKey, _: Option<ChangeToken>, _: usize) -> Result<Changes, StoreError> {
+            fail()
+        }
+        fn sweep_expired(&self) -> Result<SweepStats, StoreError> {
+            fail()
+        }
+        fn sync(&self) -> Result<(), StoreError> {
+            fail()
+        }
+    }
+
+    fn handler() -> Handler {
+        let clock: SharedClock = Arc::new(ManualClock::at_epoch_2026());
+        Handler::new(Arc::new(FailingStore), clock, Config::default(), None).unwrap()
+    }
+
+    fn subscribed(h: &Handler) -> String {
+        let auth = format!("Bearer {}", crate::config::DEMO_BEARER_TOKEN);
+        let r = h.handle(
+            Request::new("POST", "/subscriptions").with_header("Authorization", &auth).with_body(r#"{"userId":"u"}"#),
+        );
+        assert_eq!(r.status, 201);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn client_request_id_is_echoed_only_when_it_is_a_sane_header_value() {
+        let h = handler();
+        let r = h.handle(Request::new("GET", "/health").with_header("Client-Request-Id", "abc-123"));
+        assert_eq!(r.header("client-request-id"), Some("abc-123"));
+        let r = h.handle(Request::new("GET", "/health").with_header("client-request-id", "bad value\r\nx: y"));
+        assert_eq!(r.header("client-request-id"), r.header("request-id"));
+        assert_ne!(r.header("request-id"), None);
+    }
+
+    #[test]
+    fn store_failures_become_500_with_graph_error_body() {
+        let h = handler();
+        let uns = subscribed(&h);
+        let auth = format!("Bearer {}", crate::config::DEMO_BEARER_TOKEN);
+        let r = h.handle(
+            Request::new("GET", "/me/notifications").with_header("Authorization", &auth).with_header("X-UNS-ID", &uns),
+        );
+        assert_eq!(r.status, 500);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"]["code"], "generalException");
+    }
+
+    #[test]
+    fn oversized_and_unreadable_bodies_carry_the_request_ids() {
+        let h = handler();
+        let request = Request::new("POST", "/me/notifications").with_header("client-request-id", "c1");
+        let r = h.handle_oversized(&request);
+        assert_eq!((r.status, r.header("client-request-id")), (413, Some("c1")));
+        let r = h.error_response(
+            &request,
+            HandlerError::BadRequest { field: "the body".into(), problem: "could not be read".into() },
+        );
+        assert_eq!((r.status, r.header("client-request-id")), (400, Some("c1")));
+    }
+
+    #[test]
+    fn request_splits_path_and_query_and_finds_headers_in_any_case() {
+        let r = Request::new("GET", "/me/notifications?$top=1").with_header("X-UNS-ID", "s");
+        assert_eq!((r.path(), r.query(), r.header("x-uns-id")), ("/me/notifications", "$top=1", Some("s")));
+        assert_eq!(Request::new("GET", "/health").query(), "");
+        let hosted = Request::new("GET", "/").with_header("Host", "example.org:8080");
+        assert_eq!(hosted.base_url(), "http://example.org:8080");
+        let hostile = Request::new("GET", "/").with_header("Host", "evil.example/path?");
+        assert_eq!(hostile.base_url(), "");
     }
 }
