@@ -395,6 +395,22 @@ mod tests {
     }
 
     #[test]
+    fn documented_examples_parse() {
+        let docs = include_str!("../docs/http.md");
+        let block = docs.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+        let config = Config::from_toml(block).unwrap();
+        assert_eq!(config.apps[0].id, "contoso");
+        assert_eq!(config.blocked_callers, ["spammy-app"]);
+        let module_doc: String = include_str!("config.rs")
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
+            .collect();
+        let block = module_doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+        assert_eq!(Config::from_toml(block).unwrap().rate_limits.user_burst, 40);
+    }
+
+    #[test]
     fn sled_engine_and_limits_parse() {
         let config = Config::from_toml("engine = \"sled\"\n[limits]\nmax_expiration_days = 2\n").unwrap();
         assert_eq!(config.engine, EngineChoice::Sled);
