@@ -235,15 +235,23 @@ if removed then return 1 end
 return 0
 "#;
 
-/// ARGV 5 group member prefix, 6 removal log capacity. Returns how many were deleted.
+/// ARGV 5 group member prefix, 6 removal log capacity. Deletes the group's notifications
+/// oldest position first and returns how many.
 const DELETE_GROUP: &str = r#"
 if redis.call('EXISTS', META) == 0 then return 0 end
 sweep()
 local gp = ARGV[5]
 local members = redis.call('ZRANGEBYLEX', GROUPS, '[' .. gp, '[' .. gp .. '~')
-local n = 0
+-- Oldest position first, so the removal log reads in feed order.
+local victims = {}
 for _, member in ipairs(members) do
-  if remove_logged(string.sub(member, #gp + 1), 2, tonumber(ARGV[6])) then n = n + 1 end
+  local id = string.sub(member, #gp + 1)
+  victims[#victims + 1] = {tonumber(redis.call('ZSCORE', POSITIONS, id)) or 0, id}
+end
+table.sort(victims, function(a, b) return a[1] < b[1] end)
+local n = 0
+for _, victim in ipairs(victims) do
+  if remove_logged(victim[2], 2, tonumber(ARGV[6])) then n = n + 1 end
 end
 refresh_ttl()
 return n
