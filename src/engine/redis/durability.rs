@@ -152,6 +152,7 @@ pub(crate) fn ping_masters(conn: &mut ClusterConnection) -> Result<(), StoreErro
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

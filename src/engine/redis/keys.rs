@@ -152,6 +152,7 @@ impl FeedKeys {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use redis::cluster_routing::Slot;

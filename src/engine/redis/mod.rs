@@ -353,9 +353,11 @@ impl FeedStore for RedisStore {
         let capacity = self.config.options.feed_capacity.to_string();
         let removal_capacity = self.config.options.removal_log_capacity.to_string();
         let exp_text = time_text(expiration);
-        for _ in 0..MAX_CONFLICTS {
-            // 2. Read the live notification with this app id (if any) and build the value.
-            let existing = self.read_one(&mut conn, &keys, now, Some(&app_id), None)?;
+        for attempt in 0..MAX_CONFLICTS {
+            // 2. Build the value. The first attempt assumes the app id is new (the common case,
+            // one round trip); when the script finds a live notification with it, read that one
+            // and replace it.
+            let existing = if attempt == 0 { None } else { self.read_one(&mut conn, &keys, now, Some(&app_id), None)? };
             let (notification, mode, expected_id, expected_seq) = match existing {
                 Some((old, seq)) if !old.is_expired(now) => {
                     let mut n = Notification::from_new(old.id, new.clone(), expiration, now);
@@ -415,13 +417,14 @@ impl FeedStore for RedisStore {
         let keys = self.layout.feed(feed);
         let mut conn = self.connections.get()?;
         let limit = query.effective_limit();
-        let chunk = (limit + 1).max(LIST_CHUNK).min(ListQuery::MAX_LIMIT).to_string();
+        let chunk = (limit + 1).clamp(LIST_CHUNK, ListQuery::MAX_LIMIT);
+        let chunk_text = chunk.to_string();
         let mut before = query.cursor.map(|c| c.before_position);
         let mut matched: Vec<(u64, Notification)> = Vec::new();
         loop {
             let bound = before.map_or_else(|| "+inf".to_owned(), |p| format!("({p}"));
             let reply =
-                self.run(&mut conn, &self.scripts.list_chunk, &keys, now, &[bound.as_bytes(), chunk.as_bytes()])?;
+                self.run(&mut conn, &self.scripts.list_chunk, &keys, now, &[bound.as_bytes(), chunk_text.as_bytes()])?;
             let rows = array(reply, keys.meta())?;
             let read = rows.len() / 3;
             for row in rows.chunks_exact(3) {
@@ -438,7 +441,7 @@ impl FeedStore for RedisStore {
                     }
                 }
             }
-            if matched.len() > limit || read < chunk.parse::<usize>().unwrap_or(LIST_CHUNK) {
+            if matched.len() > limit || read < chunk {
                 break;
             }
         }
