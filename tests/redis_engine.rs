@@ -132,3 +132,41 @@ fn always_durability_is_refused_without_fsync_always_on_the_masters() {
     assert!(message.contains("appendfsync always"), "{message}");
     assert!(buffered.is_ok());
 }
+
+#[test]
+fn a_feed_only_read_for_changes_still_carries_a_ttl() {
+    let clock = ManualClock::at_epoch_2026();
+    let config = config();
+    let store = open_with(&clock, config.clone());
+    store.changes(&feed("dave/app"), None, 10).unwrap();
+    let cluster = redis_cluster::shared();
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg(format!("{}:{{dave/app}}:meta", config.key_prefix)).query(&mut conn).unwrap();
+    let retention = config.options.expiry_log_retention.as_millis() as i64;
+    assert!(ttl > retention && ttl <= retention + 60_000, "ttl {ttl}");
+}
+
+#[test]
+fn token_of_a_feed_whose_keys_expired_is_stale_and_sequences_keep_rising() {
+    let clock = ManualClock::at_epoch_2026();
+    let config = config();
+    let store = open_with(&clock, config.clone());
+    let f = feed("erin/app");
+    store.append(&f, NewNotification::visual("app", "x", "hello")).unwrap();
+    let token = store.changes(&f, None, 10).unwrap().next;
+    // The feed is abandoned and its keys expire (Redis TTLs run on real time: drop them here).
+    let cluster = redis_cluster::shared();
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    for suffix in ["meta", "notes", "index", "positions", "changed", "apps", "expiring", "unread"] {
+        let _: i64 =
+            redis::cmd("DEL").arg(format!("{}:{{erin/app}}:{suffix}", config.key_prefix)).query(&mut conn).unwrap();
+    }
+    clock.advance(config.options.expiry_log_retention + SignedDuration::from_hours(24 * 31));
+    store.append(&f, NewNotification::visual("app", "y", "again")).unwrap();
+    assert!(matches!(store.changes(&f, Some(token), 10), Err(StoreError::StaleToken)));
+    let fresh = store.changes(&f, None, 10).unwrap();
+    assert!(fresh.next.sequence > token.sequence, "{} after {}", fresh.next.sequence, token.sequence);
+    assert_eq!(fresh.items.len(), 1);
+}

@@ -31,10 +31,13 @@ local META, NOTES, INDEX, POSITIONS, CHANGED, REMOVALS, APPS, GROUPS, EXPIRING, 
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local BASE, NOW, CUTOFF, RETENTION_MS = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
+-- Creates the feed when it does not exist; returns whether it did.
 local function ensure_meta()
   if redis.call('HEXISTS', META, 'seq') == 0 then
     redis.call('HSET', META, 'seq', BASE, 'frr', '0', 'fet', NOW, 'maxexp', NOW)
+    return true
   end
+  return false
 end
 
 local function next_seq()
@@ -274,7 +277,7 @@ return {n, bytes, next}
 /// {sequence, id, sealed, ...} upserts, {member, sequence, ...} removals, {member, ...}
 /// expirations}`. Creates the feed when it does not exist.
 const CHANGES: &str = r#"
-ensure_meta()
+if ensure_meta() then refresh_ttl() end
 local meta = redis.call('HMGET', META, 'seq', 'frr', 'fet')
 local fet = meta[3]
 for _, key in ipairs({EXPIRING, EXPIRED}) do
