@@ -56,6 +56,16 @@ fn hundred_thousand_appends_over_ten_thousand_feeds_spread_over_every_master() {
     }
     assert!(store.get_by_app_id(&feed(4_242), "n-7").unwrap().is_some());
 
+    let memory: u64 = cluster
+        .master_ports()
+        .iter()
+        .filter_map(|&p| {
+            let info = redis_cluster::cli(p, &["info", "memory"]);
+            info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .sum();
+    eprintln!("used_memory over the masters: {memory} bytes ({} per notification)", memory / (FEEDS * PER_FEED) as u64);
+
     // Spread: the masters split the slots about evenly, so each holds about a third of the keys.
     let per_master = cluster.keys_per_master();
     let total: u64 = per_master.iter().map(|(_, n)| n).sum();
