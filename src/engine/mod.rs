@@ -2,4 +2,6 @@
 //! conformance suite (`tests/conformance/`).
 
 pub mod log;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod sled;
