@@ -18,7 +18,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tempfile::TempDir;
 
-use workload::{FEEDS, Mode, Peer, PeerSpec, Workload, must, scaled, scaled_time};
+use workload::{Mode, Peer, PeerSpec, Workload, must, scaled, scaled_time};
 
 /// Writers in the concurrent durable append bench.
 const WRITERS: usize = 16;
@@ -113,7 +113,8 @@ fn reads(c: &mut Criterion) {
         let mut rng = ChaCha8Rng::seed_from_u64(workload::SEED);
         group.bench_function(spec.name, |b| {
             b.iter_batched(
-                || rng.random_range(0..FEEDS),
+                // A feed holding at least one record, chosen in proportion to its size.
+                || records[rng.random_range(0..records.len())].feed,
                 |feed| {
                     let page = must(peer.newest(feed, 20, now), spec.name);
                     assert!(!page.is_empty(), "{}: feed {feed} is empty", spec.name);
