@@ -19,7 +19,8 @@
 //!   Its `appNotificationId` is free again: a later append creates a new notification.
 //! * **Cap.** A feed holds at most [`StoreOptions::feed_capacity`] live notifications. An append
 //!   that would exceed it evicts the live notification with the oldest position, and the
-//!   eviction shows in `changes` with [`RemovalReason::Evicted`].
+//!   eviction shows in `changes` with [`RemovalReason::Evicted`]. The eviction takes its
+//!   sequence number before the appended notification takes its own.
 //! * **Changes.** `changes(since)` returns what happened after the token: upserts (the current
 //!   state of every live notification changed after it) and removals (explicit removals after
 //!   it, by sequence; expirations after the token's time, by expiration time). See
@@ -204,7 +205,8 @@ impl FromStr for Cursor {
 pub struct Page {
     /// The notifications, newest position first.
     pub items: Vec<Notification>,
-    /// The cursor of the next page; `None` when this page is the last.
+    /// The cursor of the next page; `None` exactly when no further matching notification
+    /// follows (so a full last page has no cursor).
     pub next: Option<Cursor>,
 }
 
@@ -331,7 +333,8 @@ pub struct Changes {
 /// What a sweep did.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct SweepStats {
-    /// Expired notifications reclaimed.
+    /// Expired notifications reclaimed by this sweep; each expired notification is counted by
+    /// exactly one sweep.
     pub expired: u64,
     /// Files removed (segments, for the log engine).
     pub files_removed: u64,
@@ -478,7 +481,8 @@ pub trait FeedStore: Send + Sync {
     /// As [`FeedStore::update_state`]. Durable as `append`.
     fn delete_by_app_id(&self, feed: &FeedKey, app_notification_id: &str) -> Result<bool, StoreError>;
 
-    /// Deletes every live notification of `group`, atomically, and returns how many.
+    /// Deletes every live notification of `group`, atomically, and returns how many. Each
+    /// removal takes its own sequence number, oldest position first.
     ///
     /// # Errors
     /// As [`FeedStore::update_state`]. Durable as `append`. Cost: O(n).

@@ -1,0 +1,53 @@
+//! Feeds are independent of each other.
+
+use notifeed::{Counts, ReadState, StateUpdate};
+
+use super::{Fixture, Opener, Seen, feed, seen, visual};
+
+/// The same app id in two feeds makes two notifications; ids of one feed are unknown in the
+/// other; each feed's list and changes hold only its own.
+pub fn feeds_are_isolated(open: Opener) {
+    let mut s = Fixture::start(open);
+    let (a, b) = (feed("a"), feed("b"));
+    let in_a = s.add(&a, visual("same", "in a"));
+    let in_b = s.add(&b, visual("same", "in b"));
+    assert_ne!(in_a.id, in_b.id);
+    let read = StateUpdate { read_state: Some(ReadState::Read), ..StateUpdate::default() };
+    assert_eq!(s.update_state(&a, in_b.id, read).unwrap(), None);
+    assert!(!s.delete(&a, in_b.id).unwrap());
+    for _ in 0..2 {
+        assert_eq!(s.get(&a, in_a.id).unwrap(), Some(in_a.clone()));
+        assert_eq!(s.get(&a, in_b.id).unwrap(), None);
+        assert_eq!(s.get(&b, in_a.id).unwrap(), None);
+        assert_eq!(s.get_by_app_id(&b, "same").unwrap(), Some(in_b.clone()));
+        assert_eq!(s.app_ids(&a), ["same"]);
+        let (changes, _) = s.drain_changes(&b, None, 10);
+        assert_eq!(seen(&changes), [Seen::Up(in_b.id)]);
+        s.reopen();
+    }
+    assert!(s.delete_by_app_id(&a, "same").unwrap());
+    s.reopen();
+    assert_eq!(s.get(&b, in_b.id).unwrap(), Some(in_b));
+    assert_eq!(s.get(&a, in_a.id).unwrap(), None);
+}
+
+/// Group deletes and counts see only their own feed, even when keys share a prefix.
+pub fn group_delete_and_counts_are_per_feed(open: Opener) {
+    let mut s = Fixture::start(open);
+    let a = notifeed::FeedKey::new("user/app").unwrap();
+    let prefix = notifeed::FeedKey::new("user/ap").unwrap();
+    let longer = notifeed::FeedKey::new("user/app2").unwrap();
+    for f in [&a, &prefix, &longer] {
+        s.add(f, visual("x", "t").with_group("g"));
+        s.add(f, visual("y", "t").with_group("g"));
+    }
+    let token = s.token_now(&prefix);
+    assert_eq!(s.delete_group(&a, "g").unwrap(), 2);
+    for _ in 0..2 {
+        assert_eq!(s.count(&a).unwrap(), Counts::default());
+        assert_eq!(s.count(&prefix).unwrap(), Counts { total: 2, unread: 2 });
+        assert_eq!(s.count(&longer).unwrap(), Counts { total: 2, unread: 2 });
+        assert!(s.changes(&prefix, Some(token), 10).unwrap().items.is_empty());
+        s.reopen();
+    }
+}
