@@ -23,8 +23,7 @@ pub struct Redb {
 /// Opens (or creates) `dir/notifications.redb`.
 pub fn open(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
     let db = Database::create(dir.join("notifications.redb"))?;
-    let peer =
-        Redb { db, durability: if mode == Mode::Durable { Durability::Immediate } else { Durability::None } };
+    let peer = Redb { db, durability: if mode == Mode::Durable { Durability::Immediate } else { Durability::None } };
     // Create the tables, so readers of an empty database find them.
     let tx = peer.db.begin_write()?;
     tx.open_table(RECORDS)?;
@@ -68,7 +67,7 @@ impl Peer for Redb {
 
     fn load(&self, records: &[Record]) -> BenchResult<()> {
         for chunk in records.chunks(1_000) {
-            self.write(chunk, Durability::None)?;
+            self.write(chunk, Durability::Immediate)?;
         }
         self.sync()
     }
