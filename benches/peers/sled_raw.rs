@@ -67,9 +67,22 @@ impl Peer for SledRaw {
         Ok(())
     }
 
+    /// Preparation only: one sled batch per tree and chunk (atomic per tree, not across them).
     fn load(&self, records: &[Record]) -> BenchResult<()> {
         for chunk in records.chunks(1_000) {
-            self.write(chunk)?;
+            let (mut batch_records, mut batch_apps, mut batch_expiry) =
+                (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
+            for record in chunk {
+                batch_records.insert(keys::record(record.feed, record.seq), record.body.as_slice());
+                batch_apps.insert(keys::app(record.feed, &record.app_id), &record.seq.to_be_bytes());
+                batch_expiry.insert(
+                    keys::expiry(record.expiration_nanos, record.seq),
+                    keys::expiry_value(record.feed, &record.app_id),
+                );
+            }
+            self.records.apply_batch(batch_records)?;
+            self.apps.apply_batch(batch_apps)?;
+            self.expiry.apply_batch(batch_expiry)?;
         }
         self.sync()
     }
