@@ -10,6 +10,15 @@
 //! so an expired notification is never returned, swept or not. [`FeedStore::sweep_expired`]
 //! walks the global expiry index from its oldest entry, so it costs O(expired).
 //!
+//! # On-disk format
+//!
+//! Written down once, beside the code that writes it: the trees and what each holds in
+//! `trees`, the key layout in `keys`, the value frames in `values`. The catalog holds a layout
+//! version (1); `open` refuses another. Invariants recovery relies on: every operation is one
+//! sled transaction, so after a crash the indexes agree with the notifications (listed in
+//! `feed`); the store-wide sequence counter and each feed's meta are written in the same
+//! transaction as the changes that took their numbers.
+//!
 //! Durability: sled writes a log of its own and fsyncs it on `flush`. With
 //! [`Durability::Always`] every mutation flushes before it returns; with
 //! [`Durability::Buffered`] mutations reach sled's buffers (and sled's background flusher
@@ -104,14 +113,32 @@ impl SledStore {
                 other => break other?,
             }
         };
-        Ok(SledStore {
+        let store = SledStore {
             trees,
             clock,
             options: config.options,
             durability: config.durability,
             writer: Mutex::new(()),
             poisoned: AtomicBool::new(false),
-        })
+        };
+        store.check_layout()?;
+        Ok(store)
+    }
+
+    /// Checks the catalog's layout version, writing it into a new database.
+    fn check_layout(&self) -> Result<(), StoreError> {
+        match read::catalog_counter(&self.trees, keys::LAYOUT_VERSION_KEY)? {
+            Some(keys::LAYOUT_VERSION) => Ok(()),
+            Some(other) => Err(StoreError::Corruption {
+                location: format!("sled tree catalog in {}, key layout", self.trees.path().display()),
+                detail: format!("layout version {other}; this build reads version {}", keys::LAYOUT_VERSION),
+            }),
+            None => {
+                let mut writes = WriteSet::default();
+                writes.insert(TreeName::Catalog, keys::LAYOUT_VERSION_KEY, values::encode_u64(keys::LAYOUT_VERSION));
+                self.persist(writes, true)
+            }
+        }
     }
 
     fn now(&self) -> Timestamp {

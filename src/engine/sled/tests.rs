@@ -328,3 +328,19 @@ fn concurrent_writers_lose_nothing_and_sequences_stay_unique() {
     let odd = store.changes(&feed("u/odd"), None, 1000).unwrap().next.sequence;
     assert_eq!(even.max(odd), 100, "one store-wide counter gave out exactly 100 sequences");
 }
+
+#[test]
+fn a_foreign_layout_version_is_refused_on_open() {
+    let fx = Fixture::new();
+    {
+        let store = fx.open();
+        let catalog = store.trees.tree(TreeName::Catalog);
+        catalog.insert(keys::LAYOUT_VERSION_KEY, values::encode_u64(99)).unwrap();
+        catalog.flush().unwrap();
+    }
+    let config = SledConfig { options: fx.options.clone(), ..SledConfig::default() };
+    match SledStore::open(fx.dir.path(), config, Arc::new(fx.clock.clone())) {
+        Err(StoreError::Corruption { detail, .. }) => assert!(detail.contains("layout version 99"), "{detail}"),
+        other => panic!("open gave {other:?}"),
+    }
+}
