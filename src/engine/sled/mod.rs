@@ -393,22 +393,32 @@ impl FeedStore for SledStore {
     fn sweep_expired(&self) -> Result<SweepStats, StoreError> {
         self.check_poisoned()?;
         let started = Instant::now();
-        let _writer = self.writer.lock();
-        let now = self.now();
-        let now_nanos = timestamp_to_nanos(now);
+        let now_nanos = timestamp_to_nanos(self.now());
+        let cutoff = self.retention_cutoff(now_nanos);
         let mut stats = SweepStats::default();
         let mut wrote = false;
-        while let Some(chunk) = sweep::expired_chunk(&self.trees, now_nanos, self.options.removal_log_capacity)? {
+        // The writer lock is taken per chunk, so appends and deletes interleave with a long
+        // sweep; each chunk is planned from what is committed when it starts.
+        loop {
+            let _writer = self.writer.lock();
+            let Some(chunk) = sweep::expired_chunk(&self.trees, now_nanos, self.options.removal_log_capacity)? else {
+                break;
+            };
             stats.expired += chunk.expired;
             stats.bytes_reclaimed += chunk.bytes;
             self.persist(chunk.writes, false)?;
             wrote = true;
         }
-        let cutoff = self.retention_cutoff(now_nanos);
-        while let Some(writes) = sweep::forget_chunk(&self.trees, cutoff)? {
+        loop {
+            let _writer = self.writer.lock();
+            let Some(writes) = sweep::forget_chunk(&self.trees, cutoff)? else {
+                break;
+            };
             self.persist(writes, false)?;
             wrote = true;
         }
+        // IMPORTANT: with `Always`, the sweep is durable when it returns (one flush for all
+        // chunks; each chunk is atomic on its own).
         if wrote && self.durability != Durability::Buffered {
             self.flush()?;
         }

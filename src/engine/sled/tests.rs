@@ -344,3 +344,33 @@ fn a_foreign_layout_version_is_refused_on_open() {
         other => panic!("open gave {other:?}"),
     }
 }
+
+#[test]
+fn sweep_larger_than_one_chunk_reclaims_everything_once() {
+    let fx = Fixture::new();
+    let config = SledConfig { durability: Durability::Buffered, ..SledConfig::default() };
+    let store = SledStore::open(fx.dir.path(), config, Arc::new(fx.clock.clone())).unwrap();
+    let feeds = [feed("u/a"), feed("u/b")];
+    let tokens: Vec<_> = feeds.iter().map(|f| store.changes(f, None, 10).unwrap().next).collect();
+    let total = sweep::CHUNK_ENTRIES + 88;
+    for i in 0..total {
+        let expires = fx.in_secs(1 + (i % 7) as i64);
+        store.append(&feeds[i % 2], visual(&format!("n{i}")).expiring_at(expires)).unwrap();
+    }
+    store.append(&feeds[0], visual("stays")).unwrap();
+    fx.clock.advance_secs(10);
+    assert_eq!(store.sweep_expired().unwrap().expired, total as u64);
+    assert_eq!(store.sweep_expired().unwrap().expired, 0);
+    assert_eq!(store.count(&feeds[0]).unwrap().total, 1);
+    assert_eq!(store.count(&feeds[1]).unwrap().total, 0);
+    let mut expired = 0;
+    for (f, token) in feeds.iter().zip(tokens) {
+        let page = store.changes(f, Some(token), 1000).unwrap();
+        expired +=
+            page.items.iter().filter(|c| matches!(c, Change::Removed { reason: RemovalReason::Expired, .. })).count();
+    }
+    assert_eq!(expired, total);
+    let now = keys::time_upper_bound(timestamp_to_nanos(fx.clock.now()));
+    assert!(store.trees.tree(TreeName::Expiry).range(..=now).next().is_none(), "nothing expired is left indexed");
+    assert_eq!(store.trees.tree(TreeName::Expiry).len(), 1, "only the live notification stays indexed");
+}
