@@ -8,7 +8,11 @@
 //!
 //! Expiration is exact at read time: every read compares the stored expiration with the clock,
 //! so an expired notification is never returned, swept or not. [`FeedStore::sweep_expired`]
-//! walks the global expiry index from its oldest entry, so it costs O(expired).
+//! walks the global expiry index from its oldest entry, so it costs O(expired). Its
+//! [`SweepStats::bytes_reclaimed`] counts the bytes of the notification values it removed (sled
+//! gives the space back to the file system later, by its own segment cleaning); it removes no
+//! files and rewrites nothing. A notification that fails its checksum stops the sweep with
+//! [`StoreError::Corruption`] rather than be dropped unread.
 //!
 //! # On-disk format
 //!
