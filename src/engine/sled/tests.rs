@@ -374,3 +374,22 @@ fn sweep_larger_than_one_chunk_reclaims_everything_once() {
     assert!(store.trees.tree(TreeName::Expiry).range(..=now).next().is_none(), "nothing expired is left indexed");
     assert_eq!(store.trees.tree(TreeName::Expiry).len(), 1, "only the live notification stays indexed");
 }
+
+#[test]
+fn corrupt_feed_meta_stops_mutations_and_changes_with_corruption() {
+    let fx = Fixture::new();
+    let store = fx.open();
+    let f = feed("u/app");
+    let n = store.append(&f, visual("a")).unwrap();
+    let number = read::feed_number(&store.trees, &f).unwrap().unwrap();
+    let key = keys::feed_prefix(number);
+    let raw = store.trees.tree(TreeName::FeedMeta);
+    let mut value = raw.get(key).unwrap().unwrap().to_vec();
+    value[7] ^= 0x80;
+    raw.insert(key, value.clone()).unwrap();
+    assert!(matches!(store.append(&f, visual("b")), Err(StoreError::Corruption { .. })));
+    assert!(matches!(store.delete(&f, n.id), Err(StoreError::Corruption { .. })));
+    assert!(matches!(store.changes(&f, None, 10), Err(StoreError::Corruption { .. })));
+    assert_eq!(raw.get(key).unwrap().unwrap().to_vec(), value, "a failed operation writes nothing");
+    assert_eq!(store.get(&f, n.id).unwrap(), Some(n), "reads that do not need the meta still work");
+}
