@@ -80,5 +80,24 @@ impl Peer for Notifeed {
 
 /// notifeed's engines present on this branch.
 pub fn engines() -> Vec<crate::workload::PeerSpec> {
-    Vec::new()
+    vec![
+        crate::workload::PeerSpec { name: "notifeed-log", open: open_log },
+        crate::workload::PeerSpec { name: "notifeed-sled", open: open_sled },
+    ]
+}
+
+/// `LogStore` with its defaults (1-hour windows, 64 MiB segments) in `dir/log`.
+fn open_log(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    adapt(dir, mode, |dir, durability, clock, options| {
+        let config = notifeed::engine::log::LogConfig { options, durability, ..Default::default() };
+        Ok(Box::new(notifeed::engine::log::LogStore::open(&dir.join("log"), config, clock)?))
+    })
+}
+
+/// `SledStore` with its defaults (64 MiB cache, 500 ms background flush) in `dir/notifeed-sled`.
+fn open_sled(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    adapt(dir, mode, |dir, durability, clock, options| {
+        let config = notifeed::engine::sled::SledConfig { options, durability, ..Default::default() };
+        Ok(Box::new(notifeed::engine::sled::SledStore::open(&dir.join("notifeed-sled"), config, clock)?))
+    })
 }
