@@ -29,6 +29,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
 
     // 1. Reclaim every expired notification from the index, oldest first: O(expired).
     let mut swept: HashMap<u32, Vec<([u8; 16], i64)>> = HashMap::new();
+    let mut latest_window = i64::MIN;
     for (expiration, feed, key) in store.index.take_expiring_through(now) {
         let Some(cell) = store.index.feed_by_number(feed) else { continue };
         let mut f = cell.index.write();
@@ -36,6 +37,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         if let Some(slot) = found {
             let e = f.remove(slot);
             f.log_swept(e.expiration, e.id);
+            latest_window = latest_window.max(store.segments.window_of(e.segment).unwrap_or(i64::MIN));
             swept.entry(feed).or_default().push((e.id, e.expiration));
             stats.expired += 1;
         }
@@ -43,9 +45,10 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
 
     // 2. Record what was counted, in the window that outlives the expiry-log retention, so the
     //    expirations stay reportable after their segments are unlinked and no later sweep counts
-    //    them again.
+    //    them again. Never before the records they shadow (no resurrection, even with a short
+    //    retention).
     let retention = i64::try_from(store.config.options.expiry_log_retention.as_nanos()).unwrap_or(i64::MAX);
-    let window = window_of(now.saturating_add(retention), store.window_nanos);
+    let window = window_of(now.saturating_add(retention), store.window_nanos).max(latest_window);
     let mut requests = Vec::new();
     for (feed, expired) in &swept {
         let Some(cell) = store.index.feed_by_number(*feed) else { continue };
