@@ -1,6 +1,5 @@
 //! The engines behind [`crate::FeedStore`]. Each lives in its own folder and passes the same
 //! conformance suite (`tests/conformance/`).
 
-/// The Redis Cluster engine (cargo feature `redis`).
 #[cfg(feature = "redis")]
 pub mod redis;
