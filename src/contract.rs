@@ -7,18 +7,23 @@
 //! table gives it, so a request handler maps nothing itself.
 //!
 //! Order of checks, and the status each failure gets:
-//! 1. not JSON at all (or nested deeper than 128 levels) → 400 `invalidRequest`;
+//! 1. not JSON at all (or nested 128 levels deep or more) → 400 `invalidRequest`;
 //! 2. a JSON array → 400 `invalidRequest` (one notification per request);
 //! 3. an `@odata.type` naming anything but the expected type → 401 `invalidDataType`;
-//! 4. an unknown property or a value of the wrong JSON type → 400 `invalidRequest`;
+//! 4. an unknown or repeated property, or a value of the wrong JSON type (an array where an
+//!    object belongs, too) → 400 `invalidRequest`;
 //! 5. rule violations (payload, lengths, expiration, …) → 400 `invalidPayload`;
 //! 6. content larger than [`Limits::max_notification_bytes`] → 413 `payloadTooLarge`.
+//!
+//! Steps 1 to 3 stop at the first problem. Steps 4 to 6 collect every problem (at most 32 of
+//! step 4), and the error takes the kind of the earliest step that found one.
 
 use std::fmt;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::{self, DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 use crate::model::{FallbackPolicy, NewNotification, Payload, Platform, Platforms, Priority, VisualContent};
 
@@ -62,7 +67,8 @@ pub enum ContractErrorKind {
     NotJson,
     /// The body is a JSON array: multiple notifications are not supported. 400.
     BodyIsArray,
-    /// An unknown property, a value of the wrong JSON type, or a missing required property. 400.
+    /// An unknown or repeated property, a value of the wrong JSON type, a body that is not an
+    /// object, or a missing required property. 400.
     ContractMismatch,
     /// The notification breaks a rule: invalid payload, bad expiration, lengths. 400.
     InvalidPayload,
@@ -149,13 +155,33 @@ struct Problems {
 }
 
 impl Problems {
+    /// Whether `field` already has a problem: each field is reported once, with its first (most
+    /// specific) problem, so a missing title is not also reported as an empty one.
+    fn has(&self, field: &str) -> bool {
+        self.structural.iter().chain(&self.rules).any(|p| {
+            // A list with a bad element (`platformTypes[1]`) is not also reported as missing.
+            p.field == field || p.field.strip_prefix(field).is_some_and(|rest| rest.starts_with('['))
+        })
+    }
     fn structural(&mut self, field: &str, message: impl Into<String>) {
-        self.structural.push(FieldProblem { field: field.into(), message: message.into() });
+        if !self.has(field) {
+            self.structural.push(FieldProblem { field: field.into(), message: message.into() });
+        }
     }
     fn rule(&mut self, field: &str, message: impl Into<String>) {
-        self.rules.push(FieldProblem { field: field.into(), message: message.into() });
+        if !self.has(field) {
+            self.rules.push(FieldProblem { field: field.into(), message: message.into() });
+        }
     }
     fn into_result<T>(self, ok: T) -> Result<T, ContractError> {
+        if self.structural.is_empty() && self.rules.is_empty() && self.too_large.is_empty() {
+            Ok(ok)
+        } else {
+            Err(self.into_error())
+        }
+    }
+    /// The error listing every problem; a generic mismatch if (by mistake) there is none.
+    fn into_error(self) -> ContractError {
         let kind = if !self.structural.is_empty() {
             ContractErrorKind::ContractMismatch
         } else if !self.rules.is_empty() {
@@ -163,12 +189,12 @@ impl Problems {
         } else if !self.too_large.is_empty() {
             ContractErrorKind::TooLarge
         } else {
-            return Ok(ok);
+            return ContractError::single(ContractErrorKind::ContractMismatch, "", "does not match the contract");
         };
         let mut problems = self.structural;
         problems.extend(self.rules);
         problems.extend(self.too_large);
-        Err(ContractError { kind, problems })
+        ContractError { kind, problems }
     }
 }
 
@@ -196,7 +222,8 @@ fn strip_odata_types(body: &mut Value) -> Result<(), ContractError> {
         let Some(Value::Object(object)) = node else { continue };
         let Some(annotation) = object.remove(ODATA_TYPE) else { continue };
         let field = if path.is_empty() { ODATA_TYPE.to_owned() } else { format!("{path}.{ODATA_TYPE}") };
-        let ok = matches!(&annotation, Value::String(s) if s.trim_start_matches('#').eq_ignore_ascii_case(expected));
+        let ok =
+            matches!(&annotation, Value::String(s) if s.strip_prefix('#').unwrap_or(s).eq_ignore_ascii_case(expected));
         if !ok {
             return Err(ContractError::single(
                 ContractErrorKind::InvalidDataType,
@@ -206,6 +233,73 @@ fn strip_odata_types(body: &mut Value) -> Result<(), ContractError> {
         }
     }
     Ok(())
+}
+
+/// Reports every object of the contract that is present but not a JSON object (or `null`), and
+/// removes it so the rest of the body can still be checked.
+///
+/// serde reads a JSON array as a struct's fields in declaration order, so without this
+/// `"payload": ["text"]` would pass as a raw payload.
+fn require_objects(body: &mut Value, problems: &mut Problems) {
+    for (path, _) in EXPECTED_TYPES.iter().filter(|(path, _)| !path.is_empty()) {
+        let (parent_path, name) = path.rsplit_once('.').unwrap_or(("", path));
+        let mut parent = Some(&mut *body);
+        for segment in parent_path.split('.').filter(|s| !s.is_empty()) {
+            parent = parent.and_then(|n| n.get_mut(segment));
+        }
+        let Some(Value::Object(parent)) = parent else { continue };
+        if let Some(other @ (Value::Array(_) | Value::Bool(_) | Value::Number(_) | Value::String(_))) = parent.get(name)
+        {
+            problems.structural(path, format!("invalid type: {}, expected an object", json_kind(other)));
+            parent.remove(name);
+        }
+    }
+}
+
+/// The most structural problems (unknown properties, wrong JSON types) one error lists.
+const MAX_STRUCTURAL_PROBLEMS: usize = 32;
+
+/// Deserializes the wire form, collecting every structural problem rather than the first: each
+/// offending value is reported, removed, and deserialization retried (at most
+/// [`MAX_STRUCTURAL_PROBLEMS`] times, so the cost stays O(body length)).
+///
+/// `None` when a problem could not be removed or the bound was reached; `problems` then holds at
+/// least one structural problem.
+fn deserialize_collecting(body: &mut Value, problems: &mut Problems) -> Option<WireNotification> {
+    for _ in 0..MAX_STRUCTURAL_PROBLEMS {
+        let error = match serde_path_to_error::deserialize::<_, WireNotification>(&*body) {
+            Ok(wire) => return Some(wire),
+            Err(error) => error,
+        };
+        problems.structural(&path_to_field(error.path()), error.inner().to_string());
+        if !remove_property(body, error.path()) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Removes the property at `path` from `body`. A bad element of a list removes the whole list,
+/// so later elements keep the positions they were reported with. `false` when there is no such
+/// property (the body itself).
+fn remove_property(body: &mut Value, path: &serde_path_to_error::Path) -> bool {
+    let mut segments: Vec<&serde_path_to_error::Segment> = path.iter().collect();
+    while matches!(segments.last(), Some(serde_path_to_error::Segment::Seq { .. })) {
+        segments.pop();
+    }
+    let Some(serde_path_to_error::Segment::Map { key: name }) = segments.pop() else { return false };
+    let mut parent = Some(body);
+    for segment in segments {
+        parent = match (parent, segment) {
+            (Some(Value::Object(object)), serde_path_to_error::Segment::Map { key }) => object.get_mut(key),
+            (Some(Value::Array(items)), serde_path_to_error::Segment::Seq { index }) => items.get_mut(*index),
+            _ => None,
+        };
+    }
+    match parent {
+        Some(Value::Object(object)) => object.remove(name).is_some(),
+        _ => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -257,30 +351,69 @@ struct WireEndpointFallback {
 }
 
 /// A number that may arrive as a JSON number or a numeric string (the seed sends `"60"`).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum WireNumber {
-    Number(serde_json::Number),
-    Text(String),
-}
+/// `None` when it is not a whole number that fits an `i64` (`1.5`, `"abc"`, `1e30`).
+struct WireNumber(Option<i64>);
 
 impl WireNumber {
     fn as_i64(&self) -> Option<i64> {
-        match self {
-            WireNumber::Number(n) => n.as_i64(),
-            WireNumber::Text(s) => s.trim().parse::<i64>().ok(),
-        }
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for WireNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(WireNumberVisitor)
+    }
+}
+
+struct WireNumberVisitor;
+
+impl Visitor<'_> for WireNumberVisitor {
+    type Value = WireNumber;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number of seconds, as a JSON number or a numeric string")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<WireNumber, E> {
+        Ok(WireNumber(Some(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<WireNumber, E> {
+        Ok(WireNumber(i64::try_from(v).ok()))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<WireNumber, E> {
+        Ok(WireNumber(None))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<WireNumber, E> {
+        Ok(WireNumber(v.trim().parse::<i64>().ok()))
     }
 }
 
 /// Parses a request body into a [`NewNotification`] and validates it at `now`.
 ///
+/// Defaults are left for the store to apply: an absent `priority` or `expirationDateTime` stays
+/// `None` here ([`validate`] resolves the expiration). Cost: O(body length).
+///
+/// # Examples
+/// ```
+/// use notifeed::contract::{Limits, parse_new_notification};
+///
+/// let now = "2026-01-01T00:00:00Z".parse().unwrap();
+/// let body = br#"{"targetHostName": "contoso.app", "appNotificationId": "n1",
+///                 "payload": {"visualContent": {"title": "Hello"}}, "displayTimeToLive": "60"}"#;
+/// let new = parse_new_notification(body, &Limits::default(), now).unwrap();
+/// assert_eq!(new.display_time_to_live, Some(60));
+///
+/// let error = parse_new_notification(br#"{"targetHostName": "h", "appNotificationId": "n1",
+///     "payload": {"visualContent": {}}}"#, &Limits::default(), now).unwrap_err();
+/// assert!(error.to_string().starts_with("payload.visualContent.title is required"));
+/// assert_eq!(error.http_status(), 400);
+/// ```
+///
 /// # Errors
 /// A [`ContractError`] with every problem found; see the module doc for the order of checks and
 /// the status of each.
 pub fn parse_new_notification(body: &[u8], limits: &Limits, now: Timestamp) -> Result<NewNotification, ContractError> {
-    let mut value: Value = serde_json::from_slice(body)
-        .map_err(|e| ContractError::single(ContractErrorKind::NotJson, "", format!("is not valid JSON: {e}")))?;
+    let mut value = parse_json_without_repeated_properties(body)?;
     match &value {
         Value::Array(_) => {
             return Err(ContractError::single(
@@ -299,15 +432,111 @@ pub fn parse_new_notification(body: &[u8], limits: &Limits, now: Timestamp) -> R
         }
     }
     strip_odata_types(&mut value)?;
-    let wire: WireNotification = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { String::new() } else { path };
-        ContractError::single(ContractErrorKind::ContractMismatch, &field, e.into_inner().to_string())
-    })?;
     let mut problems = Problems::default();
+    require_objects(&mut value, &mut problems);
+    let Some(wire) = deserialize_collecting(&mut value, &mut problems) else {
+        return Err(problems.into_error());
+    };
     let new = from_wire(wire, &mut problems);
     check(&new, limits, now, &mut problems);
     problems.into_result(new)
+}
+
+/// Parses JSON, rejecting an object that names one property twice: serde_json would silently
+/// keep the last value, and a contract that loses input silently is no contract.
+///
+/// A syntax error (or nesting 128 levels deep, serde_json's limit) is `NotJson`; a repeated
+/// property is a `ContractMismatch` naming it.
+fn parse_json_without_repeated_properties(body: &[u8]) -> Result<Value, ContractError> {
+    let not_json =
+        |e: serde_json::Error| ContractError::single(ContractErrorKind::NotJson, "", format!("is not valid JSON: {e}"));
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = match serde_path_to_error::deserialize::<_, UniqueProperties>(&mut deserializer) {
+        Ok(UniqueProperties(value)) => value,
+        Err(e) if e.inner().classify() == serde_json::error::Category::Data => {
+            let field = path_to_field(e.path());
+            return Err(ContractError::single(ContractErrorKind::ContractMismatch, &field, e.into_inner().to_string()));
+        }
+        Err(e) => return Err(not_json(e.into_inner())),
+    };
+    deserializer.end().map_err(not_json)?;
+    Ok(value)
+}
+
+fn path_to_field(path: &serde_path_to_error::Path) -> String {
+    let path = path.to_string();
+    if path == "." { String::new() } else { path }
+}
+
+/// Any JSON value whose objects name each property once.
+struct UniqueProperties(Value);
+
+impl<'de> Deserialize<'de> for UniqueProperties {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniquePropertiesVisitor).map(UniqueProperties)
+    }
+}
+
+/// The value of a property; `repeated` when the object already had one by that name.
+struct PropertyValue {
+    repeated: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for PropertyValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        let UniqueProperties(value) = UniqueProperties::deserialize(deserializer)?;
+        // Failing inside the value (not after the key) makes the error's path name the property.
+        if self.repeated { Err(D::Error::custom("is given more than once")) } else { Ok(value) }
+    }
+}
+
+struct UniquePropertiesVisitor;
+
+impl<'de> Visitor<'de> for UniquePropertiesVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueProperties(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let repeated = object.contains_key(&name);
+            let value = map.next_value_seed(PropertyValue { repeated })?;
+            object.insert(name, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -376,7 +605,7 @@ fn from_wire(wire: WireNotification, problems: &mut Problems) -> NewNotification
             None => problems.rule(&format!("{base}.platformTypes"), "is required"),
             Some(names) => {
                 let set = platforms_from_wire(&names, &format!("{base}.platformTypes"), problems);
-                if set != Platforms::of(&[Platform::Ios]) && !set.is_empty() {
+                if set != Platforms::of(&[Platform::Ios]) {
                     problems.rule(&format!("{base}.platformTypes"), "must be [\"iOS\"]: only iOS supports fallback");
                 }
             }
@@ -523,10 +752,7 @@ fn check_payload(payload: &Payload, limits: &Limits, problems: &mut Problems) {
     }
     if let Some(visual) = &payload.visual_content {
         if visual.title.is_empty() {
-            // A missing title was already reported while parsing; an empty one is reported here.
-            if !problems.rules.iter().any(|p| p.field == "payload.visualContent.title") {
-                problems.rule("payload.visualContent.title", "is required");
-            }
+            problems.rule("payload.visualContent.title", "is required");
         } else {
             valid_parts += 1;
         }

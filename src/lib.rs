@@ -15,14 +15,19 @@
 //!    planner they share. Time comes from a [`clock::Clock`].
 //! 4. [`engine`]: the engines. [`engine::sled::SledStore`] on sled.
 //!    [`codec`] is the one place values are encoded for disk.
+//! 5. [`handler`]: Graph's HTTP endpoints over any store, free of any HTTP framework, configured
+//!    by [`config`]; [`server`] wraps it in axum for the `notifeed` binary.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod changes;
 pub mod clock;
 pub mod codec;
+pub mod config;
 pub mod contract;
 pub mod engine;
+pub mod handler;
 pub mod model;
+pub mod server;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};

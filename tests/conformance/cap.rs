@@ -96,3 +96,19 @@ pub fn cap_is_per_feed(open: Opener) {
     assert_eq!(s.app_ids(&feed("a")), ["y", "x"]);
     assert_eq!(s.app_ids(&feed("b")), ["z", "y"]);
 }
+
+/// An evicted notification's app id is free: appending it again creates a new notification.
+pub fn evicted_app_id_is_free_again(open: Opener) {
+    let mut s = Fixture::start_with(open, capacity(2));
+    let f = feed("a");
+    let first = s.add(&f, visual("a", "t"));
+    s.add(&f, visual("b", "t"));
+    s.add(&f, visual("c", "t"));
+    s.reopen();
+    assert_eq!(s.get_by_app_id(&f, "a").unwrap(), None);
+    let again = s.add(&f, visual("a", "again"));
+    assert_ne!(again.id, first.id);
+    assert_eq!(s.app_ids(&f), ["a", "c"]);
+    s.reopen();
+    assert_eq!(s.get_by_app_id(&f, "a").unwrap(), Some(again));
+}

@@ -402,3 +402,46 @@ pub fn expiration_pages_end_at_a_time_boundary(open: Opener) {
     assert!(!second.more);
     assert_eq!(seen(&second.items), [Seen::Gone(e30, Expired), Seen::Up(w)]);
 }
+
+/// Swept expirations are remembered across a reopen even when nothing else of the feed (or the
+/// store) remains: an old token still sees them, and is not stale.
+pub fn swept_expirations_survive_reopen_when_nothing_else_remains(open: Opener) {
+    let mut s = Fixture::start(open);
+    let f = feed("a");
+    let short = s.add(&f, visual("short", "t").expiring_at(at(0) + SignedDuration::from_millis(1)));
+    let long = s.add(&f, visual("long", "t").expiring_at(at(3_600)));
+    let token = s.token_now(&f);
+    s.set_time(at(3_600));
+    assert_eq!(s.sweep_expired().unwrap().expired, 2);
+    for _ in 0..2 {
+        s.reopen();
+        let (changes, next) = s.drain_changes(&f, Some(token), 10);
+        assert_eq!(seen(&changes), [Seen::Gone(short.id, Expired), Seen::Gone(long.id, Expired)]);
+        assert!(s.changes(&f, Some(next), 10).unwrap().items.is_empty());
+        s.advance_secs(86_400);
+        assert_eq!(s.sweep_expired().unwrap().expired, 0);
+    }
+}
+
+/// The feed's sequence keeps growing after the feed empties (by deletes, or by expiry and a
+/// sweep) and the store reopens: a token from before still sees every later change.
+pub fn sequence_keeps_growing_after_the_feed_empties_and_reopens(open: Opener) {
+    let mut s = Fixture::start(open);
+    let f = feed("a");
+    let x = s.add(&f, visual("x", "t"));
+    let y = s.add(&f, visual("y", "t").expiring_at(at(60)));
+    let token = s.token_now(&f);
+    assert!(s.delete(&f, x.id).unwrap());
+    s.set_time(at(60));
+    assert_eq!(s.sweep_expired().unwrap().expired, 1);
+    s.reopen();
+    let z = s.add(&f, visual("z", "t"));
+    let (changes, next) = s.drain_changes(&f, Some(token), 10);
+    assert_eq!(seen(&changes), [Seen::Gone(y.id, Expired), Seen::Gone(x.id, Deleted), Seen::Up(z.id)]);
+    assert!(s.delete(&f, z.id).unwrap());
+    s.reopen();
+    let w = s.add(&f, visual("w", "t"));
+    s.reopen();
+    let (changes, _) = s.drain_changes(&f, Some(next), 10);
+    assert_eq!(seen(&changes), [Seen::Gone(z.id, Deleted), Seen::Up(w.id)]);
+}

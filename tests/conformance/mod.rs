@@ -19,6 +19,7 @@
 pub mod append_replace;
 pub mod cap;
 pub mod changes;
+pub mod concurrency;
 pub mod deletes;
 pub mod errors;
 pub mod expiry;
@@ -128,6 +129,7 @@ macro_rules! conformance_suite {
             cap::replacement_in_a_full_feed_evicts_nothing,
             cap::expired_notifications_do_not_count_against_the_cap,
             cap::cap_is_per_feed,
+            cap::evicted_app_id_is_free_again,
             changes::changes_from_none_returns_every_live_notification_in_sequence_order,
             changes::changes_since_a_token_returns_only_later_changes,
             changes::changes_return_the_current_state_once,
@@ -146,6 +148,8 @@ macro_rules! conformance_suite {
             changes::token_ahead_of_the_feed_is_stale,
             changes::token_behind_forgotten_expirations_is_stale,
             changes::expiration_pages_end_at_a_time_boundary,
+            changes::swept_expirations_survive_reopen_when_nothing_else_remains,
+            changes::sequence_keeps_growing_after_the_feed_empties_and_reopens,
             errors::invalid_notification_is_rejected_and_nothing_is_stored,
             errors::invalid_replacement_leaves_the_original_untouched,
             errors::expiration_in_the_past_is_rejected,
@@ -153,6 +157,7 @@ macro_rules! conformance_suite {
             errors::limits_come_from_the_store_options,
             isolation::feeds_are_isolated,
             isolation::group_delete_and_counts_are_per_feed,
+            concurrency::concurrent_appends_are_all_kept,
         );
     };
 }

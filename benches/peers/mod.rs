@@ -1,0 +1,33 @@
+//! Every engine the benches compare, behind [`crate::workload::Peer`].
+//!
+//! The peers (what a user would pick instead of notifeed) and notifeed's own engines, each in
+//! its own module. [`all`] lists them in the order results are printed.
+
+pub mod fjall;
+pub mod notifeed;
+pub mod raw_floor;
+pub mod redb;
+pub mod sled_raw;
+pub mod sqlite;
+
+use crate::workload::PeerSpec;
+
+/// Every engine present in this build, the raw floor first.
+pub fn all() -> Vec<PeerSpec> {
+    let mut specs = vec![
+        PeerSpec { name: "raw-floor", open: raw_floor::open },
+        PeerSpec { name: "sqlite-wal", open: sqlite::open },
+        PeerSpec { name: "sled", open: sled_raw::open },
+        PeerSpec { name: "redb", open: redb::open },
+        PeerSpec { name: "fjall", open: fjall::open },
+    ];
+    specs.extend(notifeed::engines());
+    specs
+}
+
+/// Only the engines named in `NOTIFEED_BENCH_ENGINES` (comma-separated), or all of them.
+pub fn selected() -> Vec<PeerSpec> {
+    let wanted = std::env::var("NOTIFEED_BENCH_ENGINES").unwrap_or_default();
+    let wanted: Vec<&str> = wanted.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    all().into_iter().filter(|spec| wanted.is_empty() || wanted.contains(&spec.name)).collect()
+}

@@ -1,0 +1,103 @@
+//! Any notifeed engine, as a [`Peer`]: the adapter takes a `Box<dyn FeedStore>`.
+//!
+//! The store reads time from a [`ManualClock`] standing at the workload's start; reads and
+//! sweeps at a later `now` move it there first. Feed capacity is raised to 10,000 so that no
+//! engine evicts at 1M records (the peers do not evict).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use notifeed::clock::nanos_to_timestamp;
+use notifeed::{Clock, Durability, FeedStore, ListQuery, ManualClock, SharedClock, StoreError, StoreOptions};
+
+use crate::workload::{BenchResult, Mode, Peer, Record, SweepOutcome, Workload};
+
+/// How to open one notifeed engine.
+pub type EngineOpener = fn(&Path, Durability, SharedClock, StoreOptions) -> Result<Box<dyn FeedStore>, StoreError>;
+
+/// A notifeed engine under the bench workload.
+pub struct Notifeed {
+    store: Box<dyn FeedStore>,
+    clock: ManualClock,
+}
+
+/// Opens a notifeed engine with `open` on `dir`.
+pub fn adapt(dir: &Path, mode: Mode, open: EngineOpener) -> BenchResult<Box<dyn Peer>> {
+    let clock = ManualClock::new(Workload::default().start());
+    let durability = match mode {
+        Mode::Buffered => Durability::Buffered,
+        Mode::Durable => Durability::Always,
+    };
+    let options = StoreOptions { feed_capacity: 10_000, ..StoreOptions::default() };
+    let store = open(dir, durability, Arc::new(clock.clone()), options)?;
+    Ok(Box::new(Notifeed { store, clock }))
+}
+
+impl Notifeed {
+    fn at(&self, now_nanos: i64) {
+        let now = nanos_to_timestamp(now_nanos);
+        if self.clock.now() != now {
+            self.clock.set(now);
+        }
+    }
+}
+
+impl Peer for Notifeed {
+    fn append(&self, record: Record) -> BenchResult<()> {
+        self.store.append(&record.feed_key, record.new)?;
+        Ok(())
+    }
+
+    fn load(&self, records: &[Record]) -> BenchResult<()> {
+        for record in records {
+            self.store.append(&record.feed_key, record.new.clone())?;
+        }
+        self.sync()
+    }
+
+    fn newest(&self, feed: u32, limit: usize, now_nanos: i64) -> BenchResult<Vec<notifeed::Notification>> {
+        self.at(now_nanos);
+        let query = ListQuery { limit, ..ListQuery::default() };
+        Ok(self.store.list(Workload::feed_key(feed), &query)?.items)
+    }
+
+    fn by_app_id(&self, feed: u32, app_id: &str, now_nanos: i64) -> BenchResult<Option<notifeed::Notification>> {
+        self.at(now_nanos);
+        Ok(self.store.get_by_app_id(Workload::feed_key(feed), app_id)?)
+    }
+
+    fn sweep(&self, now_nanos: i64) -> BenchResult<SweepOutcome> {
+        self.at(now_nanos);
+        let stats = self.store.sweep_expired()?;
+        self.store.sync()?;
+        Ok(SweepOutcome { removed: stats.expired, bytes_rewritten: Some(stats.bytes_rewritten) })
+    }
+
+    fn sync(&self) -> BenchResult<()> {
+        Ok(self.store.sync()?)
+    }
+}
+
+/// notifeed's engines present on this branch.
+pub fn engines() -> Vec<crate::workload::PeerSpec> {
+    vec![
+        crate::workload::PeerSpec { name: "notifeed-log", open: open_log },
+        crate::workload::PeerSpec { name: "notifeed-sled", open: open_sled },
+    ]
+}
+
+/// `LogStore` with its defaults (1-hour windows, 64 MiB segments) in `dir/log`.
+fn open_log(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    adapt(dir, mode, |dir, durability, clock, options| {
+        let config = notifeed::engine::log::LogConfig { options, durability, ..Default::default() };
+        Ok(Box::new(notifeed::engine::log::LogStore::open(&dir.join("log"), config, clock)?))
+    })
+}
+
+/// `SledStore` with its defaults (64 MiB cache, 500 ms background flush) in `dir/notifeed-sled`.
+fn open_sled(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    adapt(dir, mode, |dir, durability, clock, options| {
+        let config = notifeed::engine::sled::SledConfig { options, durability, ..Default::default() };
+        Ok(Box::new(notifeed::engine::sled::SledStore::open(&dir.join("notifeed-sled"), config, clock)?))
+    })
+}

@@ -1,0 +1,419 @@
+//! The server's configuration: the apps allowed to post, who is blocked, rate limits, size and
+//! expiration limits, and the engine. Read from a TOML file with [`Config::from_toml`].
+//!
+//! Every field has a default, so an empty file (or no file) is a valid configuration. The default
+//! configuration holds one demo app, [`DEMO_APP_ID`], whose bearer token is
+//! [`DEMO_BEARER_TOKEN`], so the README's curl session works on a fresh machine. Replace it with
+//! your own apps before exposing a server beyond localhost.
+//!
+//! Secrets (bearer tokens) are held as [`Secret`]: its `Debug` and `Display` print
+//! `[redacted]`, so printing a config never leaks a token.
+//!
+//! ```toml
+//! engine = "log"
+//! blocked_callers = ["spammy-app"]
+//!
+//! [[apps]]
+//! id = "contoso"
+//! host_name = "graphnotifications.sample.windows.com"
+//! bearer_tokens = ["a-long-random-token"]
+//!
+//! [rate_limits]
+//! caller_per_second = 100.0
+//! caller_burst = 200
+//! user_per_second = 20.0
+//! user_burst = 40
+//!
+//! [limits]
+//! max_request_bytes = 65536
+//! max_expiration_days = 30
+//!
+//! [subscriptions]
+//! default_lifetime_hours = 720
+//! max_lifetime_hours = 720
+//! ```
+
+use std::fmt;
+use std::path::Path;
+
+use jiff::SignedDuration;
+use serde::Deserialize;
+
+use crate::contract::Limits;
+
+/// The id of the app in the default configuration.
+pub const DEMO_APP_ID: &str = "demo";
+/// The host name of the app in the default configuration.
+pub const DEMO_APP_HOST_NAME: &str = "demo.notifeed.local";
+/// The bearer token of the app in the default configuration. Public: it is in the README. A
+/// configuration file that lists `[[apps]]` replaces the demo app entirely.
+pub const DEMO_BEARER_TOKEN: &str = "notifeed-demo-token";
+
+/// A secret string (a bearer token). Prints as `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Which engine the server opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// `log`: the append-only log engine. The default.
+    #[default]
+    Log,
+    /// `sled`: the sled engine.
+    Sled,
+}
+
+/// An app service allowed to call the API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The app's id: what the blocked list and the logs name. Required, unique.
+    pub id: String,
+    /// The app's host name (`targetHostName`): the feeds it may read and write. Required, unique
+    /// (compared case-insensitively).
+    pub host_name: String,
+    /// The bearer tokens that authenticate the app (several, so tokens can be rotated). Each
+    /// token belongs to exactly one app.
+    pub bearer_tokens: Vec<Secret>,
+}
+
+/// Token-bucket rate limits. A bucket holds at most `burst` requests and refills at
+/// `per_second`; a request that finds its bucket empty gets 406 with `Retry-After`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Refill rate of each caller's (app's) bucket, requests per second. Bounds: > 0.
+    /// Default: 100.
+    pub caller_per_second: f64,
+    /// Size of each caller's bucket. Bounds: at least 1. Default: 200.
+    pub caller_burst: u32,
+    /// Refill rate of each user's bucket (across apps), requests per second. Bounds: > 0.
+    /// Default: 20.
+    pub user_per_second: f64,
+    /// Size of each user's bucket. Bounds: at least 1. Default: 40.
+    pub user_burst: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self { caller_per_second: 100.0, caller_burst: 200, user_per_second: 20.0, user_burst: 40 }
+    }
+}
+
+/// Size and expiration limits.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The largest request body, in bytes, as sent and again after gzip/deflate decoding (a
+    /// larger one gets 413). Bounds: 1 KiB..=64 MiB. Default: 64 KiB.
+    pub max_request_bytes: usize,
+    /// The largest notification content (see [`Limits::max_notification_bytes`]).
+    /// Default: 16 KiB.
+    pub max_notification_bytes: usize,
+    /// The largest `payload.rawContent`, in bytes. Default: 8 KiB.
+    pub max_raw_content_bytes: usize,
+    /// How many days ahead `expirationDateTime` may lie; also the expiration of a notification
+    /// posted without one. Bounds: 1..=3650. Default: 30.
+    pub max_expiration_days: u32,
+    /// The most notifications a feed keeps; the oldest is evicted beyond it. Default: 1,000.
+    pub feed_capacity: usize,
+    /// The longest `Prefer: wait=N` long poll on delta, in seconds. Default: 60.
+    pub max_wait_seconds: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Self {
+            max_request_bytes: 64 * 1024,
+            max_notification_bytes: limits.max_notification_bytes,
+            max_raw_content_bytes: limits.max_raw_content_bytes,
+            max_expiration_days: 30,
+            feed_capacity: 1_000,
+            max_wait_seconds: 60,
+        }
+    }
+}
+
+/// Lifetimes of UNS subscriptions.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionLimits {
+    /// The lifetime of a subscription created without `expirationDateTime`, in hours.
+    /// Default: 720 (30 days).
+    pub default_lifetime_hours: u32,
+    /// The longest lifetime a subscription may ask for, in hours. Default: 720.
+    pub max_lifetime_hours: u32,
+}
+
+impl Default for SubscriptionLimits {
+    fn default() -> Self {
+        Self { default_lifetime_hours: 720, max_lifetime_hours: 720 }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The engine to open. Default: `log`.
+    pub engine: EngineChoice,
+    /// The apps allowed to call. Default: the demo app ([`DEMO_APP_ID`]).
+    pub apps: Vec<AppConfig>,
+    /// App ids that are refused with 403 even with a valid token. Default: none.
+    pub blocked_callers: Vec<String>,
+    /// Rate limits. Default: [`RateLimits::default`].
+    pub rate_limits: RateLimits,
+    /// Size and expiration limits. Default: [`LimitsConfig::default`].
+    pub limits: LimitsConfig,
+    /// Subscription lifetimes. Default: [`SubscriptionLimits::default`].
+    pub subscriptions: SubscriptionLimits,
+    /// How often the background sweeper reclaims expired notifications, in seconds.
+    /// Default: 60.
+    pub sweep_interval_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            engine: EngineChoice::default(),
+            apps: vec![AppConfig {
+                id: DEMO_APP_ID.to_owned(),
+                host_name: DEMO_APP_HOST_NAME.to_owned(),
+                bearer_tokens: vec![Secret::new(DEMO_BEARER_TOKEN)],
+            }],
+            blocked_callers: Vec::new(),
+            rate_limits: RateLimits::default(),
+            limits: LimitsConfig::default(),
+            subscriptions: SubscriptionLimits::default(),
+            sweep_interval_seconds: 60,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or names an unknown field. Only the parser's message and the line
+    /// are kept, never the text of the line, which may hold a token.
+    #[error("invalid config at line {line}: {message}")]
+    Parse {
+        /// The line (1-based) where the problem starts; 0 when unknown.
+        line: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// A value is out of bounds or inconsistent.
+    #[error("invalid config: {field} {problem}")]
+    Invalid {
+        /// The field, such as `apps[1].host_name`.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Parses and validates a TOML document.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] for malformed TOML or unknown fields, [`ConfigError::Invalid`] for
+    /// a value out of bounds (the error names the field).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e: toml::de::Error| ConfigError::Parse {
+            line: e.span().map_or(0, |span| {
+                text.as_bytes()[..span.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+            }),
+            message: e.message().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a TOML file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] naming the path, then as [`Config::from_toml`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::from_toml(&text)
+    }
+
+    /// Checks bounds and uniqueness.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad =
+            |field: &str, problem: &str| Err(ConfigError::Invalid { field: field.into(), problem: problem.into() });
+        let mut tokens = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut hosts = std::collections::HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            if app.id.is_empty() || !ids.insert(app.id.clone()) {
+                return bad(&format!("apps[{i}].id"), "must be non-empty and unique");
+            }
+            if app.host_name.is_empty() || !hosts.insert(app.host_name.to_ascii_lowercase()) {
+                return bad(&format!("apps[{i}].host_name"), "must be non-empty and unique");
+            }
+            for token in &app.bearer_tokens {
+                if token.expose().is_empty() || !tokens.insert(token.expose().to_owned()) {
+                    return bad(&format!("apps[{i}].bearer_tokens"), "must be non-empty and unique across apps");
+                }
+            }
+        }
+        let r = &self.rate_limits;
+        if !(r.caller_per_second > 0.0 && r.caller_per_second.is_finite()) || r.caller_burst == 0 {
+            return bad("rate_limits.caller_*", "must be a positive rate and a burst of at least 1");
+        }
+        if !(r.user_per_second > 0.0 && r.user_per_second.is_finite()) || r.user_burst == 0 {
+            return bad("rate_limits.user_*", "must be a positive rate and a burst of at least 1");
+        }
+        let l = &self.limits;
+        if !(1024..=64 * 1024 * 1024).contains(&l.max_request_bytes) {
+            return bad("limits.max_request_bytes", "must be between 1024 and 67108864");
+        }
+        if l.max_notification_bytes < 1024 {
+            return bad("limits.max_notification_bytes", "must be at least 1024");
+        }
+        if !(1..=3650).contains(&l.max_expiration_days) {
+            return bad("limits.max_expiration_days", "must be between 1 and 3650");
+        }
+        if l.feed_capacity == 0 {
+            return bad("limits.feed_capacity", "must be at least 1");
+        }
+        if self.subscriptions.default_lifetime_hours == 0
+            || self.subscriptions.default_lifetime_hours > self.subscriptions.max_lifetime_hours
+        {
+            return bad("subscriptions.default_lifetime_hours", "must be between 1 and max_lifetime_hours");
+        }
+        if self.sweep_interval_seconds == 0 {
+            return bad("sweep_interval_seconds", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The contract limits these settings give.
+    pub fn contract_limits(&self) -> Limits {
+        Limits {
+            max_notification_bytes: self.limits.max_notification_bytes,
+            max_raw_content_bytes: self.limits.max_raw_content_bytes,
+            max_expiration: SignedDuration::from_hours(i64::from(self.limits.max_expiration_days) * 24),
+            ..Limits::default()
+        }
+    }
+
+    /// The store options these settings give (limits and feed capacity).
+    pub fn store_options(&self) -> crate::StoreOptions {
+        crate::StoreOptions {
+            limits: self.contract_limits(),
+            feed_capacity: self.limits.feed_capacity,
+            ..crate::StoreOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_demo_app() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.apps.len(), 1);
+        assert_eq!(config.apps[0].bearer_tokens[0].expose(), DEMO_BEARER_TOKEN);
+        assert_eq!(config.engine, EngineChoice::Log);
+    }
+
+    #[test]
+    fn debug_print_never_shows_a_token() {
+        let config = Config::from_toml(
+            "[[apps]]\nid = \"a\"\nhost_name = \"a.example\"\nbearer_tokens = [\"super-secret-value\"]\n",
+        )
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("super-secret-value"), "{printed}");
+        assert!(printed.contains("[redacted]"));
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        assert!(matches!(Config::from_toml("engin = \"log\""), Err(ConfigError::Parse { line: 1, .. })));
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_line_with_a_token() {
+        let text = "[[apps]]\nid = \"a\"\nhost_name = \"a\"\nbearer_tokens = [\"leaky-secret\" \"x\"]\n";
+        let err = Config::from_toml(text).unwrap_err().to_string();
+        assert!(!err.contains("leaky-secret"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_token_across_apps_is_rejected() {
+        let text = "[[apps]]\nid = \"a\"\nhost_name = \"a\"\nbearer_tokens = [\"t\"]\n\
+                    [[apps]]\nid = \"b\"\nhost_name = \"b\"\nbearer_tokens = [\"t\"]\n";
+        let err = Config::from_toml(text).unwrap_err();
+        assert!(err.to_string().contains("apps[1].bearer_tokens"), "{err}");
+    }
+
+    #[test]
+    fn documented_examples_parse() {
+        let docs = include_str!("../docs/http.md");
+        let block = docs.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+        let config = Config::from_toml(block).unwrap();
+        assert_eq!(config.apps[0].id, "contoso");
+        assert_eq!(config.blocked_callers, ["spammy-app"]);
+        let module_doc: String = include_str!("config.rs")
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
+            .collect();
+        let block = module_doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+        assert_eq!(Config::from_toml(block).unwrap().rate_limits.user_burst, 40);
+    }
+
+    #[test]
+    fn sled_engine_and_limits_parse() {
+        let config = Config::from_toml("engine = \"sled\"\n[limits]\nmax_expiration_days = 2\n").unwrap();
+        assert_eq!(config.engine, EngineChoice::Sled);
+        assert_eq!(config.contract_limits().max_expiration, SignedDuration::from_hours(48));
+    }
+}

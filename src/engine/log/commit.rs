@@ -1,0 +1,348 @@
+//! Group commit: writers queue their records; one of them (the leader) writes the whole batch
+//! to every segment it touches, syncs those files once, and hands each writer its result.
+//!
+//! Followers learn the batch's fate, success or failure. A failure poisons the store (the
+//! caller's job); a failed sync is never retried.
+
+use std::collections::HashMap;
+use std::io;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::record::{self, RecordKind};
+use super::segment::Segments;
+use crate::StoreError;
+
+/// A record waiting to be written.
+#[derive(Debug)]
+pub(crate) struct PendingRecord {
+    /// Its kind.
+    pub kind: RecordKind,
+    /// The window whose segment receives it.
+    pub window: i64,
+    /// How many sequences it takes.
+    pub span: u64,
+    /// Whether it removes notifications (for the forgotten-removals watermark).
+    pub removes: bool,
+    /// The expiration of the notification it records (append, replace, state change).
+    pub expiration: Option<i64>,
+    /// The encoded body.
+    pub body: Vec<u8>,
+}
+
+/// What one writer asks of a batch.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Write this record.
+    Record(PendingRecord),
+    /// Sync every file written so far.
+    Sync,
+}
+
+/// Where a record landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Placed {
+    /// Its LSN (first sequence).
+    pub lsn: u64,
+    /// Its segment.
+    pub segment: u32,
+    /// Its offset in the segment.
+    pub offset: u32,
+    /// Its frame length.
+    pub len: u32,
+}
+
+/// A batch failure, as every writer of the batch sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct BatchFailure {
+    operation: &'static str,
+    path: String,
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl BatchFailure {
+    fn from_store_error(e: StoreError) -> Self {
+        match e {
+            StoreError::Io { operation, path, source } => {
+                Self { operation, path, kind: source.kind(), message: source.to_string() }
+            }
+            other => Self {
+                operation: "writing",
+                path: String::new(),
+                kind: io::ErrorKind::Other,
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// The failure as the error a caller gets.
+    pub fn to_store_error(&self) -> StoreError {
+        StoreError::Io {
+            operation: self.operation,
+            path: self.path.clone(),
+            source: io::Error::new(self.kind, self.message.clone()),
+        }
+    }
+}
+
+struct Finished<R> {
+    results: Vec<Option<R>>,
+    failure: Option<BatchFailure>,
+    left: usize,
+}
+
+struct State<Q, R> {
+    queue: Vec<Q>,
+    open_batch: u64,
+    leader: bool,
+    finished: HashMap<u64, Finished<R>>,
+}
+
+/// The leader/follower barrier, generic over requests `Q` and results `R`.
+pub(crate) struct GroupCommit<Q, R> {
+    state: Mutex<State<Q, R>>,
+    done: Condvar,
+}
+
+impl<Q, R> std::fmt::Debug for GroupCommit<Q, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCommit")
+    }
+}
+
+impl<Q, R> Default for GroupCommit<Q, R> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State { queue: Vec::new(), open_batch: 0, leader: false, finished: HashMap::new() }),
+            done: Condvar::new(),
+        }
+    }
+}
+
+impl<Q, R> GroupCommit<Q, R> {
+    /// Queues `request` and returns its result once its batch is done. If no batch is being
+    /// written, this writer leads: it runs `execute` on every queued request (its own
+    /// included), which must return one result per request, in order.
+    ///
+    /// # Errors
+    /// The batch's failure, for every writer of the batch.
+    pub fn submit<F>(&self, request: Q, execute: F) -> Result<R, BatchFailure>
+    where
+        F: FnOnce(Vec<Q>) -> Result<Vec<R>, BatchFailure>,
+    {
+        let mut st = self.state.lock();
+        let batch = st.open_batch;
+        let index = st.queue.len();
+        st.queue.push(request);
+        let mut execute = Some(execute);
+        loop {
+            if let Some(done) = st.finished.get_mut(&batch) {
+                let mine = done.results.get_mut(index).and_then(Option::take);
+                let failure = done.failure.clone();
+                done.left -= 1;
+                if done.left == 0 {
+                    st.finished.remove(&batch);
+                }
+                return match (failure, mine) {
+                    (Some(f), _) => Err(f),
+                    (None, Some(r)) => Ok(r),
+                    (None, None) => Err(BatchFailure {
+                        operation: "committing",
+                        path: String::new(),
+                        kind: io::ErrorKind::Other,
+                        message: "the batch returned no result for this record".into(),
+                    }),
+                };
+            }
+            if !st.leader
+                && let Some(run) = execute.take()
+            {
+                // Our batch is the open one: batches finish in order and none is running.
+                let requests = std::mem::take(&mut st.queue);
+                let count = requests.len();
+                st.open_batch += 1;
+                st.leader = true;
+                drop(st);
+                let outcome = run(requests);
+                st = self.state.lock();
+                st.leader = false;
+                let finished = match outcome {
+                    Ok(results) if results.len() == count => {
+                        Finished { results: results.into_iter().map(Some).collect(), failure: None, left: count }
+                    }
+                    Ok(_) => Finished {
+                        results: Vec::new(),
+                        failure: Some(BatchFailure {
+                            operation: "committing",
+                            path: String::new(),
+                            kind: io::ErrorKind::Other,
+                            message: "the batch returned the wrong number of results".into(),
+                        }),
+                        left: count,
+                    },
+                    Err(failure) => Finished { results: Vec::new(), failure: Some(failure), left: count },
+                };
+                st.finished.insert(batch, finished);
+                self.done.notify_all();
+                continue;
+            }
+            self.done.wait(&mut st);
+        }
+    }
+}
+
+/// Writes one batch: assigns LSNs in queue order, frames each record into the active segment
+/// of its window (rolling segments past `max_segment_bytes`), writes each touched segment with
+/// one positional write, and syncs every dirty segment when `always_sync` or a `Sync` request
+/// asks for it.
+///
+/// # Errors
+/// The first I/O failure; the caller poisons the store.
+pub(crate) fn write_batch(
+    segments: &Segments,
+    requests: Vec<Request>,
+    always_sync: bool,
+    max_segment_bytes: u64,
+    buffer_limit: usize,
+) -> Result<Vec<Option<Placed>>, BatchFailure> {
+    write_batch_inner(segments, requests, always_sync, max_segment_bytes, buffer_limit)
+        .map_err(BatchFailure::from_store_error)
+}
+
+fn write_batch_inner(
+    segments: &Segments,
+    requests: Vec<Request>,
+    always_sync: bool,
+    max_segment_bytes: u64,
+    buffer_limit: usize,
+) -> Result<Vec<Option<Placed>>, StoreError> {
+    let mut writer = segments.writer.lock();
+    let mut buffers: Vec<(u32, u64, Vec<u8>)> = Vec::new();
+    let mut results = Vec::with_capacity(requests.len());
+    let mut sync_requested = always_sync;
+    for request in requests {
+        let rec = match request {
+            Request::Sync => {
+                sync_requested = true;
+                results.push(None);
+                continue;
+            }
+            Request::Record(rec) => rec,
+        };
+        let frame_len = (record::FRAME_HEADER_LEN + rec.body.len()) as u64;
+        let mut segment = match writer.active.get(&rec.window) {
+            Some(&id) => id,
+            None => segments.create(&mut writer, rec.window)?,
+        };
+        let pending_here = buffers.iter().find(|(id, _, _)| *id == segment).map_or(0, |(_, _, b)| b.len() as u64);
+        let current = writer.segments.get(&segment).map_or(0, |s| s.len) + pending_here;
+        if current > record::SEGMENT_HEADER_LEN as u64 && current + frame_len > max_segment_bytes {
+            // Roll: flush what this batch has for the old segment, then seal it.
+            if let Some(pos) = buffers.iter().position(|(id, _, _)| *id == segment) {
+                let (id, at, buf) = buffers.swap_remove(pos);
+                segments.append(&mut writer, id, at, &buf, buffer_limit)?;
+            }
+            // IMPORTANT 3: the old segment is durable before a newer one exists, so a torn tail
+            // can only be in the last segment of a window.
+            segments.sync(&mut writer, segment)?;
+            segment = segments.create(&mut writer, rec.window)?;
+        }
+        let lsn = writer.next_lsn;
+        writer.next_lsn += rec.span.max(1);
+        let seg_len = writer.segments.get(&segment).map_or(0, |s| s.len);
+        let slot = match buffers.iter().position(|(id, _, _)| *id == segment) {
+            Some(pos) => pos,
+            None => {
+                buffers.push((segment, seg_len, Vec::new()));
+                buffers.len() - 1
+            }
+        };
+        let (_, at, buf) = &mut buffers[slot];
+        let offset = *at + buf.len() as u64;
+        record::encode_frame(buf, u64::from(segment), rec.kind, lsn, &rec.body);
+        if let Some(s) = writer.segments.get_mut(&segment) {
+            if rec.removes {
+                s.max_removal_lsn = s.max_removal_lsn.max(lsn + rec.span - 1);
+            }
+            if let Some(expiration) = rec.expiration {
+                s.max_expiration = s.max_expiration.max(expiration);
+            }
+        }
+        let offset = u32::try_from(offset).map_err(|_| StoreError::Corruption {
+            location: segments.path(segment).display().to_string(),
+            detail: "segment offset beyond 4 GiB".into(),
+        })?;
+        results.push(Some(Placed { lsn, segment, offset, len: frame_len as u32 }));
+    }
+    for (id, at, buf) in buffers {
+        segments.append(&mut writer, id, at, &buf, buffer_limit)?;
+    }
+    if sync_requested {
+        let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
+        for id in dirty {
+            // IMPORTANT 4: every file the batch touched is synced before any writer of the
+            // batch is told its record is durable.
+            segments.sync(&mut writer, id)?;
+        }
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_writer_gets_its_own_result_and_batches_form_under_load() {
+        let commit: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::default());
+        let batches = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let commit = Arc::clone(&commit);
+                let batches = Arc::clone(&batches);
+                std::thread::spawn(move || {
+                    for i in 0..200u64 {
+                        let v = t * 1000 + i;
+                        let got = commit
+                            .submit(v, |reqs| {
+                                batches.fetch_add(1, Ordering::SeqCst);
+                                std::thread::yield_now();
+                                Ok(reqs.into_iter().map(|r| r * 2).collect())
+                            })
+                            .unwrap();
+                        assert_eq!(got, v * 2);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(batches.load(Ordering::SeqCst) <= 1600);
+    }
+
+    #[test]
+    fn followers_learn_a_failed_batch() {
+        let commit: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::default());
+        let failure = BatchFailure {
+            operation: "syncing",
+            path: "x".into(),
+            kind: io::ErrorKind::Other,
+            message: "disk on fire".into(),
+        };
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let commit = Arc::clone(&commit);
+                let failure = failure.clone();
+                std::thread::spawn(move || commit.submit(t, move |_| Err(failure)).is_err())
+            })
+            .collect();
+        for t in threads {
+            assert!(t.join().unwrap());
+        }
+    }
+}

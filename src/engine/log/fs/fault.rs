@@ -1,0 +1,325 @@
+//! An in-memory file system that injects faults, for tests.
+//!
+//! Each file keeps two images: *live* (what reads see) and *durable* (what survives a crash,
+//! updated by `sync_data`). Directory entries are durable only after `sync_dir` of their
+//! directory. [`FaultFileSystem::crash`] returns the file system a machine would find after a
+//! power loss: durable names and durable bytes, optionally with a torn piece of the unsynced
+//! tail. A [`FaultPlan`] fails the Nth write or sync, or tears the Nth write.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{FileSystem, FsFile, FsLock};
+
+/// Which operation fails next. Counts start at 1 and are counted from [`FaultFileSystem::set_plan`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// Fail the Nth `write_all_at` (nothing is written).
+    pub fail_write: Option<u64>,
+    /// Tear the Nth `write_all_at`: write only its first half, then fail.
+    pub tear_write: Option<u64>,
+    /// Fail the Nth `sync_data` (nothing becomes durable).
+    pub fail_sync: Option<u64>,
+    /// Fail every `sync_dir`.
+    pub fail_sync_dir: bool,
+}
+
+#[derive(Debug, Default)]
+struct MemFile {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    files: Vec<MemFile>,
+    live_names: HashMap<PathBuf, usize>,
+    durable_names: HashMap<PathBuf, usize>,
+    dirs: HashSet<PathBuf>,
+    locks: HashSet<PathBuf>,
+    plan: FaultPlan,
+    writes: u64,
+    syncs: u64,
+}
+
+/// The fault-injecting, crash-simulating in-memory file system. Clones share the same files.
+#[derive(Debug, Clone, Default)]
+pub struct FaultFileSystem {
+    state: Arc<Mutex<State>>,
+}
+
+fn injected(what: &str) -> io::Error {
+    io::Error::other(format!("injected fault: {what}"))
+}
+
+impl FaultFileSystem {
+    /// An empty file system.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Installs `plan` and restarts the write and sync counts.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        let mut s = self.state.lock();
+        s.plan = plan;
+        s.writes = 0;
+        s.syncs = 0;
+    }
+
+    /// How many `write_all_at` and `sync_data` calls happened since the last plan.
+    pub fn counts(&self) -> (u64, u64) {
+        let s = self.state.lock();
+        (s.writes, s.syncs)
+    }
+
+    /// The file system found after a power loss now: only durable directory entries, each file
+    /// holding its durable bytes plus, when `torn_tail_bytes` is set, up to that many bytes of
+    /// its unsynced appended tail. Locks are released. The returned value shares nothing with
+    /// `self`.
+    pub fn crash(&self, torn_tail_bytes: Option<usize>) -> FaultFileSystem {
+        let s = self.state.lock();
+        let mut files = Vec::new();
+        let mut names = HashMap::new();
+        for (path, &id) in &s.durable_names {
+            let f = &s.files[id];
+            let mut bytes = f.durable.clone();
+            if let Some(extra) = torn_tail_bytes
+                && f.live.len() > bytes.len()
+                && f.live.starts_with(&bytes)
+            {
+                let end = (bytes.len() + extra).min(f.live.len());
+                bytes.extend_from_slice(&f.live[f.durable.len()..end]);
+            }
+            names.insert(path.clone(), files.len());
+            files.push(MemFile { live: bytes.clone(), durable: bytes });
+        }
+        let state =
+            State { files, live_names: names.clone(), durable_names: names, dirs: s.dirs.clone(), ..State::default() };
+        FaultFileSystem { state: Arc::new(Mutex::new(state)) }
+    }
+
+    /// The live bytes of `path`, if it exists.
+    pub fn read_all(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.state.lock();
+        s.live_names.get(path).map(|&id| s.files[id].live.clone())
+    }
+
+    /// Replaces the live and durable bytes of `path` (to simulate bit rot).
+    pub fn overwrite(&self, path: &Path, bytes: Vec<u8>) {
+        let mut s = self.state.lock();
+        if let Some(&id) = s.live_names.get(path) {
+            s.files[id] = MemFile { live: bytes.clone(), durable: bytes };
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MemHandle {
+    state: Arc<Mutex<State>>,
+    id: usize,
+}
+
+impl FsFile for MemHandle {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let s = self.state.lock();
+        let live = &s.files[self.id].live;
+        let start = usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        let end = start.checked_add(buf.len()).filter(|&e| e <= live.len());
+        match end {
+            Some(end) => {
+                buf.copy_from_slice(&live[start..end]);
+                Ok(())
+            }
+            None => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+        }
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.writes += 1;
+        let n = s.writes;
+        if s.plan.fail_write == Some(n) {
+            return Err(injected("write failed"));
+        }
+        let torn = s.plan.tear_write == Some(n);
+        let take = if torn { buf.len() / 2 } else { buf.len() };
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let live = &mut s.files[self.id].live;
+        if live.len() < start + take {
+            live.resize(start + take, 0);
+        }
+        live[start..start + take].copy_from_slice(&buf[..take]);
+        if torn { Err(injected("write torn")) } else { Ok(()) }
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.syncs += 1;
+        if s.plan.fail_sync == Some(s.syncs) {
+            return Err(injected("sync failed"));
+        }
+        let f = &mut s.files[self.id];
+        f.durable = f.live.clone();
+        Ok(())
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.state.lock().files[self.id].live.len() as u64)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        self.state.lock().files[self.id].live.resize(len, 0);
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct MemLock {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+}
+
+impl FsLock for MemLock {}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        self.state.lock().locks.remove(&self.path);
+    }
+}
+
+impl FileSystem for FaultFileSystem {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        for a in dir.ancestors() {
+            s.dirs.insert(a.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FsFile>> {
+        let mut s = self.state.lock();
+        let id = match s.live_names.get(path) {
+            Some(&id) => id,
+            None if create => {
+                let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                if !s.dirs.contains(&parent) {
+                    return Err(io::Error::from(io::ErrorKind::NotFound));
+                }
+                s.files.push(MemFile::default());
+                let id = s.files.len() - 1;
+                s.live_names.insert(path.to_path_buf(), id);
+                id
+            }
+            None => return Err(io::Error::from(io::ErrorKind::NotFound)),
+        };
+        Ok(Arc::new(MemHandle { state: Arc::clone(&self.state), id }))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let s = self.state.lock();
+        if !s.dirs.contains(dir) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        Ok(s.live_names.keys().filter(|p| p.parent() == Some(dir)).cloned().collect())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.live_names.remove(path).map(|_| ()).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let id = s.live_names.remove(from).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        s.live_names.insert(to.to_path_buf(), id);
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        if s.plan.fail_sync_dir {
+            return Err(injected("directory sync failed"));
+        }
+        let State { live_names, durable_names, .. } = &mut *s;
+        durable_names.retain(|p, _| p.parent() != Some(dir));
+        for (p, &id) in live_names.iter() {
+            if p.parent() == Some(dir) {
+                durable_names.insert(p.clone(), id);
+            }
+        }
+        Ok(())
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>> {
+        let mut s = self.state.lock();
+        if !s.locks.insert(path.to_path_buf()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(MemLock { state: Arc::clone(&self.state), path: path.to_path_buf() })))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_keeps_only_synced_bytes_and_synced_names() {
+        let fs = FaultFileSystem::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        let a = fs.open(&dir.join("a"), true).unwrap();
+        a.write_all_at(b"hello", 0).unwrap();
+        a.sync_data().unwrap();
+        fs.sync_dir(dir).unwrap();
+        a.write_all_at(b" world", 5).unwrap();
+        let b = fs.open(&dir.join("b"), true).unwrap();
+        b.write_all_at(b"x", 0).unwrap();
+        b.sync_data().unwrap();
+        let after = fs.crash(None);
+        assert_eq!(after.read_all(&dir.join("a")), Some(b"hello".to_vec()));
+        assert_eq!(after.read_all(&dir.join("b")), None, "name never synced");
+        let torn = fs.crash(Some(3));
+        assert_eq!(torn.read_all(&dir.join("a")), Some(b"hello wo".to_vec()));
+    }
+
+    #[test]
+    fn plan_fails_the_nth_write_and_sync() {
+        let fs = FaultFileSystem::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let f = fs.open(Path::new("/d/f"), true).unwrap();
+        fs.set_plan(FaultPlan { fail_write: Some(2), fail_sync: Some(1), ..FaultPlan::default() });
+        assert!(f.write_all_at(b"ab", 0).is_ok());
+        assert!(f.write_all_at(b"cd", 2).is_err());
+        assert!(f.sync_data().is_err());
+        assert_eq!(fs.read_all(Path::new("/d/f")), Some(b"ab".to_vec()));
+        assert_eq!(fs.crash(None).read_all(Path::new("/d/f")), None);
+    }
+
+    #[test]
+    fn torn_write_keeps_half() {
+        let fs = FaultFileSystem::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let f = fs.open(Path::new("/d/f"), true).unwrap();
+        fs.set_plan(FaultPlan { tear_write: Some(1), ..FaultPlan::default() });
+        assert!(f.write_all_at(b"abcd", 0).is_err());
+        assert_eq!(fs.read_all(Path::new("/d/f")), Some(b"ab".to_vec()));
+    }
+
+    #[test]
+    fn second_lock_is_refused_until_the_first_drops() {
+        let fs = FaultFileSystem::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let first = fs.try_lock(Path::new("/d/LOCK")).unwrap();
+        assert!(first.is_some());
+        assert!(fs.try_lock(Path::new("/d/LOCK")).unwrap().is_none());
+        drop(first);
+        assert!(fs.try_lock(Path::new("/d/LOCK")).unwrap().is_some());
+    }
+}

@@ -1,0 +1,100 @@
+//! The file-system layer under the log engine.
+//!
+//! The engine does all of its I/O through [`FileSystem`] and [`FsFile`], so tests can swap the
+//! real implementation ([`StdFileSystem`]) for a fault-injecting one ([`FaultFileSystem`]) that
+//! fails the Nth write or sync, tears writes and drops unsynced data at a simulated crash.
+
+mod fault;
+mod std_fs;
+
+use std::fmt::Debug;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use fault::{FaultFileSystem, FaultPlan};
+pub use std_fs::StdFileSystem;
+
+/// An open file: positional reads and writes, and data sync.
+pub trait FsFile: Send + Sync + Debug {
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    ///
+    /// # Errors
+    /// The OS error; `UnexpectedEof` when the file is shorter.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// Writes all of `buf` at `offset`.
+    ///
+    /// # Errors
+    /// The OS error. After an error, how much was written is unknown.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+
+    /// Makes the file's data durable (`fdatasync`).
+    ///
+    /// # Errors
+    /// The OS error. A failed sync must never be retried: the data's fate is unknown.
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// The file's length in bytes.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn size(&self) -> io::Result<u64>;
+
+    /// Truncates (or extends with zeros) the file to `len` bytes.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+}
+
+/// A held lock on a directory; dropping it releases the lock.
+pub trait FsLock: Send + Sync + Debug {}
+
+/// Everything the engine asks of the file system.
+pub trait FileSystem: Send + Sync + Debug {
+    /// Creates `dir` and its parents if missing.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// Opens `path` for reading and writing; creates it (empty) when `create` is true and it is
+    /// missing.
+    ///
+    /// # Errors
+    /// The OS error; `NotFound` when it is missing and `create` is false.
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FsFile>>;
+
+    /// The paths of the regular files in `dir`.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+
+    /// Removes a file.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Atomically renames `from` to `to`, replacing `to`.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Makes `dir`'s entries durable (fsync of the directory): needed after a create, rename or
+    /// unlink.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Takes an exclusive lock on `path` (created if missing) without waiting; `None` when
+    /// another holder has it.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>>;
+}

@@ -1,0 +1,588 @@
+//! The in-memory index, rebuilt on open: per feed (each behind its own lock), the live
+//! notifications by position, by id and by `appNotificationId` hash, group membership, the
+//! remembered removals and swept expirations; and a global expiry order by window, so a sweep
+//! is O(expired).
+//!
+//! Entries are compact (64 bytes): a record location, hashes and the few fields reads filter
+//! on; strings stay on disk. A hash match is always confirmed against the full id, or against
+//! the record for `appNotificationId`s.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use parking_lot::{Mutex, RwLock};
+
+use crate::model::{Platforms, ReadState, UserActionState};
+use crate::{NotificationId, RemovalReason};
+
+const DEAD: u8 = 0x80;
+
+/// One notification in the index. 64 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The notification id.
+    pub id: [u8; 16],
+    /// Its position (sequence of its last append or replacement).
+    pub position: u64,
+    /// The sequence of its last change.
+    pub sequence: u64,
+    /// Its expiration, Unix nanoseconds.
+    pub expiration: i64,
+    /// The segment of its latest record.
+    pub segment: u32,
+    /// The offset of that record.
+    pub offset: u32,
+    /// The length of that record's frame.
+    pub len: u32,
+    /// crc32 of its `appNotificationId`.
+    pub app_hash: u32,
+    /// Its group in the feed's group table (0: no group).
+    pub group: u32,
+    /// Platform bits.
+    pub platforms: u8,
+    /// Bit 0 read, bits 1..=2 action state, bit 7 dead.
+    pub states: u8,
+}
+
+impl Entry {
+    /// Packs the two states into the `states` byte.
+    pub fn pack_states(read: ReadState, action: UserActionState) -> u8 {
+        let r = u8::from(read == ReadState::Read);
+        let a = match action {
+            UserActionState::NoInteraction => 0,
+            UserActionState::Activated => 1,
+            UserActionState::Dismissed => 2,
+            UserActionState::Snoozed => 3,
+        };
+        r | (a << 1)
+    }
+
+    /// The read state.
+    pub fn read_state(&self) -> ReadState {
+        if self.states & 1 == 1 { ReadState::Read } else { ReadState::Unread }
+    }
+
+    /// The action state.
+    pub fn user_action_state(&self) -> UserActionState {
+        UserActionState::ALL[usize::from((self.states >> 1) & 3)]
+    }
+
+    /// Whether it was removed (a hole awaiting compaction).
+    pub fn is_dead(&self) -> bool {
+        self.states & DEAD != 0
+    }
+
+    /// Whether it is live at `now_nanos`.
+    pub fn is_live(&self, now_nanos: i64) -> bool {
+        !self.is_dead() && self.expiration > now_nanos
+    }
+
+    /// The short key of its id used by the expiry order.
+    pub fn id_key(&self) -> u32 {
+        id_key(&self.id)
+    }
+}
+
+/// The short key of an id (ids are random, so any bits hash well).
+pub(crate) fn id_key(id: &[u8; 16]) -> u32 {
+    u32::from_le_bytes([id[0], id[1], id[2], id[3]]) ^ u32::from_le_bytes([id[12], id[13], id[14], id[15]])
+}
+
+/// The hash of an `appNotificationId`.
+pub(crate) fn app_hash(app_notification_id: &str) -> u32 {
+    crc32fast::hash(app_notification_id.as_bytes())
+}
+
+fn spread(key: u32) -> u64 {
+    u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The groups of one feed, interned.
+#[derive(Debug, Default)]
+struct Groups {
+    names: HashMap<Box<str>, u32>,
+    slots: Vec<(Box<str>, u32)>,
+    free: Vec<u32>,
+}
+
+impl Groups {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&g) = self.names.get(name) {
+            self.slots[(g - 1) as usize].1 += 1;
+            return g;
+        }
+        let g = match self.free.pop() {
+            Some(g) => {
+                self.slots[(g - 1) as usize] = (name.into(), 1);
+                g
+            }
+            None => {
+                self.slots.push((name.into(), 1));
+                self.slots.len() as u32
+            }
+        };
+        self.names.insert(name.into(), g);
+        g
+    }
+
+    fn release(&mut self, g: u32) {
+        if g == 0 {
+            return;
+        }
+        let Some(slot) = self.slots.get_mut((g - 1) as usize) else { return };
+        slot.1 = slot.1.saturating_sub(1);
+        if slot.1 == 0 {
+            let name = std::mem::take(&mut slot.0);
+            self.names.remove(&name);
+            self.free.push(g);
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<u32> {
+        self.names.get(name).copied()
+    }
+
+    fn bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<(Box<str>, u32)>()
+            + self.slots.iter().map(|(n, _)| n.len()).sum::<usize>() * 2
+            + self.names.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+    }
+}
+
+/// One feed's index.
+#[derive(Debug)]
+pub(crate) struct FeedIndex {
+    entries: Vec<Entry>,
+    dead: usize,
+    by_id: HashTable<u32>,
+    by_app: HashTable<u32>,
+    groups: Groups,
+    removals: VecDeque<(u64, [u8; 16], RemovalReason)>,
+    swept: VecDeque<(i64, [u8; 16])>,
+    /// The feed's latest sequence.
+    pub latest_sequence: u64,
+    /// The highest sequence of a forgotten removal.
+    pub forgotten_removals_through: u64,
+    /// The latest forgotten expiration time.
+    pub forgotten_expirations_through: i64,
+}
+
+/// What a feed's index occupies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeedIndexBytes {
+    /// Bytes of the per-notification structures (entries, hash tables, expiry order share is
+    /// counted by the caller).
+    pub notification_bytes: usize,
+    /// Bytes of the change logs (removals, swept expirations).
+    pub change_log_bytes: usize,
+    /// Live-or-expired entries held.
+    pub entries: usize,
+}
+
+impl FeedIndex {
+    /// An empty feed whose sequence starts at `latest_sequence`.
+    pub fn new(latest_sequence: u64, forgotten_removals_through: u64, forgotten_expirations_through: i64) -> Self {
+        Self {
+            entries: Vec::new(),
+            dead: 0,
+            by_id: HashTable::new(),
+            by_app: HashTable::new(),
+            groups: Groups::default(),
+            removals: VecDeque::new(),
+            swept: VecDeque::new(),
+            latest_sequence,
+            forgotten_removals_through,
+            forgotten_expirations_through,
+        }
+    }
+
+    /// The entry at `slot`.
+    pub fn entry(&self, slot: usize) -> &Entry {
+        &self.entries[slot]
+    }
+
+    /// The slot of the entry with this id, dead or not... only non-dead entries are in the
+    /// tables.
+    pub fn slot_of(&self, id: &[u8; 16]) -> Option<usize> {
+        let entries = &self.entries;
+        self.by_id.find(spread(id_key(id)), |&s| entries[s as usize].id == *id).map(|&s| s as usize)
+    }
+
+    /// Slots whose id key is `key` (for the sweep).
+    pub fn slots_with_id_key(&self, key: u32) -> Vec<usize> {
+        let entries = &self.entries;
+        self.by_id
+            .iter_hash(spread(key))
+            .filter(|&&s| entries[s as usize].id_key() == key)
+            .map(|&s| s as usize)
+            .collect()
+    }
+
+    /// Slots whose `appNotificationId` hashes to `hash`.
+    pub fn slots_with_app_hash(&self, hash: u32) -> Vec<usize> {
+        let entries = &self.entries;
+        self.by_app
+            .iter_hash(spread(hash))
+            .filter(|&&s| entries[s as usize].app_hash == hash)
+            .map(|&s| s as usize)
+            .collect()
+    }
+
+    /// The group id of `name` (`None` when no entry has that group).
+    pub fn group_id(&self, name: &str) -> Option<u32> {
+        self.groups.lookup(name)
+    }
+
+    /// Adds an entry; `group` is its group name. Entries usually arrive in position order; an
+    /// older position (salvage) is inserted in place at O(n) cost.
+    pub fn insert(&mut self, mut entry: Entry, group: Option<&str>) {
+        entry.group = group.map_or(0, |g| self.groups.intern(g));
+        entry.states &= !DEAD;
+        if self.entries.last().is_none_or(|last| last.position < entry.position) {
+            self.entries.push(entry);
+            let slot = (self.entries.len() - 1) as u32;
+            self.link(slot);
+        } else {
+            let at = self.entries.partition_point(|e| e.position < entry.position);
+            self.entries.insert(at, entry);
+            self.rebuild_tables();
+        }
+    }
+
+    fn link(&mut self, slot: u32) {
+        let entries = &self.entries;
+        let e = &entries[slot as usize];
+        self.by_id.insert_unique(spread(e.id_key()), slot, |&s| spread(entries[s as usize].id_key()));
+        self.by_app.insert_unique(spread(e.app_hash), slot, |&s| spread(entries[s as usize].app_hash));
+    }
+
+    fn rebuild_tables(&mut self) {
+        self.by_id.clear();
+        self.by_app.clear();
+        for slot in 0..self.entries.len() {
+            if !self.entries[slot].is_dead() {
+                self.link(slot as u32);
+            }
+        }
+    }
+
+    /// Removes the entry at `slot` and returns it. Slots of other entries may change.
+    pub fn remove(&mut self, slot: usize) -> Entry {
+        let e = self.entries[slot];
+        let s32 = slot as u32;
+        if let Ok(found) = self.by_id.find_entry(spread(e.id_key()), |&s| s == s32) {
+            found.remove();
+        }
+        if let Ok(found) = self.by_app.find_entry(spread(e.app_hash), |&s| s == s32) {
+            found.remove();
+        }
+        self.groups.release(e.group);
+        self.entries[slot].states |= DEAD;
+        self.dead += 1;
+        if self.dead > 16 && self.dead * 2 > self.entries.len() {
+            self.entries.retain(|e| !e.is_dead());
+            self.dead = 0;
+            self.rebuild_tables();
+            if self.entries.capacity() > self.entries.len() * 2 {
+                self.entries.shrink_to_fit();
+            }
+        }
+        e
+    }
+
+    /// Updates an entry's record location, sequence and states in place (a state change).
+    pub fn update_in_place(&mut self, slot: usize, location: (u32, u32, u32), sequence: u64, states: u8) {
+        let e = &mut self.entries[slot];
+        (e.segment, e.offset, e.len) = location;
+        e.sequence = sequence;
+        e.states = states;
+    }
+
+    /// Non-dead slots, newest position first, starting below `before_position`.
+    pub fn newest_first(&self, before_position: Option<u64>) -> impl Iterator<Item = usize> + '_ {
+        let end = before_position.map_or(self.entries.len(), |p| self.entries.partition_point(|e| e.position < p));
+        (0..end).rev().filter(|&s| !self.entries[s].is_dead())
+    }
+
+    /// Non-dead slots, oldest position first.
+    pub fn oldest_first(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.entries.len()).filter(|&s| !self.entries[s].is_dead())
+    }
+
+    /// Non-dead entries held (live or expired but not yet swept).
+    pub fn held(&self) -> usize {
+        self.entries.len() - self.dead
+    }
+
+    /// Whether an entry's platforms intersect `platforms`... matches one platform filter.
+    pub fn platforms_of(&self, slot: usize) -> Platforms {
+        Platforms::from_bits(self.entries[slot].platforms)
+    }
+
+    /// Remembers an explicit removal, forgetting the oldest beyond `capacity`.
+    pub fn log_removal(&mut self, sequence: u64, id: [u8; 16], reason: RemovalReason, capacity: usize) {
+        self.removals.push_back((sequence, id, reason));
+        while self.removals.len() > capacity {
+            if let Some((s, _, _)) = self.removals.pop_front() {
+                self.forgotten_removals_through = self.forgotten_removals_through.max(s);
+            }
+        }
+    }
+
+    /// The remembered removals.
+    pub fn removals(&self) -> impl Iterator<Item = &(u64, [u8; 16], RemovalReason)> {
+        self.removals.iter()
+    }
+
+    /// Remembers a swept expiration.
+    pub fn log_swept(&mut self, expiration: i64, id: [u8; 16]) {
+        self.swept.push_back((expiration, id));
+    }
+
+    /// Forgets swept expirations that expired at or before `through`.
+    pub fn forget_swept_through(&mut self, through: i64) {
+        let mut forgotten = self.forgotten_expirations_through;
+        self.swept.retain(|&(t, _)| {
+            if t <= through {
+                forgotten = forgotten.max(t);
+                false
+            } else {
+                true
+            }
+        });
+        self.forgotten_expirations_through = forgotten;
+    }
+
+    /// The remembered swept expirations.
+    pub fn swept(&self) -> impl Iterator<Item = &(i64, [u8; 16])> {
+        self.swept.iter()
+    }
+
+    /// Gives back spare capacity (after recovery).
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+        let entries = &self.entries;
+        self.by_id.shrink_to_fit(|&s| spread(entries[s as usize].id_key()));
+        self.by_app.shrink_to_fit(|&s| spread(entries[s as usize].app_hash));
+    }
+
+    /// Memory held.
+    pub fn bytes(&self) -> FeedIndexBytes {
+        FeedIndexBytes {
+            notification_bytes: self.entries.capacity() * std::mem::size_of::<Entry>()
+                + self.by_id.allocation_size()
+                + self.by_app.allocation_size()
+                + self.groups.bytes(),
+            change_log_bytes: self.removals.capacity() * std::mem::size_of::<(u64, [u8; 16], RemovalReason)>()
+                + self.swept.capacity() * std::mem::size_of::<(i64, [u8; 16])>(),
+            entries: self.held(),
+        }
+    }
+}
+
+/// A feed's lock and its number in the expiry order.
+#[derive(Debug)]
+pub(crate) struct FeedCell {
+    /// Its number.
+    pub number: u32,
+    /// Its index.
+    pub index: RwLock<FeedIndex>,
+}
+
+const SHARDS: usize = 64;
+
+/// The whole index: feeds sharded by key, and the expiry order.
+#[derive(Debug)]
+pub(crate) struct Index {
+    shards: Vec<RwLock<HashMap<Box<str>, Arc<FeedCell>>>>,
+    feeds: RwLock<Vec<Arc<FeedCell>>>,
+    expiry: Mutex<BinaryHeap<Reverse<(i64, u32, u32)>>>,
+    /// What new feeds start with: (latest sequence, forgotten removals, forgotten expirations).
+    new_feed_horizon: (u64, u64, i64),
+}
+
+fn shard_of(key: &str) -> usize {
+    (crc32fast::hash(key.as_bytes()) as usize) % SHARDS
+}
+
+impl Index {
+    /// An empty index; new feeds start at `new_feed_horizon`.
+    pub fn new(new_feed_horizon: (u64, u64, i64)) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            feeds: RwLock::new(Vec::new()),
+            expiry: Mutex::new(BinaryHeap::new()),
+            new_feed_horizon,
+        }
+    }
+
+    /// Changes the horizon of feeds created from now on (recovery sets it once replay is done).
+    pub fn set_new_feed_horizon(&mut self, horizon: (u64, u64, i64)) {
+        self.new_feed_horizon = horizon;
+    }
+
+    /// What a feed that was never written starts with.
+    pub fn new_feed_horizon(&self) -> (u64, u64, i64) {
+        self.new_feed_horizon
+    }
+
+    /// The feed named `key`, if it has ever been written since open.
+    pub fn feed(&self, key: &str) -> Option<Arc<FeedCell>> {
+        self.shards[shard_of(key)].read().get(key).cloned()
+    }
+
+    /// The feed named `key`, created when missing.
+    pub fn feed_or_create(&self, key: &str) -> Arc<FeedCell> {
+        if let Some(cell) = self.feed(key) {
+            return cell;
+        }
+        let mut shard = self.shards[shard_of(key)].write();
+        if let Some(cell) = shard.get(key) {
+            return Arc::clone(cell);
+        }
+        let mut feeds = self.feeds.write();
+        let (seq, removed, expired) = self.new_feed_horizon;
+        let cell = Arc::new(FeedCell {
+            number: feeds.len() as u32,
+            index: RwLock::new(FeedIndex::new(seq, removed, expired)),
+        });
+        feeds.push(Arc::clone(&cell));
+        shard.insert(key.into(), Arc::clone(&cell));
+        cell
+    }
+
+    /// The feed with `number`.
+    pub fn feed_by_number(&self, number: u32) -> Option<Arc<FeedCell>> {
+        self.feeds.read().get(number as usize).cloned()
+    }
+
+    /// Every feed.
+    pub fn all_feeds(&self) -> Vec<Arc<FeedCell>> {
+        self.feeds.read().clone()
+    }
+
+    /// Records that the entry with `id_key` of feed `feed` expires at `expiration`.
+    pub fn expect_expiry(&self, expiration: i64, feed: u32, id_key: u32) {
+        self.expiry.lock().push(Reverse((expiration, feed, id_key)));
+    }
+
+    /// Takes every expected expiry at or before `now`, oldest first: `(expiration, feed, id
+    /// key)`. Entries that were since removed or replaced are among them; the caller checks.
+    pub fn take_expiring_through(&self, now: i64) -> Vec<(i64, u32, u32)> {
+        let mut expiry = self.expiry.lock();
+        let mut out = Vec::new();
+        while let Some(Reverse(top)) = expiry.peek().copied() {
+            if top.0 > now {
+                break;
+            }
+            expiry.pop();
+            out.push(top);
+        }
+        out
+    }
+
+    /// Gives back the expiry order's spare capacity (after recovery).
+    pub fn shrink_expiry_to_fit(&self) {
+        self.expiry.lock().shrink_to_fit();
+    }
+
+    /// Bytes of the expiry order.
+    pub fn expiry_bytes(&self) -> usize {
+        self.expiry.lock().capacity() * std::mem::size_of::<(i64, u32, u32)>()
+    }
+}
+
+/// The notification id of an entry.
+pub(crate) fn notification_id(entry: &Entry) -> NotificationId {
+    NotificationId::from_bytes(entry.id)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8, position: u64) -> Entry {
+        Entry {
+            id: [n; 16],
+            position,
+            sequence: position,
+            expiration: 1_000,
+            segment: 1,
+            offset: 32,
+            len: 10,
+            app_hash: app_hash(&format!("app-{n}")),
+            group: 0,
+            platforms: 0b1111,
+            states: 0,
+        }
+    }
+
+    #[test]
+    fn an_entry_takes_64_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+    }
+
+    #[test]
+    fn entries_are_found_by_id_and_app_hash_and_listed_newest_first() {
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        for n in 1..=5 {
+            f.insert(entry(n, u64::from(n) * 10), Some(if n % 2 == 0 { "even" } else { "odd" }));
+        }
+        let slot = f.slot_of(&[3; 16]).unwrap();
+        assert_eq!(f.entry(slot).position, 30);
+        assert_eq!(f.slots_with_app_hash(app_hash("app-4")).len(), 1);
+        let order: Vec<u64> = f.newest_first(None).map(|s| f.entry(s).position).collect();
+        assert_eq!(order, vec![50, 40, 30, 20, 10]);
+        let below: Vec<u64> = f.newest_first(Some(30)).map(|s| f.entry(s).position).collect();
+        assert_eq!(below, vec![20, 10]);
+        assert!(f.group_id("even").is_some());
+    }
+
+    #[test]
+    fn removed_entries_disappear_and_compaction_keeps_lookups_right() {
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        for n in 1..=100u8 {
+            f.insert(entry(n, u64::from(n)), Some("g"));
+        }
+        for n in 1..=80u8 {
+            let slot = f.slot_of(&[n; 16]).unwrap();
+            f.remove(slot);
+        }
+        assert_eq!(f.held(), 20);
+        assert!(f.slot_of(&[10; 16]).is_none());
+        for n in 81..=100u8 {
+            let slot = f.slot_of(&[n; 16]).unwrap();
+            assert_eq!(f.entry(slot).id, [n; 16]);
+        }
+        for n in 81..=100u8 {
+            let slot = f.slot_of(&[n; 16]).unwrap();
+            f.remove(slot);
+        }
+        assert!(f.group_id("g").is_none(), "a group with no members is forgotten");
+    }
+
+    #[test]
+    fn removal_log_forgets_the_oldest_beyond_capacity() {
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        for s in 1..=5 {
+            f.log_removal(s, [1; 16], RemovalReason::Deleted, 3);
+        }
+        assert_eq!(f.removals().count(), 3);
+        assert_eq!(f.forgotten_removals_through, 2);
+    }
+
+    #[test]
+    fn states_pack_and_unpack() {
+        for a in UserActionState::ALL {
+            for r in [ReadState::Unread, ReadState::Read] {
+                let mut e = entry(1, 1);
+                e.states = Entry::pack_states(r, a);
+                assert_eq!((e.read_state(), e.user_action_state()), (r, a));
+                assert!(!e.is_dead());
+            }
+        }
+    }
+}

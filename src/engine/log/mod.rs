@@ -1,0 +1,663 @@
+//! [`LogStore`]: notifeed's own engine, an append-only log of CRC-framed records in segment
+//! files bucketed by expiration window, with an in-memory index rebuilt on open.
+//!
+//! The on-disk format and the invariants recovery relies on are written down once, in
+//! `src/engine/log/FORMAT.md`. In short:
+//!
+//! * **One operation = one record.** Append (with its eviction), replacement, state change,
+//!   delete and group delete each write exactly one record, so a crash never leaves half an
+//!   operation behind.
+//! * **Segments by expiration window.** A record goes to the segment of the window its
+//!   notification expires in, or to a later one when it shadows a record there; expiring a
+//!   window is unlinking its files. Nothing is copied.
+//! * **Group commit.** Writers queue records; a leader writes the batch and syncs every file it
+//!   touched once ([`Durability::Always`]).
+//! * **Poisoning.** A failed write or sync poisons the store: every later mutating call returns
+//!   [`StoreError::Poisoned`] until the store is reopened, which recovers from the files.
+//!
+//! # Durability
+//! * [`Durability::Always`] (the default): a mutating call returns after its record is
+//!   `fdatasync`ed, together with its segment's creation (header synced, directory synced).
+//!   Survives power loss.
+//! * [`Durability::Buffered`]: a mutating call returns once its record is in the engine's
+//!   write buffer ([`LogConfig::write_buffer_bytes`] per segment, 64 KiB by default), which is
+//!   written to the OS page cache when it fills, on `sync`, on a read of a buffered record, on
+//!   a sweep of its window and on close. A process crash loses what is still in the buffer; a
+//!   power loss loses what was not synced (each file keeps a prefix of its records).
+//!   [`FeedStore::sync`] makes every earlier mutation durable. With `write_buffer_bytes: 0`
+//!   every call reaches the page cache before it returns and survives a process crash.
+
+mod commit;
+pub mod fs;
+mod index;
+mod lock;
+mod record;
+mod recovery;
+mod segment;
+mod sweep;
+mod watermark;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use jiff::SignedDuration;
+use parking_lot::Mutex;
+
+use crate::changes::{FeedHorizon, Planned, Sequenced, check_token, plan_page};
+use crate::clock::timestamp_to_nanos;
+use crate::store::validate_for_append;
+use crate::{
+    Change, ChangeToken, Changes, Counts, Durability, FeedKey, FeedStore, ListQuery, NewNotification, Notification,
+    NotificationId, Page, ReadState, RemovalReason, SharedClock, StateUpdate, StoreError, StoreOptions, SweepStats,
+};
+use commit::{GroupCommit, PendingRecord, Placed, Request};
+use fs::{FileSystem, StdFileSystem};
+use index::{Entry, FeedIndex, Index, app_hash};
+use lock::DirectoryLock;
+use record::{Outgoing, RecordKind};
+pub use recovery::{LostRegion, RecoveryMode, RecoveryReport, TornTail};
+use recovery::{RecoverySettings, window_of};
+use segment::Segments;
+use watermark::Watermark;
+
+/// How a [`LogStore`] behaves. Every field has a default; see each.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// The options every engine honours. Default: [`StoreOptions::default`].
+    pub options: StoreOptions,
+    /// When a mutation is durable (see the module documentation). Default:
+    /// [`Durability::Always`].
+    pub durability: Durability,
+    /// The width of an expiration window: records expiring in one window share its segment
+    /// files, and a sweep unlinks a window's files once the window has passed. Bounds: at least
+    /// one second (smaller values are raised). Default: 1 hour.
+    pub window: SignedDuration,
+    /// The size at which a window's segment rolls to a new file. Bounds: 4 KiB to 4 GiB − 1
+    /// (values outside are clamped). Default: 64 MiB.
+    pub max_segment_bytes: u64,
+    /// The most segment files kept open at once (an LRU of descriptors), whatever the number of
+    /// windows. Bounds: at least 1. Default: 128.
+    pub max_open_files: usize,
+    /// With [`Durability::Buffered`]: how many bytes a segment gathers in the engine's own
+    /// buffer before they are written to the OS (they are also written on `sync`, on a read of
+    /// a buffered record, and on close). A process crash loses what is still in the buffer;
+    /// 0 writes every batch to the OS before the call returns. Ignored with
+    /// [`Durability::Always`]. Default: 64 KiB.
+    pub write_buffer_bytes: usize,
+    /// What the open does with a bad record that is not a torn tail. Default:
+    /// [`RecoveryMode::TolerateTornTail`] (refuse to open).
+    pub recovery_mode: RecoveryMode,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            options: StoreOptions::default(),
+            durability: Durability::Always,
+            window: SignedDuration::from_hours(1),
+            max_segment_bytes: 64 << 20,
+            max_open_files: 128,
+            write_buffer_bytes: 64 << 10,
+            recovery_mode: RecoveryMode::TolerateTornTail,
+        }
+    }
+}
+
+/// How much memory the index holds.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct IndexStats {
+    /// Notifications indexed (live, or expired and not yet swept).
+    pub notifications: usize,
+    /// Bytes of per-notification structures: entries, hash tables, groups, expiry order.
+    pub notification_bytes: usize,
+    /// Bytes of the change logs (remembered removals and swept expirations).
+    pub change_log_bytes: usize,
+    /// Feeds indexed.
+    pub feeds: usize,
+}
+
+impl IndexStats {
+    /// `notification_bytes` per notification (0 for an empty index).
+    pub fn bytes_per_notification(&self) -> f64 {
+        if self.notifications == 0 { 0.0 } else { self.notification_bytes as f64 / self.notifications as f64 }
+    }
+}
+
+/// notifeed's own engine. See the module documentation.
+///
+/// Cheap to share across threads (`Arc<LogStore>`); every method takes `&self`.
+pub struct LogStore {
+    config: LogConfig,
+    window_nanos: i64,
+    clock: SharedClock,
+    segments: Segments,
+    commit: GroupCommit<Request, Option<Placed>>,
+    index: Index,
+    poisoned: AtomicBool,
+    report: RecoveryReport,
+    watermark: Mutex<Watermark>,
+    _lock: DirectoryLock,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore").field("dir", &self.segments.dir()).finish_non_exhaustive()
+    }
+}
+
+impl LogStore {
+    /// Opens (or creates) the store in `dir` on the real file system, recovering from its
+    /// segments.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when another process (or store) holds `dir`;
+    /// [`StoreError::Corruption`] with the segment and offset of a bad record that is not a
+    /// torn tail (unless `config.recovery_mode` is [`RecoveryMode::Salvage`]);
+    /// [`StoreError::Io`].
+    ///
+    /// Cost: reads every segment once (O(data)).
+    pub fn open(dir: &Path, config: LogConfig, clock: SharedClock) -> Result<LogStore, StoreError> {
+        Self::open_with_fs(dir, config, clock, Arc::new(StdFileSystem))
+    }
+
+    /// As [`LogStore::open`], on the file system `fs` (tests use
+    /// [`fs::FaultFileSystem`]).
+    ///
+    /// # Errors
+    /// As [`LogStore::open`].
+    pub fn open_with_fs(
+        dir: &Path,
+        mut config: LogConfig,
+        clock: SharedClock,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<LogStore, StoreError> {
+        config.window = config.window.max(SignedDuration::from_secs(1));
+        config.max_segment_bytes = config.max_segment_bytes.clamp(4096, u64::from(u32::MAX));
+        config.max_open_files = config.max_open_files.max(1);
+        config.options.feed_capacity = config.options.feed_capacity.max(1);
+        let window_nanos = i64::try_from(config.window.as_nanos()).unwrap_or(i64::MAX);
+        fs.create_dir_all(dir).map_err(|e| segment::io_error("creating", dir, e))?;
+        let lock = DirectoryLock::acquire(&fs, dir)?;
+        let recovered = recovery::recover(
+            &fs,
+            dir,
+            &RecoverySettings { mode: config.recovery_mode, removal_log_capacity: config.options.removal_log_capacity },
+        )?;
+        let segments = Segments::new(dir, fs, config.max_open_files, recovered.writer);
+        Ok(LogStore {
+            config,
+            window_nanos,
+            clock,
+            segments,
+            commit: GroupCommit::default(),
+            index: recovered.index,
+            poisoned: AtomicBool::new(false),
+            report: recovered.report,
+            watermark: Mutex::new(recovered.watermark),
+            _lock: lock,
+        })
+    }
+
+    /// What the open found: torn tails truncated, regions lost to salvage.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        self.segments.dir()
+    }
+
+    /// Whether an I/O failure has poisoned the store.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// How many segment descriptors are open now (bounded by `max_open_files`).
+    pub fn open_descriptors(&self) -> usize {
+        self.segments.open_descriptors()
+    }
+
+    /// Measures the index's memory. Cost: O(feeds).
+    pub fn index_stats(&self) -> IndexStats {
+        let mut stats = IndexStats::default();
+        for cell in self.index.all_feeds() {
+            let b = cell.index.read().bytes();
+            stats.feeds += 1;
+            stats.notifications += b.entries;
+            stats.notification_bytes += b.notification_bytes;
+            stats.change_log_bytes += b.change_log_bytes;
+        }
+        stats.notification_bytes += self.index.expiry_bytes();
+        stats
+    }
+
+    /// Makes everything durable and closes the store, releasing the directory lock.
+    ///
+    /// # Errors
+    /// As [`FeedStore::sync`].
+    pub fn close(self) -> Result<(), StoreError> {
+        self.sync()
+    }
+
+    fn now_nanos(&self) -> i64 {
+        timestamp_to_nanos(self.clock.now())
+    }
+
+    fn check_poison(&self) -> Result<(), StoreError> {
+        if self.is_poisoned() { Err(StoreError::Poisoned) } else { Ok(()) }
+    }
+
+    fn submit(&self, request: Request) -> Result<Option<Placed>, StoreError> {
+        self.check_poison()?;
+        let always = self.config.durability == Durability::Always;
+        let max = self.config.max_segment_bytes;
+        let buffer = if always { 0 } else { self.config.write_buffer_bytes };
+        self.commit
+            .submit(request, |requests| commit::write_batch(&self.segments, requests, always, max, buffer))
+            .map_err(|failure| {
+                // IMPORTANT 7: never retry; refuse every later mutation until reopened.
+                self.poisoned.store(true, Ordering::SeqCst);
+                failure.to_store_error()
+            })
+    }
+
+    fn write(&self, record: &Outgoing<'_>, window: i64) -> Result<Placed, StoreError> {
+        let body = record.encode_body().map_err(|e| StoreError::Corruption {
+            location: format!("a {:?} record", record.kind()),
+            detail: format!("cannot encode: {e}"),
+        })?;
+        let pending = PendingRecord {
+            kind: record.kind(),
+            window,
+            span: record.span(),
+            removes: record.removes(),
+            expiration: record.expiration(),
+            body,
+        };
+        self.submit(Request::Record(pending))?.ok_or_else(|| StoreError::Backend {
+            engine: "log",
+            detail: "the commit returned no location for a record".into(),
+        })
+    }
+
+    /// The window a record for `entry` must go to: the later of `window` and the window of the
+    /// segment holding the entry's latest record (the no-resurrection rule).
+    fn shadow_window(&self, entry: &Entry, window: i64) -> i64 {
+        let held = self.segments.window_of(entry.segment).unwrap_or_else(|| self.window_of(entry.expiration));
+        held.max(window)
+    }
+
+    fn window_of(&self, expiration: i64) -> i64 {
+        window_of(expiration, self.window_nanos)
+    }
+
+    /// Reads and checks the record of `entry`.
+    fn load(&self, entry: &Entry) -> Result<Notification, StoreError> {
+        let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
+        self.segments
+            .make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len))
+            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+        let bytes = self.segments.read(entry.segment, u64::from(entry.offset), entry.len as usize)?;
+        let frame = record::decode_frame(&bytes, u64::from(entry.segment))
+            .map_err(|e| StoreError::Corruption { location: location(), detail: e.to_string() })?;
+        let corrupt = |detail: String| StoreError::Corruption { location: location(), detail };
+        if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {
+            return Err(corrupt(format!("a {:?} record where a notification was expected", frame.kind)));
+        }
+        let body = record::decode_upsert(frame.body).map_err(|e| corrupt(e.to_string()))?;
+        if body.notification.id != entry.id {
+            return Err(corrupt("the record is not this notification's".into()));
+        }
+        Notification::try_from(body.notification.to_stored()).map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// The live slot whose `appNotificationId` is `app`, with its notification.
+    fn find_by_app_id(&self, f: &FeedIndex, app: &str, now: i64) -> Result<Option<(usize, Notification)>, StoreError> {
+        for slot in f.slots_with_app_hash(app_hash(app)) {
+            let e = f.entry(slot);
+            if !e.is_live(now) {
+                continue;
+            }
+            let n = self.load(e)?;
+            if n.app_notification_id == app {
+                return Ok(Some((slot, n)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn live_slot(f: &FeedIndex, id: NotificationId, now: i64) -> Option<usize> {
+        f.slot_of(&id.to_bytes()).filter(|&s| f.entry(s).is_live(now))
+    }
+
+    fn entry_for(n: &Notification, placed: Placed, position: u64, sequence: u64) -> Entry {
+        Entry {
+            id: n.id.to_bytes(),
+            position,
+            sequence,
+            expiration: timestamp_to_nanos(n.expiration),
+            segment: placed.segment,
+            offset: placed.offset,
+            len: placed.len,
+            app_hash: app_hash(&n.app_notification_id),
+            group: 0,
+            platforms: n.platforms.bits(),
+            states: Entry::pack_states(n.read_state, n.user_action_state),
+        }
+    }
+
+    fn delete_slot(&self, feed: &FeedKey, f: &mut FeedIndex, slot: usize) -> Result<(), StoreError> {
+        let e = *f.entry(slot);
+        let record = Outgoing::Delete { feed: feed.as_str(), id: e.id };
+        let placed = self.write(&record, self.shadow_window(&e, i64::MIN))?;
+        f.remove(slot);
+        f.log_removal(placed.lsn, e.id, RemovalReason::Deleted, self.config.options.removal_log_capacity);
+        f.latest_sequence = f.latest_sequence.max(placed.lsn);
+        Ok(())
+    }
+
+    fn horizon(&self, f: Option<&FeedIndex>) -> FeedHorizon {
+        match f {
+            Some(f) => FeedHorizon {
+                latest_sequence: f.latest_sequence,
+                forgotten_removals_through: f.forgotten_removals_through,
+                forgotten_expirations_through: f.forgotten_expirations_through,
+            },
+            None => {
+                let (latest_sequence, forgotten_removals_through, forgotten_expirations_through) =
+                    self.index.new_feed_horizon();
+                FeedHorizon { latest_sequence, forgotten_removals_through, forgotten_expirations_through }
+            }
+        }
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        if self.config.durability == Durability::Buffered && !self.is_poisoned() {
+            // Best effort: a clean shutdown leaves nothing in the page cache only.
+            let _ = self.submit(Request::Sync);
+        }
+    }
+}
+
+impl FeedStore for LogStore {
+    fn append(&self, feed: &FeedKey, new: NewNotification) -> Result<Notification, StoreError> {
+        self.check_poison()?;
+        let now = self.clock.now();
+        let now_n = timestamp_to_nanos(now);
+        let expiration = validate_for_append(&new, &self.config.options.limits, now)?;
+        let cell = self.index.feed_or_create(feed.as_str());
+        let mut f = cell.index.write();
+        let window = self.window_of(timestamp_to_nanos(expiration));
+        if let Some((slot, old)) = self.find_by_app_id(&f, &new.app_notification_id, now_n)? {
+            let old_entry = *f.entry(slot);
+            let mut n = Notification::from_new(old.id, new, expiration, now);
+            n.created = old.created;
+            let group = n.group_name.clone();
+            let record = Outgoing::Upsert {
+                kind: RecordKind::Replace,
+                feed: feed.as_str(),
+                position: 0,
+                evicted: None,
+                notification: &n,
+            };
+            let placed = self.write(&record, self.shadow_window(&old_entry, window))?;
+            f.remove(slot);
+            f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), group.as_deref());
+            f.latest_sequence = f.latest_sequence.max(placed.lsn);
+            self.index.expect_expiry(timestamp_to_nanos(n.expiration), cell.number, index::id_key(&n.id.to_bytes()));
+            return Ok(n);
+        }
+        let mut id = NotificationId::new_random();
+        while f.slot_of(&id.to_bytes()).is_some() {
+            id = NotificationId::new_random();
+        }
+        let capacity = self.config.options.feed_capacity;
+        let victim = if f.held() >= capacity {
+            let live = f.oldest_first().filter(|&s| f.entry(s).is_live(now_n)).count();
+            if live >= capacity { f.oldest_first().find(|&s| f.entry(s).is_live(now_n)) } else { None }
+        } else {
+            None
+        };
+        let victim_entry = victim.map(|s| *f.entry(s));
+        let target = victim_entry.as_ref().map_or(window, |v| self.shadow_window(v, window));
+        let n = Notification::from_new(id, new, expiration, now);
+        let group = n.group_name.clone();
+        let record = Outgoing::Upsert {
+            kind: RecordKind::Append,
+            feed: feed.as_str(),
+            position: 0,
+            evicted: victim_entry.map(|v| v.id),
+            notification: &n,
+        };
+        let placed = self.write(&record, target)?;
+        let sequence = placed.lsn + record.span() - 1;
+        if let (Some(slot), Some(v)) = (victim, victim_entry) {
+            f.remove(slot);
+            f.log_removal(placed.lsn, v.id, RemovalReason::Evicted, self.config.options.removal_log_capacity);
+        }
+        f.insert(Self::entry_for(&n, placed, sequence, sequence), group.as_deref());
+        f.latest_sequence = f.latest_sequence.max(sequence);
+        self.index.expect_expiry(timestamp_to_nanos(n.expiration), cell.number, index::id_key(&id.to_bytes()));
+        Ok(n)
+    }
+
+    fn get(&self, feed: &FeedKey, id: NotificationId) -> Result<Option<Notification>, StoreError> {
+        let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(None) };
+        let f = cell.index.read();
+        match Self::live_slot(&f, id, self.now_nanos()) {
+            Some(slot) => self.load(f.entry(slot)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn get_by_app_id(&self, feed: &FeedKey, app_notification_id: &str) -> Result<Option<Notification>, StoreError> {
+        let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(None) };
+        let f = cell.index.read();
+        Ok(self.find_by_app_id(&f, app_notification_id, self.now_nanos())?.map(|(_, n)| n))
+    }
+
+    fn list(&self, feed: &FeedKey, query: &ListQuery) -> Result<Page, StoreError> {
+        let empty = Page { items: Vec::new(), next: None };
+        let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(empty) };
+        let f = cell.index.read();
+        let now = self.now_nanos();
+        let group = match &query.group {
+            Some(name) => match f.group_id(name) {
+                Some(g) => Some(g),
+                None => return Ok(empty),
+            },
+            None => None,
+        };
+        let read_state = query.read_state;
+        let action = query.user_action_state;
+        let limit = query.effective_limit();
+        let mut slots = Vec::with_capacity(limit + 1);
+        for slot in f.newest_first(query.cursor.map(|c| c.before_position)) {
+            let e = f.entry(slot);
+            if e.expiration <= now
+                || group.is_some_and(|g| e.group != g)
+                || query.platform.is_some_and(|p| !f.platforms_of(slot).contains(p))
+                || read_state.is_some_and(|r| e.read_state() != r)
+                || action.is_some_and(|a| e.user_action_state() != a)
+            {
+                continue;
+            }
+            slots.push(slot);
+            if slots.len() > limit {
+                break;
+            }
+        }
+        let more = slots.len() > limit;
+        slots.truncate(limit);
+        let items = slots.iter().map(|&s| self.load(f.entry(s))).collect::<Result<Vec<_>, _>>()?;
+        let next =
+            if more { slots.last().map(|&s| crate::Cursor { before_position: f.entry(s).position }) } else { None };
+        Ok(Page { items, next })
+    }
+
+    fn count(&self, feed: &FeedKey) -> Result<Counts, StoreError> {
+        let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(Counts::default()) };
+        let f = cell.index.read();
+        let now = self.now_nanos();
+        let mut counts = Counts::default();
+        for slot in f.oldest_first() {
+            let e = f.entry(slot);
+            if e.expiration > now {
+                counts.total += 1;
+                counts.unread += u64::from(e.read_state() == ReadState::Unread);
+            }
+        }
+        Ok(counts)
+    }
+
+    fn update_state(
+        &self,
+        feed: &FeedKey,
+        id: NotificationId,
+        update: StateUpdate,
+    ) -> Result<Option<Notification>, StoreError> {
+        self.check_poison()?;
+        let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(None) };
+        let mut f = cell.index.write();
+        let now = self.clock.now();
+        let Some(slot) = Self::live_slot(&f, id, timestamp_to_nanos(now)) else { return Ok(None) };
+        let e = *f.entry(slot);
+        let mut n = self.load(&e)?;
+        if let Some(r) = update.read_state {
+            n.read_state = r;
+        }
+        if let Some(a) = update.user_action_state {
+            n.user_action_state = a;
+        }
+        n.last_modified = now;
+        let record = Outgoing::Upsert {
+            kind: RecordKind::StateChange,
+            feed: feed.as_str(),
+            position: e.position,
+            evicted: None,
+            notification: &n,
+        };
+        let placed = self.write(&record, self.shadow_window(&e, i64::MIN))?;
+        let states = Entry::pack_states(n.read_state, n.user_action_state);
+        f.update_in_place(slot, (placed.segment, placed.offset, placed.len), placed.lsn, states);
+        f.latest_sequence = f.latest_sequence.max(placed.lsn);
+        Ok(Some(n))
+    }
+
+    fn delete(&self, feed: &FeedKey, id: NotificationId) -> Result<bool, StoreError> {
+        self.check_poison()?;
+        let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(false) };
+        let mut f = cell.index.write();
+        let Some(slot) = Self::live_slot(&f, id, self.now_nanos()) else { return Ok(false) };
+        self.delete_slot(feed, &mut f, slot)?;
+        Ok(true)
+    }
+
+    fn delete_by_app_id(&self, feed: &FeedKey, app_notification_id: &str) -> Result<bool, StoreError> {
+        self.check_poison()?;
+        let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(false) };
+        let mut f = cell.index.write();
+        let Some((slot, _)) = self.find_by_app_id(&f, app_notification_id, self.now_nanos())? else {
+            return Ok(false);
+        };
+        self.delete_slot(feed, &mut f, slot)?;
+        Ok(true)
+    }
+
+    fn delete_group(&self, feed: &FeedKey, group: &str) -> Result<u64, StoreError> {
+        self.check_poison()?;
+        let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(0) };
+        let mut f = cell.index.write();
+        let Some(g) = f.group_id(group) else { return Ok(0) };
+        let now = self.now_nanos();
+        let members: Vec<Entry> =
+            f.oldest_first().map(|s| *f.entry(s)).filter(|e| e.group == g && e.is_live(now)).collect();
+        if members.is_empty() {
+            return Ok(0);
+        }
+        let window = members.iter().fold(i64::MIN, |w, e| self.shadow_window(e, w));
+        let ids: Vec<[u8; 16]> = members.iter().map(|e| e.id).collect();
+        let record = Outgoing::GroupDelete { feed: feed.as_str(), ids: &ids };
+        let placed = self.write(&record, window)?;
+        let capacity = self.config.options.removal_log_capacity;
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(slot) = f.slot_of(id) {
+                f.remove(slot);
+            }
+            f.log_removal(placed.lsn + i as u64, *id, RemovalReason::GroupDeleted, capacity);
+        }
+        f.latest_sequence = f.latest_sequence.max(placed.lsn + ids.len() as u64 - 1);
+        Ok(ids.len() as u64)
+    }
+
+    fn changes(&self, feed: &FeedKey, since: Option<ChangeToken>, limit: usize) -> Result<Changes, StoreError> {
+        let now = self.now_nanos();
+        let cell = self.index.feed(feed.as_str());
+        let guard = cell.as_ref().map(|c| {
+            let mut f = c.index.write();
+            let retention = i64::try_from(self.config.options.expiry_log_retention.as_nanos()).unwrap_or(i64::MAX);
+            f.forget_swept_through(now.saturating_sub(retention));
+            parking_lot::RwLockWriteGuard::downgrade(f)
+        });
+        let f = guard.as_deref();
+        let horizon = self.horizon(f);
+        if let Some(token) = since {
+            check_token(token, &horizon)?;
+        }
+        let start = since.map_or(0, |t| t.sequence);
+        let mut expirations = Vec::new();
+        let mut sequenced = Vec::new();
+        if let Some(f) = f {
+            for slot in f.oldest_first() {
+                let e = f.entry(slot);
+                if e.expiration > now {
+                    if e.sequence > start {
+                        sequenced.push((e.sequence, Sequenced::Upsert(slot)));
+                    }
+                } else if since.is_some_and(|t| e.expiration > t.expired_through_nanos) {
+                    expirations.push((e.expiration, index::notification_id(e)));
+                }
+            }
+            if let Some(t) = since {
+                for &(at, id) in f.swept() {
+                    if at > t.expired_through_nanos && at <= now {
+                        expirations.push((at, NotificationId::from_bytes(id)));
+                    }
+                }
+            }
+            for &(seq, id, reason) in f.removals() {
+                if seq > start {
+                    sequenced.push((seq, Sequenced::Removed(NotificationId::from_bytes(id), reason)));
+                }
+            }
+        }
+        let (planned, next, more) = plan_page(since, now, &horizon, expirations, sequenced, limit);
+        let mut items = Vec::with_capacity(planned.len());
+        for p in planned {
+            items.push(match p {
+                Planned::Upsert(slot) => match f {
+                    Some(f) => Change::Upserted(Box::new(self.load(f.entry(slot))?)),
+                    None => continue,
+                },
+                Planned::Removed(id, reason) => Change::Removed { id, reason },
+            });
+        }
+        Ok(Changes { items, next, more })
+    }
+
+    fn sweep_expired(&self) -> Result<SweepStats, StoreError> {
+        self.check_poison()?;
+        sweep::sweep(self)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.submit(Request::Sync).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,616 @@
+//! Record frames and bodies: the encoding described in `FORMAT.md` (sections "Segment header"
+//! and "Record frame"). Nothing else in the engine builds or parses these bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Notification;
+use crate::clock::timestamp_to_nanos;
+use crate::codec::{self, CodecError, StoredNotification};
+
+/// Bytes of a segment header.
+pub(crate) const SEGMENT_HEADER_LEN: usize = 32;
+/// Bytes of a frame header (before the body).
+pub(crate) const FRAME_HEADER_LEN: usize = 20;
+/// The largest body a frame may claim; a larger length is corruption.
+pub(crate) const MAX_BODY_LEN: usize = codec::MAX_DECODE_BYTES;
+/// The segment file magic.
+pub(crate) const MAGIC: &[u8; 8] = b"NFEEDLOG";
+/// The version byte of this format.
+pub(crate) const LOG_FORMAT_VERSION: u8 = 1;
+
+/// What a record says happened. The numbers are on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecordKind {
+    /// A new notification (possibly evicting the oldest): [`UpsertBody`].
+    Append = 1,
+    /// A replacement of a live notification: [`UpsertBody`].
+    Replace = 2,
+    /// A state change: [`UpsertBody`] with the unchanged position.
+    StateChange = 3,
+    /// A delete: [`DeleteBody`].
+    Delete = 4,
+    /// A group delete: [`GroupDeleteBody`].
+    GroupDelete = 5,
+}
+
+impl RecordKind {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Append,
+            2 => Self::Replace,
+            3 => Self::StateChange,
+            4 => Self::Delete,
+            5 => Self::GroupDelete,
+            _ => return None,
+        })
+    }
+}
+
+/// The body of `Append`, `Replace` and `StateChange`: the notification's whole current state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UpsertBody {
+    /// The feed key.
+    pub feed: String,
+    /// The notification's position; 0 means "this record's last sequence" (append, replace).
+    pub position: u64,
+    /// The notification this append evicted (it takes the record's first sequence).
+    pub evicted: Option<[u8; 16]>,
+    /// The notification.
+    pub notification: StoredNotification,
+}
+
+/// The body of `Delete`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DeleteBody {
+    /// The feed key.
+    pub feed: String,
+    /// The deleted notification.
+    pub id: [u8; 16],
+}
+
+/// The body of `GroupDelete`: the ids take consecutive sequences from the record's LSN.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GroupDeleteBody {
+    /// The feed key.
+    pub feed: String,
+    /// The deleted notifications, in sequence order.
+    pub ids: Vec<[u8; 16]>,
+}
+
+/// A decoded record body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// Append, replace or state change.
+    Upsert(RecordKind, Box<UpsertBody>),
+    /// Delete.
+    Delete(DeleteBody),
+    /// Group delete.
+    GroupDelete(GroupDeleteBody),
+}
+
+impl Record {
+    /// How many feed sequences the record takes (its LSN and the ones after it).
+    pub fn span(&self) -> u64 {
+        match self {
+            Record::Upsert(_, b) => 1 + u64::from(b.evicted.is_some()),
+            Record::Delete(_) => 1,
+            Record::GroupDelete(b) => (b.ids.len() as u64).max(1),
+        }
+    }
+
+    /// The encoded body.
+    ///
+    /// # Errors
+    /// [`CodecError::Body`] when the body exceeds [`MAX_BODY_LEN`].
+    #[cfg(test)]
+    pub fn encode_body(&self) -> Result<Vec<u8>, CodecError> {
+        match self {
+            Record::Upsert(_, b) => codec::encode(b),
+            Record::Delete(b) => codec::encode(b),
+            Record::GroupDelete(b) => codec::encode(b),
+        }
+    }
+
+    /// Decodes a body of `kind`.
+    ///
+    /// # Errors
+    /// [`CodecError::Body`] for an invalid body.
+    pub fn decode(kind: RecordKind, body: &[u8]) -> Result<Self, CodecError> {
+        Ok(match kind {
+            RecordKind::Append | RecordKind::Replace | RecordKind::StateChange => {
+                Record::Upsert(kind, Box::new(codec::decode(body)?))
+            }
+            RecordKind::Delete => Record::Delete(codec::decode(body)?),
+            RecordKind::GroupDelete => Record::GroupDelete(codec::decode(body)?),
+        })
+    }
+}
+
+/// A record to write, borrowing what it records (no copy of the notification's strings).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Outgoing<'a> {
+    /// Append, replace or state change of `notification`.
+    Upsert {
+        /// Which of the three.
+        kind: RecordKind,
+        /// The feed key.
+        feed: &'a str,
+        /// As [`UpsertBody::position`].
+        position: u64,
+        /// As [`UpsertBody::evicted`].
+        evicted: Option<[u8; 16]>,
+        /// The notification's whole current state.
+        notification: &'a Notification,
+    },
+    /// A delete.
+    Delete {
+        /// The feed key.
+        feed: &'a str,
+        /// The deleted notification.
+        id: [u8; 16],
+    },
+    /// A group delete.
+    GroupDelete {
+        /// The feed key.
+        feed: &'a str,
+        /// The deleted notifications, oldest position first.
+        ids: &'a [[u8; 16]],
+    },
+}
+
+impl Outgoing<'_> {
+    /// The kind byte.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Outgoing::Upsert { kind, .. } => *kind,
+            Outgoing::Delete { .. } => RecordKind::Delete,
+            Outgoing::GroupDelete { .. } => RecordKind::GroupDelete,
+        }
+    }
+
+    /// How many feed sequences the record takes.
+    pub fn span(&self) -> u64 {
+        match self {
+            Outgoing::Upsert { evicted, .. } => 1 + u64::from(evicted.is_some()),
+            Outgoing::Delete { .. } => 1,
+            Outgoing::GroupDelete { ids, .. } => (ids.len() as u64).max(1),
+        }
+    }
+
+    /// Whether the record removes a notification.
+    pub fn removes(&self) -> bool {
+        match self {
+            Outgoing::Upsert { evicted, .. } => evicted.is_some(),
+            Outgoing::Delete { .. } | Outgoing::GroupDelete { .. } => true,
+        }
+    }
+
+    /// The expiration of the notification it records, in Unix nanoseconds.
+    pub fn expiration(&self) -> Option<i64> {
+        match self {
+            Outgoing::Upsert { notification, .. } => Some(timestamp_to_nanos(notification.expiration)),
+            Outgoing::Delete { .. } | Outgoing::GroupDelete { .. } => None,
+        }
+    }
+
+    /// The encoded body: byte for byte what the owned bodies encode to.
+    ///
+    /// # Errors
+    /// [`CodecError::Body`] when the body exceeds [`MAX_BODY_LEN`].
+    pub fn encode_body(&self) -> Result<Vec<u8>, CodecError> {
+        match *self {
+            Outgoing::Upsert { feed, position, evicted, notification, .. } => {
+                codec::encode(&UpsertRef { feed, position, evicted, notification: NotificationRef::from(notification) })
+            }
+            Outgoing::Delete { feed, id } => codec::encode(&DeleteRef { feed, id }),
+            Outgoing::GroupDelete { feed, ids } => codec::encode(&GroupDeleteRef { feed, ids }),
+        }
+    }
+}
+
+/// [`UpsertBody`] with borrowed strings: encodes identically.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct UpsertRef<'a> {
+    /// The feed key.
+    pub feed: &'a str,
+    /// As [`UpsertBody::position`].
+    pub position: u64,
+    /// As [`UpsertBody::evicted`].
+    pub evicted: Option<[u8; 16]>,
+    /// The notification.
+    #[serde(borrow)]
+    pub notification: NotificationRef<'a>,
+}
+
+#[derive(Serialize)]
+struct DeleteRef<'a> {
+    feed: &'a str,
+    id: [u8; 16],
+}
+
+#[derive(Serialize)]
+struct GroupDeleteRef<'a> {
+    feed: &'a str,
+    ids: &'a [[u8; 16]],
+}
+
+/// [`StoredNotification`] with borrowed strings: the same fields in the same order, so it
+/// encodes and decodes identically (pinned by a test).
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub(crate) struct NotificationRef<'a> {
+    pub id: [u8; 16],
+    pub target_host_name: &'a str,
+    pub app_notification_id: &'a str,
+    #[serde(borrow)]
+    pub group_name: Option<&'a str>,
+    #[serde(borrow)]
+    pub raw_content: Option<&'a str>,
+    #[serde(borrow)]
+    pub visual_content: Option<(&'a str, Option<&'a str>)>,
+    pub platforms: u8,
+    pub priority: u8,
+    pub display_time_to_live: Option<u32>,
+    pub expiration: i64,
+    #[serde(borrow)]
+    pub fallback: Option<(u32, &'a str, Option<&'a str>)>,
+    pub created: i64,
+    pub last_modified: i64,
+    pub read_state: u8,
+    pub user_action_state: u8,
+}
+
+impl<'a> From<&'a Notification> for NotificationRef<'a> {
+    fn from(n: &'a Notification) -> Self {
+        // The numbers come from the owned form's mapping, so the two can never disagree.
+        let numbers = StoredNotificationNumbers::of(n);
+        Self {
+            id: n.id.to_bytes(),
+            target_host_name: &n.target_host_name,
+            app_notification_id: &n.app_notification_id,
+            group_name: n.group_name.as_deref(),
+            raw_content: n.payload.raw_content.as_deref(),
+            visual_content: n.payload.visual_content.as_ref().map(|v| (v.title.as_str(), v.body.as_deref())),
+            platforms: n.platforms.bits(),
+            priority: numbers.priority,
+            display_time_to_live: n.display_time_to_live,
+            expiration: timestamp_to_nanos(n.expiration),
+            fallback: n
+                .fallback_policy
+                .as_ref()
+                .map(|f| (f.fallback_delay_seconds, f.visual_content.title.as_str(), f.visual_content.body.as_deref())),
+            created: timestamp_to_nanos(n.created),
+            last_modified: timestamp_to_nanos(n.last_modified),
+            read_state: numbers.read_state,
+            user_action_state: numbers.user_action_state,
+        }
+    }
+}
+
+impl NotificationRef<'_> {
+    /// The owned form, for [`Notification::try_from`].
+    pub fn to_stored(&self) -> StoredNotification {
+        StoredNotification {
+            id: self.id,
+            target_host_name: self.target_host_name.to_owned(),
+            app_notification_id: self.app_notification_id.to_owned(),
+            group_name: self.group_name.map(str::to_owned),
+            raw_content: self.raw_content.map(str::to_owned),
+            visual_content: self.visual_content.map(|(t, b)| (t.to_owned(), b.map(str::to_owned))),
+            platforms: self.platforms,
+            priority: self.priority,
+            display_time_to_live: self.display_time_to_live,
+            expiration: self.expiration,
+            fallback: self.fallback.map(|(d, t, b)| (d, t.to_owned(), b.map(str::to_owned))),
+            created: self.created,
+            last_modified: self.last_modified,
+            read_state: self.read_state,
+            user_action_state: self.user_action_state,
+        }
+    }
+}
+
+/// The enum numbers of a notification, taken from [`StoredNotification`]'s own mapping on a
+/// copy without strings.
+struct StoredNotificationNumbers {
+    priority: u8,
+    read_state: u8,
+    user_action_state: u8,
+}
+
+impl StoredNotificationNumbers {
+    fn of(n: &Notification) -> Self {
+        let bare = Notification {
+            id: n.id,
+            target_host_name: String::new(),
+            app_notification_id: String::new(),
+            group_name: None,
+            payload: crate::Payload::default(),
+            platforms: n.platforms,
+            priority: n.priority,
+            display_time_to_live: None,
+            expiration: n.expiration,
+            fallback_policy: None,
+            created: n.created,
+            last_modified: n.last_modified,
+            read_state: n.read_state,
+            user_action_state: n.user_action_state,
+        };
+        let s = StoredNotification::from(&bare);
+        Self { priority: s.priority, read_state: s.read_state, user_action_state: s.user_action_state }
+    }
+}
+
+/// Decodes an `Append`, `Replace` or `StateChange` body without copying its strings.
+///
+/// # Errors
+/// [`CodecError::Body`] for an invalid body.
+pub(crate) fn decode_upsert(body: &[u8]) -> Result<UpsertRef<'_>, CodecError> {
+    codec::decode_borrowed(body)
+}
+
+/// Why bytes are not a valid frame or header.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FrameError {
+    /// Fewer bytes than the header or the claimed body.
+    #[error("truncated: {available} of {needed} bytes")]
+    Truncated {
+        /// Bytes present.
+        available: usize,
+        /// Bytes the frame needs.
+        needed: usize,
+    },
+    /// The length field exceeds the maximum body.
+    #[error("body length {0} exceeds the maximum")]
+    Length(u32),
+    /// The checksum does not match.
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    Checksum {
+        /// The stored crc32.
+        stored: u32,
+        /// The computed crc32.
+        computed: u32,
+    },
+    /// An unknown kind or a nonzero reserved byte (with a valid checksum: a newer format).
+    #[error("unknown record kind {0} or reserved bits set")]
+    Kind(u8),
+    /// A segment header with a wrong magic or version.
+    #[error("not a notifeed segment header (magic or version {0})")]
+    Header(u8),
+}
+
+/// A frame that passed its checksum.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Frame<'a> {
+    /// The kind.
+    pub kind: RecordKind,
+    /// The record's LSN (its first sequence).
+    pub lsn: u64,
+    /// The body bytes.
+    pub body: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// Bytes of the whole frame.
+    pub fn len(&self) -> usize {
+        FRAME_HEADER_LEN + self.body.len()
+    }
+}
+
+fn frame_crc(segment_id: u64, header_tail: &[u8], body: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&segment_id.to_le_bytes());
+    h.update(header_tail);
+    h.update(body);
+    h.finalize()
+}
+
+/// Appends one frame to `out`. The body must be at most [`MAX_BODY_LEN`] bytes (checked by
+/// the caller when it encoded the body; bincode's limit enforces it).
+pub(crate) fn encode_frame(out: &mut Vec<u8>, segment_id: u64, kind: RecordKind, lsn: u64, body: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    // The body length fits: codec::encode refuses bodies above MAX_DECODE_BYTES (< u32::MAX).
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.push(kind as u8);
+    out.extend_from_slice(&[0; 3]);
+    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(body);
+    let crc = frame_crc(segment_id, &out[start + 4..start + FRAME_HEADER_LEN], body);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The total frame length claimed by a frame header, if the header is complete and the length
+/// is plausible. Used to read exactly one frame with one `pread`.
+pub(crate) fn claimed_len(header: &[u8]) -> Result<usize, FrameError> {
+    if header.len() < FRAME_HEADER_LEN {
+        return Err(FrameError::Truncated { available: header.len(), needed: FRAME_HEADER_LEN });
+    }
+    let body_len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let body = usize::try_from(body_len).unwrap_or(usize::MAX);
+    if body > MAX_BODY_LEN {
+        return Err(FrameError::Length(body_len));
+    }
+    Ok(FRAME_HEADER_LEN + body)
+}
+
+/// Decodes the frame at the start of `bytes` (which may hold more after it), checking its
+/// checksum with `segment_id` folded in.
+///
+/// # Errors
+/// [`FrameError`]: never returns data that fails its checksum.
+pub(crate) fn decode_frame(bytes: &[u8], segment_id: u64) -> Result<Frame<'_>, FrameError> {
+    let total = claimed_len(bytes)?;
+    if bytes.len() < total {
+        return Err(FrameError::Truncated { available: bytes.len(), needed: total });
+    }
+    let stored = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let body = &bytes[FRAME_HEADER_LEN..total];
+    let computed = frame_crc(segment_id, &bytes[4..FRAME_HEADER_LEN], body);
+    if stored != computed {
+        return Err(FrameError::Checksum { stored, computed });
+    }
+    let kind = match RecordKind::from_u8(bytes[8]) {
+        Some(kind) if bytes[9..12] == [0, 0, 0] => kind,
+        _ => return Err(FrameError::Kind(bytes[8])),
+    };
+    let mut lsn = [0; 8];
+    lsn.copy_from_slice(&bytes[12..20]);
+    Ok(Frame { kind, lsn: u64::from_le_bytes(lsn), body })
+}
+
+/// The header that starts every segment file.
+pub(crate) fn encode_segment_header(segment_id: u64, window: i64) -> [u8; SEGMENT_HEADER_LEN] {
+    let mut h = [0u8; SEGMENT_HEADER_LEN];
+    h[..8].copy_from_slice(MAGIC);
+    h[8] = LOG_FORMAT_VERSION;
+    h[12..20].copy_from_slice(&segment_id.to_le_bytes());
+    h[20..28].copy_from_slice(&window.to_le_bytes());
+    let crc = crc32fast::hash(&h[..28]);
+    h[28..].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Decodes a segment header: `(segment id, window)`.
+///
+/// # Errors
+/// [`FrameError::Truncated`], [`FrameError::Header`] or [`FrameError::Checksum`].
+pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<(u64, i64), FrameError> {
+    if bytes.len() < SEGMENT_HEADER_LEN {
+        return Err(FrameError::Truncated { available: bytes.len(), needed: SEGMENT_HEADER_LEN });
+    }
+    let stored = u32::from_le_bytes([bytes[28], bytes[29], bytes[30], bytes[31]]);
+    let computed = crc32fast::hash(&bytes[..28]);
+    if stored != computed {
+        return Err(FrameError::Checksum { stored, computed });
+    }
+    if &bytes[..8] != MAGIC || bytes[8] != LOG_FORMAT_VERSION {
+        return Err(FrameError::Header(bytes[8]));
+    }
+    let mut id = [0; 8];
+    id.copy_from_slice(&bytes[12..20]);
+    let mut window = [0; 8];
+    window.copy_from_slice(&bytes[20..28]);
+    Ok((u64::from_le_bytes(id), i64::from_le_bytes(window)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn sample_body() -> Vec<u8> {
+        Record::Delete(DeleteBody { feed: "user/app".into(), id: [7; 16] }).encode_body().unwrap()
+    }
+
+    #[test]
+    fn frame_round_trips() {
+        let body = sample_body();
+        let mut out = Vec::new();
+        encode_frame(&mut out, 9, RecordKind::Delete, 42, &body);
+        let frame = decode_frame(&out, 9).unwrap();
+        assert_eq!(frame, Frame { kind: RecordKind::Delete, lsn: 42, body: &body });
+        assert_eq!(frame.len(), out.len());
+        let record = Record::decode(frame.kind, frame.body).unwrap();
+        assert_eq!(record, Record::Delete(DeleteBody { feed: "user/app".into(), id: [7; 16] }));
+    }
+
+    fn notifications() -> Vec<Notification> {
+        use crate::model::{FallbackPolicy, Priority, ReadState, UserActionState, VisualContent};
+        let now = jiff::Timestamp::from_second(1_767_225_600).unwrap();
+        let mut out = Vec::new();
+        for (i, action) in UserActionState::ALL.into_iter().enumerate() {
+            let mut new = crate::NewNotification::visual("host.example", &format!("app-{i}"), "title");
+            new.payload.raw_content = (i % 2 == 0).then(|| "raw data".to_owned());
+            new.group_name = (i % 3 == 0).then(|| "group".to_owned());
+            new.priority = Some([Priority::None, Priority::High, Priority::Low][i % 3]);
+            new.display_time_to_live = (i == 1).then_some(60);
+            new.fallback_policy = (i == 2).then(|| FallbackPolicy {
+                fallback_delay_seconds: 90,
+                visual_content: VisualContent { title: "fb".into(), body: Some("body".into()) },
+            });
+            let mut n = Notification::from_new(
+                crate::NotificationId::new_random(),
+                new,
+                now + jiff::SignedDuration::from_hours(i as i64 + 1),
+                now,
+            );
+            n.user_action_state = action;
+            n.read_state = if i % 2 == 0 { ReadState::Read } else { ReadState::Unread };
+            out.push(n);
+        }
+        out
+    }
+
+    #[test]
+    fn borrowed_bodies_encode_and_decode_exactly_like_owned_ones() {
+        for n in notifications() {
+            let owned = UpsertBody {
+                feed: "user/app".into(),
+                position: 7,
+                evicted: Some([3; 16]),
+                notification: StoredNotification::from(&n),
+            };
+            let outgoing = Outgoing::Upsert {
+                kind: RecordKind::Append,
+                feed: "user/app",
+                position: 7,
+                evicted: Some([3; 16]),
+                notification: &n,
+            };
+            let bytes = outgoing.encode_body().unwrap();
+            assert_eq!(bytes, codec::encode(&owned).unwrap());
+            let view = decode_upsert(&bytes).unwrap();
+            assert_eq!(view.notification.to_stored(), owned.notification);
+            assert_eq!(Notification::try_from(view.notification.to_stored()).unwrap(), n);
+        }
+        let ids = [[1; 16], [2; 16]];
+        let group = Outgoing::GroupDelete { feed: "f", ids: &ids };
+        let owned = GroupDeleteBody { feed: "f".into(), ids: ids.to_vec() };
+        assert_eq!(group.encode_body().unwrap(), codec::encode(&owned).unwrap());
+        let delete = Outgoing::Delete { feed: "f", id: [9; 16] };
+        assert_eq!(
+            delete.encode_body().unwrap(),
+            codec::encode(&DeleteBody { feed: "f".into(), id: [9; 16] }).unwrap()
+        );
+    }
+
+    #[test]
+    fn every_flipped_bit_of_a_frame_is_detected() {
+        let mut out = Vec::new();
+        encode_frame(&mut out, 3, RecordKind::Delete, 7, &sample_body());
+        for i in 0..out.len() {
+            for bit in 0..8 {
+                let mut copy = out.clone();
+                copy[i] ^= 1 << bit;
+                assert!(decode_frame(&copy, 3).is_err(), "flip at byte {i} bit {bit} went unnoticed");
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_from_another_segment_fails_its_checksum() {
+        let mut out = Vec::new();
+        encode_frame(&mut out, 3, RecordKind::Delete, 7, &sample_body());
+        assert!(matches!(decode_frame(&out, 4), Err(FrameError::Checksum { .. })));
+    }
+
+    #[test]
+    fn every_truncation_of_a_frame_is_detected() {
+        let mut out = Vec::new();
+        encode_frame(&mut out, 3, RecordKind::Delete, 7, &sample_body());
+        for len in 0..out.len() {
+            assert!(matches!(decode_frame(&out[..len], 3), Err(FrameError::Truncated { .. })), "length {len}");
+        }
+    }
+
+    #[test]
+    fn segment_header_round_trips_and_detects_flips() {
+        let h = encode_segment_header(12, -5);
+        assert_eq!(decode_segment_header(&h), Ok((12, -5)));
+        for i in 0..h.len() {
+            let mut copy = h;
+            copy[i] ^= 0x10;
+            assert!(decode_segment_header(&copy).is_err(), "flip at byte {i}");
+        }
+    }
+}

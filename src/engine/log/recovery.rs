@@ -1,0 +1,413 @@
+//! Recovery: a checksum-verifying scan of every segment, merged in LSN order into a fresh
+//! index.
+//!
+//! * A bad frame in the last segment of a window with no valid frame after it is a torn tail
+//!   (an interrupted write): the file is truncated there, synced, and the open reports it.
+//! * Any other bad frame is corruption: the open refuses with the segment and offset, unless
+//!   the caller opted into [`RecoveryMode::Salvage`], which skips to the next valid frame and
+//!   reports the bytes it lost.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::fs::FileSystem;
+use super::index::{Entry, Index, app_hash, id_key};
+use super::record::{self, FRAME_HEADER_LEN, Record, RecordKind, SEGMENT_HEADER_LEN};
+use super::segment::{SegmentState, WriterState, io_error, parse_segment_file_name};
+use super::watermark::Watermark;
+use crate::codec::CodecError;
+use crate::{RemovalReason, StoreError};
+
+/// What to do with a bad record that is not a torn tail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecoveryMode {
+    /// Truncate a torn tail of a window's last segment; refuse to open on any other bad record.
+    /// The default.
+    #[default]
+    TolerateTornTail,
+    /// Skip every bad region, keep what passes its checksum, and report what was lost
+    /// ([`RecoveryReport::lost`]). The bad bytes stay in their files (which are not rewritten),
+    /// so later opens need salvage too, until their window expires.
+    Salvage,
+}
+
+/// A torn tail that recovery truncated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment file.
+    pub segment: String,
+    /// Where the file now ends.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub bytes_dropped: u64,
+}
+
+/// A region salvage skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostRegion {
+    /// The segment file.
+    pub segment: String,
+    /// Where the bad region starts.
+    pub offset: u64,
+    /// Its length in bytes (to the next valid record, or the end of the file).
+    pub len: u64,
+    /// Why the first record there was rejected.
+    pub reason: String,
+}
+
+/// What the open found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segment files scanned.
+    pub segments: usize,
+    /// Valid records replayed.
+    pub records: u64,
+    /// Torn tails truncated.
+    pub torn_tails: Vec<TornTail>,
+    /// Regions skipped by salvage (always empty in the default mode).
+    pub lost: Vec<LostRegion>,
+    /// Segment files removed because a crash interrupted their creation (no complete header).
+    pub incomplete_segments_removed: Vec<String>,
+}
+
+enum Op {
+    Upsert { kind: RecordKind, feed: u32, position: u64, evicted: Option<[u8; 16]>, entry: Entry, group: Option<u32> },
+    Delete { feed: u32, id: [u8; 16] },
+    GroupDelete { feed: u32, ids: Vec<[u8; 16]> },
+}
+
+struct Scanned {
+    lsn: u64,
+    span: u64,
+    op: Op,
+}
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(s.to_owned());
+        self.ids.insert(s.to_owned(), i);
+        i
+    }
+}
+
+/// The result of recovery.
+pub(crate) struct Recovered {
+    pub index: Index,
+    pub writer: WriterState,
+    pub report: RecoveryReport,
+    pub watermark: Watermark,
+}
+
+/// The settings recovery needs.
+pub(crate) struct RecoverySettings {
+    pub mode: RecoveryMode,
+    pub removal_log_capacity: usize,
+}
+
+/// The expiration window of a Unix-nanosecond time.
+pub(crate) fn window_of(expiration: i64, window_nanos: i64) -> i64 {
+    expiration.div_euclid(window_nanos)
+}
+
+fn plausible_frame_at(bytes: &[u8], segment_id: u64) -> bool {
+    bytes.len() >= FRAME_HEADER_LEN
+        && (1..=5).contains(&bytes[8])
+        && bytes[9..12] == [0, 0, 0]
+        && record::decode_frame(bytes, segment_id).is_ok()
+}
+
+fn next_valid_frame(bytes: &[u8], from: usize, segment_id: u64) -> Option<usize> {
+    (from..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1)).find(|&p| plausible_frame_at(&bytes[p..], segment_id))
+}
+
+/// Scans `dir` and rebuilds the index.
+///
+/// # Errors
+/// [`StoreError::Corruption`] with the segment and offset of the first bad record that is not a
+/// torn tail (default mode); [`StoreError::Io`].
+pub(crate) fn recover(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    settings: &RecoverySettings,
+) -> Result<Recovered, StoreError> {
+    let watermark = Watermark::load(fs, dir)?;
+    let mut report = RecoveryReport::default();
+    let mut files: Vec<(u32, std::path::PathBuf)> = fs
+        .list(dir)
+        .map_err(|e| io_error("listing", dir, e))?
+        .into_iter()
+        .filter_map(|p| parse_segment_file_name(&p).map(|id| (id, p)))
+        .collect();
+    files.sort();
+    let mut headers = Vec::new();
+    let mut max_id = 0u32;
+    for (id, path) in files {
+        max_id = max_id.max(id);
+        let file = fs.open(&path, false).map_err(|e| io_error("opening", &path, e))?;
+        let len = file.size().map_err(|e| io_error("reading", &path, e))?;
+        if len < SEGMENT_HEADER_LEN as u64 {
+            // A crash between creating the file and syncing its header: it holds no record.
+            fs.remove_file(&path).map_err(|e| io_error("removing", &path, e))?;
+            fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))?;
+            report.incomplete_segments_removed.push(path.display().to_string());
+            continue;
+        }
+        let mut header = [0; SEGMENT_HEADER_LEN];
+        file.read_exact_at(&mut header, 0).map_err(|e| io_error("reading", &path, e))?;
+        match record::decode_segment_header(&header) {
+            Ok((header_id, window)) if header_id == u64::from(id) => headers.push((id, window, path, file, len)),
+            outcome => {
+                let detail = match outcome {
+                    Ok((other, _)) => format!("header names segment {other}"),
+                    Err(e) => e.to_string(),
+                };
+                if settings.mode == RecoveryMode::Salvage {
+                    report.lost.push(LostRegion {
+                        segment: path.display().to_string(),
+                        offset: 0,
+                        len,
+                        reason: detail,
+                    });
+                    continue;
+                }
+                return Err(StoreError::Corruption { location: format!("{} offset 0", path.display()), detail });
+            }
+        }
+    }
+    let mut last_of_window: HashMap<i64, u32> = HashMap::new();
+    for (id, window, ..) in &headers {
+        let last = last_of_window.entry(*window).or_insert(*id);
+        *last = (*last).max(*id);
+    }
+
+    let mut feeds = Interner::default();
+    let mut groups = Interner::default();
+    let mut scanned: Vec<Scanned> = Vec::new();
+    let mut segments = HashMap::new();
+    for (id, window, path, file, len) in headers {
+        report.segments += 1;
+        let size = usize::try_from(len).map_err(|_| StoreError::Corruption {
+            location: path.display().to_string(),
+            detail: "segment larger than memory".into(),
+        })?;
+        let mut bytes = vec![0; size];
+        file.read_exact_at(&mut bytes, 0).map_err(|e| io_error("reading", &path, e))?;
+        let seg64 = u64::from(id);
+        let is_last = last_of_window.get(&window) == Some(&id);
+        let mut offset = SEGMENT_HEADER_LEN;
+        let mut max_removal_lsn = 0;
+        let mut max_expiration = i64::MIN;
+        let mut end = bytes.len();
+        while offset < end {
+            let failure = match record::decode_frame(&bytes[offset..end], seg64) {
+                Ok(frame) => match to_op(&frame, (id, offset as u32, frame.len() as u32), &mut feeds, &mut groups) {
+                    Ok((op, span, removes, expiration)) => {
+                        if removes {
+                            max_removal_lsn = max_removal_lsn.max(frame.lsn + span - 1);
+                        }
+                        if let Some(expiration) = expiration {
+                            max_expiration = max_expiration.max(expiration);
+                        }
+                        scanned.push(Scanned { lsn: frame.lsn, span, op });
+                        report.records += 1;
+                        offset += frame.len();
+                        continue;
+                    }
+                    Err(e) => format!("undecodable body: {e}"),
+                },
+                Err(e) => e.to_string(),
+            };
+            let next = next_valid_frame(&bytes[..end], offset + 1, seg64);
+            if is_last && next.is_none() {
+                // IMPORTANT 6: cut the torn tail and make the cut durable before anything is
+                // appended after it.
+                file.set_len(offset as u64).map_err(|e| io_error("truncating", &path, e))?;
+                file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
+                report.torn_tails.push(TornTail {
+                    segment: path.display().to_string(),
+                    offset: offset as u64,
+                    bytes_dropped: (end - offset) as u64,
+                });
+                end = offset;
+                break;
+            }
+            if settings.mode != RecoveryMode::Salvage {
+                return Err(StoreError::Corruption {
+                    location: format!("{} offset {offset}", path.display()),
+                    detail: failure,
+                });
+            }
+            let resume = next.unwrap_or(end);
+            report.lost.push(LostRegion {
+                segment: path.display().to_string(),
+                offset: offset as u64,
+                len: (resume - offset) as u64,
+                reason: failure,
+            });
+            offset = resume;
+        }
+        segments.insert(
+            id,
+            SegmentState {
+                window,
+                len: end as u64,
+                max_removal_lsn,
+                max_expiration,
+                dirty: false,
+                pending: Vec::new(),
+            },
+        );
+    }
+
+    scanned.sort_by_key(|s| s.lsn);
+    let next_lsn = scanned.last().map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
+    let mut index = Index::new((0, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
+    let cells: Vec<_> = feeds.names.iter().map(|k| index.feed_or_create(k)).collect();
+    for s in scanned {
+        replay(&cells, &groups.names, s, settings);
+    }
+    let floor = next_lsn - 1;
+    for cell in &cells {
+        let mut f = cell.index.write();
+        f.latest_sequence = f.latest_sequence.max(floor);
+        // Notifications a sweep already counted are remembered as swept expirations; the rest
+        // join the expiry order.
+        let slots: Vec<usize> = f.oldest_first().collect();
+        let mut swept = Vec::new();
+        for slot in slots {
+            let e = *f.entry(slot);
+            if e.expiration <= watermark.expirations_swept_through {
+                swept.push(e);
+            } else {
+                index.expect_expiry(e.expiration, cell.number, id_key(&e.id));
+            }
+        }
+        swept.sort_by_key(|e| e.expiration);
+        for e in swept {
+            if let Some(slot) = f.slot_of(&e.id) {
+                f.remove(slot);
+            }
+            f.log_swept(e.expiration, e.id);
+        }
+        f.shrink_to_fit();
+    }
+    index.shrink_expiry_to_fit();
+    index.set_new_feed_horizon((floor, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
+    let active = last_of_window.into_iter().filter(|(_, id)| segments.contains_key(id)).collect();
+    let writer = WriterState {
+        next_lsn,
+        next_segment_id: max_id.saturating_add(1).max(watermark.segment_id_floor),
+        active,
+        segments,
+    };
+    Ok(Recovered { index, writer, report, watermark })
+}
+
+/// The replay operation of a frame, with its span, whether it removes, and the expiration it
+/// records.
+fn to_op(
+    frame: &record::Frame<'_>,
+    location: (u32, u32, u32),
+    feeds: &mut Interner,
+    groups: &mut Interner,
+) -> Result<(Op, u64, bool, Option<i64>), CodecError> {
+    if let RecordKind::Append | RecordKind::Replace | RecordKind::StateChange = frame.kind {
+        let body = record::decode_upsert(frame.body)?;
+        let n = &body.notification;
+        let entry = Entry {
+            id: n.id,
+            position: body.position,
+            sequence: 0,
+            expiration: n.expiration,
+            segment: location.0,
+            offset: location.1,
+            len: location.2,
+            app_hash: app_hash(n.app_notification_id),
+            group: 0,
+            platforms: n.platforms,
+            states: (n.read_state & 1) | ((n.user_action_state & 3) << 1),
+        };
+        let span = 1 + u64::from(body.evicted.is_some());
+        let op = Op::Upsert {
+            kind: frame.kind,
+            feed: feeds.intern(body.feed),
+            position: body.position,
+            evicted: body.evicted,
+            entry,
+            group: n.group_name.map(|g| groups.intern(g)),
+        };
+        return Ok((op, span, body.evicted.is_some(), Some(n.expiration)));
+    }
+    let rec = Record::decode(frame.kind, frame.body)?;
+    let span = rec.span();
+    let op = match rec {
+        Record::Delete(b) => Op::Delete { feed: feeds.intern(&b.feed), id: b.id },
+        Record::GroupDelete(b) => Op::GroupDelete { feed: feeds.intern(&b.feed), ids: b.ids },
+        Record::Upsert(..) => return Err(CodecError::Body("an upsert under another kind".into())),
+    };
+    Ok((op, span, true, None))
+}
+
+fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scanned, settings: &RecoverySettings) {
+    let cap = settings.removal_log_capacity;
+    let feed_of = |n: u32| &cells[n as usize];
+    match s.op {
+        Op::Upsert { kind, feed, position, evicted, mut entry, group } => {
+            let cell = feed_of(feed);
+            let mut f = cell.index.write();
+            let sequence = s.lsn + s.span - 1;
+            if let Some(ev) = evicted {
+                if let Some(slot) = f.slot_of(&ev) {
+                    f.remove(slot);
+                }
+                f.log_removal(s.lsn, ev, RemovalReason::Evicted, cap);
+            }
+            entry.position = if position == 0 { sequence } else { position };
+            entry.sequence = sequence;
+            f.latest_sequence = f.latest_sequence.max(sequence);
+            let existing = f.slot_of(&entry.id);
+            if kind == RecordKind::StateChange
+                && let Some(slot) = existing
+                && f.entry(slot).position == entry.position
+            {
+                f.update_in_place(slot, (entry.segment, entry.offset, entry.len), sequence, entry.states);
+                return;
+            }
+            if let Some(slot) = existing {
+                f.remove(slot);
+            }
+            let group = group.and_then(|g| group_names.get(g as usize)).map(String::as_str);
+            f.insert(entry, group);
+        }
+        Op::Delete { feed, id } => {
+            let mut f = feed_of(feed).index.write();
+            if let Some(slot) = f.slot_of(&id) {
+                f.remove(slot);
+            }
+            f.log_removal(s.lsn, id, RemovalReason::Deleted, cap);
+            f.latest_sequence = f.latest_sequence.max(s.lsn);
+        }
+        Op::GroupDelete { feed, ids } => {
+            let mut f = feed_of(feed).index.write();
+            for (i, id) in ids.iter().enumerate() {
+                if let Some(slot) = f.slot_of(id) {
+                    f.remove(slot);
+                }
+                f.log_removal(s.lsn + i as u64, *id, RemovalReason::GroupDeleted, cap);
+            }
+            f.latest_sequence = f.latest_sequence.max(s.lsn + s.span - 1);
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Segment files: one or more per expiration window, named by segment id, each starting with
+//! the header of `FORMAT.md`; and a bounded LRU of open descriptors.
+//!
+//! A record goes to the *active* (last) segment of its window. The active segment rolls to a
+//! new one when it would exceed the configured size; the old one is synced first, so a torn
+//! tail can only ever be in the last segment of a window.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::fs::{FileSystem, FsFile};
+use super::record::{self, SEGMENT_HEADER_LEN};
+use crate::StoreError;
+
+/// The file name of segment `id`.
+pub(crate) fn segment_file_name(id: u32) -> String {
+    format!("{id:010}.seg")
+}
+
+/// The segment id named by `path`, if it is a segment file.
+pub(crate) fn parse_segment_file_name(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub(crate) fn io_error(operation: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io { operation, path: path.display().to_string(), source }
+}
+
+/// What the writer knows about one segment.
+#[derive(Clone, Debug)]
+pub(crate) struct SegmentState {
+    /// Its expiration window.
+    pub window: i64,
+    /// Bytes written (header included).
+    pub len: u64,
+    /// The highest LSN of a removal-bearing record in it (0 when none).
+    pub max_removal_lsn: u64,
+    /// The latest expiration of a notification recorded in it (`i64::MIN` when none).
+    pub max_expiration: i64,
+    /// Written since its last sync.
+    pub dirty: bool,
+    /// Bytes at the end (`len - pending.len()..len`) still in the engine's buffer, not yet
+    /// written to the OS (buffered durability only).
+    pub pending: Vec<u8>,
+}
+
+/// The state only the commit leader (and the sweep) touches, under one mutex.
+#[derive(Debug)]
+pub(crate) struct WriterState {
+    /// The next LSN to assign.
+    pub next_lsn: u64,
+    /// The next segment id to create.
+    pub next_segment_id: u32,
+    /// The active segment of each window.
+    pub active: HashMap<i64, u32>,
+    /// Every segment.
+    pub segments: HashMap<u32, SegmentState>,
+}
+
+/// A small LRU of open file descriptors.
+#[derive(Debug)]
+struct Descriptors {
+    capacity: usize,
+    tick: u64,
+    open: HashMap<u32, (Arc<dyn FsFile>, u64)>,
+}
+
+/// The segment files of one store.
+#[derive(Debug)]
+pub(crate) struct Segments {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    /// Per segment: its window, and how many of its bytes the OS has (readers may `pread`
+    /// below that).
+    shared: RwLock<HashMap<u32, (i64, AtomicU64)>>,
+    descriptors: Mutex<Descriptors>,
+    /// The writer's state; lock order: a feed lock, then this.
+    pub writer: Mutex<WriterState>,
+}
+
+impl Segments {
+    /// Segments restored by recovery.
+    pub fn new(dir: &Path, fs: Arc<dyn FileSystem>, max_open_files: usize, writer: WriterState) -> Self {
+        let shared = writer.segments.iter().map(|(&id, s)| (id, (s.window, AtomicU64::new(s.len)))).collect();
+        Self {
+            dir: dir.to_path_buf(),
+            fs,
+            shared: RwLock::new(shared),
+            descriptors: Mutex::new(Descriptors { capacity: max_open_files.max(1), tick: 0, open: HashMap::new() }),
+            writer: Mutex::new(writer),
+        }
+    }
+
+    /// The path of segment `id`.
+    pub fn path(&self, id: u32) -> PathBuf {
+        self.dir.join(segment_file_name(id))
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file system.
+    pub fn fs(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+
+    /// The window of segment `id` (`None` once it was removed).
+    pub fn window_of(&self, id: u32) -> Option<i64> {
+        self.shared.read().get(&id).map(|(w, _)| *w)
+    }
+
+    /// An open descriptor of segment `id`, from the LRU or freshly opened.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the file cannot be opened.
+    pub fn file(&self, id: u32) -> Result<Arc<dyn FsFile>, StoreError> {
+        let mut d = self.descriptors.lock();
+        d.tick += 1;
+        let tick = d.tick;
+        if let Some((file, used)) = d.open.get_mut(&id) {
+            *used = tick;
+            return Ok(Arc::clone(file));
+        }
+        let path = self.path(id);
+        let file = self.fs.open(&path, false).map_err(|e| io_error("opening", &path, e))?;
+        if d.open.len() >= d.capacity
+            && let Some(oldest) = d.open.iter().min_by_key(|(_, (_, used))| *used).map(|(&k, _)| k)
+        {
+            d.open.remove(&oldest);
+        }
+        d.open.insert(id, (Arc::clone(&file), tick));
+        Ok(file)
+    }
+
+    /// How many descriptors the LRU holds open.
+    pub fn open_descriptors(&self) -> usize {
+        self.descriptors.lock().open.len()
+    }
+
+    /// Creates segment `id` for `window`: header written and synced, directory synced.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; the store must poison.
+    pub fn create(&self, writer: &mut WriterState, window: i64) -> Result<u32, StoreError> {
+        let id = writer.next_segment_id;
+        writer.next_segment_id = id.checked_add(1).ok_or_else(|| StoreError::Corruption {
+            location: self.dir.display().to_string(),
+            detail: "segment ids exhausted".into(),
+        })?;
+        let path = self.path(id);
+        let file = self.fs.open(&path, true).map_err(|e| io_error("creating", &path, e))?;
+        let header = record::encode_segment_header(u64::from(id), window);
+        file.write_all_at(&header, 0).map_err(|e| io_error("writing", &path, e))?;
+        // IMPORTANT 1: the header is durable before any record is appended after it.
+        file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
+        // IMPORTANT 2: the directory entry is durable before any record in the file is
+        // acknowledged.
+        self.fs.sync_dir(&self.dir).map_err(|e| io_error("syncing", &self.dir, e))?;
+        writer.segments.insert(
+            id,
+            SegmentState {
+                window,
+                len: SEGMENT_HEADER_LEN as u64,
+                max_removal_lsn: 0,
+                max_expiration: i64::MIN,
+                dirty: false,
+                pending: Vec::new(),
+            },
+        );
+        writer.active.insert(window, id);
+        self.shared.write().insert(id, (window, AtomicU64::new(SEGMENT_HEADER_LEN as u64)));
+        Ok(id)
+    }
+
+    /// Forgets segment `id` (after its file was unlinked).
+    pub fn forget(&self, writer: &mut WriterState, id: u32) {
+        if let Some(s) = writer.segments.remove(&id)
+            && writer.active.get(&s.window) == Some(&id)
+        {
+            writer.active.remove(&s.window);
+        }
+        self.shared.write().remove(&id);
+        self.descriptors.lock().open.remove(&id);
+    }
+
+    /// Appends `buf` at the end (`at`) of segment `id`: straight to the OS when `buffer_limit`
+    /// is 0, else into the engine's buffer, written to the OS once it holds `buffer_limit`
+    /// bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; the store must poison.
+    pub fn append(
+        &self,
+        writer: &mut WriterState,
+        id: u32,
+        at: u64,
+        buf: &[u8],
+        buffer_limit: usize,
+    ) -> Result<(), StoreError> {
+        let Some(s) = writer.segments.get_mut(&id) else { return Ok(()) };
+        s.dirty = true;
+        if buffer_limit == 0 && s.pending.is_empty() {
+            let file = self.file(id)?;
+            file.write_all_at(buf, at).map_err(|e| io_error("writing", &self.path(id), e))?;
+            s.len = at + buf.len() as u64;
+            self.publish(id, s.len);
+            return Ok(());
+        }
+        if s.pending.capacity() == 0 {
+            s.pending.reserve(buffer_limit.max(buf.len()) + record::FRAME_HEADER_LEN + 1024);
+        }
+        s.pending.extend_from_slice(buf);
+        s.len = at + buf.len() as u64;
+        if s.pending.len() >= buffer_limit {
+            self.flush(writer, id)?;
+        }
+        Ok(())
+    }
+
+    /// Writes segment `id`'s buffered bytes to the OS.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; the store must poison.
+    pub fn flush(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
+        let Some(s) = writer.segments.get_mut(&id) else { return Ok(()) };
+        if s.pending.is_empty() {
+            return Ok(());
+        }
+        let file = self.file(id)?;
+        let at = s.len - s.pending.len() as u64;
+        file.write_all_at(&s.pending, at).map_err(|e| io_error("writing", &self.path(id), e))?;
+        // Keep the buffer's memory for the next records (freed when the segment is synced).
+        s.pending.clear();
+        self.publish(id, s.len);
+        Ok(())
+    }
+
+    /// Flushes and syncs segment `id` if it was written since its last sync.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; the store must poison (a failed sync is never retried).
+    pub fn sync(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
+        if !writer.segments.get(&id).is_some_and(|s| s.dirty) {
+            return Ok(());
+        }
+        self.flush(writer, id)?;
+        let file = self.file(id)?;
+        file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e))?;
+        if let Some(s) = writer.segments.get_mut(&id) {
+            s.dirty = false;
+            s.pending = Vec::new();
+        }
+        Ok(())
+    }
+
+    fn publish(&self, id: u32, len: u64) {
+        if let Some((_, flushed)) = self.shared.read().get(&id) {
+            flushed.store(len, Ordering::Release);
+        }
+    }
+
+    /// Makes sure the OS has segment `id` up to `end`, flushing the engine's buffer if needed.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] from the flush; the store must poison.
+    pub fn make_readable(&self, id: u32, end: u64) -> Result<(), StoreError> {
+        let flushed = self.shared.read().get(&id).map_or(u64::MAX, |(_, f)| f.load(Ordering::Acquire));
+        if flushed >= end {
+            return Ok(());
+        }
+        let mut writer = self.writer.lock();
+        self.flush(&mut writer, id)
+    }
+
+    /// Reads `len` bytes at `offset` of segment `id`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn read(&self, id: u32, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        let file = self.file(id)?;
+        let mut buf = vec![0; len];
+        file.read_exact_at(&mut buf, offset).map_err(|e| io_error("reading", &self.path(id), e))?;
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::log::fs::FaultFileSystem;
+
+    fn segments(max_open: usize) -> Segments {
+        let fs = FaultFileSystem::new();
+        let dir = Path::new("/data");
+        fs.create_dir_all(dir).unwrap();
+        let writer = WriterState { next_lsn: 1, next_segment_id: 1, active: HashMap::new(), segments: HashMap::new() };
+        Segments::new(dir, Arc::new(fs), max_open, writer)
+    }
+
+    #[test]
+    fn segment_file_names_round_trip() {
+        assert_eq!(parse_segment_file_name(Path::new(&segment_file_name(42))), Some(42));
+        assert_eq!(parse_segment_file_name(Path::new("LOCK")), None);
+        assert_eq!(parse_segment_file_name(Path::new("12.seg")), None);
+    }
+
+    #[test]
+    fn created_segment_starts_with_its_header() {
+        let s = segments(4);
+        let mut w = s.writer.lock();
+        let id = s.create(&mut w, 17).unwrap();
+        drop(w);
+        let bytes = s.read(id, 0, SEGMENT_HEADER_LEN).unwrap();
+        assert_eq!(record::decode_segment_header(&bytes), Ok((u64::from(id), 17)));
+        assert_eq!(s.window_of(id), Some(17));
+    }
+
+    #[test]
+    fn open_descriptors_stay_bounded_by_the_lru() {
+        let s = segments(3);
+        let mut w = s.writer.lock();
+        let ids: Vec<u32> = (0..10).map(|window| s.create(&mut w, window).unwrap()).collect();
+        drop(w);
+        for &id in &ids {
+            s.file(id).unwrap();
+            assert!(s.open_descriptors() <= 3);
+        }
+        assert_eq!(s.open_descriptors(), 3);
+    }
+}

@@ -1,0 +1,161 @@
+//! The watermark file: what must survive the unlinking of segments. Written atomically
+//! (temporary file, sync, rename, directory sync) before a sweep unlinks anything. Its layout
+//! is in `FORMAT.md` ("Watermark file").
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::fs::FileSystem;
+use super::segment::io_error;
+use crate::StoreError;
+
+/// The watermark file's name.
+pub(crate) const WATERMARK_FILE: &str = "WATERMARK";
+const TEMPORARY_FILE: &str = "WATERMARK.tmp";
+const VERSION: u8 = 1;
+const LEN: usize = 1 + 8 + 4 + 8 + 8 + 8 + 4;
+
+/// The persisted floors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Watermark {
+    /// No LSN below this is ever assigned again.
+    pub lsn_floor: u64,
+    /// No segment id below this is ever created again.
+    pub segment_id_floor: u32,
+    /// Every notification expiring at or before this time (Unix nanoseconds) was counted by a
+    /// sweep: recovery remembers it as a swept expiration, never as a notification to sweep
+    /// again. `i64::MIN` when nothing was swept.
+    pub expirations_swept_through: i64,
+    /// Every segment of the windows ending at or before this time was unlinked: expirations up
+    /// to it are forgotten after a restart. `i64::MIN` when nothing was unlinked.
+    pub expirations_unlinked_through: i64,
+    /// Removals with sequences at or below this may have been unlinked: forgotten after a
+    /// restart.
+    pub removals_unlinked_through: u64,
+}
+
+impl Default for Watermark {
+    fn default() -> Self {
+        Self {
+            lsn_floor: 1,
+            segment_id_floor: 1,
+            expirations_swept_through: i64::MIN,
+            expirations_unlinked_through: i64::MIN,
+            removals_unlinked_through: 0,
+        }
+    }
+}
+
+impl Watermark {
+    fn encode(&self) -> [u8; LEN] {
+        let mut b = [0u8; LEN];
+        b[0] = VERSION;
+        b[1..9].copy_from_slice(&self.lsn_floor.to_le_bytes());
+        b[9..13].copy_from_slice(&self.segment_id_floor.to_le_bytes());
+        b[13..21].copy_from_slice(&self.expirations_swept_through.to_le_bytes());
+        b[21..29].copy_from_slice(&self.expirations_unlinked_through.to_le_bytes());
+        b[29..37].copy_from_slice(&self.removals_unlinked_through.to_le_bytes());
+        let crc = crc32fast::hash(&b[..37]);
+        b[37..].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != LEN || b[0] != VERSION {
+            return None;
+        }
+        let crc = u32::from_le_bytes([b[37], b[38], b[39], b[40]]);
+        if crc != crc32fast::hash(&b[..37]) {
+            return None;
+        }
+        let u64_at = |i: usize| {
+            let mut a = [0; 8];
+            a.copy_from_slice(&b[i..i + 8]);
+            a
+        };
+        Some(Self {
+            lsn_floor: u64::from_le_bytes(u64_at(1)),
+            segment_id_floor: u32::from_le_bytes([b[9], b[10], b[11], b[12]]),
+            expirations_swept_through: i64::from_le_bytes(u64_at(13)),
+            expirations_unlinked_through: i64::from_le_bytes(u64_at(21)),
+            removals_unlinked_through: u64::from_le_bytes(u64_at(29)),
+        })
+    }
+
+    /// Reads the watermark of `dir` (the default when there is none).
+    ///
+    /// # Errors
+    /// [`StoreError::Corruption`] when the file fails its checksum; [`StoreError::Io`].
+    pub fn load(fs: &Arc<dyn FileSystem>, dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(WATERMARK_FILE);
+        let file = match fs.open(&path, false) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(io_error("opening", &path, e)),
+        };
+        let len = file.size().map_err(|e| io_error("reading", &path, e))?;
+        let mut buf = vec![0; usize::try_from(len).unwrap_or(0).min(LEN + 1)];
+        file.read_exact_at(&mut buf, 0).map_err(|e| io_error("reading", &path, e))?;
+        Self::decode(&buf).ok_or_else(|| StoreError::Corruption {
+            location: path.display().to_string(),
+            detail: "watermark file fails its checksum or has an unknown version".into(),
+        })
+    }
+
+    /// Writes the watermark atomically.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; the store must poison.
+    pub fn store(&self, fs: &Arc<dyn FileSystem>, dir: &Path) -> Result<(), StoreError> {
+        let tmp = dir.join(TEMPORARY_FILE);
+        let path = dir.join(WATERMARK_FILE);
+        let file = fs.open(&tmp, true).map_err(|e| io_error("creating", &tmp, e))?;
+        file.set_len(0).map_err(|e| io_error("truncating", &tmp, e))?;
+        file.write_all_at(&self.encode(), 0).map_err(|e| io_error("writing", &tmp, e))?;
+        // IMPORTANT 5: the new watermark is durable before it replaces the old one, and the
+        // rename is durable before any segment it covers is unlinked.
+        file.sync_data().map_err(|e| io_error("syncing", &tmp, e))?;
+        fs.rename(&tmp, &path).map_err(|e| io_error("renaming", &tmp, e))?;
+        fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::log::fs::FaultFileSystem;
+
+    #[test]
+    fn watermark_round_trips_through_a_crash() {
+        let fault = FaultFileSystem::new();
+        let dir = Path::new("/w");
+        fault.create_dir_all(dir).unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(fault.clone());
+        assert_eq!(Watermark::load(&fs, dir).unwrap(), Watermark::default());
+        let w = Watermark {
+            lsn_floor: 99,
+            segment_id_floor: 7,
+            expirations_swept_through: -3,
+            expirations_unlinked_through: -9,
+            removals_unlinked_through: 5,
+        };
+        w.store(&fs, dir).unwrap();
+        let after: Arc<dyn FileSystem> = Arc::new(fault.crash(None));
+        assert_eq!(Watermark::load(&after, dir).unwrap(), w);
+    }
+
+    #[test]
+    fn a_corrupt_watermark_refuses_to_load() {
+        let fault = FaultFileSystem::new();
+        let dir = Path::new("/w");
+        fault.create_dir_all(dir).unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(fault.clone());
+        Watermark::default().store(&fs, dir).unwrap();
+        let path = dir.join(WATERMARK_FILE);
+        let mut bytes = fault.read_all(&path).unwrap();
+        bytes[3] ^= 1;
+        fault.overwrite(&path, bytes);
+        assert!(matches!(Watermark::load(&fs, dir), Err(StoreError::Corruption { .. })));
+    }
+}

@@ -1,0 +1,192 @@
+//! `GET /me/notifications/delta`: the changes since a token, as Graph delta queries return them,
+//! with `Prefer: wait=N` long polling.
+//!
+//! Long polling: the handler counts the mutations it makes per feed ([`FeedSignals`]). A delta
+//! request that finds no change reads the feed's count *before* asking the store, then waits on a
+//! condition variable until the count moves or N seconds pass, and asks once more. Waiting
+//! blocks the calling thread, so an async server runs the handler on a blocking pool.
+//! Expirations do not wake a waiter early; they show at its next call.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use parking_lot::{Condvar, Mutex};
+use serde_json::{Map, Value, json};
+
+use crate::handler::errors::HandlerError;
+use crate::handler::odata::{QueryOptions, link};
+use crate::handler::{FeedContext, Handler, Request, Response};
+use crate::store::{Change, ChangeToken};
+
+/// Mutations made through the handler, counted per feed, to wake long polls.
+#[derive(Debug, Default)]
+pub(crate) struct FeedSignals {
+    counts: Mutex<HashMap<String, u64>>,
+    changed: Condvar,
+    /// Set at shutdown: every wait returns at once, now and later.
+    stopped: AtomicBool,
+}
+
+impl FeedSignals {
+    /// The feed's mutation count.
+    pub(crate) fn current(&self, feed: &str) -> u64 {
+        self.counts.lock().get(feed).copied().unwrap_or(0)
+    }
+
+    /// Records a mutation of `feed` and wakes its waiters.
+    pub(crate) fn bump(&self, feed: &str) {
+        let mut counts = self.counts.lock();
+        *counts.entry(feed.to_owned()).or_insert(0) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Ends every wait, now and later (the server is shutting down).
+    pub(crate) fn stop(&self) {
+        let _counts = self.counts.lock();
+        self.stopped.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    /// Waits until `feed`'s count differs from `seen`, `deadline` passes, or [`FeedSignals::stop`]
+    /// is called. Returns whether it changed.
+    pub(crate) fn wait(&self, feed: &str, seen: u64, deadline: Instant) -> bool {
+        let mut counts = self.counts.lock();
+        loop {
+            if counts.get(feed).copied().unwrap_or(0) != seen {
+                return true;
+            }
+            if self.stopped.load(Ordering::SeqCst) {
+                return false;
+            }
+            if self.changed.wait_until(&mut counts, deadline).timed_out() {
+                return counts.get(feed).copied().unwrap_or(0) != seen;
+            }
+        }
+    }
+}
+
+/// The `wait=N` preference of a `Prefer` header (`Prefer: wait=10`, or among others:
+/// `Prefer: respond-async, wait=10`).
+fn preferred_wait(prefer: Option<&str>) -> Option<u64> {
+    prefer?.split([',', ';']).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("wait").then(|| v.trim().trim_matches('"').parse().ok())?
+    })
+}
+
+impl Handler {
+    pub(crate) fn delta(&self, request: &Request, ctx: &FeedContext, now: Timestamp) -> Result<Response, HandlerError> {
+        let query = QueryOptions::parse(request.query());
+        query.only(&["$top", "$skiptoken", "$deltatoken"])?;
+        let top = query.top(100)?;
+        let token_text = match (query.get("$skiptoken"), query.get("$deltatoken")) {
+            (Some(_), Some(_)) => {
+                return Err(HandlerError::BadRequest {
+                    field: "$skiptoken".into(),
+                    problem: "and $deltatoken cannot both be given".into(),
+                });
+            }
+            (a, b) => a.or(b),
+        };
+        let since = token_text
+            .map(|t| {
+                t.parse::<ChangeToken>().map_err(|_| HandlerError::BadRequest {
+                    field: "$deltatoken".into(),
+                    problem: format!(
+                        "{:?} is not a delta token issued by this server",
+                        t.chars().take(64).collect::<String>()
+                    ),
+                })
+            })
+            .transpose()?;
+        let wait =
+            preferred_wait(request.header("prefer")).map(|w| w.min(u64::from(self.config.limits.max_wait_seconds)));
+        let feed = ctx.feed.as_str();
+        // Read the count before the store: a mutation between the two wakes the wait at once.
+        let seen = self.signals.current(feed);
+        let mut changes = self.store.changes(&ctx.feed, since, top)?;
+        let mut now = now;
+        if let Some(seconds) = wait.filter(|s| *s > 0 && changes.items.is_empty() && !changes.more) {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            self.signals.wait(feed, seen, deadline);
+            now = self.clock.now();
+            changes = self.store.changes(&ctx.feed, since, top)?;
+        }
+        let value: Vec<Value> = changes
+            .items
+            .iter()
+            .map(|change| match change {
+                Change::Upserted(n) => n.to_graph_json(now),
+                Change::Removed { id, reason } => {
+                    json!({ "id": id.to_string(), "@removed": { "reason": reason.as_str() } })
+                }
+            })
+            .collect();
+        let token = changes.next.to_string();
+        let base = request.base_url();
+        let mut body = Map::new();
+        body.insert("@odata.context".into(), Value::String("$metadata#Collection(notification)".into()));
+        body.insert("value".into(), Value::Array(value));
+        let path = "/me/notifications/delta";
+        let (key, option) =
+            if changes.more { ("@odata.nextLink", "$skiptoken") } else { ("@odata.deltaLink", "$deltatoken") };
+        let mut options = vec![];
+        if query.get("$top").is_some() {
+            options.push(("$top", top.to_string()));
+        }
+        options.push((option, token));
+        body.insert(key.into(), Value::String(link(&base, path, &options)));
+        let mut response = Response::json(200, &Value::Object(body));
+        if let Some(seconds) = wait {
+            response.set_header("Preference-Applied", format!("wait={seconds}"));
+        }
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_preference_is_found_among_others() {
+        assert_eq!(preferred_wait(Some("wait=10")), Some(10));
+        assert_eq!(preferred_wait(Some("respond-async, WAIT = 5")), Some(5));
+        assert_eq!(preferred_wait(Some("return=minimal")), None);
+        assert_eq!(preferred_wait(Some("wait=x")), None);
+        assert_eq!(preferred_wait(None), None);
+    }
+
+    #[test]
+    fn wait_returns_at_once_when_the_feed_changed_since_it_was_read() {
+        let signals = FeedSignals::default();
+        let seen = signals.current("f");
+        signals.bump("f");
+        // The deadline is far away: only the change can end this wait quickly.
+        assert!(signals.wait("f", seen, Instant::now() + Duration::from_secs(3600)));
+        assert!(!signals.wait("g", 0, Instant::now()));
+    }
+
+    #[test]
+    fn stop_ends_current_and_later_waits() {
+        let signals = std::sync::Arc::new(FeedSignals::default());
+        let other = std::sync::Arc::clone(&signals);
+        let waiter = std::thread::spawn(move || other.wait("f", 0, Instant::now() + Duration::from_secs(3600)));
+        signals.stop();
+        assert!(!waiter.join().unwrap());
+        assert!(!signals.wait("f", 0, Instant::now() + Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn waiter_wakes_when_another_thread_bumps_the_feed() {
+        let signals = std::sync::Arc::new(FeedSignals::default());
+        let seen = signals.current("f");
+        let other = std::sync::Arc::clone(&signals);
+        let bumper = std::thread::spawn(move || other.bump("f"));
+        assert!(signals.wait("f", seen, Instant::now() + Duration::from_secs(3600)));
+        bumper.join().unwrap();
+    }
+}

@@ -1,0 +1,200 @@
+//! The reference server: the [`Handler`] behind axum and tokio, a background sweeper, and a
+//! clean shutdown. The `notifeed` binary (`src/main.rs`) only parses flags, opens the engine
+//! and calls [`run`].
+//!
+//! * Every request is read up to [`Handler::max_request_bytes`] and answered by the handler on
+//!   tokio's blocking pool (store calls do I/O; delta long polls wait). A larger body is read
+//!   on (up to 32 MiB more) and thrown away, so the client sees the 413.
+//! * One log line per request on stderr: method, path, status, milliseconds.
+//! * The sweeper calls [`FeedStore::sweep_expired`] every `sweep_interval`.
+//! * On shutdown (SIGINT or SIGTERM, see [`shutdown_signal`]) the server stops accepting,
+//!   finishes in-flight requests, stops the sweeper and calls [`FeedStore::sync`], so nothing
+//!   acknowledged is lost whatever the engine's durability setting.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use http_body_util::BodyExt;
+
+use crate::handler::{Handler, Request};
+use crate::store::{FeedStore, StoreError};
+
+/// The axum router: every path and method goes to the handler, which answers 404 and 405
+/// itself.
+pub fn router(handler: Arc<Handler>) -> axum::Router {
+    axum::Router::new().fallback(serve_request).with_state(handler)
+}
+
+/// Converts an axum request, runs the handler, converts the response back, and logs a line.
+async fn serve_request(
+    State(handler): State<Arc<Handler>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let path_and_query =
+        parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let mut request = Request::new(parts.method.as_str(), &path_and_query);
+    request.headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    let response = match read_body(body, handler.max_request_bytes()).await {
+        BodyRead::Whole(bytes) => {
+            request.body = bytes;
+            let handler = Arc::clone(&handler);
+            tokio::task::spawn_blocking(move || handler.handle(request)).await.ok()
+        }
+        BodyRead::TooLarge => Some(handler.handle_oversized(&request)),
+        BodyRead::Failed => Some(handler.error_response(
+            &request,
+            crate::handler::HandlerError::BadRequest { field: "the body".into(), problem: "could not be read".into() },
+        )),
+    };
+    let response = response
+        .map_or_else(|| (StatusCode::INTERNAL_SERVER_ERROR, "the request handler failed").into_response(), into_axum);
+    let shown: String = path_and_query.chars().take(200).collect();
+    eprintln!("{} {} {} {}ms", parts.method, shown, response.status().as_u16(), started.elapsed().as_millis());
+    response
+}
+
+/// How much of an oversized body is read and thrown away so that the client, still sending,
+/// sees the 413 instead of a broken connection. Beyond it the connection is dropped.
+const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
+
+enum BodyRead {
+    Whole(Vec<u8>),
+    TooLarge,
+    Failed,
+}
+
+/// Reads the body up to `limit` bytes. An oversized body is drained up to [`DRAIN_LIMIT`]
+/// without being kept.
+async fn read_body(mut body: Body, limit: usize) -> BodyRead {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return if total > limit { BodyRead::TooLarge } else { BodyRead::Failed } };
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total <= limit {
+                kept.extend_from_slice(&data);
+            } else if total > limit.saturating_add(DRAIN_LIMIT) {
+                break;
+            }
+        }
+    }
+    if total > limit { BodyRead::TooLarge } else { BodyRead::Whole(kept) }
+}
+
+fn into_axum(response: crate::handler::Response) -> axum::response::Response {
+    let mut out = axum::response::Response::new(Body::from(response.body));
+    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+            out.headers_mut().append(name, value);
+        }
+    }
+    out
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Accepting or serving connections failed.
+    #[error("serving HTTP failed: {0}")]
+    Serve(#[from] std::io::Error),
+    /// The final sync of the store failed: writes acknowledged since the last sync may be lost.
+    #[error("the final sync of the store failed: {0}")]
+    Sync(#[from] StoreError),
+    /// The final sync could not run.
+    #[error("the final sync of the store could not run: {0}")]
+    Join(String),
+}
+
+/// Serves `handler` on `listener` until `shutdown` resolves, sweeping `store` every
+/// `sweep_interval`; then finishes in-flight requests and syncs the store.
+///
+/// The caller drops its own handles afterwards; the store closes when the last `Arc` goes.
+///
+/// # Errors
+/// [`ServerError::Serve`] when serving fails, [`ServerError::Sync`] when the final sync fails.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    handler: Arc<Handler>,
+    store: Arc<dyn FeedStore>,
+    sweep_interval: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let sweeper = tokio::spawn(sweep_forever(Arc::clone(&store), sweep_interval));
+    let stopping = Arc::clone(&handler);
+    let shutdown = async move {
+        shutdown.await;
+        // Long polls would otherwise hold the shutdown for up to their whole wait.
+        stopping.stop_waiting();
+    };
+    let served = axum::serve(listener, router(handler)).with_graceful_shutdown(shutdown).await;
+    sweeper.abort();
+    // The sweeper may be mid-sweep on the blocking pool; sync after it, in order.
+    let _ = sweeper.await;
+    // IMPORTANT: every request has been answered; sync makes everything acknowledged durable
+    // before the process exits, even under `Durability::Buffered`.
+    let synced =
+        tokio::task::spawn_blocking(move || store.sync()).await.map_err(|e| ServerError::Join(e.to_string()))?;
+    served?;
+    synced?;
+    eprintln!("notifeed: store synced; shut down cleanly");
+    Ok(())
+}
+
+async fn sweep_forever(store: Arc<dyn FeedStore>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let store = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || store.sweep_expired()).await {
+            Ok(Ok(stats)) if stats.expired > 0 => eprintln!(
+                "notifeed: sweep reclaimed {} expired notifications, {} bytes, in {}ms",
+                stats.expired,
+                stats.bytes_reclaimed,
+                stats.duration.as_millis()
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => eprintln!("notifeed: sweep failed: {e}"),
+            Err(e) => eprintln!("notifeed: sweep task failed: {e}"),
+        }
+    }
+}
