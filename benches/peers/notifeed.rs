@@ -78,12 +78,41 @@ impl Peer for Notifeed {
     }
 }
 
-/// notifeed's engines present on this branch.
+/// notifeed's engines present on this branch (`notifeed-redis` only with `--features redis`).
 pub fn engines() -> Vec<crate::workload::PeerSpec> {
-    vec![
+    #[allow(unused_mut)]
+    let mut engines = vec![
         crate::workload::PeerSpec { name: "notifeed-log", open: open_log },
         crate::workload::PeerSpec { name: "notifeed-sled", open: open_sled },
-    ]
+    ];
+    #[cfg(feature = "redis")]
+    engines.push(crate::workload::PeerSpec { name: "notifeed-redis", open: open_redis });
+    engines
+}
+
+/// The Redis Cluster the `notifeed-redis` bench runs on: 3 masters and 3 replicas on loopback
+/// (`appendonly yes`, `appendfsync always`), started once per bench process by the tests'
+/// support module and killed when the process exits.
+#[cfg(feature = "redis")]
+#[path = "../../tests/redis_cluster/mod.rs"]
+mod redis_cluster;
+
+/// `RedisStore` with its defaults (no replica acknowledgement) on the bench's cluster; the
+/// store's directory names its key prefix, so reopening a directory reopens its data. The data
+/// lives in the servers' memory and append-only files, not in `dir`: the disk columns of the
+/// report count nothing for it.
+#[cfg(feature = "redis")]
+fn open_redis(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    adapt(dir, mode, |dir, durability, clock, options| {
+        let config = notifeed::engine::redis::RedisConfig {
+            key_prefix: format!("bench{}", dir.display()),
+            options,
+            durability,
+            ..Default::default()
+        };
+        let urls = redis_cluster::shared().urls();
+        Ok(Box::new(notifeed::engine::redis::RedisStore::open(&urls, config, clock)?))
+    })
 }
 
 /// `LogStore` with its defaults (1-hour windows, 64 MiB segments) in `dir/log`.
