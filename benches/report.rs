@@ -20,6 +20,9 @@
 // Each bench target uses its own part of the shared modules.
 #[allow(dead_code)]
 mod peers;
+#[cfg(feature = "redis")]
+#[path = "../tests/redis_cluster/mod.rs"]
+mod redis_cluster;
 #[allow(dead_code)]
 mod workload;
 
@@ -222,6 +225,11 @@ fn heap(bytes: f64) -> String {
     if bytes < 0.5 { "not seen (C heap)".into() } else { format!("{bytes:.0} B") }
 }
 
+/// `text`, or "n/a" for an engine that keeps nothing in its directory (Redis).
+fn on_disk(m: &Measured, text: String) -> String {
+    if m.disk_allocated == 0 { "n/a (not local files)".into() } else { text }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
@@ -266,11 +274,11 @@ fn render(measured: &[Measured], small: u64, large: u64) -> String {
     header(&mut out, "", &names);
     row(&mut out, "load (batched), s", measured.iter().map(|m| format!("{:.2}", m.load.as_secs_f64())));
     row(&mut out, "payload", measured.iter().map(|m| mib(m.payload)));
-    row(&mut out, "disk (allocated)", measured.iter().map(|m| mib(m.disk_allocated)));
+    row(&mut out, "disk (allocated)", measured.iter().map(|m| on_disk(m, mib(m.disk_allocated))));
     row(
         &mut out,
         "disk / payload",
-        measured.iter().map(|m| format!("{:.2}×", m.disk_allocated as f64 / m.payload.max(1) as f64)),
+        measured.iter().map(|m| on_disk(m, format!("{:.2}×", m.disk_allocated as f64 / m.payload.max(1) as f64))),
     );
     row(&mut out, "sweep of half the data (with sync)", measured.iter().map(|m| ms(m.sweep)));
     row(
@@ -287,12 +295,14 @@ fn render(measured: &[Measured], small: u64, large: u64) -> String {
     row(
         &mut out,
         "disk before → after sweep",
-        measured.iter().map(|m| format!("{} → {}", mib(m.disk_allocated), mib(m.disk_after_allocated))),
+        measured.iter().map(|m| on_disk(m, format!("{} → {}", mib(m.disk_allocated), mib(m.disk_after_allocated)))),
     );
     row(
         &mut out,
         "disk after / live payload",
-        measured.iter().map(|m| format!("{:.2}×", m.disk_after_allocated as f64 / m.live_payload.max(1) as f64)),
+        measured
+            .iter()
+            .map(|m| on_disk(m, format!("{:.2}×", m.disk_after_allocated as f64 / m.live_payload.max(1) as f64))),
     );
     row(&mut out, &format!("open, {small}"), measured.iter().map(|m| ms(m.open_small)));
     row(&mut out, &format!("open + first read, {small}"), measured.iter().map(|m| ms(m.open_read_small)));

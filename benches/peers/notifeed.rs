@@ -79,11 +79,19 @@ impl Peer for Notifeed {
 }
 
 /// notifeed's engines present on this branch.
+///
+/// With the `redis` feature, also `notifeed-redis`: `RedisStore` on a 3-master, 3-replica
+/// cluster on loopback (`appendonly yes`, `appendfsync always`), started by the test harness in
+/// `tests/redis_cluster/`.
 pub fn engines() -> Vec<crate::workload::PeerSpec> {
-    vec![
+    #[allow(unused_mut)]
+    let mut engines = vec![
         crate::workload::PeerSpec { name: "notifeed-log", open: open_log },
         crate::workload::PeerSpec { name: "notifeed-sled", open: open_sled },
-    ]
+    ];
+    #[cfg(feature = "redis")]
+    engines.push(crate::workload::PeerSpec { name: "notifeed-redis", open: open_redis });
+    engines
 }
 
 /// `LogStore` with its defaults (1-hour windows, 64 MiB segments) in `dir/log`.
@@ -99,5 +107,18 @@ fn open_sled(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
     adapt(dir, mode, |dir, durability, clock, options| {
         let config = notifeed::engine::sled::SledConfig { options, durability, ..Default::default() };
         Ok(Box::new(notifeed::engine::sled::SledStore::open(&dir.join("notifeed-sled"), config, clock)?))
+    })
+}
+
+/// `RedisStore` with its defaults on the shared cluster; the key prefix is named after `dir`, so
+/// reopening the same directory finds the same data.
+#[cfg(feature = "redis")]
+fn open_redis(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    adapt(dir, mode, |dir, durability, clock, options| {
+        let cluster = crate::redis_cluster::shared();
+        let key_prefix = format!("bench-{:016x}", BuildHasherDefault::<DefaultHasher>::default().hash_one(dir));
+        let config = notifeed::engine::redis::RedisConfig { key_prefix, options, durability, ..Default::default() };
+        Ok(Box::new(notifeed::engine::redis::RedisStore::open(&cluster.urls(), config, clock)?))
     })
 }
