@@ -77,6 +77,20 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Decodes a value written by [`encode`] that borrows its strings from `bytes` (no allocation
+/// for `&str` fields); trailing bytes are an error.
+///
+/// # Errors
+/// [`CodecError::Body`] for anything that is not exactly one valid encoding.
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
+    let (value, used) =
+        bincode::serde::borrow_decode_from_slice(bytes, config()).map_err(|e| CodecError::Body(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::Body(format!("{} trailing bytes", bytes.len() - used)));
+    }
+    Ok(value)
+}
+
 const SEAL_HEADER: usize = 5;
 
 /// Wraps `body` with the format version and a crc32.

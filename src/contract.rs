@@ -14,6 +14,9 @@
 //!    object belongs, too) → 400 `invalidRequest`;
 //! 5. rule violations (payload, lengths, expiration, …) → 400 `invalidPayload`;
 //! 6. content larger than [`Limits::max_notification_bytes`] → 413 `payloadTooLarge`.
+//!
+//! Steps 1 to 3 stop at the first problem. Steps 4 to 6 collect every problem (at most 32 of
+//! step 4), and the error takes the kind of the earliest step that found one.
 
 use std::fmt;
 
@@ -155,7 +158,10 @@ impl Problems {
     /// Whether `field` already has a problem: each field is reported once, with its first (most
     /// specific) problem, so a missing title is not also reported as an empty one.
     fn has(&self, field: &str) -> bool {
-        self.structural.iter().chain(&self.rules).any(|p| p.field == field)
+        self.structural.iter().chain(&self.rules).any(|p| {
+            // A list with a bad element (`platformTypes[1]`) is not also reported as missing.
+            p.field == field || p.field.strip_prefix(field).is_some_and(|rest| rest.starts_with('['))
+        })
     }
     fn structural(&mut self, field: &str, message: impl Into<String>) {
         if !self.has(field) {
@@ -168,6 +174,14 @@ impl Problems {
         }
     }
     fn into_result<T>(self, ok: T) -> Result<T, ContractError> {
+        if self.structural.is_empty() && self.rules.is_empty() && self.too_large.is_empty() {
+            Ok(ok)
+        } else {
+            Err(self.into_error())
+        }
+    }
+    /// The error listing every problem; a generic mismatch if (by mistake) there is none.
+    fn into_error(self) -> ContractError {
         let kind = if !self.structural.is_empty() {
             ContractErrorKind::ContractMismatch
         } else if !self.rules.is_empty() {
@@ -175,12 +189,12 @@ impl Problems {
         } else if !self.too_large.is_empty() {
             ContractErrorKind::TooLarge
         } else {
-            return Ok(ok);
+            return ContractError::single(ContractErrorKind::ContractMismatch, "", "does not match the contract");
         };
         let mut problems = self.structural;
         problems.extend(self.rules);
         problems.extend(self.too_large);
-        Err(ContractError { kind, problems })
+        ContractError { kind, problems }
     }
 }
 
@@ -221,25 +235,71 @@ fn strip_odata_types(body: &mut Value) -> Result<(), ContractError> {
     Ok(())
 }
 
-/// Checks that every object of the contract that is present is a JSON object (or `null`).
+/// Reports every object of the contract that is present but not a JSON object (or `null`), and
+/// removes it so the rest of the body can still be checked.
 ///
 /// serde reads a JSON array as a struct's fields in declaration order, so without this
 /// `"payload": ["text"]` would pass as a raw payload.
-fn require_objects(body: &Value) -> Result<(), ContractError> {
+fn require_objects(body: &mut Value, problems: &mut Problems) {
     for (path, _) in EXPECTED_TYPES.iter().filter(|(path, _)| !path.is_empty()) {
-        let mut node = Some(body);
-        for segment in path.split('.') {
-            node = node.and_then(|n| n.get(segment));
+        let (parent_path, name) = path.rsplit_once('.').unwrap_or(("", path));
+        let mut parent = Some(&mut *body);
+        for segment in parent_path.split('.').filter(|s| !s.is_empty()) {
+            parent = parent.and_then(|n| n.get_mut(segment));
         }
-        if let Some(other @ (Value::Array(_) | Value::Bool(_) | Value::Number(_) | Value::String(_))) = node {
-            return Err(ContractError::single(
-                ContractErrorKind::ContractMismatch,
-                path,
-                format!("invalid type: {}, expected an object", json_kind(other)),
-            ));
+        let Some(Value::Object(parent)) = parent else { continue };
+        if let Some(other @ (Value::Array(_) | Value::Bool(_) | Value::Number(_) | Value::String(_))) = parent.get(name)
+        {
+            problems.structural(path, format!("invalid type: {}, expected an object", json_kind(other)));
+            parent.remove(name);
         }
     }
-    Ok(())
+}
+
+/// The most structural problems (unknown properties, wrong JSON types) one error lists.
+const MAX_STRUCTURAL_PROBLEMS: usize = 32;
+
+/// Deserializes the wire form, collecting every structural problem rather than the first: each
+/// offending value is reported, removed, and deserialization retried (at most
+/// [`MAX_STRUCTURAL_PROBLEMS`] times, so the cost stays O(body length)).
+///
+/// `None` when a problem could not be removed or the bound was reached; `problems` then holds at
+/// least one structural problem.
+fn deserialize_collecting(body: &mut Value, problems: &mut Problems) -> Option<WireNotification> {
+    for _ in 0..MAX_STRUCTURAL_PROBLEMS {
+        let error = match serde_path_to_error::deserialize::<_, WireNotification>(&*body) {
+            Ok(wire) => return Some(wire),
+            Err(error) => error,
+        };
+        problems.structural(&path_to_field(error.path()), error.inner().to_string());
+        if !remove_property(body, error.path()) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Removes the property at `path` from `body`. A bad element of a list removes the whole list,
+/// so later elements keep the positions they were reported with. `false` when there is no such
+/// property (the body itself).
+fn remove_property(body: &mut Value, path: &serde_path_to_error::Path) -> bool {
+    let mut segments: Vec<&serde_path_to_error::Segment> = path.iter().collect();
+    while matches!(segments.last(), Some(serde_path_to_error::Segment::Seq { .. })) {
+        segments.pop();
+    }
+    let Some(serde_path_to_error::Segment::Map { key: name }) = segments.pop() else { return false };
+    let mut parent = Some(body);
+    for segment in segments {
+        parent = match (parent, segment) {
+            (Some(Value::Object(object)), serde_path_to_error::Segment::Map { key }) => object.get_mut(key),
+            (Some(Value::Array(items)), serde_path_to_error::Segment::Seq { index }) => items.get_mut(*index),
+            _ => None,
+        };
+    }
+    match parent {
+        Some(Value::Object(object)) => object.remove(name).is_some(),
+        _ => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -372,11 +432,11 @@ pub fn parse_new_notification(body: &[u8], limits: &Limits, now: Timestamp) -> R
         }
     }
     strip_odata_types(&mut value)?;
-    require_objects(&value)?;
-    let wire: WireNotification = serde_path_to_error::deserialize(value).map_err(|e| {
-        ContractError::single(ContractErrorKind::ContractMismatch, &path_to_field(e.path()), e.into_inner().to_string())
-    })?;
     let mut problems = Problems::default();
+    require_objects(&mut value, &mut problems);
+    let Some(wire) = deserialize_collecting(&mut value, &mut problems) else {
+        return Err(problems.into_error());
+    };
     let new = from_wire(wire, &mut problems);
     check(&new, limits, now, &mut problems);
     problems.into_result(new)

@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notifeed::config::{Config, EngineChoice};
+use notifeed::engine::log::{LogConfig, LogStore};
+use notifeed::engine::sled::{SledConfig, SledStore};
 use notifeed::handler::Handler;
 use notifeed::{FeedStore, SharedClock, SystemClock};
 
@@ -62,11 +64,24 @@ fn parse_options() -> Result<Options, String> {
 }
 
 /// Opens the configured engine in `data_dir`.
+///
+/// The engine's files go in a folder of the data directory named for it (`log/`, `sled/`), next
+/// to `subscriptions.json`. Both engines run with `Durability::Always`: a 201 means on disk.
 fn open_store(config: &Config, data_dir: &Path, clock: SharedClock) -> Result<Arc<dyn FeedStore>, String> {
-    let _ = (data_dir, clock);
+    let options = config.store_options();
     match config.engine {
-        EngineChoice::Log => Err("the log engine is not in this build yet".to_owned()),
-        EngineChoice::Sled => Err("the sled engine is not in this build yet".to_owned()),
+        EngineChoice::Log => {
+            let path = data_dir.join("log");
+            let store = LogStore::open(&path, LogConfig { options, ..LogConfig::default() }, clock)
+                .map_err(|e| format!("cannot open the log store in {}: {e}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        EngineChoice::Sled => {
+            let path = data_dir.join("sled");
+            let store = SledStore::open(&path, SledConfig { options, ..SledConfig::default() }, clock)
+                .map_err(|e| format!("cannot open the sled store in {}: {e}", path.display()))?;
+            Ok(Arc::new(store))
+        }
     }
 }
 

@@ -333,8 +333,9 @@ pub struct Changes {
 /// What a sweep did.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct SweepStats {
-    /// Expired notifications reclaimed by this sweep; each expired notification is counted by
-    /// exactly one sweep.
+    /// Expired notifications reclaimed by this sweep. Each expired notification is counted by at
+    /// most one sweep: by the first after it expired, unless the engine reclaimed it earlier
+    /// (say, when its `appNotificationId` was reused).
     pub expired: u64,
     /// Files removed (segments, for the log engine).
     pub files_removed: u64,

@@ -42,6 +42,11 @@ fn error_of(body: &[u8]) -> ContractError {
     parse_bytes(body).expect_err("the body should be rejected")
 }
 
+/// The field and message of the first problem: the one the test provoked.
+fn first_problem(err: &ContractError) -> (&str, &str) {
+    (err.problems[0].field.as_str(), err.problems[0].message.as_str())
+}
+
 fn only_problem(err: &ContractError) -> (&str, &str) {
     assert_eq!(err.problems.len(), 1, "{err}");
     (err.problems[0].field.as_str(), err.problems[0].message.as_str())
@@ -106,8 +111,12 @@ fn deeply_nested_json_is_rejected() {
 #[test]
 fn nesting_of_127_levels_is_parsed_then_rejected_for_its_type() {
     // Two objects and 125 arrays: 127 levels, the deepest serde_json accepts.
-    let nested =
-        |arrays: usize| format!("{{\"payload\":{{\"rawContent\":{}{}}}}}", "[".repeat(arrays), "]".repeat(arrays));
+    let nested = |arrays: usize| {
+        let raw = format!("{}{}", "[".repeat(arrays), "]".repeat(arrays));
+        format!(
+            r#"{{"targetHostName":"h","appNotificationId":"a","payload":{{"visualContent":{{"title":"t"}},"rawContent":{raw}}}}}"#
+        )
+    };
     let err = error_of(nested(125).as_bytes());
     assert_eq!(err.kind, ContractErrorKind::ContractMismatch);
     assert_eq!(only_problem(&err).0, "payload.rawContent");
@@ -137,7 +146,7 @@ fn unknown_property_is_a_contract_mismatch_naming_the_field() {
         let err = parse(&with(base(), path, json!("x"))).unwrap_err();
         assert_eq!(err.kind, ContractErrorKind::ContractMismatch, "{path}");
         assert_eq!(err.http_status(), 400);
-        let (reported, message) = only_problem(&err);
+        let (reported, message) = first_problem(&err);
         assert_eq!(reported, field);
         assert!(message.contains("unknown field"), "{message}");
         assert!(err.to_string().starts_with(field), "{err}");
@@ -151,6 +160,55 @@ fn annotation_other_than_odata_type_is_an_unknown_property() {
     let err = parse(&body).unwrap_err();
     assert_eq!(err.kind, ContractErrorKind::ContractMismatch);
     assert_eq!(only_problem(&err).0, "@odata.context");
+}
+
+#[test]
+fn every_structural_problem_is_reported_in_one_error() {
+    let body = json!({
+        "targetHostName": 5,
+        "appNotificationId": "n1",
+        "subtitle": "x",
+        "payload": { "visualContent": { "title": "Hello", "image": "i.png" }, "rawContent": ["r"] },
+        "targetPolicy": { "platformTypes": ["ios", 5, "android", 6] },
+        "fallbackPolicy": ["iOS"],
+        "priority": "Urgent",
+    });
+    let err = parse(&body).unwrap_err();
+    assert_eq!(err.kind, ContractErrorKind::ContractMismatch);
+    let fields: Vec<&str> = err.problems.iter().map(|p| p.field.as_str()).collect();
+    for field in [
+        "targetHostName",
+        "subtitle",
+        "payload.visualContent.image",
+        "payload.rawContent",
+        "targetPolicy.platformTypes[1]",
+        "fallbackPolicy",
+        "priority",
+    ] {
+        assert_eq!(fields.iter().filter(|f| **f == field).count(), 1, "{field} in {fields:?}");
+    }
+    // The removed values are not reported a second time as missing.
+    assert_eq!(fields.len(), 7, "{err}");
+}
+
+#[test]
+fn list_with_a_bad_element_is_not_also_reported_as_missing() {
+    let endpoint =
+        json!({ "platformTypes": ["iOS", 5], "fallbackDelayInSeconds": 60, "visualContent": { "title": "t" } });
+    let err = parse(&with(base(), "fallbackPolicy.endpointFallback", endpoint)).unwrap_err();
+    assert_eq!(err.kind, ContractErrorKind::ContractMismatch);
+    assert_eq!(only_problem(&err).0, "fallbackPolicy.endpointFallback.platformTypes[1]");
+}
+
+#[test]
+fn structural_problems_are_bounded() {
+    let mut body = base();
+    for i in 0..100 {
+        body.as_object_mut().unwrap().insert(format!("unknown{i:03}"), json!(i));
+    }
+    let err = parse(&body).unwrap_err();
+    assert_eq!(err.kind, ContractErrorKind::ContractMismatch);
+    assert_eq!(err.problems.len(), 32);
 }
 
 #[test]
@@ -211,7 +269,7 @@ fn wrong_json_type_is_a_contract_mismatch_naming_the_path() {
     for (path, value, field) in cases {
         let err = parse(&with(base(), path, value.clone())).unwrap_err();
         assert_eq!(err.kind, ContractErrorKind::ContractMismatch, "{path} = {value}");
-        let (reported, message) = only_problem(&err);
+        let (reported, message) = first_problem(&err);
         assert_eq!(reported, field, "{path} = {value}");
         assert!(message.starts_with("invalid type"), "{message}");
     }

@@ -60,10 +60,24 @@ fn subscribe(base: &str, user: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs an engine merged into main (open_store in src/main.rs)"]
-fn binary_serves_shuts_down_cleanly_and_keeps_what_it_acknowledged() {
+fn binary_serves_shuts_down_cleanly_and_keeps_what_it_acknowledged_on_the_log_engine() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &[]);
+    serve_shut_down_and_restart(dir.path(), &[]);
+    assert!(dir.path().join("log").is_dir());
+}
+
+#[test]
+fn binary_serves_shuts_down_cleanly_and_keeps_what_it_acknowledged_on_the_sled_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sled.toml");
+    std::fs::write(&config, "engine = \"sled\"\n").unwrap();
+    serve_shut_down_and_restart(dir.path(), &["--config", config.to_str().unwrap()]);
+    assert!(dir.path().join("sled").is_dir());
+    assert!(!dir.path().join("log").exists());
+}
+
+fn serve_shut_down_and_restart(dir: &std::path::Path, extra: &[&str]) {
+    let server = start(dir, extra);
     let health = send(&server.base, "GET", "/health", &[], None);
     assert_eq!((health.status, health.json()["status"].clone()), (200, json!("ok")));
 
@@ -92,7 +106,7 @@ fn binary_serves_shuts_down_cleanly_and_keeps_what_it_acknowledged() {
     assert!(stderr.lines().any(|l| l.starts_with("POST /me/notifications 400 ")), "{stderr}");
 
     // Restart: the subscription and exactly the acknowledged notifications are there.
-    let server = start(dir.path(), &[]);
+    let server = start(dir, extra);
     let reply = send(
         &server.base,
         "GET",
@@ -110,7 +124,6 @@ fn binary_serves_shuts_down_cleanly_and_keeps_what_it_acknowledged() {
 }
 
 #[test]
-#[ignore = "needs an engine merged into main (open_store in src/main.rs)"]
 fn binary_runs_the_documented_curl_session() {
     if !Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success()) {
         eprintln!("curl is not installed; skipping");

@@ -1,4 +1,4 @@
-//! The handler called directly (no transport) with a `ManualClock`: everything that depends on
+//! The handler called directly (no transport) over a `LogStore`, with a `ManualClock`: everything that depends on
 //! time is pinned exactly — subscription expiry, notification expiry in list and delta,
 //! `displayTimeToLive` counting down, throttle refill and `Retry-After`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,8 +7,7 @@ mod http_common;
 
 use std::sync::Arc;
 
-use http_common::memory_store::MemoryStore;
-use http_common::{demo_auth, demo_host};
+use http_common::{demo_auth, demo_host, open_log_store};
 use notifeed::config::Config;
 use notifeed::handler::{Handler, Request, Response};
 use notifeed::{FeedStore, ManualClock, SharedClock};
@@ -18,14 +17,17 @@ struct Fixture {
     clock: ManualClock,
     handler: Handler,
     store: Arc<dyn FeedStore>,
+    _dir: tempfile::TempDir,
 }
 
+/// The handler over a `LogStore`, both on one manual clock.
 fn fixture(config: Config) -> Fixture {
     let clock = ManualClock::at_epoch_2026();
     let shared: SharedClock = Arc::new(clock.clone());
-    let store: Arc<dyn FeedStore> = Arc::new(MemoryStore::new(Arc::clone(&shared), config.store_options()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_log_store(dir.path(), &config, Arc::clone(&shared));
     let handler = Handler::new(Arc::clone(&store), shared, config, None).unwrap();
-    Fixture { clock, handler, store }
+    Fixture { clock, handler, store, _dir: dir }
 }
 
 fn json_of(response: &Response) -> Value {
@@ -149,7 +151,7 @@ fn a_subscription_file_survives_a_new_handler() {
     let dir = tempfile::tempdir().unwrap();
     let clock: SharedClock = Arc::new(ManualClock::at_epoch_2026());
     let config = Config::default();
-    let store: Arc<dyn FeedStore> = Arc::new(MemoryStore::new(Arc::clone(&clock), config.store_options()));
+    let store = open_log_store(dir.path(), &config, Arc::clone(&clock));
     let handler = Handler::new(Arc::clone(&store), Arc::clone(&clock), config.clone(), Some(dir.path())).unwrap();
     let created = handler.handle(
         Request::new("POST", "/subscriptions")

@@ -170,3 +170,82 @@ fn token_of_a_feed_whose_keys_expired_is_stale_and_sequences_keep_rising() {
     assert!(fresh.next.sequence > token.sequence, "{} after {}", fresh.next.sequence, token.sequence);
     assert_eq!(fresh.items.len(), 1);
 }
+
+#[test]
+fn concurrent_appends_of_one_app_id_leave_one_notification() {
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_with(&clock, config());
+    let f = feed("frank/app");
+    let first = store.append(&f, NewNotification::visual("app", "same", "v0")).unwrap();
+    std::thread::scope(|scope| {
+        for writer in 0..4 {
+            let (store, f) = (&store, &f);
+            scope.spawn(move || {
+                for i in 0..25 {
+                    let n = store.append(f, NewNotification::visual("app", "same", &format!("w{writer}-{i}"))).unwrap();
+                    assert_eq!(n.id, first.id, "a replacement keeps the id");
+                }
+            });
+        }
+    });
+    assert_eq!(store.count(&f).unwrap().total, 1);
+    let page = store.list(&f, &ListQuery::default()).unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, first.id);
+    assert_eq!(page.items[0].created, first.created);
+    let changes = store.changes(&f, None, 1000).unwrap();
+    assert_eq!(changes.items.len(), 1, "one live notification, no removals");
+}
+
+#[test]
+fn a_feed_keeps_working_while_its_slot_migrates_to_another_master() {
+    let _config = SERVER_CONFIG.read().unwrap_or_else(|e| e.into_inner());
+    let cluster = redis_cluster::shared();
+    let clock = ManualClock::at_epoch_2026();
+    let config = config();
+    let store = RedisStore::open(&cluster.urls(), config.clone(), Arc::new(clock.clone())).unwrap();
+    let f = feed("grace/app");
+    let before: Vec<_> =
+        (0..5).map(|i| store.append(&f, NewNotification::visual("app", &format!("b{i}"), "t")).unwrap()).collect();
+
+    let meta = format!("{}:{{grace/app}}:meta", config.key_prefix);
+    let slot = redis_cluster::cli(cluster.nodes[0].port, &["cluster", "keyslot", &meta]).trim().to_owned();
+    let source = cluster.master_of(&meta);
+    let target = *cluster.master_ports().iter().find(|&&p| p != source).unwrap();
+    let id_of = |port: u16| redis_cluster::cli(port, &["cluster", "myid"]).trim().to_owned();
+    let (source_id, target_id) = (id_of(source), id_of(target));
+
+    // 1. Open the migration. Until it is closed, Redis answers a script over the slot's keys
+    // with TRYAGAIN (some keys on each side, or missing on the importing node) or ASK: calls
+    // made now keep retrying and complete once the move is done.
+    redis_cluster::cli(target, &["cluster", "setslot", &slot, "importing", &source_id]);
+    redis_cluster::cli(source, &["cluster", "setslot", &slot, "migrating", &target_id]);
+    let (during, read_back, moved) = std::thread::scope(|scope| {
+        let during = scope.spawn(|| store.append(&f, NewNotification::visual("app", "during", "t")));
+        // 2. Move every key of the slot.
+        let keys = redis_cluster::cli(source, &["cluster", "getkeysinslot", &slot, "1000"]);
+        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+        assert!(keys.len() >= 5, "the feed's keys are in the slot: {keys:?}");
+        let port = target.to_string();
+        let mut migrate = vec!["migrate", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        migrate.extend(keys.iter().copied());
+        let answer = redis_cluster::cli(source, &migrate);
+        assert_eq!(answer.trim(), "OK", "MIGRATE answered {answer}");
+        let read_back = scope.spawn(|| store.get(&f, before[0].id));
+        // 3. Close it on every node: from now on the old master answers MOVED.
+        for node in &cluster.nodes {
+            redis_cluster::cli(node.port, &["cluster", "setslot", &slot, "node", &target_id]);
+        }
+        let moved = store.append(&f, NewNotification::visual("app", "moved", "t")).unwrap();
+        (during.join().unwrap().unwrap(), read_back.join().unwrap().unwrap(), moved)
+    });
+    assert_eq!(cluster.master_of(&meta), target);
+
+    assert_eq!(read_back.as_ref(), Some(&before[0]));
+    let page = store.list(&f, &ListQuery::default()).unwrap();
+    assert_eq!(page.items.len(), 7);
+    assert_eq!(page.items[0], moved, "the last append is on top");
+    for n in before.iter().chain([&during]) {
+        assert_eq!(store.get(&f, n.id).unwrap().as_ref(), Some(n));
+    }
+}

@@ -1,9 +1,9 @@
 //! Exact expiration on every read path, app id reuse, sweeps.
 
 use jiff::SignedDuration;
-use notifeed::{Counts, FeedKey, ListQuery, NotificationId, ReadState, StateUpdate};
+use notifeed::{Counts, FeedKey, ListQuery, NotificationId, ReadState, RemovalReason, StateUpdate};
 
-use super::{Fixture, Opener, at, feed, upserts, visual};
+use super::{Fixture, Opener, Seen, at, feed, seen, upserts, visual};
 
 /// Whether `id` (with app id `app`) is visible through every read path.
 fn visible_everywhere(s: &Fixture, f: &FeedKey, id: NotificationId, app: &str) -> bool {
@@ -62,6 +62,7 @@ pub fn expired_app_id_is_free_again(open: Opener) {
     let mut s = Fixture::start(open);
     let f = feed("a");
     let old = s.add(&f, visual("x", "old").expiring_at(at(60)));
+    let token = s.token_now(&f);
     s.set_time(at(60));
     let new = s.add(&f, visual("x", "new"));
     assert_ne!(new.id, old.id);
@@ -70,7 +71,11 @@ pub fn expired_app_id_is_free_again(open: Opener) {
     s.reopen();
     assert_eq!(s.get_by_app_id(&f, "x").unwrap(), Some(new.clone()));
     assert_eq!(s.get(&f, old.id).unwrap(), None);
-    s.sweep_expired().unwrap();
+    let (changes, _) = s.drain_changes(&f, Some(token), 10);
+    assert_eq!(seen(&changes), [Seen::Gone(old.id, RemovalReason::Expired), Seen::Up(new.id)]);
+    assert!(s.sweep_expired().unwrap().expired <= 1, "the old notification is counted at most once");
+    let (changes, _) = s.drain_changes(&f, Some(token), 10);
+    assert_eq!(seen(&changes), [Seen::Gone(old.id, RemovalReason::Expired), Seen::Up(new.id)]);
     s.reopen();
     assert_eq!(s.get_by_app_id(&f, "x").unwrap(), Some(new.clone()));
     assert_eq!(s.get(&f, new.id).unwrap(), Some(new));

@@ -2,12 +2,11 @@
 //! seed's example notification.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-pub mod memory_store;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use notifeed::config::{Config, DEMO_APP_HOST_NAME, DEMO_BEARER_TOKEN};
+use notifeed::engine::log::{LogConfig, LogStore};
 use notifeed::handler::Handler;
 use notifeed::{FeedStore, SharedClock, SystemClock};
 use serde_json::{Value, json};
@@ -56,17 +55,22 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server with `config` over a fresh in-memory store.
+    /// Starts a server with `config` over a fresh `LogStore` (the binary's default engine) in a
+    /// temporary data directory, with the system clock.
     pub fn start(config: Config) -> Self {
         let clock: SharedClock = Arc::new(SystemClock);
-        let store: Arc<dyn FeedStore> =
-            Arc::new(memory_store::MemoryStore::new(Arc::clone(&clock), config.store_options()));
-        Self::start_with(config, store, clock)
+        let data_dir = tempfile::tempdir().unwrap();
+        let store = open_log_store(data_dir.path(), &config, Arc::clone(&clock));
+        Self::start_with(config, store, clock, data_dir)
     }
 
-    /// Starts a server over `store`.
-    pub fn start_with(config: Config, store: Arc<dyn FeedStore>, clock: SharedClock) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
+    /// Starts a server over `store`, keeping subscriptions in `data_dir`.
+    pub fn start_with(
+        config: Config,
+        store: Arc<dyn FeedStore>,
+        clock: SharedClock,
+        data_dir: tempfile::TempDir,
+    ) -> Self {
         let handler = Arc::new(Handler::new(Arc::clone(&store), clock, config, Some(data_dir.path())).unwrap());
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -136,6 +140,12 @@ impl Drop for TestServer {
             self.stop_inner();
         }
     }
+}
+
+/// A `LogStore` in `data_dir/log`, configured as the binary configures it.
+pub fn open_log_store(data_dir: &std::path::Path, config: &Config, clock: SharedClock) -> Arc<dyn FeedStore> {
+    let log_config = LogConfig { options: config.store_options(), ..LogConfig::default() };
+    Arc::new(LogStore::open(&data_dir.join("log"), log_config, clock).unwrap())
 }
 
 /// Sends one request with ureq; statuses are never errors.

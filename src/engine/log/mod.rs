@@ -46,7 +46,6 @@ use parking_lot::Mutex;
 
 use crate::changes::{FeedHorizon, Planned, Sequenced, check_token, plan_page};
 use crate::clock::timestamp_to_nanos;
-use crate::codec::StoredNotification;
 use crate::store::validate_for_append;
 use crate::{
     Change, ChangeToken, Changes, Counts, Durability, FeedKey, FeedStore, ListQuery, NewNotification, Notification,
@@ -56,7 +55,7 @@ use commit::{GroupCommit, PendingRecord, Placed, Request};
 use fs::{FileSystem, StdFileSystem};
 use index::{Entry, FeedIndex, Index, app_hash};
 use lock::DirectoryLock;
-use record::{DeleteBody, GroupDeleteBody, Record, RecordKind, UpsertBody};
+use record::{Outgoing, RecordKind};
 pub use recovery::{LostRegion, RecoveryMode, RecoveryReport, TornTail};
 use recovery::{RecoverySettings, window_of};
 use segment::Segments;
@@ -264,21 +263,17 @@ impl LogStore {
             })
     }
 
-    fn write(&self, record: &Record, window: i64) -> Result<Placed, StoreError> {
+    fn write(&self, record: &Outgoing<'_>, window: i64) -> Result<Placed, StoreError> {
         let body = record.encode_body().map_err(|e| StoreError::Corruption {
             location: format!("a {:?} record", record.kind()),
             detail: format!("cannot encode: {e}"),
         })?;
-        let expiration = match record {
-            Record::Upsert(_, b) => Some(b.notification.expiration),
-            Record::Delete(_) | Record::GroupDelete(_) => None,
-        };
         let pending = PendingRecord {
             kind: record.kind(),
             window,
             span: record.span(),
             removes: record.removes(),
-            expiration,
+            expiration: record.expiration(),
             body,
         };
         self.submit(Request::Record(pending))?.ok_or_else(|| StoreError::Backend {
@@ -308,12 +303,14 @@ impl LogStore {
         let frame = record::decode_frame(&bytes, u64::from(entry.segment))
             .map_err(|e| StoreError::Corruption { location: location(), detail: e.to_string() })?;
         let corrupt = |detail: String| StoreError::Corruption { location: location(), detail };
-        match Record::decode(frame.kind, frame.body).map_err(|e| corrupt(e.to_string()))? {
-            Record::Upsert(_, body) if body.notification.id == entry.id => {
-                Notification::try_from(body.notification).map_err(|e| corrupt(e.to_string()))
-            }
-            _ => Err(corrupt("the record is not this notification's".into())),
+        if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {
+            return Err(corrupt(format!("a {:?} record where a notification was expected", frame.kind)));
         }
+        let body = record::decode_upsert(frame.body).map_err(|e| corrupt(e.to_string()))?;
+        if body.notification.id != entry.id {
+            return Err(corrupt("the record is not this notification's".into()));
+        }
+        Notification::try_from(body.notification.to_stored()).map_err(|e| corrupt(e.to_string()))
     }
 
     /// The live slot whose `appNotificationId` is `app`, with its notification.
@@ -353,7 +350,7 @@ impl LogStore {
 
     fn delete_slot(&self, feed: &FeedKey, f: &mut FeedIndex, slot: usize) -> Result<(), StoreError> {
         let e = *f.entry(slot);
-        let record = Record::Delete(DeleteBody { feed: feed.as_str().to_owned(), id: e.id });
+        let record = Outgoing::Delete { feed: feed.as_str(), id: e.id };
         let placed = self.write(&record, self.shadow_window(&e, i64::MIN))?;
         f.remove(slot);
         f.log_removal(placed.lsn, e.id, RemovalReason::Deleted, self.config.options.removal_log_capacity);
@@ -400,15 +397,13 @@ impl FeedStore for LogStore {
             let mut n = Notification::from_new(old.id, new, expiration, now);
             n.created = old.created;
             let group = n.group_name.clone();
-            let record = Record::Upsert(
-                RecordKind::Replace,
-                Box::new(UpsertBody {
-                    feed: feed.as_str().to_owned(),
-                    position: 0,
-                    evicted: None,
-                    notification: StoredNotification::from(&n),
-                }),
-            );
+            let record = Outgoing::Upsert {
+                kind: RecordKind::Replace,
+                feed: feed.as_str(),
+                position: 0,
+                evicted: None,
+                notification: &n,
+            };
             let placed = self.write(&record, self.shadow_window(&old_entry, window))?;
             f.remove(slot);
             f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), group.as_deref());
@@ -431,15 +426,13 @@ impl FeedStore for LogStore {
         let target = victim_entry.as_ref().map_or(window, |v| self.shadow_window(v, window));
         let n = Notification::from_new(id, new, expiration, now);
         let group = n.group_name.clone();
-        let record = Record::Upsert(
-            RecordKind::Append,
-            Box::new(UpsertBody {
-                feed: feed.as_str().to_owned(),
-                position: 0,
-                evicted: victim_entry.map(|v| v.id),
-                notification: StoredNotification::from(&n),
-            }),
-        );
+        let record = Outgoing::Upsert {
+            kind: RecordKind::Append,
+            feed: feed.as_str(),
+            position: 0,
+            evicted: victim_entry.map(|v| v.id),
+            notification: &n,
+        };
         let placed = self.write(&record, target)?;
         let sequence = placed.lsn + record.span() - 1;
         if let (Some(slot), Some(v)) = (victim, victim_entry) {
@@ -541,15 +534,13 @@ impl FeedStore for LogStore {
             n.user_action_state = a;
         }
         n.last_modified = now;
-        let record = Record::Upsert(
-            RecordKind::StateChange,
-            Box::new(UpsertBody {
-                feed: feed.as_str().to_owned(),
-                position: e.position,
-                evicted: None,
-                notification: StoredNotification::from(&n),
-            }),
-        );
+        let record = Outgoing::Upsert {
+            kind: RecordKind::StateChange,
+            feed: feed.as_str(),
+            position: e.position,
+            evicted: None,
+            notification: &n,
+        };
         let placed = self.write(&record, self.shadow_window(&e, i64::MIN))?;
         let states = Entry::pack_states(n.read_state, n.user_action_state);
         f.update_in_place(slot, (placed.segment, placed.offset, placed.len), placed.lsn, states);
@@ -590,7 +581,7 @@ impl FeedStore for LogStore {
         }
         let window = members.iter().fold(i64::MIN, |w, e| self.shadow_window(e, w));
         let ids: Vec<[u8; 16]> = members.iter().map(|e| e.id).collect();
-        let record = Record::GroupDelete(GroupDeleteBody { feed: feed.as_str().to_owned(), ids: ids.clone() });
+        let record = Outgoing::GroupDelete { feed: feed.as_str(), ids: &ids };
         let placed = self.write(&record, window)?;
         let capacity = self.config.options.removal_log_capacity;
         for (i, id) in ids.iter().enumerate() {

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Notification;
+use crate::clock::timestamp_to_nanos;
 use crate::codec::{self, CodecError, StoredNotification};
 
 /// Bytes of a segment header.
@@ -87,15 +89,6 @@ pub(crate) enum Record {
 }
 
 impl Record {
-    /// The kind byte.
-    pub fn kind(&self) -> RecordKind {
-        match self {
-            Record::Upsert(k, _) => *k,
-            Record::Delete(_) => RecordKind::Delete,
-            Record::GroupDelete(_) => RecordKind::GroupDelete,
-        }
-    }
-
     /// How many feed sequences the record takes (its LSN and the ones after it).
     pub fn span(&self) -> u64 {
         match self {
@@ -105,18 +98,11 @@ impl Record {
         }
     }
 
-    /// Whether the record removes a notification (delete, group delete, eviction).
-    pub fn removes(&self) -> bool {
-        match self {
-            Record::Upsert(_, b) => b.evicted.is_some(),
-            Record::Delete(_) | Record::GroupDelete(_) => true,
-        }
-    }
-
     /// The encoded body.
     ///
     /// # Errors
     /// [`CodecError::Body`] when the body exceeds [`MAX_BODY_LEN`].
+    #[cfg(test)]
     pub fn encode_body(&self) -> Result<Vec<u8>, CodecError> {
         match self {
             Record::Upsert(_, b) => codec::encode(b),
@@ -138,6 +124,228 @@ impl Record {
             RecordKind::GroupDelete => Record::GroupDelete(codec::decode(body)?),
         })
     }
+}
+
+/// A record to write, borrowing what it records (no copy of the notification's strings).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Outgoing<'a> {
+    /// Append, replace or state change of `notification`.
+    Upsert {
+        /// Which of the three.
+        kind: RecordKind,
+        /// The feed key.
+        feed: &'a str,
+        /// As [`UpsertBody::position`].
+        position: u64,
+        /// As [`UpsertBody::evicted`].
+        evicted: Option<[u8; 16]>,
+        /// The notification's whole current state.
+        notification: &'a Notification,
+    },
+    /// A delete.
+    Delete {
+        /// The feed key.
+        feed: &'a str,
+        /// The deleted notification.
+        id: [u8; 16],
+    },
+    /// A group delete.
+    GroupDelete {
+        /// The feed key.
+        feed: &'a str,
+        /// The deleted notifications, oldest position first.
+        ids: &'a [[u8; 16]],
+    },
+}
+
+impl Outgoing<'_> {
+    /// The kind byte.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Outgoing::Upsert { kind, .. } => *kind,
+            Outgoing::Delete { .. } => RecordKind::Delete,
+            Outgoing::GroupDelete { .. } => RecordKind::GroupDelete,
+        }
+    }
+
+    /// How many feed sequences the record takes.
+    pub fn span(&self) -> u64 {
+        match self {
+            Outgoing::Upsert { evicted, .. } => 1 + u64::from(evicted.is_some()),
+            Outgoing::Delete { .. } => 1,
+            Outgoing::GroupDelete { ids, .. } => (ids.len() as u64).max(1),
+        }
+    }
+
+    /// Whether the record removes a notification.
+    pub fn removes(&self) -> bool {
+        match self {
+            Outgoing::Upsert { evicted, .. } => evicted.is_some(),
+            Outgoing::Delete { .. } | Outgoing::GroupDelete { .. } => true,
+        }
+    }
+
+    /// The expiration of the notification it records, in Unix nanoseconds.
+    pub fn expiration(&self) -> Option<i64> {
+        match self {
+            Outgoing::Upsert { notification, .. } => Some(timestamp_to_nanos(notification.expiration)),
+            Outgoing::Delete { .. } | Outgoing::GroupDelete { .. } => None,
+        }
+    }
+
+    /// The encoded body: byte for byte what the owned bodies encode to.
+    ///
+    /// # Errors
+    /// [`CodecError::Body`] when the body exceeds [`MAX_BODY_LEN`].
+    pub fn encode_body(&self) -> Result<Vec<u8>, CodecError> {
+        match *self {
+            Outgoing::Upsert { feed, position, evicted, notification, .. } => {
+                codec::encode(&UpsertRef { feed, position, evicted, notification: NotificationRef::from(notification) })
+            }
+            Outgoing::Delete { feed, id } => codec::encode(&DeleteRef { feed, id }),
+            Outgoing::GroupDelete { feed, ids } => codec::encode(&GroupDeleteRef { feed, ids }),
+        }
+    }
+}
+
+/// [`UpsertBody`] with borrowed strings: encodes identically.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct UpsertRef<'a> {
+    /// The feed key.
+    pub feed: &'a str,
+    /// As [`UpsertBody::position`].
+    pub position: u64,
+    /// As [`UpsertBody::evicted`].
+    pub evicted: Option<[u8; 16]>,
+    /// The notification.
+    #[serde(borrow)]
+    pub notification: NotificationRef<'a>,
+}
+
+#[derive(Serialize)]
+struct DeleteRef<'a> {
+    feed: &'a str,
+    id: [u8; 16],
+}
+
+#[derive(Serialize)]
+struct GroupDeleteRef<'a> {
+    feed: &'a str,
+    ids: &'a [[u8; 16]],
+}
+
+/// [`StoredNotification`] with borrowed strings: the same fields in the same order, so it
+/// encodes and decodes identically (pinned by a test).
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub(crate) struct NotificationRef<'a> {
+    pub id: [u8; 16],
+    pub target_host_name: &'a str,
+    pub app_notification_id: &'a str,
+    #[serde(borrow)]
+    pub group_name: Option<&'a str>,
+    #[serde(borrow)]
+    pub raw_content: Option<&'a str>,
+    #[serde(borrow)]
+    pub visual_content: Option<(&'a str, Option<&'a str>)>,
+    pub platforms: u8,
+    pub priority: u8,
+    pub display_time_to_live: Option<u32>,
+    pub expiration: i64,
+    #[serde(borrow)]
+    pub fallback: Option<(u32, &'a str, Option<&'a str>)>,
+    pub created: i64,
+    pub last_modified: i64,
+    pub read_state: u8,
+    pub user_action_state: u8,
+}
+
+impl<'a> From<&'a Notification> for NotificationRef<'a> {
+    fn from(n: &'a Notification) -> Self {
+        // The numbers come from the owned form's mapping, so the two can never disagree.
+        let numbers = StoredNotificationNumbers::of(n);
+        Self {
+            id: n.id.to_bytes(),
+            target_host_name: &n.target_host_name,
+            app_notification_id: &n.app_notification_id,
+            group_name: n.group_name.as_deref(),
+            raw_content: n.payload.raw_content.as_deref(),
+            visual_content: n.payload.visual_content.as_ref().map(|v| (v.title.as_str(), v.body.as_deref())),
+            platforms: n.platforms.bits(),
+            priority: numbers.priority,
+            display_time_to_live: n.display_time_to_live,
+            expiration: timestamp_to_nanos(n.expiration),
+            fallback: n
+                .fallback_policy
+                .as_ref()
+                .map(|f| (f.fallback_delay_seconds, f.visual_content.title.as_str(), f.visual_content.body.as_deref())),
+            created: timestamp_to_nanos(n.created),
+            last_modified: timestamp_to_nanos(n.last_modified),
+            read_state: numbers.read_state,
+            user_action_state: numbers.user_action_state,
+        }
+    }
+}
+
+impl NotificationRef<'_> {
+    /// The owned form, for [`Notification::try_from`].
+    pub fn to_stored(&self) -> StoredNotification {
+        StoredNotification {
+            id: self.id,
+            target_host_name: self.target_host_name.to_owned(),
+            app_notification_id: self.app_notification_id.to_owned(),
+            group_name: self.group_name.map(str::to_owned),
+            raw_content: self.raw_content.map(str::to_owned),
+            visual_content: self.visual_content.map(|(t, b)| (t.to_owned(), b.map(str::to_owned))),
+            platforms: self.platforms,
+            priority: self.priority,
+            display_time_to_live: self.display_time_to_live,
+            expiration: self.expiration,
+            fallback: self.fallback.map(|(d, t, b)| (d, t.to_owned(), b.map(str::to_owned))),
+            created: self.created,
+            last_modified: self.last_modified,
+            read_state: self.read_state,
+            user_action_state: self.user_action_state,
+        }
+    }
+}
+
+/// The enum numbers of a notification, taken from [`StoredNotification`]'s own mapping on a
+/// copy without strings.
+struct StoredNotificationNumbers {
+    priority: u8,
+    read_state: u8,
+    user_action_state: u8,
+}
+
+impl StoredNotificationNumbers {
+    fn of(n: &Notification) -> Self {
+        let bare = Notification {
+            id: n.id,
+            target_host_name: String::new(),
+            app_notification_id: String::new(),
+            group_name: None,
+            payload: crate::Payload::default(),
+            platforms: n.platforms,
+            priority: n.priority,
+            display_time_to_live: None,
+            expiration: n.expiration,
+            fallback_policy: None,
+            created: n.created,
+            last_modified: n.last_modified,
+            read_state: n.read_state,
+            user_action_state: n.user_action_state,
+        };
+        let s = StoredNotification::from(&bare);
+        Self { priority: s.priority, read_state: s.read_state, user_action_state: s.user_action_state }
+    }
+}
+
+/// Decodes an `Append`, `Replace` or `StateChange` body without copying its strings.
+///
+/// # Errors
+/// [`CodecError::Body`] for an invalid body.
+pub(crate) fn decode_upsert(body: &[u8]) -> Result<UpsertRef<'_>, CodecError> {
+    codec::decode_borrowed(body)
 }
 
 /// Why bytes are not a valid frame or header.
@@ -304,6 +512,66 @@ mod tests {
         assert_eq!(frame.len(), out.len());
         let record = Record::decode(frame.kind, frame.body).unwrap();
         assert_eq!(record, Record::Delete(DeleteBody { feed: "user/app".into(), id: [7; 16] }));
+    }
+
+    fn notifications() -> Vec<Notification> {
+        use crate::model::{FallbackPolicy, Priority, ReadState, UserActionState, VisualContent};
+        let now = jiff::Timestamp::from_second(1_767_225_600).unwrap();
+        let mut out = Vec::new();
+        for (i, action) in UserActionState::ALL.into_iter().enumerate() {
+            let mut new = crate::NewNotification::visual("host.example", &format!("app-{i}"), "title");
+            new.payload.raw_content = (i % 2 == 0).then(|| "raw data".to_owned());
+            new.group_name = (i % 3 == 0).then(|| "group".to_owned());
+            new.priority = Some([Priority::None, Priority::High, Priority::Low][i % 3]);
+            new.display_time_to_live = (i == 1).then_some(60);
+            new.fallback_policy = (i == 2).then(|| FallbackPolicy {
+                fallback_delay_seconds: 90,
+                visual_content: VisualContent { title: "fb".into(), body: Some("body".into()) },
+            });
+            let mut n = Notification::from_new(
+                crate::NotificationId::new_random(),
+                new,
+                now + jiff::SignedDuration::from_hours(i as i64 + 1),
+                now,
+            );
+            n.user_action_state = action;
+            n.read_state = if i % 2 == 0 { ReadState::Read } else { ReadState::Unread };
+            out.push(n);
+        }
+        out
+    }
+
+    #[test]
+    fn borrowed_bodies_encode_and_decode_exactly_like_owned_ones() {
+        for n in notifications() {
+            let owned = UpsertBody {
+                feed: "user/app".into(),
+                position: 7,
+                evicted: Some([3; 16]),
+                notification: StoredNotification::from(&n),
+            };
+            let outgoing = Outgoing::Upsert {
+                kind: RecordKind::Append,
+                feed: "user/app",
+                position: 7,
+                evicted: Some([3; 16]),
+                notification: &n,
+            };
+            let bytes = outgoing.encode_body().unwrap();
+            assert_eq!(bytes, codec::encode(&owned).unwrap());
+            let view = decode_upsert(&bytes).unwrap();
+            assert_eq!(view.notification.to_stored(), owned.notification);
+            assert_eq!(Notification::try_from(view.notification.to_stored()).unwrap(), n);
+        }
+        let ids = [[1; 16], [2; 16]];
+        let group = Outgoing::GroupDelete { feed: "f", ids: &ids };
+        let owned = GroupDeleteBody { feed: "f".into(), ids: ids.to_vec() };
+        assert_eq!(group.encode_body().unwrap(), codec::encode(&owned).unwrap());
+        let delete = Outgoing::Delete { feed: "f", id: [9; 16] };
+        assert_eq!(
+            delete.encode_body().unwrap(),
+            codec::encode(&DeleteBody { feed: "f".into(), id: [9; 16] }).unwrap()
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::index::{Entry, Index, app_hash, id_key};
 use super::record::{self, FRAME_HEADER_LEN, Record, RecordKind, SEGMENT_HEADER_LEN};
 use super::segment::{SegmentState, WriterState, io_error, parse_segment_file_name};
 use super::watermark::Watermark;
+use crate::codec::CodecError;
 use crate::{RemovalReason, StoreError};
 
 /// What to do with a bad record that is not a torn tail.
@@ -90,13 +91,13 @@ struct Interner {
 }
 
 impl Interner {
-    fn intern(&mut self, s: String) -> u32 {
-        if let Some(&i) = self.ids.get(&s) {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
             return i;
         }
         let i = self.names.len() as u32;
-        self.names.push(s.clone());
-        self.ids.insert(s, i);
+        self.names.push(s.to_owned());
+        self.ids.insert(s.to_owned(), i);
         i
     }
 }
@@ -211,21 +212,15 @@ pub(crate) fn recover(
         let mut end = bytes.len();
         while offset < end {
             let failure = match record::decode_frame(&bytes[offset..end], seg64) {
-                Ok(frame) => match Record::decode(frame.kind, frame.body) {
-                    Ok(rec) => {
-                        let span = rec.span();
-                        if rec.removes() {
+                Ok(frame) => match to_op(&frame, (id, offset as u32, frame.len() as u32), &mut feeds, &mut groups) {
+                    Ok((op, span, removes, expiration)) => {
+                        if removes {
                             max_removal_lsn = max_removal_lsn.max(frame.lsn + span - 1);
                         }
-                        if let Record::Upsert(_, body) = &rec {
-                            max_expiration = max_expiration.max(body.notification.expiration);
+                        if let Some(expiration) = expiration {
+                            max_expiration = max_expiration.max(expiration);
                         }
-                        let location = (id, offset as u32, frame.len() as u32);
-                        scanned.push(Scanned {
-                            lsn: frame.lsn,
-                            span,
-                            op: to_op(rec, location, &mut feeds, &mut groups),
-                        });
+                        scanned.push(Scanned { lsn: frame.lsn, span, op });
                         report.records += 1;
                         offset += frame.len();
                         continue;
@@ -320,35 +315,49 @@ pub(crate) fn recover(
     Ok(Recovered { index, writer, report, watermark })
 }
 
-fn to_op(rec: Record, location: (u32, u32, u32), feeds: &mut Interner, groups: &mut Interner) -> Op {
-    match rec {
-        Record::Upsert(kind, body) => {
-            let n = body.notification;
-            let entry = Entry {
-                id: n.id,
-                position: body.position,
-                sequence: 0,
-                expiration: n.expiration,
-                segment: location.0,
-                offset: location.1,
-                len: location.2,
-                app_hash: app_hash(&n.app_notification_id),
-                group: 0,
-                platforms: n.platforms,
-                states: (n.read_state & 1) | ((n.user_action_state & 3) << 1),
-            };
-            Op::Upsert {
-                kind,
-                feed: feeds.intern(body.feed),
-                position: body.position,
-                evicted: body.evicted,
-                entry,
-                group: n.group_name.map(|g| groups.intern(g)),
-            }
-        }
-        Record::Delete(b) => Op::Delete { feed: feeds.intern(b.feed), id: b.id },
-        Record::GroupDelete(b) => Op::GroupDelete { feed: feeds.intern(b.feed), ids: b.ids },
+/// The replay operation of a frame, with its span, whether it removes, and the expiration it
+/// records.
+fn to_op(
+    frame: &record::Frame<'_>,
+    location: (u32, u32, u32),
+    feeds: &mut Interner,
+    groups: &mut Interner,
+) -> Result<(Op, u64, bool, Option<i64>), CodecError> {
+    if let RecordKind::Append | RecordKind::Replace | RecordKind::StateChange = frame.kind {
+        let body = record::decode_upsert(frame.body)?;
+        let n = &body.notification;
+        let entry = Entry {
+            id: n.id,
+            position: body.position,
+            sequence: 0,
+            expiration: n.expiration,
+            segment: location.0,
+            offset: location.1,
+            len: location.2,
+            app_hash: app_hash(n.app_notification_id),
+            group: 0,
+            platforms: n.platforms,
+            states: (n.read_state & 1) | ((n.user_action_state & 3) << 1),
+        };
+        let span = 1 + u64::from(body.evicted.is_some());
+        let op = Op::Upsert {
+            kind: frame.kind,
+            feed: feeds.intern(body.feed),
+            position: body.position,
+            evicted: body.evicted,
+            entry,
+            group: n.group_name.map(|g| groups.intern(g)),
+        };
+        return Ok((op, span, body.evicted.is_some(), Some(n.expiration)));
     }
+    let rec = Record::decode(frame.kind, frame.body)?;
+    let span = rec.span();
+    let op = match rec {
+        Record::Delete(b) => Op::Delete { feed: feeds.intern(&b.feed), id: b.id },
+        Record::GroupDelete(b) => Op::GroupDelete { feed: feeds.intern(&b.feed), ids: b.ids },
+        Record::Upsert(..) => return Err(CodecError::Body("an upsert under another kind".into())),
+    };
+    Ok((op, span, true, None))
 }
 
 fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scanned, settings: &RecoverySettings) {

@@ -217,6 +217,9 @@ impl Segments {
             self.publish(id, s.len);
             return Ok(());
         }
+        if s.pending.capacity() == 0 {
+            s.pending.reserve(buffer_limit.max(buf.len()) + record::FRAME_HEADER_LEN + 1024);
+        }
         s.pending.extend_from_slice(buf);
         s.len = at + buf.len() as u64;
         if s.pending.len() >= buffer_limit {
@@ -237,7 +240,8 @@ impl Segments {
         let file = self.file(id)?;
         let at = s.len - s.pending.len() as u64;
         file.write_all_at(&s.pending, at).map_err(|e| io_error("writing", &self.path(id), e))?;
-        s.pending = Vec::new();
+        // Keep the buffer's memory for the next records (freed when the segment is synced).
+        s.pending.clear();
         self.publish(id, s.len);
         Ok(())
     }
@@ -255,6 +259,7 @@ impl Segments {
         file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e))?;
         if let Some(s) = writer.segments.get_mut(&id) {
             s.dirty = false;
+            s.pending = Vec::new();
         }
         Ok(())
     }

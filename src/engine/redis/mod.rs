@@ -133,7 +133,12 @@ impl RedisStore {
             return Err(backend("invalid configuration", "feed_capacity must be at least 1"));
         }
         let urls: Vec<&str> = nodes.iter().map(AsRef::as_ref).collect();
+        // The crate's own retries stay short (its default waits grow to minutes); the store's
+        // retry loop (`connection.rs`) owns the budget.
         let client = ClusterClient::builder(urls)
+            .retries(3)
+            .min_retry_wait(10)
+            .max_retry_wait(250)
             .connection_timeout(config.connection_timeout)
             .response_timeout(config.response_timeout)
             .build()

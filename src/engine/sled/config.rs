@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::store::{Durability, StoreOptions};
 
-/// How a [`SledStore`] is set up.
+/// How a [`SledStore`](super::SledStore) is set up.
 #[derive(Clone, Debug)]
 pub struct SledConfig {
     /// The semantics every engine shares (limits, feed capacity, change-log bounds).
@@ -13,7 +13,7 @@ pub struct SledConfig {
     /// When a mutation is durable. `Always` flushes sled (write and fsync of its log) before
     /// each mutation returns: it survives a killed process and a power loss
     /// (`tests/crash_sled.rs` kills a writer and finds every acknowledged append). `Buffered`
-    /// leaves that to sled's background flusher and [`FeedStore::sync`]; sled buffers in the
+    /// leaves that to sled's background flusher and [`FeedStore::sync`](crate::FeedStore::sync); sled buffers in the
     /// process, so a killed process loses what was not flushed yet (at most
     /// `flush_every_milliseconds` of writes). Default: [`Durability::Always`].
     pub durability: Durability,
@@ -21,7 +21,7 @@ pub struct SledConfig {
     /// is a multiple of this). Bounds: any; small values cost reads. Default: 64 MiB.
     pub cache_capacity_bytes: u64,
     /// How often sled's background thread flushes buffered writes, in milliseconds; `None`
-    /// turns it off (then only [`FeedStore::sync`] and `Always` flush). Bounds: at least 1.
+    /// turns it off (then only [`FeedStore::sync`](crate::FeedStore::sync) and `Always` flush). Bounds: at least 1.
     /// Default: `Some(500)`.
     pub flush_every_milliseconds: Option<u64>,
     /// How long `open` waits for the directory's lock when it is held. sled releases the lock

@@ -2,7 +2,7 @@
 //! sled's byte order is the order we need (feed first, then time or sequence).
 //!
 //! ```text
-//! catalog keys  "next_feed", "sequence"         (ASCII names; one tree of their own)
+//! catalog keys  "layout", "next_feed", "sequence"  (ASCII names; one tree of their own)
 //! feed number   u64 BE                          8 bytes, assigned once per feed key, never reused
 //! expiration    i64 Unix nanoseconds, BE with
 //!               the sign bit flipped            8 bytes, so negative times sort first
@@ -23,6 +23,10 @@
 use crate::model::NotificationId;
 use crate::store::StoreError;
 
+/// The version of this key layout and of the tree set, written in the catalog on first open.
+pub(crate) const LAYOUT_VERSION: u64 = 1;
+/// The catalog key of [`LAYOUT_VERSION`].
+pub(crate) const LAYOUT_VERSION_KEY: &[u8] = b"layout";
 /// The catalog key of the next feed number to assign.
 pub(crate) const NEXT_FEED_KEY: &[u8] = b"next_feed";
 /// The catalog key of the store-wide sequence counter (the last sequence given out).

@@ -8,7 +8,20 @@
 //!
 //! Expiration is exact at read time: every read compares the stored expiration with the clock,
 //! so an expired notification is never returned, swept or not. [`FeedStore::sweep_expired`]
-//! walks the global expiry index from its oldest entry, so it costs O(expired).
+//! walks the global expiry index from its oldest entry, so it costs O(expired). Its
+//! [`SweepStats::bytes_reclaimed`] counts the bytes of the notification values it removed (sled
+//! gives the space back to the file system later, by its own segment cleaning); it removes no
+//! files and rewrites nothing. A notification that fails its checksum stops the sweep with
+//! [`StoreError::Corruption`] rather than be dropped unread.
+//!
+//! # On-disk format
+//!
+//! Written down once, beside the code that writes it: the trees and what each holds in
+//! `trees`, the key layout in `keys`, the value frames in `values`. The catalog holds a layout
+//! version (1); `open` refuses another. Invariants recovery relies on: every operation is one
+//! sled transaction, so after a crash the indexes agree with the notifications (listed in
+//! `feed`); the store-wide sequence counter and each feed's meta are written in the same
+//! transaction as the changes that took their numbers.
 //!
 //! Durability: sled writes a log of its own and fsyncs it on `flush`. With
 //! [`Durability::Always`] every mutation flushes before it returns; with
@@ -104,14 +117,32 @@ impl SledStore {
                 other => break other?,
             }
         };
-        Ok(SledStore {
+        let store = SledStore {
             trees,
             clock,
             options: config.options,
             durability: config.durability,
             writer: Mutex::new(()),
             poisoned: AtomicBool::new(false),
-        })
+        };
+        store.check_layout()?;
+        Ok(store)
+    }
+
+    /// Checks the catalog's layout version, writing it into a new database.
+    fn check_layout(&self) -> Result<(), StoreError> {
+        match read::catalog_counter(&self.trees, keys::LAYOUT_VERSION_KEY)? {
+            Some(keys::LAYOUT_VERSION) => Ok(()),
+            Some(other) => Err(StoreError::Corruption {
+                location: format!("sled tree catalog in {}, key layout", self.trees.path().display()),
+                detail: format!("layout version {other}; this build reads version {}", keys::LAYOUT_VERSION),
+            }),
+            None => {
+                let mut writes = WriteSet::default();
+                writes.insert(TreeName::Catalog, keys::LAYOUT_VERSION_KEY, values::encode_u64(keys::LAYOUT_VERSION));
+                self.persist(writes, true)
+            }
+        }
     }
 
     fn now(&self) -> Timestamp {
@@ -366,22 +397,32 @@ impl FeedStore for SledStore {
     fn sweep_expired(&self) -> Result<SweepStats, StoreError> {
         self.check_poisoned()?;
         let started = Instant::now();
-        let _writer = self.writer.lock();
-        let now = self.now();
-        let now_nanos = timestamp_to_nanos(now);
+        let now_nanos = timestamp_to_nanos(self.now());
+        let cutoff = self.retention_cutoff(now_nanos);
         let mut stats = SweepStats::default();
         let mut wrote = false;
-        while let Some(chunk) = sweep::expired_chunk(&self.trees, now_nanos, self.options.removal_log_capacity)? {
+        // The writer lock is taken per chunk, so appends and deletes interleave with a long
+        // sweep; each chunk is planned from what is committed when it starts.
+        loop {
+            let _writer = self.writer.lock();
+            let Some(chunk) = sweep::expired_chunk(&self.trees, now_nanos, self.options.removal_log_capacity)? else {
+                break;
+            };
             stats.expired += chunk.expired;
             stats.bytes_reclaimed += chunk.bytes;
             self.persist(chunk.writes, false)?;
             wrote = true;
         }
-        let cutoff = self.retention_cutoff(now_nanos);
-        while let Some(writes) = sweep::forget_chunk(&self.trees, cutoff)? {
+        loop {
+            let _writer = self.writer.lock();
+            let Some(writes) = sweep::forget_chunk(&self.trees, cutoff)? else {
+                break;
+            };
             self.persist(writes, false)?;
             wrote = true;
         }
+        // IMPORTANT: with `Always`, the sweep is durable when it returns (one flush for all
+        // chunks; each chunk is atomic on its own).
         if wrote && self.durability != Durability::Buffered {
             self.flush()?;
         }

@@ -328,3 +328,68 @@ fn concurrent_writers_lose_nothing_and_sequences_stay_unique() {
     let odd = store.changes(&feed("u/odd"), None, 1000).unwrap().next.sequence;
     assert_eq!(even.max(odd), 100, "one store-wide counter gave out exactly 100 sequences");
 }
+
+#[test]
+fn a_foreign_layout_version_is_refused_on_open() {
+    let fx = Fixture::new();
+    {
+        let store = fx.open();
+        let catalog = store.trees.tree(TreeName::Catalog);
+        catalog.insert(keys::LAYOUT_VERSION_KEY, values::encode_u64(99)).unwrap();
+        catalog.flush().unwrap();
+    }
+    let config = SledConfig { options: fx.options.clone(), ..SledConfig::default() };
+    match SledStore::open(fx.dir.path(), config, Arc::new(fx.clock.clone())) {
+        Err(StoreError::Corruption { detail, .. }) => assert!(detail.contains("layout version 99"), "{detail}"),
+        other => panic!("open gave {other:?}"),
+    }
+}
+
+#[test]
+fn sweep_larger_than_one_chunk_reclaims_everything_once() {
+    let fx = Fixture::new();
+    let config = SledConfig { durability: Durability::Buffered, ..SledConfig::default() };
+    let store = SledStore::open(fx.dir.path(), config, Arc::new(fx.clock.clone())).unwrap();
+    let feeds = [feed("u/a"), feed("u/b")];
+    let tokens: Vec<_> = feeds.iter().map(|f| store.changes(f, None, 10).unwrap().next).collect();
+    let total = sweep::CHUNK_ENTRIES + 88;
+    for i in 0..total {
+        let expires = fx.in_secs(1 + (i % 7) as i64);
+        store.append(&feeds[i % 2], visual(&format!("n{i}")).expiring_at(expires)).unwrap();
+    }
+    store.append(&feeds[0], visual("stays")).unwrap();
+    fx.clock.advance_secs(10);
+    assert_eq!(store.sweep_expired().unwrap().expired, total as u64);
+    assert_eq!(store.sweep_expired().unwrap().expired, 0);
+    assert_eq!(store.count(&feeds[0]).unwrap().total, 1);
+    assert_eq!(store.count(&feeds[1]).unwrap().total, 0);
+    let mut expired = 0;
+    for (f, token) in feeds.iter().zip(tokens) {
+        let page = store.changes(f, Some(token), 1000).unwrap();
+        expired +=
+            page.items.iter().filter(|c| matches!(c, Change::Removed { reason: RemovalReason::Expired, .. })).count();
+    }
+    assert_eq!(expired, total);
+    let now = keys::time_upper_bound(timestamp_to_nanos(fx.clock.now()));
+    assert!(store.trees.tree(TreeName::Expiry).range(..=now).next().is_none(), "nothing expired is left indexed");
+    assert_eq!(store.trees.tree(TreeName::Expiry).len(), 1, "only the live notification stays indexed");
+}
+
+#[test]
+fn corrupt_feed_meta_stops_mutations_and_changes_with_corruption() {
+    let fx = Fixture::new();
+    let store = fx.open();
+    let f = feed("u/app");
+    let n = store.append(&f, visual("a")).unwrap();
+    let number = read::feed_number(&store.trees, &f).unwrap().unwrap();
+    let key = keys::feed_prefix(number);
+    let raw = store.trees.tree(TreeName::FeedMeta);
+    let mut value = raw.get(key).unwrap().unwrap().to_vec();
+    value[7] ^= 0x80;
+    raw.insert(key, value.clone()).unwrap();
+    assert!(matches!(store.append(&f, visual("b")), Err(StoreError::Corruption { .. })));
+    assert!(matches!(store.delete(&f, n.id), Err(StoreError::Corruption { .. })));
+    assert!(matches!(store.changes(&f, None, 10), Err(StoreError::Corruption { .. })));
+    assert_eq!(raw.get(key).unwrap().unwrap().to_vec(), value, "a failed operation writes nothing");
+    assert_eq!(store.get(&f, n.id).unwrap(), Some(n), "reads that do not need the meta still work");
+}

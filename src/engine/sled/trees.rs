@@ -15,6 +15,9 @@
 //! | `expired_log`         | feed, expiration, id      | empty: swept expirations      |
 //! | `expired_log_by_time` | expiration, feed, id      | empty: swept expirations      |
 //!
+//! `feeds` and `feed_meta` entries are never removed: a feed's sequence and forgotten horizons
+//! outlive its notifications, so its tokens stay meaningful after it empties.
+//!
 //! Every operation reads what it needs under the store's writer lock, collects its writes in a
 //! [`WriteSet`] (one `sled::Batch` per tree), and commits them in one sled transaction over all
 //! trees, so a crash never leaves an index without its notification or a sequence without its
