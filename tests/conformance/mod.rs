@@ -157,6 +157,7 @@ macro_rules! conformance_suite {
             errors::limits_come_from_the_store_options,
             isolation::feeds_are_isolated,
             isolation::group_delete_and_counts_are_per_feed,
+            isolation::odd_keys_app_ids_and_groups_are_kept_apart,
             concurrency::concurrent_appends_are_all_kept,
         );
     };

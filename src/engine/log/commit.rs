@@ -24,7 +24,8 @@ pub(crate) struct PendingRecord {
     pub span: u64,
     /// Whether it removes notifications (for the forgotten-removals watermark).
     pub removes: bool,
-    /// The expiration of the notification it records (append, replace, state change).
+    /// The latest expiration an `Expired` record lists (for the forgotten-expirations
+    /// watermark).
     pub expiration: Option<i64>,
     /// The encoded body.
     pub body: Vec<u8>,

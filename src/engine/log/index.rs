@@ -387,6 +387,8 @@ impl FeedIndex {
 pub(crate) struct FeedCell {
     /// Its number.
     pub number: u32,
+    /// Its key.
+    pub key: Box<str>,
     /// Its index.
     pub index: RwLock<FeedIndex>,
 }
@@ -446,6 +448,7 @@ impl Index {
         let (seq, removed, expired) = self.new_feed_horizon;
         let cell = Arc::new(FeedCell {
             number: feeds.len() as u32,
+            key: key.into(),
             index: RwLock::new(FeedIndex::new(seq, removed, expired)),
         });
         feeds.push(Arc::clone(&cell));

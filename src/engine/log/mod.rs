@@ -273,7 +273,7 @@ impl LogStore {
             window,
             span: record.span(),
             removes: record.removes(),
-            expiration: record.expiration(),
+            expiration: record.swept_expiration(),
             body,
         };
         self.submit(Request::Record(pending))?.ok_or_else(|| StoreError::Backend {

@@ -31,6 +31,8 @@ pub(crate) enum RecordKind {
     Delete = 4,
     /// A group delete: [`GroupDeleteBody`].
     GroupDelete = 5,
+    /// Expirations a sweep counted: [`ExpiredBody`].
+    Expired = 6,
 }
 
 impl RecordKind {
@@ -41,6 +43,7 @@ impl RecordKind {
             3 => Self::StateChange,
             4 => Self::Delete,
             5 => Self::GroupDelete,
+            6 => Self::Expired,
             _ => return None,
         })
     }
@@ -77,6 +80,17 @@ pub(crate) struct GroupDeleteBody {
     pub ids: Vec<[u8; 16]>,
 }
 
+/// The body of `Expired`: notifications of one feed a sweep counted, with their expirations.
+/// It lives in the window of `sweep time + expiry_log_retention`, so the expirations stay
+/// reportable for the retention after their own segments are unlinked.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ExpiredBody {
+    /// The feed key.
+    pub feed: String,
+    /// `(id, expiration in Unix nanoseconds)`.
+    pub expired: Vec<([u8; 16], i64)>,
+}
+
 /// A decoded record body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Record {
@@ -86,6 +100,8 @@ pub(crate) enum Record {
     Delete(DeleteBody),
     /// Group delete.
     GroupDelete(GroupDeleteBody),
+    /// Expirations counted by a sweep.
+    Expired(ExpiredBody),
 }
 
 impl Record {
@@ -93,7 +109,7 @@ impl Record {
     pub fn span(&self) -> u64 {
         match self {
             Record::Upsert(_, b) => 1 + u64::from(b.evicted.is_some()),
-            Record::Delete(_) => 1,
+            Record::Delete(_) | Record::Expired(_) => 1,
             Record::GroupDelete(b) => (b.ids.len() as u64).max(1),
         }
     }
@@ -108,6 +124,7 @@ impl Record {
             Record::Upsert(_, b) => codec::encode(b),
             Record::Delete(b) => codec::encode(b),
             Record::GroupDelete(b) => codec::encode(b),
+            Record::Expired(b) => codec::encode(b),
         }
     }
 
@@ -122,6 +139,7 @@ impl Record {
             }
             RecordKind::Delete => Record::Delete(codec::decode(body)?),
             RecordKind::GroupDelete => Record::GroupDelete(codec::decode(body)?),
+            RecordKind::Expired => Record::Expired(codec::decode(body)?),
         })
     }
 }
@@ -156,6 +174,13 @@ pub(crate) enum Outgoing<'a> {
         /// The deleted notifications, oldest position first.
         ids: &'a [[u8; 16]],
     },
+    /// Expirations a sweep counted in one feed.
+    Expired {
+        /// The feed key.
+        feed: &'a str,
+        /// `(id, expiration)`.
+        expired: &'a [([u8; 16], i64)],
+    },
 }
 
 impl Outgoing<'_> {
@@ -165,6 +190,7 @@ impl Outgoing<'_> {
             Outgoing::Upsert { kind, .. } => *kind,
             Outgoing::Delete { .. } => RecordKind::Delete,
             Outgoing::GroupDelete { .. } => RecordKind::GroupDelete,
+            Outgoing::Expired { .. } => RecordKind::Expired,
         }
     }
 
@@ -172,7 +198,7 @@ impl Outgoing<'_> {
     pub fn span(&self) -> u64 {
         match self {
             Outgoing::Upsert { evicted, .. } => 1 + u64::from(evicted.is_some()),
-            Outgoing::Delete { .. } => 1,
+            Outgoing::Delete { .. } | Outgoing::Expired { .. } => 1,
             Outgoing::GroupDelete { ids, .. } => (ids.len() as u64).max(1),
         }
     }
@@ -182,14 +208,15 @@ impl Outgoing<'_> {
         match self {
             Outgoing::Upsert { evicted, .. } => evicted.is_some(),
             Outgoing::Delete { .. } | Outgoing::GroupDelete { .. } => true,
+            Outgoing::Expired { .. } => false,
         }
     }
 
-    /// The expiration of the notification it records, in Unix nanoseconds.
-    pub fn expiration(&self) -> Option<i64> {
+    /// The latest expiration an `Expired` record lists, in Unix nanoseconds.
+    pub fn swept_expiration(&self) -> Option<i64> {
         match self {
-            Outgoing::Upsert { notification, .. } => Some(timestamp_to_nanos(notification.expiration)),
-            Outgoing::Delete { .. } | Outgoing::GroupDelete { .. } => None,
+            Outgoing::Expired { expired, .. } => expired.iter().map(|(_, t)| *t).max(),
+            _ => None,
         }
     }
 
@@ -204,6 +231,7 @@ impl Outgoing<'_> {
             }
             Outgoing::Delete { feed, id } => codec::encode(&DeleteRef { feed, id }),
             Outgoing::GroupDelete { feed, ids } => codec::encode(&GroupDeleteRef { feed, ids }),
+            Outgoing::Expired { feed, expired } => codec::encode(&ExpiredRef { feed, expired }),
         }
     }
 }
@@ -226,6 +254,12 @@ pub(crate) struct UpsertRef<'a> {
 struct DeleteRef<'a> {
     feed: &'a str,
     id: [u8; 16],
+}
+
+#[derive(Serialize)]
+struct ExpiredRef<'a> {
+    feed: &'a str,
+    expired: &'a [([u8; 16], i64)],
 }
 
 #[derive(Serialize)]
@@ -567,6 +601,11 @@ mod tests {
         let group = Outgoing::GroupDelete { feed: "f", ids: &ids };
         let owned = GroupDeleteBody { feed: "f".into(), ids: ids.to_vec() };
         assert_eq!(group.encode_body().unwrap(), codec::encode(&owned).unwrap());
+        let expired = [([4; 16], -5), ([5; 16], 77)];
+        let sweep = Outgoing::Expired { feed: "f", expired: &expired };
+        let owned = ExpiredBody { feed: "f".into(), expired: expired.to_vec() };
+        assert_eq!(sweep.encode_body().unwrap(), codec::encode(&owned).unwrap());
+        assert_eq!(sweep.swept_expiration(), Some(77));
         let delete = Outgoing::Delete { feed: "f", id: [9; 16] };
         assert_eq!(
             delete.encode_body().unwrap(),

@@ -76,6 +76,7 @@ enum Op {
     Upsert { kind: RecordKind, feed: u32, position: u64, evicted: Option<[u8; 16]>, entry: Entry, group: Option<u32> },
     Delete { feed: u32, id: [u8; 16] },
     GroupDelete { feed: u32, ids: Vec<[u8; 16]> },
+    Expired { feed: u32, expired: Vec<([u8; 16], i64)> },
 }
 
 struct Scanned {
@@ -123,7 +124,7 @@ pub(crate) fn window_of(expiration: i64, window_nanos: i64) -> i64 {
 
 fn plausible_frame_at(bytes: &[u8], segment_id: u64) -> bool {
     bytes.len() >= FRAME_HEADER_LEN
-        && (1..=5).contains(&bytes[8])
+        && (1..=6).contains(&bytes[8])
         && bytes[9..12] == [0, 0, 0]
         && record::decode_frame(bytes, segment_id).is_ok()
 }
@@ -282,24 +283,11 @@ pub(crate) fn recover(
     for cell in &cells {
         let mut f = cell.index.write();
         f.latest_sequence = f.latest_sequence.max(floor);
-        // Notifications a sweep already counted are remembered as swept expirations; the rest
-        // join the expiry order.
+        // What no sweep counted yet joins the expiry order.
         let slots: Vec<usize> = f.oldest_first().collect();
-        let mut swept = Vec::new();
         for slot in slots {
-            let e = *f.entry(slot);
-            if e.expiration <= watermark.expirations_swept_through {
-                swept.push(e);
-            } else {
-                index.expect_expiry(e.expiration, cell.number, id_key(&e.id));
-            }
-        }
-        swept.sort_by_key(|e| e.expiration);
-        for e in swept {
-            if let Some(slot) = f.slot_of(&e.id) {
-                f.remove(slot);
-            }
-            f.log_swept(e.expiration, e.id);
+            let e = f.entry(slot);
+            index.expect_expiry(e.expiration, cell.number, id_key(&e.id));
         }
         f.shrink_to_fit();
     }
@@ -348,13 +336,17 @@ fn to_op(
             entry,
             group: n.group_name.map(|g| groups.intern(g)),
         };
-        return Ok((op, span, body.evicted.is_some(), Some(n.expiration)));
+        return Ok((op, span, body.evicted.is_some(), None));
     }
     let rec = Record::decode(frame.kind, frame.body)?;
     let span = rec.span();
     let op = match rec {
         Record::Delete(b) => Op::Delete { feed: feeds.intern(&b.feed), id: b.id },
         Record::GroupDelete(b) => Op::GroupDelete { feed: feeds.intern(&b.feed), ids: b.ids },
+        Record::Expired(b) => {
+            let latest = b.expired.iter().map(|(_, t)| *t).max();
+            return Ok((Op::Expired { feed: feeds.intern(&b.feed), expired: b.expired }, span, false, latest));
+        }
         Record::Upsert(..) => return Err(CodecError::Body("an upsert under another kind".into())),
     };
     Ok((op, span, true, None))
@@ -398,6 +390,17 @@ fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scan
             }
             f.log_removal(s.lsn, id, RemovalReason::Deleted, cap);
             f.latest_sequence = f.latest_sequence.max(s.lsn);
+        }
+        Op::Expired { feed, expired } => {
+            let mut f = feed_of(feed).index.write();
+            for (id, expiration) in expired {
+                if let Some(slot) = f.slot_of(&id)
+                    && f.entry(slot).expiration == expiration
+                {
+                    f.remove(slot);
+                }
+                f.log_swept(expiration, id);
+            }
         }
         Op::GroupDelete { feed, ids } => {
             let mut f = feed_of(feed).index.write();

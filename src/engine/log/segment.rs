@@ -44,7 +44,7 @@ pub(crate) struct SegmentState {
     pub len: u64,
     /// The highest LSN of a removal-bearing record in it (0 when none).
     pub max_removal_lsn: u64,
-    /// The latest expiration of a notification recorded in it (`i64::MIN` when none).
+    /// The latest expiration listed by an `Expired` record in it (`i64::MIN` when none).
     pub max_expiration: i64,
     /// Written since its last sync.
     pub dirty: bool,

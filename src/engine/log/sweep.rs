@@ -4,18 +4,32 @@
 //! copies nothing and cannot resurrect anything: a record that shadows another always lives in
 //! a window no earlier than the one it shadows.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use super::LogStore;
+use super::commit::{self, PendingRecord, Request};
+use super::record::Outgoing;
 use super::recovery::window_of;
 use super::segment::io_error;
 use super::watermark::Watermark;
-use crate::{StoreError, SweepStats};
+use crate::{Durability, StoreError, SweepStats};
+
+/// The most expirations one `Expired` record lists (keeps bodies far below the 1 MiB bound).
+const EXPIRED_PER_RECORD: usize = 16_384;
 
 pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     let started = Instant::now();
     let now = store.now_nanos();
     let mut stats = SweepStats::default();
+    let poison = |e: StoreError| {
+        store.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
+        e
+    };
+
+    // 1. Reclaim every expired notification from the index, oldest first: O(expired).
+    let mut swept: HashMap<u32, Vec<([u8; 16], i64)>> = HashMap::new();
+    let mut latest_window = i64::MIN;
     for (expiration, feed, key) in store.index.take_expiring_through(now) {
         let Some(cell) = store.index.feed_by_number(feed) else { continue };
         let mut f = cell.index.write();
@@ -23,48 +37,75 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         if let Some(slot) = found {
             let e = f.remove(slot);
             f.log_swept(e.expiration, e.id);
+            latest_window = latest_window.max(store.segments.window_of(e.segment).unwrap_or(i64::MIN));
+            swept.entry(feed).or_default().push((e.id, e.expiration));
             stats.expired += 1;
         }
     }
-    // Windows whose end lies at or before now hold only expired notifications' records.
+
+    // 2. Record what was counted, in the window that outlives the expiry-log retention, so the
+    //    expirations stay reportable after their segments are unlinked and no later sweep counts
+    //    them again. Never before the records they shadow (no resurrection, even with a short
+    //    retention).
+    let retention = i64::try_from(store.config.options.expiry_log_retention.as_nanos()).unwrap_or(i64::MAX);
+    let window = window_of(now.saturating_add(retention), store.window_nanos).max(latest_window);
+    let mut requests = Vec::new();
+    for (feed, expired) in &swept {
+        let Some(cell) = store.index.feed_by_number(*feed) else { continue };
+        for chunk in expired.chunks(EXPIRED_PER_RECORD) {
+            let record = Outgoing::Expired { feed: &cell.key, expired: chunk };
+            let body = record.encode_body().map_err(|e| StoreError::Corruption {
+                location: "an Expired record".into(),
+                detail: format!("cannot encode: {e}"),
+            })?;
+            requests.push(Request::Record(PendingRecord {
+                kind: record.kind(),
+                window,
+                span: 1,
+                removes: false,
+                expiration: record.swept_expiration(),
+                body,
+            }));
+        }
+    }
+    if !requests.is_empty() {
+        let buffer = if store.config.durability == Durability::Always { 0 } else { store.config.write_buffer_bytes };
+        // IMPORTANT 8: the Expired records are durable before the sweep reports its count or
+        // unlinks anything.
+        commit::write_batch(&store.segments, requests, true, store.config.max_segment_bytes, buffer)
+            .map_err(|f| poison(f.to_store_error()))?;
+    }
+
+    // 3. Unlink every segment of every window that has passed: it holds only records of
+    //    notifications counted above (or earlier).
     let through = window_of(now, store.window_nanos) - 1;
     let mut writer = store.segments.writer.lock();
     let victims: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.window <= through).map(|(&id, _)| id).collect();
-    if victims.is_empty() && stats.expired == 0 {
-        stats.duration = started.elapsed();
-        return Ok(stats);
-    }
-    let mut watermark = store.watermark.lock();
-    let unlinked_through =
-        victims.iter().filter_map(|id| writer.segments.get(id)).map(|s| s.max_expiration).max().unwrap_or(i64::MIN);
-    let removals =
-        victims.iter().filter_map(|id| writer.segments.get(id)).map(|s| s.max_removal_lsn).max().unwrap_or(0);
-    let next = Watermark {
-        lsn_floor: writer.next_lsn,
-        segment_id_floor: writer.next_segment_id,
-        expirations_swept_through: watermark.expirations_swept_through.max(now),
-        expirations_unlinked_through: watermark.expirations_unlinked_through.max(unlinked_through),
-        removals_unlinked_through: watermark.removals_unlinked_through.max(removals),
-    };
-    let fs = store.segments.fs();
-    let dir = store.segments.dir();
-    let poison = |e: StoreError| {
-        store.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
-        e
-    };
-    // IMPORTANT 8: the watermark (what was counted, the LSN floor, what unlinking forgets) is
-    // durable before any segment disappears and before the sweep reports its count.
-    next.store(fs, dir).map_err(poison)?;
-    *watermark = next;
-    for id in &victims {
-        let path = store.segments.path(*id);
-        stats.bytes_reclaimed += writer.segments.get(id).map_or(0, |s| s.len);
-        fs.remove_file(&path).map_err(|e| poison(io_error("removing", &path, e)))?;
-        store.segments.forget(&mut writer, *id);
-        stats.files_removed += 1;
-    }
     if !victims.is_empty() {
-        // IMPORTANT 9: the unlinks are durable before the sweep reports them.
+        let mut watermark = store.watermark.lock();
+        let state = |id: &u32| writer.segments.get(id);
+        let forgotten = victims.iter().filter_map(state).map(|s| s.max_expiration).max().unwrap_or(i64::MIN);
+        let removals = victims.iter().filter_map(state).map(|s| s.max_removal_lsn).max().unwrap_or(0);
+        let next = Watermark {
+            lsn_floor: writer.next_lsn,
+            segment_id_floor: writer.next_segment_id,
+            expirations_unlinked_through: watermark.expirations_unlinked_through.max(forgotten),
+            removals_unlinked_through: watermark.removals_unlinked_through.max(removals),
+        };
+        let fs = store.segments.fs();
+        let dir = store.segments.dir();
+        // IMPORTANT 9: the watermark (LSN and segment floors, what unlinking forgets) is durable
+        // before any segment disappears.
+        next.store(fs, dir).map_err(poison)?;
+        *watermark = next;
+        for id in &victims {
+            let path = store.segments.path(*id);
+            stats.bytes_reclaimed += writer.segments.get(id).map_or(0, |s| s.len);
+            fs.remove_file(&path).map_err(|e| poison(io_error("removing", &path, e)))?;
+            store.segments.forget(&mut writer, *id);
+            stats.files_removed += 1;
+        }
+        // IMPORTANT 10: the unlinks are durable before the sweep reports them.
         fs.sync_dir(dir).map_err(|e| poison(io_error("syncing", dir, e)))?;
     }
     stats.duration = started.elapsed();

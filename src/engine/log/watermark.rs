@@ -13,7 +13,7 @@ use crate::StoreError;
 pub(crate) const WATERMARK_FILE: &str = "WATERMARK";
 const TEMPORARY_FILE: &str = "WATERMARK.tmp";
 const VERSION: u8 = 1;
-const LEN: usize = 1 + 8 + 4 + 8 + 8 + 8 + 4;
+const LEN: usize = 1 + 8 + 4 + 8 + 8 + 4;
 
 /// The persisted floors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,12 +22,8 @@ pub(crate) struct Watermark {
     pub lsn_floor: u64,
     /// No segment id below this is ever created again.
     pub segment_id_floor: u32,
-    /// Every notification expiring at or before this time (Unix nanoseconds) was counted by a
-    /// sweep: recovery remembers it as a swept expiration, never as a notification to sweep
-    /// again. `i64::MIN` when nothing was swept.
-    pub expirations_swept_through: i64,
-    /// Every segment of the windows ending at or before this time was unlinked: expirations up
-    /// to it are forgotten after a restart. `i64::MIN` when nothing was unlinked.
+    /// The latest expiration listed by an `Expired` record in an unlinked segment: expirations
+    /// up to it are forgotten after a restart. `i64::MIN` when none.
     pub expirations_unlinked_through: i64,
     /// Removals with sequences at or below this may have been unlinked: forgotten after a
     /// restart.
@@ -36,13 +32,7 @@ pub(crate) struct Watermark {
 
 impl Default for Watermark {
     fn default() -> Self {
-        Self {
-            lsn_floor: 1,
-            segment_id_floor: 1,
-            expirations_swept_through: i64::MIN,
-            expirations_unlinked_through: i64::MIN,
-            removals_unlinked_through: 0,
-        }
+        Self { lsn_floor: 1, segment_id_floor: 1, expirations_unlinked_through: i64::MIN, removals_unlinked_through: 0 }
     }
 }
 
@@ -52,11 +42,10 @@ impl Watermark {
         b[0] = VERSION;
         b[1..9].copy_from_slice(&self.lsn_floor.to_le_bytes());
         b[9..13].copy_from_slice(&self.segment_id_floor.to_le_bytes());
-        b[13..21].copy_from_slice(&self.expirations_swept_through.to_le_bytes());
-        b[21..29].copy_from_slice(&self.expirations_unlinked_through.to_le_bytes());
-        b[29..37].copy_from_slice(&self.removals_unlinked_through.to_le_bytes());
-        let crc = crc32fast::hash(&b[..37]);
-        b[37..].copy_from_slice(&crc.to_le_bytes());
+        b[13..21].copy_from_slice(&self.expirations_unlinked_through.to_le_bytes());
+        b[21..29].copy_from_slice(&self.removals_unlinked_through.to_le_bytes());
+        let crc = crc32fast::hash(&b[..29]);
+        b[29..].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
@@ -64,8 +53,8 @@ impl Watermark {
         if b.len() != LEN || b[0] != VERSION {
             return None;
         }
-        let crc = u32::from_le_bytes([b[37], b[38], b[39], b[40]]);
-        if crc != crc32fast::hash(&b[..37]) {
+        let crc = u32::from_le_bytes([b[29], b[30], b[31], b[32]]);
+        if crc != crc32fast::hash(&b[..29]) {
             return None;
         }
         let u64_at = |i: usize| {
@@ -76,9 +65,8 @@ impl Watermark {
         Some(Self {
             lsn_floor: u64::from_le_bytes(u64_at(1)),
             segment_id_floor: u32::from_le_bytes([b[9], b[10], b[11], b[12]]),
-            expirations_swept_through: i64::from_le_bytes(u64_at(13)),
-            expirations_unlinked_through: i64::from_le_bytes(u64_at(21)),
-            removals_unlinked_through: u64::from_le_bytes(u64_at(29)),
+            expirations_unlinked_through: i64::from_le_bytes(u64_at(13)),
+            removals_unlinked_through: u64::from_le_bytes(u64_at(21)),
         })
     }
 
@@ -136,7 +124,6 @@ mod tests {
         let w = Watermark {
             lsn_floor: 99,
             segment_id_floor: 7,
-            expirations_swept_through: -3,
             expirations_unlinked_through: -9,
             removals_unlinked_through: 5,
         };
