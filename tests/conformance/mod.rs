@@ -312,7 +312,7 @@ pub fn is_expiration(change: &Change) -> bool {
 /// A change with its notification reduced to the id: what scenarios compare.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
-    /// Upserted, with this app id, title and read state.
+    /// Upserted (created, replaced or changed state).
     Up(NotificationId),
     /// Removed for this reason.
     Gone(NotificationId, RemovalReason),
