@@ -23,8 +23,12 @@
 //! `feed`); the store-wide sequence counter and each feed's meta are written in the same
 //! transaction as the changes that took their numbers.
 //!
-//! Durability: sled writes a log of its own and fsyncs it on `flush`. With
-//! [`Durability::Always`] every mutation flushes before it returns; with
+//! Durability: sled writes a log of its own on `flush`, but on Linux only waits for it with
+//! `sync_file_range`, which flushes neither the drive's cache nor the file's metadata, so it
+//! does not survive a power loss; a flush here is sled's flush followed by an fdatasync of
+//! sled's data file. With [`Durability::Always`]
+//! every mutation is covered by such a flush before it returns (one flush covers every
+//! mutation committed before it started, so concurrent writers share it); with
 //! [`Durability::Buffered`] mutations reach sled's buffers (and sled's background flusher
 //! writes them every [`SledConfig::flush_every_milliseconds`]) and [`FeedStore::sync`]
 //! flushes.
