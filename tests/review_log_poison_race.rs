@@ -148,13 +148,8 @@ fn a_writer_queued_behind_a_failed_fsync_is_not_acknowledged_and_the_sync_is_not
     let clock = ManualClock::at_epoch_2026();
     let expires = clock.now() + SignedDuration::from_mins(30);
     let store = Arc::new(
-        LogStore::open_with_fs(
-            Path::new("/data"),
-            LogConfig::default(),
-            Arc::new(clock.clone()),
-            Arc::new(fs.clone()),
-        )
-        .unwrap(),
+        LogStore::open_with_fs(Path::new("/data"), LogConfig::default(), Arc::new(clock.clone()), Arc::new(fs.clone()))
+            .unwrap(),
     );
     let a = FeedKey::new("user-a/app").unwrap();
     let b = FeedKey::new("user-b/app").unwrap();
@@ -209,9 +204,6 @@ fn a_writer_queued_behind_a_failed_fsync_is_not_acknowledged_and_the_sync_is_not
         (0, 0),
         "after a failed fdatasync nothing may be written or synced again until reopen (queued writer got {queued:?})"
     );
-    assert!(
-        queued.is_err(),
-        "a writer queued behind a failed fdatasync was acknowledged as durable: {queued:?}"
-    );
+    assert!(queued.is_err(), "a writer queued behind a failed fdatasync was acknowledged as durable: {queued:?}");
     assert!(store.is_poisoned());
 }

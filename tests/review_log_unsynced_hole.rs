@@ -47,7 +47,8 @@ fn a_hole_inside_an_unsynced_batch_is_a_torn_tail_not_corruption() {
     let segment = Path::new("/data/0000000001.seg");
 
     let store = open(&fs, &clock).unwrap();
-    let kept = store.append(&f, NewNotification::visual("app.example", "synced", "title").expiring_at(expires)).unwrap();
+    let kept =
+        store.append(&f, NewNotification::visual("app.example", "synced", "title").expiring_at(expires)).unwrap();
     store.sync().unwrap();
     let durable_len = fs.read_all(segment).unwrap().len();
     // Two records gathered in the engine's buffer, then one write of both whose fdatasync
