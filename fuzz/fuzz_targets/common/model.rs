@@ -89,9 +89,10 @@ impl ModelStore {
         }
     }
 
-    /// The id the next new notification takes (instead of a random one).
-    pub fn take_id(&self, id: NotificationId) {
-        *self.next_id.lock() = Some(id);
+    /// The id the next new notification takes (instead of a random one); `None` for a random
+    /// one.
+    pub fn take_id(&self, id: Option<NotificationId>) {
+        *self.next_id.lock() = id;
     }
 
     /// Whether `id` names a notification the model holds (live or expired, not swept) in any feed.
@@ -99,7 +100,6 @@ impl ModelStore {
         self.state.lock().feeds.values().any(|f| f.entries.contains_key(&id))
     }
 }
-
 
 impl State {
     fn next_sequence(&mut self, feed: &FeedKey) -> u64 {
@@ -195,7 +195,12 @@ impl FeedStore for ModelStore {
             self.remove(&mut state, feed, oldest, RemovalReason::Evicted);
         }
         let sequence = state.next_sequence(feed);
-        let notification = Notification::from_new(self.next_id.lock().take().unwrap_or_else(NotificationId::new_random), new, expiration, now);
+        let notification = Notification::from_new(
+            self.next_id.lock().take().unwrap_or_else(NotificationId::new_random),
+            new,
+            expiration,
+            now,
+        );
         let entry = Entry { notification: notification.clone(), position: sequence, sequence };
         state.feeds.entry(feed.clone()).or_default().entries.insert(notification.id, entry);
         Ok(notification)
