@@ -392,6 +392,12 @@ fn config() -> Config {
     // Long polls would wait in real time: the fuzzer gets answers at once.
     config.limits.max_wait_seconds = 0;
     config.limits.feed_capacity = 8;
+    // Small buckets, so a session of 16 requests can be throttled (406) and refill as the
+    // clock moves.
+    config.rate_limits.caller_burst = 10;
+    config.rate_limits.caller_per_second = 0.5;
+    config.rate_limits.user_burst = 6;
+    config.rate_limits.user_per_second = 0.25;
     config
 }
 
@@ -432,11 +438,13 @@ fuzz_target!(|requests: Vec<FuzzRequest>| {
         Err(e) => panic!("the handler does not start: {e}"),
     };
     let mut session = Session::default();
+    let mut statuses = Vec::new();
     for r in requests.iter().take(16) {
         clock.advance(SignedDuration::from_secs(i64::from(r.advance)));
         let request = build(r, &session);
         let response = handler.handle(request.clone());
         check(&request, response.status, &response);
+        statuses.push((request.method.clone(), response.status));
         if response.status == 201 {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&response.body)
                 && let Some(id) = v["id"].as_str()
@@ -450,4 +458,7 @@ fuzz_target!(|requests: Vec<FuzzRequest>| {
         }
     }
     assert!(!store.is_poisoned(), "the store poisoned on the in-memory file system");
+    if std::env::var_os("NOTIFEED_FUZZ_STATS").is_some() {
+        eprintln!("statuses {statuses:?}");
+    }
 });

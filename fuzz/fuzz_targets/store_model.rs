@@ -12,10 +12,11 @@
 //! was attempted. Until then the poisoned store must refuse every mutation and answer reads as
 //! the model without it.
 //!
-//! The engine may forget more than the model after a reopen that follows a sweep which
-//! unlinked segments (removals and expirations recorded only in those segments): from then on
-//! a removal missing from `changes(None)` is allowed, as is `StaleToken` for a token the model
-//! still accepts. The clock stays within `expiry_log_retention`.
+//! With [`TOLERATE_FORGETTING_AFTER_UNLINK`], the engine may forget more than the model after a
+//! reopen that follows a sweep which unlinked segments (removals and expirations recorded only
+//! in those segments): from then on a removal missing from `changes(None)` is allowed, as is
+//! `StaleToken` for a token the model still accepts. The clock stays within
+//! `expiry_log_retention`.
 #![no_main]
 
 #[path = "common/model.rs"]
@@ -42,6 +43,12 @@ const APPS: u8 = 5;
 const GROUPS: u8 = 3;
 const FEED_CAPACITY: usize = 4;
 const REMOVAL_LOG_CAPACITY: usize = 3;
+/// The log engine forgets, at a restart, the removals and expirations that only unlinked
+/// segments recorded (FORMAT.md, invariant 6); the model and the conformance suite
+/// (`swept_expirations_survive_reopen_when_nothing_else_remains`, failing for the log engine
+/// when this target was written) do not. Until the two agree, this target tolerates that one
+/// difference, so it keeps finding others. Set it to `false` to check the suite's rule.
+const TOLERATE_FORGETTING_AFTER_UNLINK: bool = true;
 /// The clock never moves more than this from the start (retention is 7 days).
 const MAX_CLOCK_SECONDS: i64 = 6 * 24 * 3600;
 
@@ -184,6 +191,9 @@ struct World {
     step: usize,
     expirations: Vec<Timestamp>,
     stats: Stats,
+    /// A sweep failed: the next sweep's count may be lower than the model's (the failed one
+    /// may have counted some expirations, durably, before it failed).
+    sweep_count_unknown: bool,
 }
 
 /// What a run exercised; printed per run when `NOTIFEED_FUZZ_STATS` is set (to check the
@@ -243,6 +253,7 @@ impl World {
             step: 0,
             expirations: Vec::new(),
             stats: Stats::default(),
+            sweep_count_unknown: false,
         }
     }
 
@@ -388,6 +399,16 @@ impl World {
                 let model = self.apply_to_model(&self.model, op, created);
                 let e = engine.map_err(|e| kind(&e));
                 let m = model.map_err(|e| kind(&e));
+                if matches!(op, Op::Sweep) && std::mem::take(&mut self.sweep_count_unknown) {
+                    // A failed sweep may have counted some expirations before it failed.
+                    let count = |r: &Result<String, String>| r.as_ref().ok().and_then(|c| c.parse::<u64>().ok());
+                    assert!(
+                        count(&e).zip(count(&m)).is_some_and(|(e, m)| e <= m),
+                        "step {}: the first sweep after a failed one: engine {e:?}, model {m:?}",
+                        self.step
+                    );
+                    return;
+                }
                 assert_eq!(e, m, "step {}: {op:?}: engine (left), model (right)", self.step);
                 if let Some(id) = created {
                     self.stats.appends += 1;
@@ -423,7 +444,7 @@ impl World {
         }
         self.armed = false;
         self.engine = Some(open(&self.fs, &self.clock));
-        if self.unlinked {
+        if self.unlinked && TOLERATE_FORGETTING_AFTER_UNLINK {
             self.forgetful = true;
             self.unlinked = false;
         }
@@ -431,6 +452,9 @@ impl World {
         let engine_now =
             snapshot(self.engine()).unwrap_or_else(|e| panic!("step {}: reading after reopen: {e}", self.step));
         let model_now = snapshot(&self.model).unwrap_or_else(|e| panic!("model: {e}"));
+        if self.uncertain.as_ref().is_some_and(|u| matches!(u.op, Op::Sweep)) {
+            self.sweep_count_unknown = true;
+        }
         let Some(uncertain) = self.uncertain.take() else {
             assert!(
                 matches(&engine_now, &model_now, self.forgetful),
