@@ -39,6 +39,7 @@ pub fn decode_record(bytes: &[u8], segment_id: u64) -> Result<Decoded, String> {
         Record::Upsert(_, b) => b.feed.clone(),
         Record::Delete(b) => b.feed.clone(),
         Record::GroupDelete(b) => b.feed.clone(),
+        Record::Expired(b) => b.feed.clone(),
     };
     Ok(Decoded { kind: frame.kind as u8, lsn: frame.lsn, frame_len: frame.len(), feed, span: rec.span() })
 }
