@@ -21,7 +21,10 @@
 //! version (1); `open` refuses another. Invariants recovery relies on: every operation is one
 //! sled transaction, so after a crash the indexes agree with the notifications (listed in
 //! `feed`); the store-wide sequence counter and each feed's meta are written in the same
-//! transaction as the changes that took their numbers.
+//! transaction as the changes that took their numbers; the catalog's sequence lease is made
+//! durable before any sequence above it is committed, and a reopened store starts its
+//! sequences above it, so a sequence a reader saw is never given out again, even when the
+//! write that took it was lost (`Buffered`).
 //!
 //! Durability: sled writes a log of its own on `flush`, but on Linux only waits for it with
 //! `sync_file_range`, which flushes neither the drive's cache nor the file's metadata, so it
