@@ -48,6 +48,11 @@ impl<'a> FeedWriter<'a> {
         Self { trees, feed, meta, store_sequence, took_sequences: false, new_removals: Vec::new(), writes }
     }
 
+    /// The highest sequence this operation gave out so far (or the counter it started from).
+    pub(crate) fn store_sequence(&self) -> u64 {
+        self.store_sequence
+    }
+
     /// Takes the next sequence number for this feed.
     ///
     /// Sequences come from one store-wide counter, so each feed's sequence grows forever (also

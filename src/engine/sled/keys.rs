@@ -2,7 +2,7 @@
 //! sled's byte order is the order we need (feed first, then time or sequence).
 //!
 //! ```text
-//! catalog keys  "layout", "next_feed", "sequence"  (ASCII names; one tree of their own)
+//! catalog keys  "layout", "next_feed", "sequence", "sequence_lease"  (ASCII names)
 //! feed number   u64 BE                          8 bytes, assigned once per feed key, never reused
 //! expiration    i64 Unix nanoseconds, BE with
 //!               the sign bit flipped            8 bytes, so negative times sort first
@@ -31,6 +31,10 @@ pub(crate) const LAYOUT_VERSION_KEY: &[u8] = b"layout";
 pub(crate) const NEXT_FEED_KEY: &[u8] = b"next_feed";
 /// The catalog key of the store-wide sequence counter (the last sequence given out).
 pub(crate) const STORE_SEQUENCE_KEY: &[u8] = b"sequence";
+
+/// The catalog key of the sequence lease: no sequence above it was ever given out, and it is
+/// made durable before one is (see `SledStore::run_mutation`).
+pub(crate) const SEQUENCE_LEASE_KEY: &[u8] = b"sequence_lease";
 
 /// The number a feed key is mapped to, once, in the `feeds` tree.
 pub(crate) type FeedNumber = u64;

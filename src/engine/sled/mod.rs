@@ -21,7 +21,10 @@
 //! version (1); `open` refuses another. Invariants recovery relies on: every operation is one
 //! sled transaction, so after a crash the indexes agree with the notifications (listed in
 //! `feed`); the store-wide sequence counter and each feed's meta are written in the same
-//! transaction as the changes that took their numbers.
+//! transaction as the changes that took their numbers; the catalog's sequence lease is made
+//! durable before any sequence above it is committed, and a reopened store starts its
+//! sequences above it, so a sequence a reader saw is never given out again, even when the
+//! write that took it was lost (`Buffered`).
 //!
 //! Durability: sled writes a log of its own on `flush`, but on Linux only waits for it with
 //! `sync_file_range`, which flushes neither the drive's cache nor the file's metadata, so it
@@ -90,7 +93,15 @@ pub struct SledStore {
     committed: AtomicU64,
     /// The last ticket a flush covered; held while flushing, so writers queue behind one flush.
     synced: Mutex<u64>,
+    /// The durable sequence lease as of open: sequences start above it after a restart.
+    sequence_floor: u64,
+    /// The durable sequence lease now (read and raised under the writer lock).
+    sequence_lease: AtomicU64,
 }
+
+/// How far the sequence lease is raised at a time: one durable catalog write per this many
+/// sequences.
+const SEQUENCE_LEASE_BLOCK: u64 = 1 << 16;
 
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,9 +146,13 @@ impl SledStore {
             poisoned: AtomicBool::new(false),
             committed: AtomicU64::new(0),
             synced: Mutex::new(0),
+            sequence_floor: 0,
+            sequence_lease: AtomicU64::new(0),
         };
         store.check_layout()?;
-        Ok(store)
+        let lease = read::catalog_counter(&store.trees, keys::SEQUENCE_LEASE_KEY)?.unwrap_or(0);
+        store.sequence_lease.store(lease, Ordering::SeqCst);
+        Ok(SledStore { sequence_floor: lease, ..store })
     }
 
     /// Checks the catalog's layout version, writing it into a new database.
@@ -254,12 +269,38 @@ impl SledStore {
     ) -> Result<(T, Option<u64>), StoreError> {
         let now = self.now();
         let meta = read::meta(&self.trees, number)?;
-        let store_sequence = read::catalog_counter(&self.trees, keys::STORE_SEQUENCE_KEY)?.unwrap_or(0);
+        self.check_poisoned()?;
+        // After a crash the counter may be behind sequences already seen in tokens (with
+        // `Buffered`, or read before their flush): start above the lease, which covers them.
+        let counter = read::catalog_counter(&self.trees, keys::STORE_SEQUENCE_KEY)?.unwrap_or(0);
+        let store_sequence = counter.max(self.sequence_floor);
         let mut writer = FeedWriter::new(&self.trees, number, meta, store_sequence, writes);
         let out = change(&mut writer, now)?;
+        let highest = writer.store_sequence();
         let writes = writer.finish(self.options.removal_log_capacity)?;
+        self.cover_sequences(highest)?;
         let ticket = self.commit(writes)?;
         Ok((out, ticket))
+    }
+
+    /// Under the writer lock, before a commit gives out sequences up to `highest`: makes sure
+    /// the durable lease covers them, raising it (one small durable write) when it does not, so
+    /// that no restart can give out a sequence a reader has already seen.
+    fn cover_sequences(&self, highest: u64) -> Result<(), StoreError> {
+        if highest <= self.sequence_lease.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let lease = highest.saturating_add(SEQUENCE_LEASE_BLOCK);
+        let mut writes = WriteSet::default();
+        writes.insert(TreeName::Catalog, keys::SEQUENCE_LEASE_KEY, values::encode_u64(lease));
+        let ticket = self.commit(writes)?;
+        // IMPORTANT: durable before any sequence above the old lease is committed, whatever the
+        // durability setting.
+        if let Some(ticket) = ticket {
+            self.sync_through(ticket)?;
+        }
+        self.sequence_lease.store(lease, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Assigns the next feed number to `feed` (in `writes`, committed with the operation).
@@ -431,8 +472,14 @@ impl FeedStore for SledStore {
     }
 
     fn changes(&self, feed: &FeedKey, since: Option<ChangeToken>, limit: usize) -> Result<Changes, StoreError> {
-        let _writer = self.writer.lock();
-        self.changes_locked(feed, since, limit)
+        let (changes, ticket) = {
+            let _writer = self.writer.lock();
+            (self.changes_locked(feed, since, limit)?, self.committed.load(Ordering::SeqCst))
+        };
+        // With `Always`, a page (and its token) shows only durable changes: a writer may have
+        // committed and not yet returned from its flush.
+        self.make_durable(Some(ticket).filter(|t| *t > 0))?;
+        Ok(changes)
     }
 
     fn sweep_expired(&self) -> Result<SweepStats, StoreError> {

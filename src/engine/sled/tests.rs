@@ -233,9 +233,39 @@ fn state_and_sequence_survive_reopen() {
     let store = fx.open();
     assert_eq!(store.get(&f, n.id).unwrap(), Some(n));
     assert_eq!(token.sequence, 3);
-    store.append(&f, visual("c")).unwrap();
+    let c = store.append(&f, visual("c")).unwrap();
     let page = store.changes(&f, Some(token), 100).unwrap();
-    assert_eq!(page.next.sequence, 4, "sequences continue after a reopen");
+    assert_eq!(page.items, vec![Change::Upserted(Box::new(c))]);
+    assert!(page.next.sequence > SEQUENCE_LEASE_BLOCK, "after a reopen sequences start above the lease");
+}
+
+#[test]
+fn a_lost_buffered_write_never_lets_its_sequence_be_given_out_again() {
+    let fx = Fixture::new();
+    let f = feed("u/app");
+    let config =
+        SledConfig { durability: Durability::Buffered, flush_every_milliseconds: None, ..SledConfig::default() };
+    let store = SledStore::open(fx.dir.path(), config.clone(), Arc::new(fx.clock.clone())).unwrap();
+    store.append(&f, visual("a")).unwrap();
+    store.sync().unwrap();
+    store.append(&f, visual("lost")).unwrap();
+    let token = store.changes(&f, None, 100).unwrap().next;
+    // Simulate the crash that loses the unflushed append: put the durable state back.
+    let sequence_before = token.sequence - 1;
+    let catalog = store.trees.tree(TreeName::Catalog);
+    catalog.insert(keys::STORE_SEQUENCE_KEY, values::encode_u64(sequence_before)).unwrap();
+    let number = read::feed_number(&store.trees, &f).unwrap().unwrap();
+    let mut meta = read::meta(&store.trees, number).unwrap();
+    meta.sequence = sequence_before;
+    store.trees.tree(TreeName::FeedMeta).insert(keys::feed_prefix(number), meta.encode()).unwrap();
+    drop(store);
+    let store = SledStore::open(fx.dir.path(), config, Arc::new(fx.clock.clone())).unwrap();
+    let after = store.append(&f, visual("after")).unwrap();
+    let page = store.changes(&f, Some(token), 100).unwrap();
+    assert!(
+        page.items.contains(&Change::Upserted(Box::new(after))),
+        "a change after the restart reaches the reader whose token saw the lost sequence"
+    );
 }
 
 #[test]
