@@ -199,6 +199,11 @@ pub struct LimitsConfig {
     pub feed_capacity: usize,
     /// The longest `Prefer: wait=N` long poll on delta, in seconds. Default: 60.
     pub max_wait_seconds: u32,
+    /// How many delta long polls may wait at once, across all callers. Each holds a thread of
+    /// the server's blocking pool, so without a cap a few hundred polls would starve every
+    /// other request. A poll beyond the cap is answered at once, without `Preference-Applied`.
+    /// Default: 128.
+    pub max_waiting_polls: usize,
 }
 
 impl Default for LimitsConfig {
@@ -211,6 +216,7 @@ impl Default for LimitsConfig {
             max_expiration_days: 30,
             feed_capacity: 1_000,
             max_wait_seconds: 60,
+            max_waiting_polls: 128,
         }
     }
 }

@@ -6,9 +6,12 @@
 //! condition variable until the count moves or N seconds pass, and asks once more. Waiting
 //! blocks the calling thread, so an async server runs the handler on a blocking pool.
 //! Expirations do not wake a waiter early; they show at its next call.
+//!
+//! At most `limits.max_waiting_polls` requests wait at once (each holds a thread): a poll beyond
+//! the cap is answered at once, as without `Prefer`, and gets no `Preference-Applied`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -27,12 +30,34 @@ pub(crate) struct FeedSignals {
     changed: Condvar,
     /// Set at shutdown: every wait returns at once, now and later.
     stopped: AtomicBool,
+    /// How many requests are waiting now.
+    waiting: AtomicUsize,
+}
+
+/// A place among the waiting polls, given back on drop.
+pub(crate) struct WaitingPlace<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingPlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl FeedSignals {
     /// The feed's mutation count.
     pub(crate) fn current(&self, feed: &str) -> u64 {
         self.counts.lock().get(feed).copied().unwrap_or(0)
+    }
+
+    /// How many requests are waiting now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// A place to wait, unless `max` requests already wait.
+    pub(crate) fn take_place(&self, max: usize) -> Option<WaitingPlace<'_>> {
+        self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(WaitingPlace(&self.waiting))
     }
 
     /// Records a mutation of `feed` and wakes its waiters.
@@ -101,7 +126,7 @@ impl Handler {
                 })
             })
             .transpose()?;
-        let wait =
+        let mut wait =
             preferred_wait(request.header("prefer")).map(|w| w.min(u64::from(self.config.limits.max_wait_seconds)));
         let feed = ctx.feed.as_str();
         // Read the count before the store: a mutation between the two wakes the wait at once.
@@ -109,10 +134,16 @@ impl Handler {
         let mut changes = self.store.changes(&ctx.feed, since, top)?;
         let mut now = now;
         if let Some(seconds) = wait.filter(|s| *s > 0 && changes.items.is_empty() && !changes.more) {
-            let deadline = Instant::now() + Duration::from_secs(seconds);
-            self.signals.wait(feed, seen, deadline);
-            now = self.clock.now();
-            changes = self.store.changes(&ctx.feed, since, top)?;
+            match self.signals.take_place(self.config.limits.max_waiting_polls) {
+                Some(_place) => {
+                    let deadline = Instant::now() + Duration::from_secs(seconds);
+                    self.signals.wait(feed, seen, deadline);
+                    now = self.clock.now();
+                    changes = self.store.changes(&ctx.feed, since, top)?;
+                }
+                // Too many waiting already: answer now, and say the preference was not applied.
+                None => wait = None,
+            }
         }
         let value: Vec<Value> = changes
             .items

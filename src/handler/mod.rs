@@ -231,6 +231,12 @@ impl Handler {
         self.signals.stop();
     }
 
+    /// How many delta requests are waiting (`Prefer: wait`) right now; at most
+    /// `limits.max_waiting_polls`.
+    pub fn waiting_polls(&self) -> usize {
+        self.signals.waiting()
+    }
+
     /// Answers a request whose body the transport stopped reading because it exceeded
     /// [`Handler::max_request_bytes`]: 413, with the usual headers.
     pub fn handle_oversized(&self, request: &Request) -> Response {
