@@ -230,11 +230,15 @@ pub struct SubscriptionLimits {
     pub default_lifetime_hours: u32,
     /// The longest lifetime a subscription may ask for, in hours. Default: 720.
     pub max_lifetime_hours: u32,
+    /// How many live subscriptions one app may hold; creating one more gets 403 until one ends
+    /// or expires. Bounds the subscription file, which is rewritten whole on every change.
+    /// Default: 10,000.
+    pub max_per_app: usize,
 }
 
 impl Default for SubscriptionLimits {
     fn default() -> Self {
-        Self { default_lifetime_hours: 720, max_lifetime_hours: 720 }
+        Self { default_lifetime_hours: 720, max_lifetime_hours: 720, max_per_app: 10_000 }
     }
 }
 

@@ -84,3 +84,38 @@ fn long_polls_beyond_the_waiting_cap_answer_at_once_without_waiting() {
     assert_eq!((first.status, first.header("Preference-Applied")), (200, Some("wait=3600")));
     assert_eq!(f.handler.waiting_polls(), 0);
 }
+
+const TWO_APPS: &str = "[[apps]]\nid = \"demo\"\nhost_name = \"demo.notifeed.local\"\nbearer_tokens = [\"notifeed-demo-token\"]\n\
+                        [[apps]]\nid = \"other\"\nhost_name = \"other.example\"\nbearer_tokens = [\"other-token\"]\n";
+
+#[test]
+fn an_app_holds_at_most_max_per_app_live_subscriptions() {
+    let config = Config::from_toml(&format!("{TWO_APPS}[subscriptions]\nmax_per_app = 2\n")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_epoch_2026();
+    let shared: SharedClock = Arc::new(clock.clone());
+    let store = open_log_store(dir.path(), &config, Arc::clone(&shared));
+    let handler = Handler::new(store, shared, config, Some(dir.path())).unwrap();
+    let first = subscribe(&handler, &demo_auth(), "u1");
+    assert_eq!(first.status, 201);
+    assert_eq!(subscribe(&handler, &demo_auth(), "u2").status, 201);
+    let refused = subscribe(&handler, &demo_auth(), "u3");
+    assert_eq!(refused.status, 403);
+    assert_eq!(json_of(&refused)["error"]["code"], "accessDenied");
+    assert!(json_of(&refused)["error"]["message"].as_str().unwrap().contains("max_per_app"), "{refused:?}");
+    // The file holds only the two accepted ones.
+    let file = std::fs::read_to_string(dir.path().join(notifeed::handler::SUBSCRIPTIONS_FILE)).unwrap();
+    assert_eq!(file.matches("\"userId\"").count(), 2, "{file}");
+    // Another app has its own allowance.
+    assert_eq!(subscribe(&handler, "Bearer other-token", "u3").status, 201);
+    // Ending one frees a place.
+    let id = json_of(&first)["id"].as_str().unwrap().to_owned();
+    let ended = handler
+        .handle(Request::new("DELETE", &format!("/subscriptions/{id}")).with_header("Authorization", &demo_auth()));
+    assert_eq!(ended.status, 204);
+    assert_eq!(subscribe(&handler, &demo_auth(), "u3").status, 201);
+    assert_eq!(subscribe(&handler, &demo_auth(), "u4").status, 403);
+    // Expired ones do not count: the default lifetime is 720 hours.
+    clock.advance_secs(720 * 3600);
+    assert_eq!(subscribe(&handler, &demo_auth(), "u4").status, 201);
+}

@@ -106,14 +106,29 @@ impl Subscriptions {
         self.table.lock().get(id).filter(|s| s.expiration_date_time > now).cloned()
     }
 
-    /// Adds a subscription; durable on return.
+    /// Adds a subscription, unless its app already holds `max_per_app` live ones; durable on
+    /// return.
     ///
     /// # Errors
-    /// [`HandlerError::Internal`] when the file cannot be written (the table is unchanged).
-    pub(crate) fn insert(&self, subscription: Subscription, now: Timestamp) -> Result<(), HandlerError> {
+    /// [`HandlerError::Forbidden`] when the app is at `max_per_app`; [`HandlerError::Internal`]
+    /// when the file cannot be written (the table is unchanged either way).
+    pub(crate) fn insert(
+        &self,
+        subscription: Subscription,
+        now: Timestamp,
+        max_per_app: usize,
+    ) -> Result<(), HandlerError> {
         let mut table = self.table.lock();
         let mut next = table.clone();
         next.retain(|_, s| s.expiration_date_time > now);
+        if next.values().filter(|s| s.app_id == subscription.app_id).count() >= max_per_app {
+            return Err(HandlerError::Forbidden {
+                reason: format!(
+                    "the app already holds {max_per_app} live subscriptions (subscriptions.max_per_app): \
+                     end one with DELETE /subscriptions/{{id}} first"
+                ),
+            });
+        }
         next.insert(subscription.id.clone(), subscription);
         self.persist(&next)?;
         *table = next;
@@ -183,7 +198,7 @@ mod tests {
         let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let later = now + SignedDuration::from_hours(1);
         let table = Subscriptions::open(Some(dir.path())).unwrap();
-        table.insert(sub("s1", later), now).unwrap();
+        table.insert(sub("s1", later), now, 10).unwrap();
         drop(table);
         let table = Subscriptions::open(Some(dir.path())).unwrap();
         assert_eq!(table.get("s1", now), Some(sub("s1", later)));
@@ -196,7 +211,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let table = Subscriptions::open(Some(dir.path())).unwrap();
-        table.insert(sub("s1", now + SignedDuration::from_hours(1)), now).unwrap();
+        table.insert(sub("s1", now + SignedDuration::from_hours(1)), now, 10).unwrap();
         assert!(!table.remove("s1", "other-app", now).unwrap());
         assert!(table.remove("s1", "demo", now).unwrap());
         assert!(!table.remove("s1", "demo", now).unwrap());
