@@ -119,3 +119,43 @@ fn an_app_holds_at_most_max_per_app_live_subscriptions() {
     clock.advance_secs(720 * 3600);
     assert_eq!(subscribe(&handler, &demo_auth(), "u4").status, 201);
 }
+
+#[test]
+fn a_subscription_made_for_a_host_name_the_app_no_longer_has_opens_no_feed() {
+    // Yesterday demo served a.example; today the config gives a.example to another app.
+    let before = "[[apps]]\nid = \"demo\"\nhost_name = \"a.example\"\nbearer_tokens = [\"notifeed-demo-token\"]\n";
+    let after = "[[apps]]\nid = \"demo\"\nhost_name = \"b.example\"\nbearer_tokens = [\"notifeed-demo-token\"]\n\
+                 [[apps]]\nid = \"other\"\nhost_name = \"a.example\"\nbearer_tokens = [\"other-token\"]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let shared: SharedClock = Arc::new(ManualClock::at_epoch_2026());
+    let before = Config::from_toml(before).unwrap();
+    let store = open_log_store(dir.path(), &before, Arc::clone(&shared));
+    let handler = Handler::new(Arc::clone(&store), Arc::clone(&shared), before, Some(dir.path())).unwrap();
+    let stale = json_of(&subscribe(&handler, &demo_auth(), "zoe"))["id"].as_str().unwrap().to_owned();
+    drop(handler);
+
+    let handler = Handler::new(store, shared, Config::from_toml(after).unwrap(), Some(dir.path())).unwrap();
+    let theirs = json_of(&subscribe(&handler, "Bearer other-token", "zoe"))["id"].as_str().unwrap().to_owned();
+    let posted = handler.handle(
+        Request::new("POST", "/me/notifications")
+            .with_header("Authorization", "Bearer other-token")
+            .with_header("X-UNS-ID", &theirs)
+            .with_body(
+                json!({
+                    "targetHostName": "a.example",
+                    "appNotificationId": "private",
+                    "payload": { "visualContent": { "title": "for other's eyes only" } }
+                })
+                .to_string(),
+            ),
+    );
+    assert_eq!(posted.status, 201, "{posted:?}");
+    // demo's old subscription names (zoe, a.example): now the other app's feed.
+    let listed = handler.handle(
+        Request::new("GET", "/me/notifications")
+            .with_header("Authorization", &demo_auth())
+            .with_header("X-UNS-ID", &stale),
+    );
+    assert_eq!(listed.status, 403, "{}", String::from_utf8_lossy(&listed.body));
+    assert!(!String::from_utf8_lossy(&listed.body).contains("for other's eyes only"));
+}

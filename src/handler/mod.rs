@@ -316,6 +316,14 @@ impl Handler {
                 reason: "X-UNS-ID names a subscription of another app: the caller may not act for this user".into(),
             });
         }
+        // The feed is (user, the subscription's host name): if the configuration has since given
+        // the app another host name, that host name may now be another app's.
+        if !subscription.app_host_name.eq_ignore_ascii_case(&caller.host_name) {
+            return Err(HandlerError::Forbidden {
+                reason: "X-UNS-ID names a subscription made for a host name this app no longer has: create a new one"
+                    .into(),
+            });
+        }
         self.throttle.admit(&caller.app_id, Some(&subscription.user_id), now)?;
         let feed = FeedKey::for_user_app(&subscription.user_id, &subscription.app_host_name)?;
         Ok(FeedContext { subscription, feed })
