@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 
 use crate::handler::{Handler, Request};
@@ -47,18 +46,29 @@ async fn serve_request(
         .collect();
     let response = match read_body(body, handler.max_request_bytes()).await {
         BodyRead::Whole(bytes) => {
+            // The head (no body) stays here, to answer for the handler if its task fails.
+            let head = request.clone();
             request.body = bytes;
-            let handler = Arc::clone(&handler);
-            tokio::task::spawn_blocking(move || handler.handle(request)).await.ok()
+            let running = Arc::clone(&handler);
+            match tokio::task::spawn_blocking(move || running.handle(request)).await {
+                Ok(response) => response,
+                Err(e) => {
+                    // The detail (a panic message) goes to the log, not to the client.
+                    eprintln!("notifeed: the request handler failed: {e}");
+                    handler.error_response(
+                        &head,
+                        crate::handler::HandlerError::Internal("the request handler failed".into()),
+                    )
+                }
+            }
         }
-        BodyRead::TooLarge => Some(handler.handle_oversized(&request)),
-        BodyRead::Failed => Some(handler.error_response(
+        BodyRead::TooLarge => handler.handle_oversized(&request),
+        BodyRead::Failed => handler.error_response(
             &request,
             crate::handler::HandlerError::BadRequest { field: "the body".into(), problem: "could not be read".into() },
-        )),
+        ),
     };
-    let response = response
-        .map_or_else(|| (StatusCode::INTERNAL_SERVER_ERROR, "the request handler failed").into_response(), into_axum);
+    let response = into_axum(response);
     let shown: String = path_and_query.chars().take(200).collect();
     eprintln!("{} {} {} {}ms", parts.method, shown, response.status().as_u16(), started.elapsed().as_millis());
     response

@@ -7,10 +7,13 @@ mod http_common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_common::{demo_auth, open_log_store};
+use http_common::{TestServer, demo_auth, open_log_store};
 use notifeed::config::Config;
 use notifeed::handler::{Handler, Request, Response};
-use notifeed::{FeedStore, ManualClock, SharedClock};
+use notifeed::{
+    ChangeToken, Changes, Counts, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification, Notification,
+    NotificationId, Page, SharedClock, StateUpdate, StoreError, SweepStats, SystemClock,
+};
 use serde_json::{Value, json};
 
 struct Fixture {
@@ -158,4 +161,74 @@ fn a_subscription_made_for_a_host_name_the_app_no_longer_has_opens_no_feed() {
     );
     assert_eq!(listed.status, 403, "{}", String::from_utf8_lossy(&listed.body));
     assert!(!String::from_utf8_lossy(&listed.body).contains("for other's eyes only"));
+}
+
+/// A `LogStore` whose `list` panics: a store bug the server must still answer in Graph's shape.
+struct PanicsOnList(Arc<dyn FeedStore>);
+
+impl FeedStore for PanicsOnList {
+    fn append(&self, f: &FeedKey, n: NewNotification) -> Result<Notification, StoreError> {
+        self.0.append(f, n)
+    }
+    fn get(&self, f: &FeedKey, id: NotificationId) -> Result<Option<Notification>, StoreError> {
+        self.0.get(f, id)
+    }
+    fn get_by_app_id(&self, f: &FeedKey, id: &str) -> Result<Option<Notification>, StoreError> {
+        self.0.get_by_app_id(f, id)
+    }
+    fn list(&self, _: &FeedKey, _: &ListQuery) -> Result<Page, StoreError> {
+        panic!("a store bug")
+    }
+    fn count(&self, f: &FeedKey) -> Result<Counts, StoreError> {
+        self.0.count(f)
+    }
+    fn update_state(
+        &self,
+        f: &FeedKey,
+        id: NotificationId,
+        u: StateUpdate,
+    ) -> Result<Option<Notification>, StoreError> {
+        self.0.update_state(f, id, u)
+    }
+    fn delete(&self, f: &FeedKey, id: NotificationId) -> Result<bool, StoreError> {
+        self.0.delete(f, id)
+    }
+    fn delete_by_app_id(&self, f: &FeedKey, id: &str) -> Result<bool, StoreError> {
+        self.0.delete_by_app_id(f, id)
+    }
+    fn delete_group(&self, f: &FeedKey, g: &str) -> Result<u64, StoreError> {
+        self.0.delete_group(f, g)
+    }
+    fn changes(&self, f: &FeedKey, since: Option<ChangeToken>, limit: usize) -> Result<Changes, StoreError> {
+        self.0.changes(f, since, limit)
+    }
+    fn sweep_expired(&self) -> Result<SweepStats, StoreError> {
+        self.0.sweep_expired()
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        self.0.sync()
+    }
+}
+
+#[test]
+fn a_handler_that_fails_still_answers_500_with_request_ids_and_a_graph_error() {
+    let config = Config::default();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let dir = tempfile::tempdir().unwrap();
+    let inner = open_log_store(dir.path(), &config, Arc::clone(&clock));
+    let server = TestServer::start_with(config, Arc::new(PanicsOnList(inner)), clock, dir);
+    let uns = server.subscribe("pat");
+    let reply = server.send(
+        "GET",
+        "/me/notifications",
+        &[("Authorization", &demo_auth()), ("X-UNS-ID", &uns), ("client-request-id", "c-42")],
+        None,
+    );
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.header("client-request-id"), Some("c-42"));
+    let request_id = reply.header("request-id").expect("a request-id").to_owned();
+    assert_eq!(reply.error_code(), "generalException");
+    assert_eq!(reply.json()["error"]["innerError"]["request-id"], request_id.as_str());
+    // The server still serves.
+    assert_eq!(server.send("GET", "/health", &[], None).status, 200);
 }
