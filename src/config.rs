@@ -261,6 +261,10 @@ pub struct Config {
     /// How often the background sweeper reclaims expired notifications, in seconds.
     /// Default: 60.
     pub sweep_interval_seconds: u64,
+    /// On SIGINT or SIGTERM, how long the server waits for requests in flight before it drops
+    /// them (unanswered, so unacknowledged) and syncs the store, in seconds: a client that
+    /// stalls mid-body cannot hold the shutdown forever. Default: 30.
+    pub shutdown_grace_seconds: u64,
     /// The Redis cluster, when `engine = "redis"`. Default: [`RedisSettings::default`].
     pub redis: RedisSettings,
 }
@@ -279,6 +283,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             subscriptions: SubscriptionLimits::default(),
             sweep_interval_seconds: 60,
+            shutdown_grace_seconds: 30,
             redis: RedisSettings::default(),
         }
     }

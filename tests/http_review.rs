@@ -232,3 +232,33 @@ fn a_handler_that_fails_still_answers_500_with_request_ids_and_a_graph_error() {
     // The server still serves.
     assert_eq!(server.send("GET", "/health", &[], None).status, 200);
 }
+
+#[test]
+fn shutdown_ends_within_the_grace_period_even_with_a_stalled_request() {
+    use std::io::{BufRead, BufReader, Write};
+    let config = Config::from_toml("shutdown_grace_seconds = 1\n").unwrap();
+    let server = TestServer::start(config);
+    let uns = server.subscribe("sam");
+    // A client sends headers, sees that the server reads its body (100 Continue), then stalls.
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stalled = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stalled,
+        "POST /me/notifications HTTP/1.1\r\nHost: {address}\r\nAuthorization: {}\r\nX-UNS-ID: {uns}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n",
+        demo_auth()
+    )
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(&stalled).read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 100"), "{line}");
+    stalled.write_all(b"{").unwrap();
+    // Stopping the server (SIGTERM's path) must not wait for that client forever.
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.stop();
+        let _ = done.send(());
+    });
+    assert!(stopped.recv_timeout(Duration::from_secs(120)).is_ok(), "shutdown waited for the stalled client");
+    drop(stalled);
+}

@@ -231,6 +231,12 @@ impl Handler {
         self.signals.stop();
     }
 
+    /// How long a server shutting down waits for requests in flight
+    /// (`shutdown_grace_seconds`).
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.shutdown_grace_seconds)
+    }
+
     /// How many delta requests are waiting (`Prefer: wait`) right now; at most
     /// `limits.max_waiting_polls`.
     pub fn waiting_polls(&self) -> usize {
