@@ -262,3 +262,33 @@ fn shutdown_ends_within_the_grace_period_even_with_a_stalled_request() {
     assert!(stopped.recv_timeout(Duration::from_secs(120)).is_ok(), "shutdown waited for the stalled client");
     drop(stalled);
 }
+
+#[test]
+fn an_oversized_body_is_checked_for_route_method_and_token_before_its_size() {
+    let server = TestServer::start(Config::default());
+    let uns = server.subscribe("oz");
+    let big = vec![b' '; 65 * 1024];
+    let auth = demo_auth();
+    // Wrong method: 405 with Allow, as with a small body.
+    let reply = server.send("PUT", "/me/notifications", &[("Authorization", &auth)], Some(big.clone()));
+    assert_eq!((reply.status, reply.header("allow")), (405, Some("GET, POST, DELETE")));
+    // Unknown path: 404.
+    assert_eq!(server.send("POST", "/nowhere", &[], Some(big.clone())).status, 404);
+    // No token: 401 with WWW-Authenticate.
+    let reply = server.send("POST", "/me/notifications", &[("X-UNS-ID", &uns)], Some(big.clone()));
+    assert_eq!(reply.status, 401);
+    assert!(reply.header("www-authenticate").is_some());
+    // Another app's (unknown) subscription: 403.
+    let reply =
+        server.send("POST", "/me/notifications", &[("Authorization", &auth), ("X-UNS-ID", "nope")], Some(big.clone()));
+    assert_eq!(reply.status, 403);
+    // All in order: 413, with the request ids.
+    let reply = server.send(
+        "POST",
+        "/me/notifications",
+        &[("Authorization", &auth), ("X-UNS-ID", &uns), ("client-request-id", "big-1")],
+        Some(big),
+    );
+    assert_eq!((reply.status, reply.error_code().as_str()), (413, "payloadTooLarge"));
+    assert_eq!(reply.header("client-request-id"), Some("big-1"));
+}

@@ -244,9 +244,51 @@ impl Handler {
     }
 
     /// Answers a request whose body the transport stopped reading because it exceeded
-    /// [`Handler::max_request_bytes`]: 413, with the usual headers.
+    /// [`Handler::max_request_bytes`]: the checks that come before the body in the usual order
+    /// (route and method, headers, token, `X-UNS-ID`, throttling), then 413, with the usual
+    /// headers.
     pub fn handle_oversized(&self, request: &Request) -> Response {
-        self.error_response(request, HandlerError::BodyTooLarge { limit: self.max_request_bytes(), decoded: false })
+        let now = self.clock.now();
+        let result = self
+            .check_before_body(request, now)
+            .and_then(|()| Err(HandlerError::BodyTooLarge { limit: self.max_request_bytes(), decoded: false }));
+        self.finish(request, result, now)
+    }
+
+    /// What [`Handler::dispatch`] checks before it reads a body.
+    fn check_before_body(&self, request: &Request, now: Timestamp) -> Result<(), HandlerError> {
+        let route = Self::route(request)?;
+        if route == routes::Route::Health {
+            return Ok(());
+        }
+        Self::refuse_conditional_headers(request)?;
+        let caller = self.auth.authenticate(request.header("authorization"))?;
+        match route {
+            routes::Route::Subscriptions | routes::Route::Subscription(_) => {
+                self.throttle.admit(&caller.app_id, None, now)
+            }
+            _ => self.feed_context(request, &caller, now).map(drop),
+        }
+    }
+
+    /// The route of the request, if its method is allowed there.
+    fn route(request: &Request) -> Result<routes::Route, HandlerError> {
+        let route = routes::Route::of(request.path())
+            .ok_or_else(|| HandlerError::NoRoute { path: request.path().chars().take(256).collect() })?;
+        let allow = route.allow();
+        if !allow.contains(&request.method.as_str()) {
+            return Err(HandlerError::MethodNotAllowed { method: request.method.chars().take(32).collect(), allow });
+        }
+        Ok(route)
+    }
+
+    fn refuse_conditional_headers(request: &Request) -> Result<(), HandlerError> {
+        for name in ["If-Modified-Since", "If-Range"] {
+            if request.header(name).is_some() {
+                return Err(HandlerError::UnsupportedHeader { name });
+            }
+        }
+        Ok(())
     }
 
     /// The response to `request` failing with `error` before the handler could run (for
@@ -270,20 +312,11 @@ impl Handler {
     }
 
     fn dispatch(&self, request: &mut Request, now: Timestamp) -> Result<Response, HandlerError> {
-        let route = routes::Route::of(request.path())
-            .ok_or_else(|| HandlerError::NoRoute { path: request.path().chars().take(256).collect() })?;
-        let allow = route.allow();
-        if !allow.contains(&request.method.as_str()) {
-            return Err(HandlerError::MethodNotAllowed { method: request.method.chars().take(32).collect(), allow });
-        }
+        let route = Self::route(request)?;
         if route == routes::Route::Health {
             return Ok(Response::json(200, &serde_json::json!({ "status": "ok" })));
         }
-        for name in ["If-Modified-Since", "If-Range"] {
-            if request.header(name).is_some() {
-                return Err(HandlerError::UnsupportedHeader { name });
-            }
-        }
+        Self::refuse_conditional_headers(request)?;
         let caller = self.auth.authenticate(request.header("authorization"))?;
         match route {
             routes::Route::Subscriptions => self.create_subscription(request, &caller, now),
@@ -437,7 +470,12 @@ mod tests {
     #[test]
     fn oversized_and_unreadable_bodies_carry_the_request_ids() {
         let h = handler();
-        let request = Request::new("POST", "/me/notifications").with_header("client-request-id", "c1");
+        let uns = subscribed(&h);
+        let auth = format!("Bearer {}", crate::config::DEMO_BEARER_TOKEN);
+        let request = Request::new("POST", "/me/notifications")
+            .with_header("client-request-id", "c1")
+            .with_header("Authorization", &auth)
+            .with_header("X-UNS-ID", &uns);
         let r = h.handle_oversized(&request);
         assert_eq!((r.status, r.header("client-request-id")), (413, Some("c1")));
         let r = h.error_response(
