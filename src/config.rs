@@ -228,7 +228,8 @@ pub struct SubscriptionLimits {
     /// The lifetime of a subscription created without `expirationDateTime`, in hours.
     /// Default: 720 (30 days).
     pub default_lifetime_hours: u32,
-    /// The longest lifetime a subscription may ask for, in hours. Default: 720.
+    /// The longest lifetime a subscription may ask for, in hours. Bounds: at most 87,600 (ten
+    /// years). Default: 720.
     pub max_lifetime_hours: u32,
     /// How many live subscriptions one app may hold; creating one more gets 403 until one ends
     /// or expires. Bounds the subscription file, which is rewritten whole on every change.
@@ -397,6 +398,9 @@ impl Config {
             || self.subscriptions.default_lifetime_hours > self.subscriptions.max_lifetime_hours
         {
             return bad("subscriptions.default_lifetime_hours", "must be between 1 and max_lifetime_hours");
+        }
+        if self.subscriptions.max_lifetime_hours > 87_600 {
+            return bad("subscriptions.max_lifetime_hours", "must be at most 87600 (ten years)");
         }
         if self.sweep_interval_seconds == 0 {
             return bad("sweep_interval_seconds", "must be at least 1");

@@ -292,3 +292,19 @@ fn an_oversized_body_is_checked_for_route_method_and_token_before_its_size() {
     assert_eq!((reply.status, reply.error_code().as_str()), (413, "payloadTooLarge"));
     assert_eq!(reply.header("client-request-id"), Some("big-1"));
 }
+
+#[test]
+fn a_subscription_lifetime_beyond_what_a_timestamp_holds_is_refused_at_start_up() {
+    // Accepted before, this made every POST /subscriptions overflow (panic) adding it to now.
+    let err = Config::from_toml("[subscriptions]\nmax_lifetime_hours = 4000000000\n").unwrap_err();
+    assert!(err.to_string().contains("subscriptions.max_lifetime_hours"), "{err}");
+    // Ten years is still fine, and works.
+    let config = Config::from_toml("[subscriptions]\nmax_lifetime_hours = 87600\n").unwrap();
+    let f = fixture(config);
+    let created = f.handler.handle(
+        Request::new("POST", "/subscriptions")
+            .with_header("Authorization", &demo_auth())
+            .with_body(r#"{"userId":"tia","expirationDateTime":"2035-12-29T00:00:00Z"}"#),
+    );
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+}
