@@ -308,3 +308,60 @@ fn a_subscription_lifetime_beyond_what_a_timestamp_holds_is_refused_at_start_up(
     );
     assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
 }
+
+#[test]
+fn no_feed_route_lets_an_app_read_or_change_another_apps_notifications() {
+    let f = fixture(Config::from_toml(TWO_APPS).unwrap());
+    let h = &f.handler;
+    let mine = json_of(&subscribe(h, &demo_auth(), "alice"))["id"].as_str().unwrap().to_owned();
+    let theirs = json_of(&subscribe(h, "Bearer other-token", "alice"))["id"].as_str().unwrap().to_owned();
+    let call = |auth: &str, uns: &str, method: &str, path: &str, body: Option<&str>| {
+        let mut request = Request::new(method, path).with_header("Authorization", auth).with_header("X-UNS-ID", uns);
+        if let Some(body) = body {
+            request = request.with_body(body.to_owned());
+        }
+        h.handle(request)
+    };
+    let posted = call(
+        &demo_auth(),
+        &mine,
+        "POST",
+        "/me/notifications",
+        Some(
+            r#"{"targetHostName":"demo.notifeed.local","appNotificationId":"a","groupName":"g","payload":{"rawContent":"secret"}}"#,
+        ),
+    );
+    assert_eq!(posted.status, 201);
+    let id = json_of(&posted)["id"].as_str().unwrap().to_owned();
+    let by_id = format!("/me/notifications/{id}");
+    let patch = Some(r#"{"readState":"Read"}"#);
+    let routes: [(&str, &str, Option<&str>); 6] = [
+        ("GET", "/me/notifications", None),
+        ("GET", &by_id, None),
+        ("PATCH", &by_id, patch),
+        ("DELETE", &by_id, None),
+        ("DELETE", "/me/notifications?groupName=g", None),
+        ("GET", "/me/notifications/delta", None),
+    ];
+    // With demo's subscription: refused on every route.
+    for (method, path, body) in routes {
+        let reply = call("Bearer other-token", &mine, method, path, body);
+        assert_eq!(reply.status, 403, "{method} {path}");
+    }
+    // With its own subscription for the same user: its own (empty) feed only.
+    for (method, path, body) in routes {
+        let reply = call("Bearer other-token", &theirs, method, path, body);
+        assert!(!String::from_utf8_lossy(&reply.body).contains("secret"), "{method} {path}");
+        assert!(matches!(reply.status, 200 | 404), "{method} {path}: {}", reply.status);
+    }
+    // demo's notification is untouched.
+    let got = call(&demo_auth(), &mine, "GET", &by_id, None);
+    assert_eq!((got.status, json_of(&got)["readState"].as_str()), (200, Some("Unread")));
+    // And a subscription id is usable only by its app, also on /subscriptions.
+    let other = [("Authorization", "Bearer other-token")];
+    for method in ["GET", "DELETE"] {
+        let mut request = Request::new(method, &format!("/subscriptions/{mine}"));
+        request.headers = other.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        assert_eq!(h.handle(request).status, 404);
+    }
+}
