@@ -34,7 +34,8 @@
 //! Checks run in this order: route and method (404, 405), `If-Modified-Since`/`If-Range` (400),
 //! bearer token (401), blocked list (403), `X-UNS-ID` (403), throttling (406), `Content-Type`
 //! and `Content-Encoding` (415), size (413), then the body (400, 401, 413) and
-//! `targetHostName` (403).
+//! `targetHostName` (403). A body the transport stopped reading (over
+//! [`Handler::max_request_bytes`]) gets the checks up to throttling, then 413.
 
 mod auth;
 mod delta;

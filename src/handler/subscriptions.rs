@@ -223,6 +223,7 @@ mod tests {
         assert_eq!(Subscriptions::open(Some(dir.path())).unwrap().get("s1", now), None);
     }
 
+    #[cfg(unix)]
     #[test]
     fn lookups_do_not_wait_for_a_change_being_written() {
         let dir = tempfile::tempdir().unwrap();
