@@ -199,6 +199,11 @@ pub struct LimitsConfig {
     pub feed_capacity: usize,
     /// The longest `Prefer: wait=N` long poll on delta, in seconds. Default: 60.
     pub max_wait_seconds: u32,
+    /// How many delta long polls may wait at once, across all callers. Each holds a thread of
+    /// the server's blocking pool, so without a cap a few hundred polls would starve every
+    /// other request. A poll beyond the cap is answered at once, without `Preference-Applied`.
+    /// Default: 128.
+    pub max_waiting_polls: usize,
 }
 
 impl Default for LimitsConfig {
@@ -211,6 +216,7 @@ impl Default for LimitsConfig {
             max_expiration_days: 30,
             feed_capacity: 1_000,
             max_wait_seconds: 60,
+            max_waiting_polls: 128,
         }
     }
 }
@@ -222,13 +228,18 @@ pub struct SubscriptionLimits {
     /// The lifetime of a subscription created without `expirationDateTime`, in hours.
     /// Default: 720 (30 days).
     pub default_lifetime_hours: u32,
-    /// The longest lifetime a subscription may ask for, in hours. Default: 720.
+    /// The longest lifetime a subscription may ask for, in hours. Bounds: at most 87,600 (ten
+    /// years). Default: 720.
     pub max_lifetime_hours: u32,
+    /// How many live subscriptions one app may hold; creating one more gets 403 until one ends
+    /// or expires. Bounds the subscription file, which is rewritten whole on every change.
+    /// Default: 10,000.
+    pub max_per_app: usize,
 }
 
 impl Default for SubscriptionLimits {
     fn default() -> Self {
-        Self { default_lifetime_hours: 720, max_lifetime_hours: 720 }
+        Self { default_lifetime_hours: 720, max_lifetime_hours: 720, max_per_app: 10_000 }
     }
 }
 
@@ -251,6 +262,10 @@ pub struct Config {
     /// How often the background sweeper reclaims expired notifications, in seconds.
     /// Default: 60.
     pub sweep_interval_seconds: u64,
+    /// On SIGINT or SIGTERM, how long the server waits for requests in flight before it drops
+    /// them (unanswered, so unacknowledged) and syncs the store, in seconds: a client that
+    /// stalls mid-body cannot hold the shutdown forever. Default: 30.
+    pub shutdown_grace_seconds: u64,
     /// The Redis cluster, when `engine = "redis"`. Default: [`RedisSettings::default`].
     pub redis: RedisSettings,
 }
@@ -269,6 +284,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             subscriptions: SubscriptionLimits::default(),
             sweep_interval_seconds: 60,
+            shutdown_grace_seconds: 30,
             redis: RedisSettings::default(),
         }
     }
@@ -382,6 +398,9 @@ impl Config {
             || self.subscriptions.default_lifetime_hours > self.subscriptions.max_lifetime_hours
         {
             return bad("subscriptions.default_lifetime_hours", "must be between 1 and max_lifetime_hours");
+        }
+        if self.subscriptions.max_lifetime_hours > 87_600 {
+            return bad("subscriptions.max_lifetime_hours", "must be at most 87600 (ten years)");
         }
         if self.sweep_interval_seconds == 0 {
             return bad("sweep_interval_seconds", "must be at least 1");

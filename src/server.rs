@@ -8,17 +8,18 @@
 //! * One log line per request on stderr: method, path, status, milliseconds.
 //! * The sweeper calls [`FeedStore::sweep_expired`] every `sweep_interval`.
 //! * On shutdown (SIGINT or SIGTERM, see [`shutdown_signal`]) the server stops accepting,
-//!   finishes in-flight requests, stops the sweeper and calls [`FeedStore::sync`], so nothing
-//!   acknowledged is lost whatever the engine's durability setting.
+//!   finishes in-flight requests (waiting at most [`Handler::shutdown_grace`]; one still
+//!   unanswered then is dropped, so never acknowledged), stops the sweeper and calls
+//!   [`FeedStore::sync`], so nothing acknowledged is lost whatever the engine's durability
+//!   setting.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 
 use crate::handler::{Handler, Request};
@@ -47,18 +48,29 @@ async fn serve_request(
         .collect();
     let response = match read_body(body, handler.max_request_bytes()).await {
         BodyRead::Whole(bytes) => {
+            // The head (no body) stays here, to answer for the handler if its task fails.
+            let head = request.clone();
             request.body = bytes;
-            let handler = Arc::clone(&handler);
-            tokio::task::spawn_blocking(move || handler.handle(request)).await.ok()
+            let running = Arc::clone(&handler);
+            match tokio::task::spawn_blocking(move || running.handle(request)).await {
+                Ok(response) => response,
+                Err(e) => {
+                    // The detail (a panic message) goes to the log, not to the client.
+                    eprintln!("notifeed: the request handler failed: {e}");
+                    handler.error_response(
+                        &head,
+                        crate::handler::HandlerError::Internal("the request handler failed".into()),
+                    )
+                }
+            }
         }
-        BodyRead::TooLarge => Some(handler.handle_oversized(&request)),
-        BodyRead::Failed => Some(handler.error_response(
+        BodyRead::TooLarge => handler.handle_oversized(&request),
+        BodyRead::Failed => handler.error_response(
             &request,
             crate::handler::HandlerError::BadRequest { field: "the body".into(), problem: "could not be read".into() },
-        )),
+        ),
     };
-    let response = response
-        .map_or_else(|| (StatusCode::INTERNAL_SERVER_ERROR, "the request handler failed").into_response(), into_axum);
+    let response = into_axum(response);
     let shown: String = path_and_query.chars().take(200).collect();
     eprintln!("{} {} {} {}ms", parts.method, shown, response.status().as_u16(), started.elapsed().as_millis());
     response
@@ -144,7 +156,8 @@ pub enum ServerError {
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves, sweeping `store` every
-/// `sweep_interval`; then finishes in-flight requests and syncs the store.
+/// `sweep_interval`; then finishes in-flight requests (for at most
+/// [`Handler::shutdown_grace`]) and syncs the store.
 ///
 /// The caller drops its own handles afterwards; the store closes when the last `Arc` goes.
 ///
@@ -158,13 +171,31 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let sweeper = tokio::spawn(sweep_forever(Arc::clone(&store), sweep_interval));
+    let grace = handler.shutdown_grace();
     let stopping = Arc::clone(&handler);
+    let (signalled, signal_seen) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
         // Long polls would otherwise hold the shutdown for up to their whole wait.
         stopping.stop_waiting();
+        let _ = signalled.send(());
     };
-    let served = axum::serve(listener, router(handler)).with_graceful_shutdown(shutdown).await;
+    let serving = axum::serve(listener, router(handler)).with_graceful_shutdown(shutdown);
+    // A client stalled mid-request would hold a graceful shutdown forever: past the grace
+    // period its request is dropped unanswered (so unacknowledged).
+    let grace_ended = async move {
+        match signal_seen.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    let served = tokio::select! {
+        served = serving.into_future() => served,
+        () = grace_ended => {
+            eprintln!("notifeed: requests still in flight after {}s of shutdown; dropping them", grace.as_secs());
+            Ok(())
+        }
+    };
     sweeper.abort();
     // The sweeper may be mid-sweep on the blocking pool; sync after it, in order.
     let _ = sweeper.await;

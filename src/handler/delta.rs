@@ -1,14 +1,18 @@
 //! `GET /me/notifications/delta`: the changes since a token, as Graph delta queries return them,
 //! with `Prefer: wait=N` long polling.
 //!
-//! Long polling: the handler counts the mutations it makes per feed ([`FeedSignals`]). A delta
-//! request that finds no change reads the feed's count *before* asking the store, then waits on a
-//! condition variable until the count moves or N seconds pass, and asks once more. Waiting
+//! Long polling: the handler counts the mutations it makes per watched feed ([`FeedSignals`]). A
+//! delta request with `Prefer: wait` starts watching its feed *before* asking the store; when it
+//! finds no change it waits on a condition variable until the count moves or N seconds pass, and
+//! asks once more. Waiting
 //! blocks the calling thread, so an async server runs the handler on a blocking pool.
 //! Expirations do not wake a waiter early; they show at its next call.
+//!
+//! At most `limits.max_waiting_polls` requests wait at once (each holds a thread): a poll beyond
+//! the cap is answered at once, as without `Prefer`, and gets no `Preference-Applied`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -20,26 +24,102 @@ use crate::handler::odata::{QueryOptions, link};
 use crate::handler::{FeedContext, Handler, Request, Response};
 use crate::store::{Change, ChangeToken};
 
-/// Mutations made through the handler, counted per feed, to wake long polls.
+/// Mutations made through the handler, counted per feed while some request watches the feed,
+/// to wake long polls. A feed nobody watches has no entry, so memory follows the requests
+/// watching now, not every feed ever changed.
 #[derive(Debug, Default)]
 pub(crate) struct FeedSignals {
-    counts: Mutex<HashMap<String, u64>>,
+    counts: Mutex<HashMap<String, Watched>>,
     changed: Condvar,
     /// Set at shutdown: every wait returns at once, now and later.
     stopped: AtomicBool,
+    /// How many requests are waiting now.
+    waiting: AtomicUsize,
+}
+
+/// A watched feed: its mutations since the first watcher came, and how many watch it.
+#[derive(Debug, Default)]
+struct Watched {
+    count: u64,
+    watchers: usize,
+}
+
+/// A place among the waiting polls, given back on drop.
+pub(crate) struct WaitingPlace<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingPlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A request watching a feed from the moment it was made; the watch ends on drop.
+pub(crate) struct Watching<'a> {
+    signals: &'a FeedSignals,
+    feed: String,
+    seen: u64,
+}
+
+impl Watching<'_> {
+    /// Waits until the feed changed since the watch began, `deadline` passes, or
+    /// [`FeedSignals::stop`] is called. Returns whether it changed.
+    pub(crate) fn wait(&self, deadline: Instant) -> bool {
+        let signals = self.signals;
+        let mut counts = signals.counts.lock();
+        let changed = |counts: &HashMap<String, Watched>| counts.get(&self.feed).is_some_and(|w| w.count != self.seen);
+        loop {
+            if changed(&counts) {
+                return true;
+            }
+            if signals.stopped.load(Ordering::SeqCst) {
+                return false;
+            }
+            if signals.changed.wait_until(&mut counts, deadline).timed_out() {
+                return changed(&counts);
+            }
+        }
+    }
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.signals.counts.lock();
+        if let Some(watched) = counts.get_mut(&self.feed) {
+            watched.watchers -= 1;
+            if watched.watchers == 0 {
+                counts.remove(&self.feed);
+            }
+        }
+    }
 }
 
 impl FeedSignals {
-    /// The feed's mutation count.
-    pub(crate) fn current(&self, feed: &str) -> u64 {
-        self.counts.lock().get(feed).copied().unwrap_or(0)
+    /// Starts watching `feed`: a mutation from now on ends [`Watching::wait`].
+    pub(crate) fn watch(&self, feed: &str) -> Watching<'_> {
+        let mut counts = self.counts.lock();
+        let watched = counts.entry(feed.to_owned()).or_default();
+        watched.watchers += 1;
+        Watching { signals: self, feed: feed.to_owned(), seen: watched.count }
     }
 
-    /// Records a mutation of `feed` and wakes its waiters.
+    /// How many requests are waiting now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// A place to wait, unless `max` requests already wait.
+    pub(crate) fn take_place(&self, max: usize) -> Option<WaitingPlace<'_>> {
+        self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(WaitingPlace(&self.waiting))
+    }
+
+    /// Records a mutation of `feed` and wakes its waiters; nothing when nobody watches it.
     pub(crate) fn bump(&self, feed: &str) {
         let mut counts = self.counts.lock();
-        *counts.entry(feed.to_owned()).or_insert(0) += 1;
-        self.changed.notify_all();
+        if let Some(watched) = counts.get_mut(feed) {
+            watched.count += 1;
+            self.changed.notify_all();
+        }
     }
 
     /// Ends every wait, now and later (the server is shutting down).
@@ -47,23 +127,6 @@ impl FeedSignals {
         let _counts = self.counts.lock();
         self.stopped.store(true, Ordering::SeqCst);
         self.changed.notify_all();
-    }
-
-    /// Waits until `feed`'s count differs from `seen`, `deadline` passes, or [`FeedSignals::stop`]
-    /// is called. Returns whether it changed.
-    pub(crate) fn wait(&self, feed: &str, seen: u64, deadline: Instant) -> bool {
-        let mut counts = self.counts.lock();
-        loop {
-            if counts.get(feed).copied().unwrap_or(0) != seen {
-                return true;
-            }
-            if self.stopped.load(Ordering::SeqCst) {
-                return false;
-            }
-            if self.changed.wait_until(&mut counts, deadline).timed_out() {
-                return counts.get(feed).copied().unwrap_or(0) != seen;
-            }
-        }
     }
 }
 
@@ -101,18 +164,24 @@ impl Handler {
                 })
             })
             .transpose()?;
-        let wait =
+        let mut wait =
             preferred_wait(request.header("prefer")).map(|w| w.min(u64::from(self.config.limits.max_wait_seconds)));
-        let feed = ctx.feed.as_str();
-        // Read the count before the store: a mutation between the two wakes the wait at once.
-        let seen = self.signals.current(feed);
+        // Watch before asking the store: a mutation between the two ends the wait at once.
+        let watching = wait.filter(|s| *s > 0).map(|_| self.signals.watch(ctx.feed.as_str()));
         let mut changes = self.store.changes(&ctx.feed, since, top)?;
         let mut now = now;
-        if let Some(seconds) = wait.filter(|s| *s > 0 && changes.items.is_empty() && !changes.more) {
-            let deadline = Instant::now() + Duration::from_secs(seconds);
-            self.signals.wait(feed, seen, deadline);
-            now = self.clock.now();
-            changes = self.store.changes(&ctx.feed, since, top)?;
+        if let (Some(seconds), Some(watching)) = (wait.filter(|_| changes.items.is_empty() && !changes.more), &watching)
+        {
+            match self.signals.take_place(self.config.limits.max_waiting_polls) {
+                Some(_place) => {
+                    let deadline = Instant::now() + Duration::from_secs(seconds);
+                    watching.wait(deadline);
+                    now = self.clock.now();
+                    changes = self.store.changes(&ctx.feed, since, top)?;
+                }
+                // Too many waiting already: answer now, and say the preference was not applied.
+                None => wait = None,
+            }
         }
         let value: Vec<Value> = changes
             .items
@@ -163,30 +232,47 @@ mod tests {
     #[test]
     fn wait_returns_at_once_when_the_feed_changed_since_it_was_read() {
         let signals = FeedSignals::default();
-        let seen = signals.current("f");
+        let watching = signals.watch("f");
         signals.bump("f");
         // The deadline is far away: only the change can end this wait quickly.
-        assert!(signals.wait("f", seen, Instant::now() + Duration::from_secs(3600)));
-        assert!(!signals.wait("g", 0, Instant::now()));
+        assert!(watching.wait(Instant::now() + Duration::from_secs(3600)));
+        assert!(!signals.watch("g").wait(Instant::now()));
+    }
+
+    #[test]
+    fn feeds_nobody_waits_on_leave_nothing_behind() {
+        let signals = FeedSignals::default();
+        for i in 0..1000 {
+            signals.bump(&format!("user{i}/app.example"));
+        }
+        assert_eq!(signals.counts.lock().len(), 0);
+        let first = signals.watch("f");
+        let second = signals.watch("f");
+        signals.bump("f");
+        drop(first);
+        // The other watcher still sees the change.
+        assert!(second.wait(Instant::now()));
+        drop(second);
+        assert_eq!(signals.counts.lock().len(), 0);
     }
 
     #[test]
     fn stop_ends_current_and_later_waits() {
         let signals = std::sync::Arc::new(FeedSignals::default());
         let other = std::sync::Arc::clone(&signals);
-        let waiter = std::thread::spawn(move || other.wait("f", 0, Instant::now() + Duration::from_secs(3600)));
+        let waiter = std::thread::spawn(move || other.watch("f").wait(Instant::now() + Duration::from_secs(3600)));
         signals.stop();
         assert!(!waiter.join().unwrap());
-        assert!(!signals.wait("f", 0, Instant::now() + Duration::from_secs(3600)));
+        assert!(!signals.watch("f").wait(Instant::now() + Duration::from_secs(3600)));
     }
 
     #[test]
     fn waiter_wakes_when_another_thread_bumps_the_feed() {
         let signals = std::sync::Arc::new(FeedSignals::default());
-        let seen = signals.current("f");
+        let watching = signals.watch("f");
         let other = std::sync::Arc::clone(&signals);
         let bumper = std::thread::spawn(move || other.bump("f"));
-        assert!(signals.wait("f", seen, Instant::now() + Duration::from_secs(3600)));
+        assert!(watching.wait(Instant::now() + Duration::from_secs(3600)));
         bumper.join().unwrap();
     }
 }

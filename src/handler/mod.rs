@@ -34,7 +34,8 @@
 //! Checks run in this order: route and method (404, 405), `If-Modified-Since`/`If-Range` (400),
 //! bearer token (401), blocked list (403), `X-UNS-ID` (403), throttling (406), `Content-Type`
 //! and `Content-Encoding` (415), size (413), then the body (400, 401, 413) and
-//! `targetHostName` (403).
+//! `targetHostName` (403). A body the transport stopped reading (over
+//! [`Handler::max_request_bytes`]) gets the checks up to throttling, then 413.
 
 mod auth;
 mod delta;
@@ -231,10 +232,64 @@ impl Handler {
         self.signals.stop();
     }
 
+    /// How long a server shutting down waits for requests in flight
+    /// (`shutdown_grace_seconds`).
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.shutdown_grace_seconds)
+    }
+
+    /// How many delta requests are waiting (`Prefer: wait`) right now; at most
+    /// `limits.max_waiting_polls`.
+    pub fn waiting_polls(&self) -> usize {
+        self.signals.waiting()
+    }
+
     /// Answers a request whose body the transport stopped reading because it exceeded
-    /// [`Handler::max_request_bytes`]: 413, with the usual headers.
+    /// [`Handler::max_request_bytes`]: the checks that come before the body in the usual order
+    /// (route and method, headers, token, `X-UNS-ID`, throttling), then 413, with the usual
+    /// headers.
     pub fn handle_oversized(&self, request: &Request) -> Response {
-        self.error_response(request, HandlerError::BodyTooLarge { limit: self.max_request_bytes(), decoded: false })
+        let now = self.clock.now();
+        let result = self
+            .check_before_body(request, now)
+            .and_then(|()| Err(HandlerError::BodyTooLarge { limit: self.max_request_bytes(), decoded: false }));
+        self.finish(request, result, now)
+    }
+
+    /// What [`Handler::dispatch`] checks before it reads a body.
+    fn check_before_body(&self, request: &Request, now: Timestamp) -> Result<(), HandlerError> {
+        let route = Self::route(request)?;
+        if route == routes::Route::Health {
+            return Ok(());
+        }
+        Self::refuse_conditional_headers(request)?;
+        let caller = self.auth.authenticate(request.header("authorization"))?;
+        match route {
+            routes::Route::Subscriptions | routes::Route::Subscription(_) => {
+                self.throttle.admit(&caller.app_id, None, now)
+            }
+            _ => self.feed_context(request, &caller, now).map(drop),
+        }
+    }
+
+    /// The route of the request, if its method is allowed there.
+    fn route(request: &Request) -> Result<routes::Route, HandlerError> {
+        let route = routes::Route::of(request.path())
+            .ok_or_else(|| HandlerError::NoRoute { path: request.path().chars().take(256).collect() })?;
+        let allow = route.allow();
+        if !allow.contains(&request.method.as_str()) {
+            return Err(HandlerError::MethodNotAllowed { method: request.method.chars().take(32).collect(), allow });
+        }
+        Ok(route)
+    }
+
+    fn refuse_conditional_headers(request: &Request) -> Result<(), HandlerError> {
+        for name in ["If-Modified-Since", "If-Range"] {
+            if request.header(name).is_some() {
+                return Err(HandlerError::UnsupportedHeader { name });
+            }
+        }
+        Ok(())
     }
 
     /// The response to `request` failing with `error` before the handler could run (for
@@ -258,20 +313,11 @@ impl Handler {
     }
 
     fn dispatch(&self, request: &mut Request, now: Timestamp) -> Result<Response, HandlerError> {
-        let route = routes::Route::of(request.path())
-            .ok_or_else(|| HandlerError::NoRoute { path: request.path().chars().take(256).collect() })?;
-        let allow = route.allow();
-        if !allow.contains(&request.method.as_str()) {
-            return Err(HandlerError::MethodNotAllowed { method: request.method.chars().take(32).collect(), allow });
-        }
+        let route = Self::route(request)?;
         if route == routes::Route::Health {
             return Ok(Response::json(200, &serde_json::json!({ "status": "ok" })));
         }
-        for name in ["If-Modified-Since", "If-Range"] {
-            if request.header(name).is_some() {
-                return Err(HandlerError::UnsupportedHeader { name });
-            }
-        }
+        Self::refuse_conditional_headers(request)?;
         let caller = self.auth.authenticate(request.header("authorization"))?;
         match route {
             routes::Route::Subscriptions => self.create_subscription(request, &caller, now),
@@ -308,6 +354,14 @@ impl Handler {
         if subscription.app_id != caller.app_id {
             return Err(HandlerError::Forbidden {
                 reason: "X-UNS-ID names a subscription of another app: the caller may not act for this user".into(),
+            });
+        }
+        // The feed is (user, the subscription's host name): if the configuration has since given
+        // the app another host name, that host name may now be another app's.
+        if !subscription.app_host_name.eq_ignore_ascii_case(&caller.host_name) {
+            return Err(HandlerError::Forbidden {
+                reason: "X-UNS-ID names a subscription made for a host name this app no longer has: create a new one"
+                    .into(),
             });
         }
         self.throttle.admit(&caller.app_id, Some(&subscription.user_id), now)?;
@@ -417,7 +471,12 @@ mod tests {
     #[test]
     fn oversized_and_unreadable_bodies_carry_the_request_ids() {
         let h = handler();
-        let request = Request::new("POST", "/me/notifications").with_header("client-request-id", "c1");
+        let uns = subscribed(&h);
+        let auth = format!("Bearer {}", crate::config::DEMO_BEARER_TOKEN);
+        let request = Request::new("POST", "/me/notifications")
+            .with_header("client-request-id", "c1")
+            .with_header("Authorization", &auth)
+            .with_header("X-UNS-ID", &uns);
         let r = h.handle_oversized(&request);
         assert_eq!((r.status, r.header("client-request-id")), (413, Some("c1")));
         let r = h.error_response(

@@ -261,7 +261,7 @@ impl Handler {
             app_host_name: caller.host_name.clone(),
             expiration_date_time: expiration,
         };
-        self.subscriptions.insert(subscription.clone(), now)?;
+        self.subscriptions.insert(subscription.clone(), now, limits.max_per_app)?;
         let mut response = Response::json(201, &subscription_json(&subscription));
         response.set_header("Location", format!("{}/subscriptions/{}", request.base_url(), subscription.id));
         Ok(response)

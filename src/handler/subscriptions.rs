@@ -66,10 +66,14 @@ struct FileFormat {
 }
 
 /// The subscription table.
+///
+/// Lookups lock `table` only briefly; a change holds `writer` (one change at a time) while it
+/// writes the file, and swaps the new table in after, so lookups never wait for the disk.
 #[derive(Debug)]
 pub(crate) struct Subscriptions {
     file: Option<PathBuf>,
     table: Mutex<HashMap<String, Subscription>>,
+    writer: Mutex<()>,
 }
 
 impl Subscriptions {
@@ -98,7 +102,7 @@ impl Subscriptions {
                 Err(e) => return Err(HandlerError::Internal(format!("cannot read {}: {e}", path.display()))),
             }
         }
-        Ok(Self { file, table: Mutex::new(table) })
+        Ok(Self { file, table: Mutex::new(table), writer: Mutex::new(()) })
     }
 
     /// The live subscription with this id at `now`.
@@ -106,17 +110,32 @@ impl Subscriptions {
         self.table.lock().get(id).filter(|s| s.expiration_date_time > now).cloned()
     }
 
-    /// Adds a subscription; durable on return.
+    /// Adds a subscription, unless its app already holds `max_per_app` live ones; durable on
+    /// return.
     ///
     /// # Errors
-    /// [`HandlerError::Internal`] when the file cannot be written (the table is unchanged).
-    pub(crate) fn insert(&self, subscription: Subscription, now: Timestamp) -> Result<(), HandlerError> {
-        let mut table = self.table.lock();
-        let mut next = table.clone();
+    /// [`HandlerError::Forbidden`] when the app is at `max_per_app`; [`HandlerError::Internal`]
+    /// when the file cannot be written (the table is unchanged either way).
+    pub(crate) fn insert(
+        &self,
+        subscription: Subscription,
+        now: Timestamp,
+        max_per_app: usize,
+    ) -> Result<(), HandlerError> {
+        let _writer = self.writer.lock();
+        let mut next = self.table.lock().clone();
         next.retain(|_, s| s.expiration_date_time > now);
+        if next.values().filter(|s| s.app_id == subscription.app_id).count() >= max_per_app {
+            return Err(HandlerError::Forbidden {
+                reason: format!(
+                    "the app already holds {max_per_app} live subscriptions (subscriptions.max_per_app): \
+                     end one with DELETE /subscriptions/{{id}} first"
+                ),
+            });
+        }
         next.insert(subscription.id.clone(), subscription);
         self.persist(&next)?;
-        *table = next;
+        *self.table.lock() = next;
         Ok(())
     }
 
@@ -126,14 +145,14 @@ impl Subscriptions {
     /// # Errors
     /// [`HandlerError::Internal`] when the file cannot be written (the table is unchanged).
     pub(crate) fn remove(&self, id: &str, app_id: &str, now: Timestamp) -> Result<bool, HandlerError> {
-        let mut table = self.table.lock();
-        if !table.get(id).is_some_and(|s| s.app_id == app_id && s.expiration_date_time > now) {
+        let _writer = self.writer.lock();
+        let mut next = self.table.lock().clone();
+        if !next.get(id).is_some_and(|s| s.app_id == app_id && s.expiration_date_time > now) {
             return Ok(false);
         }
-        let mut next = table.clone();
         next.retain(|k, s| s.expiration_date_time > now && k != id);
         self.persist(&next)?;
-        *table = next;
+        *self.table.lock() = next;
         Ok(true)
     }
 
@@ -183,7 +202,7 @@ mod tests {
         let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let later = now + SignedDuration::from_hours(1);
         let table = Subscriptions::open(Some(dir.path())).unwrap();
-        table.insert(sub("s1", later), now).unwrap();
+        table.insert(sub("s1", later), now, 10).unwrap();
         drop(table);
         let table = Subscriptions::open(Some(dir.path())).unwrap();
         assert_eq!(table.get("s1", now), Some(sub("s1", later)));
@@ -196,12 +215,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let table = Subscriptions::open(Some(dir.path())).unwrap();
-        table.insert(sub("s1", now + SignedDuration::from_hours(1)), now).unwrap();
+        table.insert(sub("s1", now + SignedDuration::from_hours(1)), now, 10).unwrap();
         assert!(!table.remove("s1", "other-app", now).unwrap());
         assert!(table.remove("s1", "demo", now).unwrap());
         assert!(!table.remove("s1", "demo", now).unwrap());
         drop(table);
         assert_eq!(Subscriptions::open(Some(dir.path())).unwrap().get("s1", now), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn lookups_do_not_wait_for_a_change_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let later = now + SignedDuration::from_hours(1);
+        let table = std::sync::Arc::new(Subscriptions::open(Some(dir.path())).unwrap());
+        table.insert(sub("s1", later), now, 10).unwrap();
+        // The temporary file is a FIFO: the next write blocks opening it until a reader comes.
+        let fifo = dir.path().join(SUBSCRIPTIONS_FILE).with_extension("json.tmp");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let writer = {
+            let table = std::sync::Arc::clone(&table);
+            std::thread::spawn(move || table.insert(sub("s2", later), now, 10))
+        };
+        // A lookup, meanwhile, answers from memory.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let reader = {
+            let table = std::sync::Arc::clone(&table);
+            std::thread::spawn(move || sender.send(table.get("s1", now)).unwrap())
+        };
+        let looked_up = receiver.recv_timeout(std::time::Duration::from_secs(60));
+        // Release the writer: read the FIFO (its sync fails on a pipe, so the insert fails).
+        drop(std::fs::read(&fifo).unwrap());
+        assert_eq!(looked_up.unwrap(), Some(sub("s1", later)), "the lookup waited for the write");
+        assert!(writer.join().unwrap().is_err());
+        reader.join().unwrap();
+        // The failed insert changed nothing.
+        assert_eq!(table.get("s2", now), None);
     }
 
     #[test]
