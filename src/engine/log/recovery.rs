@@ -174,6 +174,17 @@ pub(crate) fn recover(
                     Ok((other, _)) => format!("header names segment {other}"),
                     Err(e) => e.to_string(),
                 };
+                let size = usize::try_from(len).unwrap_or(usize::MAX);
+                let mut bytes = vec![0; size.min(64 << 20)];
+                file.read_exact_at(&mut bytes, 0).map_err(|e| io_error("reading", &path, e))?;
+                if size <= bytes.len() && next_valid_frame(&bytes, SEGMENT_HEADER_LEN, u64::from(id)).is_none() {
+                    // A power loss between creating the file and syncing its header: no record
+                    // was ever acknowledged in it (the header is synced before any record).
+                    fs.remove_file(&path).map_err(|e| io_error("removing", &path, e))?;
+                    fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))?;
+                    report.incomplete_segments_removed.push(path.display().to_string());
+                    continue;
+                }
                 if settings.mode == RecoveryMode::Salvage {
                     report.lost.push(LostRegion {
                         segment: path.display().to_string(),

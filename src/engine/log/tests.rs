@@ -412,3 +412,27 @@ fn index_bytes_per_notification_are_measured() {
     // 64 (entry) + 16 (expiry order) + ~13 (two hash tables) + groups. The goal of 64 is not met.
     assert!(per <= 104.0, "{per} bytes per notification");
 }
+
+#[test]
+fn a_segment_whose_creation_was_interrupted_is_removed_not_refused() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    {
+        let store = open(&fs, &clock, LogConfig::default()).unwrap();
+        store.append(&f, note("a", at(&clock, 30))).unwrap();
+    }
+    // A second segment whose header never reached the disk (zeros), and one cut inside it.
+    fs.open(&Path::new(DIR).join(segment::segment_file_name(7)), true).unwrap().set_len(32).unwrap();
+    fs.open(&Path::new(DIR).join(segment::segment_file_name(8)), true).unwrap().set_len(5).unwrap();
+    let store = open(&fs, &clock, LogConfig::default()).unwrap();
+    assert_eq!(store.recovery_report().incomplete_segments_removed.len(), 2);
+    assert_eq!(all_app_ids(&store, &f), ["a"]);
+    // A bad header in front of real records is corruption.
+    drop(store);
+    let path = segment_paths(&fs)[0].clone();
+    let mut image = fs.read_all(&path).unwrap();
+    image[0] ^= 1;
+    fs.overwrite(&path, image);
+    assert!(matches!(open(&fs, &clock, LogConfig::default()), Err(StoreError::Corruption { .. })));
+}
