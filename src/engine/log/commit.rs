@@ -27,8 +27,8 @@ pub(crate) struct PendingRecord {
     /// The latest expiration an `Expired` record lists (for the forgotten-expirations
     /// watermark).
     pub expiration: Option<i64>,
-    /// The encoded body.
-    pub body: Vec<u8>,
+    /// The frame: a blank header, then the encoded body (sealed by the leader).
+    pub frame: Vec<u8>,
 }
 
 /// What one writer asks of a batch.
@@ -223,7 +223,7 @@ fn write_batch_inner(
     let mut results = Vec::with_capacity(requests.len());
     let mut sync_requested = always_sync;
     for request in requests {
-        let rec = match request {
+        let mut rec = match request {
             Request::Sync => {
                 sync_requested = true;
                 results.push(None);
@@ -231,7 +231,7 @@ fn write_batch_inner(
             }
             Request::Record(rec) => rec,
         };
-        let frame_len = (record::FRAME_HEADER_LEN + rec.body.len()) as u64;
+        let frame_len = rec.frame.len() as u64;
         let mut segment = match writer.active.get(&rec.window) {
             Some(&id) => id,
             None => segments.create(&mut writer, rec.window)?,
@@ -252,16 +252,18 @@ fn write_batch_inner(
         let lsn = writer.next_lsn;
         writer.next_lsn += rec.span.max(1);
         let seg_len = writer.segments.get(&segment).map_or(0, |s| s.len);
-        let slot = match buffers.iter().position(|(id, _, _)| *id == segment) {
-            Some(pos) => pos,
+        record::seal_frame(&mut rec.frame, u64::from(segment), rec.kind, lsn);
+        let offset = match buffers.iter_mut().find(|(id, _, _)| *id == segment) {
+            Some((_, at, buf)) => {
+                let offset = *at + buf.len() as u64;
+                buf.extend_from_slice(&rec.frame);
+                offset
+            }
             None => {
-                buffers.push((segment, seg_len, Vec::new()));
-                buffers.len() - 1
+                buffers.push((segment, seg_len, std::mem::take(&mut rec.frame)));
+                seg_len
             }
         };
-        let (_, at, buf) = &mut buffers[slot];
-        let offset = *at + buf.len() as u64;
-        record::encode_frame(buf, u64::from(segment), rec.kind, lsn, &rec.body);
         if let Some(s) = writer.segments.get_mut(&segment) {
             if rec.removes {
                 s.max_removal_lsn = s.max_removal_lsn.max(lsn + rec.span - 1);

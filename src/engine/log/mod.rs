@@ -264,7 +264,7 @@ impl LogStore {
     }
 
     fn write(&self, record: &Outgoing<'_>, window: i64) -> Result<Placed, StoreError> {
-        let body = record.encode_body().map_err(|e| StoreError::Corruption {
+        let frame = record.encode_unsealed_frame().map_err(|e| StoreError::Corruption {
             location: format!("a {:?} record", record.kind()),
             detail: format!("cannot encode: {e}"),
         })?;
@@ -274,7 +274,7 @@ impl LogStore {
             span: record.span(),
             removes: record.removes(),
             expiration: record.swept_expiration(),
-            body,
+            frame,
         };
         self.submit(Request::Record(pending))?.ok_or_else(|| StoreError::Backend {
             engine: "log",

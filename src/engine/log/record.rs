@@ -224,15 +224,35 @@ impl Outgoing<'_> {
     ///
     /// # Errors
     /// [`CodecError::Body`] when the body exceeds [`MAX_BODY_LEN`].
+    #[cfg(test)]
     pub fn encode_body(&self) -> Result<Vec<u8>, CodecError> {
+        Ok(self.encode_unsealed_frame()?.split_off(FRAME_HEADER_LEN))
+    }
+
+    /// The frame with its body in place and its header still blank: the commit leader fills
+    /// the header with [`seal_frame`] once it knows the segment and the LSN.
+    ///
+    /// # Errors
+    /// [`CodecError::Body`] when the body does not encode or exceeds [`MAX_BODY_LEN`].
+    pub fn encode_unsealed_frame(&self) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
         match *self {
-            Outgoing::Upsert { feed, position, evicted, notification, .. } => {
-                codec::encode(&UpsertRef { feed, position, evicted, notification: NotificationRef::from(notification) })
-            }
-            Outgoing::Delete { feed, id } => codec::encode(&DeleteRef { feed, id }),
-            Outgoing::GroupDelete { feed, ids } => codec::encode(&GroupDeleteRef { feed, ids }),
-            Outgoing::Expired { feed, expired } => codec::encode(&ExpiredRef { feed, expired }),
+            Outgoing::Upsert { feed, position, evicted, notification, .. } => codec::encode_into(
+                &UpsertRef { feed, position, evicted, notification: NotificationRef::from(notification) },
+                &mut out,
+            )?,
+            Outgoing::Delete { feed, id } => codec::encode_into(&DeleteRef { feed, id }, &mut out)?,
+            Outgoing::GroupDelete { feed, ids } => codec::encode_into(&GroupDeleteRef { feed, ids }, &mut out)?,
+            Outgoing::Expired { feed, expired } => codec::encode_into(&ExpiredRef { feed, expired }, &mut out)?,
         }
+        if out.len() - FRAME_HEADER_LEN > MAX_BODY_LEN {
+            return Err(CodecError::Body(format!(
+                "a body of {} bytes exceeds the maximum",
+                out.len() - FRAME_HEADER_LEN
+            )));
+        }
+        Ok(out)
     }
 }
 
@@ -438,19 +458,27 @@ fn frame_crc(segment_id: u64, header_tail: &[u8], body: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// Appends one frame to `out`. The body must be at most [`MAX_BODY_LEN`] bytes (checked by
-/// the caller when it encoded the body; bincode's limit enforces it).
+/// Appends one frame to `out`.
+#[cfg(test)]
 pub(crate) fn encode_frame(out: &mut Vec<u8>, segment_id: u64, kind: RecordKind, lsn: u64, body: &[u8]) {
     let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    // The body length fits: codec::encode refuses bodies above MAX_DECODE_BYTES (< u32::MAX).
-    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
-    out.push(kind as u8);
-    out.extend_from_slice(&[0; 3]);
-    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
     out.extend_from_slice(body);
-    let crc = frame_crc(segment_id, &out[start + 4..start + FRAME_HEADER_LEN], body);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    seal_frame(&mut out[start..], segment_id, kind, lsn);
+}
+
+/// Fills the header of `frame` (a blank header followed by the body, as
+/// [`Outgoing::encode_unsealed_frame`] makes it): length, kind, LSN and the checksum with
+/// `segment_id` folded in. The body is at most [`MAX_BODY_LEN`] bytes (checked when encoded).
+pub(crate) fn seal_frame(frame: &mut [u8], segment_id: u64, kind: RecordKind, lsn: u64) {
+    let body_len = frame.len().saturating_sub(FRAME_HEADER_LEN);
+    frame[4..8].copy_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
+    frame[8] = kind as u8;
+    frame[9..12].copy_from_slice(&[0; 3]);
+    frame[12..20].copy_from_slice(&lsn.to_le_bytes());
+    let (header, body) = frame.split_at(FRAME_HEADER_LEN);
+    let crc = frame_crc(segment_id, &header[4..], body);
+    frame[..4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The total frame length claimed by a frame header, if the header is complete and the length

@@ -54,7 +54,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         let Some(cell) = store.index.feed_by_number(*feed) else { continue };
         for chunk in expired.chunks(EXPIRED_PER_RECORD) {
             let record = Outgoing::Expired { feed: &cell.key, expired: chunk };
-            let body = record.encode_body().map_err(|e| StoreError::Corruption {
+            let frame = record.encode_unsealed_frame().map_err(|e| StoreError::Corruption {
                 location: "an Expired record".into(),
                 detail: format!("cannot encode: {e}"),
             })?;
@@ -64,7 +64,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
                 span: 1,
                 removes: false,
                 expiration: record.swept_expiration(),
-                body,
+                frame,
             }));
         }
     }
