@@ -8,6 +8,9 @@
 // Each bench target uses its own part of the shared modules.
 #[allow(dead_code)]
 mod peers;
+#[cfg(feature = "redis")]
+#[path = "../tests/redis_cluster/mod.rs"]
+mod redis_cluster;
 #[allow(dead_code)]
 mod workload;
 

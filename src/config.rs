@@ -87,6 +87,60 @@ pub enum EngineChoice {
     Log,
     /// `sled`: the sled engine.
     Sled,
+    /// `redis`: the Redis Cluster engine (`engine::redis::RedisStore`), configured by the
+    /// `[redis]` section. Needs a build with the `redis` cargo feature.
+    Redis,
+}
+
+/// Where the Redis engine finds its cluster: the `[redis]` section, read when
+/// `engine = "redis"`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port` URLs of some of the cluster's nodes; any one reachable node is enough.
+    /// Held as secrets because a URL may carry a password. Required with `engine = "redis"`.
+    /// Default: none.
+    pub nodes: Vec<Secret>,
+    /// Prepended to every key, so several deployments share one cluster. Default: `notifeed`.
+    pub key_prefix: String,
+    /// `always`: every master must run `appendonly yes` and `appendfsync always` (checked at
+    /// start-up); `buffered`: the servers' own `appendfsync` decides. Default: `always`.
+    pub durability: DurabilityChoice,
+    /// How many replicas must acknowledge each write (`WAIT`) before the server answers; 1
+    /// survives a failover. Default: 0.
+    pub min_replicas_acked: usize,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            key_prefix: "notifeed".to_owned(),
+            durability: DurabilityChoice::Always,
+            min_replicas_acked: 0,
+        }
+    }
+}
+
+/// A durability level as the config file names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityChoice {
+    /// `always`: [`crate::Durability::Always`].
+    #[default]
+    Always,
+    /// `buffered`: [`crate::Durability::Buffered`].
+    Buffered,
+}
+
+impl DurabilityChoice {
+    /// The store's durability level.
+    pub fn durability(self) -> crate::Durability {
+        match self {
+            DurabilityChoice::Always => crate::Durability::Always,
+            DurabilityChoice::Buffered => crate::Durability::Buffered,
+        }
+    }
 }
 
 /// An app service allowed to call the API.
@@ -197,6 +251,8 @@ pub struct Config {
     /// How often the background sweeper reclaims expired notifications, in seconds.
     /// Default: 60.
     pub sweep_interval_seconds: u64,
+    /// The Redis cluster, when `engine = "redis"`. Default: [`RedisSettings::default`].
+    pub redis: RedisSettings,
 }
 
 impl Default for Config {
@@ -213,6 +269,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             subscriptions: SubscriptionLimits::default(),
             sweep_interval_seconds: 60,
+            redis: RedisSettings::default(),
         }
     }
 }
@@ -297,6 +354,9 @@ impl Config {
                     return bad(&format!("apps[{i}].bearer_tokens"), "must be non-empty and unique across apps");
                 }
             }
+        }
+        if self.engine == EngineChoice::Redis && self.redis.nodes.is_empty() {
+            return bad("redis.nodes", "must list at least one node when engine = \"redis\"");
         }
         let r = &self.rate_limits;
         if !(r.caller_per_second > 0.0 && r.caller_per_second.is_finite()) || r.caller_burst == 0 {
@@ -408,6 +468,19 @@ mod tests {
             .collect();
         let block = module_doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
         assert_eq!(Config::from_toml(block).unwrap().rate_limits.user_burst, 40);
+    }
+
+    #[test]
+    fn redis_engine_needs_nodes_and_hides_their_urls() {
+        let text = "engine = \"redis\"\n[redis]\nnodes = [\"redis://:hunter2@10.0.0.1:7000\"]\nmin_replicas_acked = 1\ndurability = \"buffered\"\n";
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.engine, EngineChoice::Redis);
+        assert_eq!(config.redis.min_replicas_acked, 1);
+        assert_eq!(config.redis.durability.durability(), crate::Durability::Buffered);
+        assert_eq!(config.redis.nodes[0].expose(), "redis://:hunter2@10.0.0.1:7000");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let missing = Config::from_toml("engine = \"redis\"\n").unwrap_err().to_string();
+        assert!(missing.contains("redis.nodes"), "{missing}");
     }
 
     #[test]

@@ -40,3 +40,8 @@ pub use store::{
     Change, ChangeToken, Changes, Counts, Cursor, Durability, FeedKey, FeedStore, ListQuery, Page, RemovalReason,
     StateUpdate, StoreError, StoreOptions, SweepStats,
 };
+
+/// The README's code examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -82,7 +82,36 @@ fn open_store(config: &Config, data_dir: &Path, clock: SharedClock) -> Result<Ar
                 .map_err(|e| format!("cannot open the sled store in {}: {e}", path.display()))?;
             Ok(Arc::new(store))
         }
+        EngineChoice::Redis => open_redis(config, options, clock),
     }
+}
+
+/// Opens the Redis Cluster engine named by the `[redis]` section (see `docs/redis.md`).
+#[cfg(feature = "redis")]
+fn open_redis(
+    config: &Config,
+    options: notifeed::StoreOptions,
+    clock: SharedClock,
+) -> Result<Arc<dyn FeedStore>, String> {
+    use notifeed::engine::redis::{RedisConfig, RedisStore};
+    let settings = &config.redis;
+    let nodes: Vec<&str> = settings.nodes.iter().map(|n| n.expose()).collect();
+    let redis_config = RedisConfig {
+        key_prefix: settings.key_prefix.clone(),
+        options,
+        durability: settings.durability.durability(),
+        min_replicas_acked: settings.min_replicas_acked,
+        ..RedisConfig::default()
+    };
+    let store =
+        RedisStore::open(&nodes, redis_config, clock).map_err(|e| format!("cannot open the Redis store: {e}"))?;
+    Ok(Arc::new(store))
+}
+
+/// Without the `redis` feature, `engine = "redis"` is a clear start-up error.
+#[cfg(not(feature = "redis"))]
+fn open_redis(_: &Config, _: notifeed::StoreOptions, _: SharedClock) -> Result<Arc<dyn FeedStore>, String> {
+    Err("engine = \"redis\" needs a build with the redis feature: cargo build --release --features redis".to_owned())
 }
 
 fn main() -> ExitCode {

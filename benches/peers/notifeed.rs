@@ -12,17 +12,32 @@ use notifeed::{Clock, Durability, FeedStore, ListQuery, ManualClock, SharedClock
 
 use crate::workload::{BenchResult, Mode, Peer, Record, SweepOutcome, Workload};
 
-/// How to open one notifeed engine.
-pub type EngineOpener = fn(&Path, Durability, SharedClock, StoreOptions) -> Result<Box<dyn FeedStore>, StoreError>;
+/// How to open one notifeed engine: `S` is the engine's type, or `dyn FeedStore` for any engine.
+pub type EngineOpener<S> = fn(&Path, Durability, SharedClock, StoreOptions) -> Result<Box<S>, StoreError>;
 
-/// A notifeed engine under the bench workload.
-pub struct Notifeed {
-    store: Box<dyn FeedStore>,
+/// What an engine says its index holds per notification, when it says (`None` otherwise).
+pub type IndexBytes<S> = fn(&S) -> Option<f64>;
+
+/// A notifeed engine under the bench workload: any `Box<dyn FeedStore>`, or a concrete engine
+/// whose own index accounting the report shows.
+pub struct Notifeed<S: FeedStore + ?Sized> {
+    store: Box<S>,
     clock: ManualClock,
+    index_bytes: IndexBytes<S>,
 }
 
-/// Opens a notifeed engine with `open` on `dir`.
-pub fn adapt(dir: &Path, mode: Mode, open: EngineOpener) -> BenchResult<Box<dyn Peer>> {
+/// Opens any notifeed engine with `open` on `dir`.
+pub fn adapt(dir: &Path, mode: Mode, open: EngineOpener<dyn FeedStore>) -> BenchResult<Box<dyn Peer>> {
+    adapt_with_index(dir, mode, open, |_| None)
+}
+
+/// Opens a notifeed engine with `open` on `dir`; `index_bytes` reads its own index accounting.
+pub fn adapt_with_index<S: FeedStore + ?Sized + 'static>(
+    dir: &Path,
+    mode: Mode,
+    open: EngineOpener<S>,
+    index_bytes: IndexBytes<S>,
+) -> BenchResult<Box<dyn Peer>> {
     let clock = ManualClock::new(Workload::default().start());
     let durability = match mode {
         Mode::Buffered => Durability::Buffered,
@@ -30,10 +45,10 @@ pub fn adapt(dir: &Path, mode: Mode, open: EngineOpener) -> BenchResult<Box<dyn 
     };
     let options = StoreOptions { feed_capacity: 10_000, ..StoreOptions::default() };
     let store = open(dir, durability, Arc::new(clock.clone()), options)?;
-    Ok(Box::new(Notifeed { store, clock }))
+    Ok(Box::new(Notifeed { store, clock, index_bytes }))
 }
 
-impl Notifeed {
+impl<S: FeedStore + ?Sized> Notifeed<S> {
     fn at(&self, now_nanos: i64) {
         let now = nanos_to_timestamp(now_nanos);
         if self.clock.now() != now {
@@ -42,7 +57,7 @@ impl Notifeed {
     }
 }
 
-impl Peer for Notifeed {
+impl<S: FeedStore + ?Sized> Peer for Notifeed<S> {
     fn append(&self, record: Record) -> BenchResult<()> {
         self.store.append(&record.feed_key, record.new)?;
         Ok(())
@@ -76,22 +91,41 @@ impl Peer for Notifeed {
     fn sync(&self) -> BenchResult<()> {
         Ok(self.store.sync()?)
     }
+
+    fn index_bytes_per_notification(&self) -> Option<f64> {
+        (self.index_bytes)(&self.store)
+    }
 }
 
 /// notifeed's engines present on this branch.
+///
+/// With the `redis` feature, also `notifeed-redis`: `RedisStore` on a 3-master, 3-replica
+/// cluster on loopback (`appendonly yes`, `appendfsync always`), started by the test harness in
+/// `tests/redis_cluster/`.
 pub fn engines() -> Vec<crate::workload::PeerSpec> {
-    vec![
+    #[allow(unused_mut)]
+    let mut engines = vec![
         crate::workload::PeerSpec { name: "notifeed-log", open: open_log },
         crate::workload::PeerSpec { name: "notifeed-sled", open: open_sled },
-    ]
+    ];
+    #[cfg(feature = "redis")]
+    engines.push(crate::workload::PeerSpec { name: "notifeed-redis", open: open_redis });
+    engines
 }
 
-/// `LogStore` with its defaults (1-hour windows, 64 MiB segments) in `dir/log`.
+/// `LogStore` with its defaults (1-hour windows, 64 MiB segments) in `dir/log`; the report also
+/// shows its own index accounting (`LogStore::index_stats`).
 fn open_log(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
-    adapt(dir, mode, |dir, durability, clock, options| {
-        let config = notifeed::engine::log::LogConfig { options, durability, ..Default::default() };
-        Ok(Box::new(notifeed::engine::log::LogStore::open(&dir.join("log"), config, clock)?))
-    })
+    use notifeed::engine::log::{LogConfig, LogStore};
+    adapt_with_index(
+        dir,
+        mode,
+        |dir, durability, clock, options| {
+            let config = LogConfig { options, durability, ..Default::default() };
+            Ok(Box::new(LogStore::open(&dir.join("log"), config, clock)?))
+        },
+        |store: &LogStore| Some(store.index_stats().bytes_per_notification()),
+    )
 }
 
 /// `SledStore` with its defaults (64 MiB cache, 500 ms background flush) in `dir/notifeed-sled`.
@@ -99,5 +133,18 @@ fn open_sled(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
     adapt(dir, mode, |dir, durability, clock, options| {
         let config = notifeed::engine::sled::SledConfig { options, durability, ..Default::default() };
         Ok(Box::new(notifeed::engine::sled::SledStore::open(&dir.join("notifeed-sled"), config, clock)?))
+    })
+}
+
+/// `RedisStore` with its defaults on the shared cluster; the key prefix is named after `dir`, so
+/// reopening the same directory finds the same data.
+#[cfg(feature = "redis")]
+fn open_redis(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    adapt(dir, mode, |dir, durability, clock, options| {
+        let cluster = crate::redis_cluster::shared();
+        let key_prefix = format!("bench-{:016x}", BuildHasherDefault::<DefaultHasher>::default().hash_one(dir));
+        let config = notifeed::engine::redis::RedisConfig { key_prefix, options, durability, ..Default::default() };
+        Ok(Box::new(notifeed::engine::redis::RedisStore::open(&cluster.urls(), config, clock)?))
     })
 }

@@ -216,6 +216,11 @@ pub trait Peer: Send + Sync {
 
     /// Makes every commit so far durable.
     fn sync(&self) -> BenchResult<()>;
+
+    /// The bytes per notification the engine's own in-memory index holds, when it counts them.
+    fn index_bytes_per_notification(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Opens a peer on a directory (created empty or holding an earlier peer's data).

@@ -445,3 +445,24 @@ pub fn sequence_keeps_growing_after_the_feed_empties_and_reopens(open: Opener) {
     let (changes, _) = s.drain_changes(&f, Some(next), 10);
     assert_eq!(seen(&changes), [Seen::Gone(z.id, Deleted), Seen::Up(w.id)]);
 }
+
+/// A replacement's new expiration is the only one: the old instant passes without an
+/// expiration, before and after a sweep; the new one is reported once it comes.
+pub fn replaced_notification_expires_only_at_its_new_time(open: Opener) {
+    let mut s = Fixture::start(open);
+    let f = feed("a");
+    s.add(&f, visual("x", "old").expiring_at(at(60)));
+    let token = s.token_now(&f);
+    let replaced = s.add(&f, visual("x", "new").expiring_at(at(120)));
+    s.set_time(at(60));
+    assert_eq!(s.sweep_expired().unwrap().expired, 0);
+    s.reopen();
+    let (changes, _) = s.drain_changes(&f, Some(token), 10);
+    assert_eq!(seen(&changes), [Seen::Up(replaced.id)]);
+    assert_eq!(s.get(&f, replaced.id).unwrap(), Some(replaced.clone()));
+    s.set_time(at(120));
+    s.reopen();
+    let (changes, _) = s.drain_changes(&f, Some(token), 10);
+    assert_eq!(seen(&changes), [Seen::Gone(replaced.id, Expired)]);
+    assert_eq!(s.sweep_expired().unwrap().expired, 1);
+}

@@ -51,3 +51,49 @@ pub fn group_delete_and_counts_are_per_feed(open: Opener) {
         s.reopen();
     }
 }
+
+/// Feed keys, app ids and group names are opaque: separators, Redis hash-tag braces, control
+/// characters, non-ASCII text and the longest allowed keys are kept apart exactly.
+pub fn odd_keys_app_ids_and_groups_are_kept_apart(open: Opener) {
+    let mut s = Fixture::start(open);
+    let long = "k".repeat(notifeed::FeedKey::MAX_BYTES);
+    let names = [
+        "a".to_owned(),
+        "a/".to_owned(),
+        "a/b".to_owned(),
+        "a\u{1}".to_owned(),
+        "{a}".to_owned(),
+        "{a}:b".to_owned(),
+        "a:b".to_owned(),
+        "ü-🦀".to_owned(),
+        " a ".to_owned(),
+        long.clone(),
+        long[1..].to_owned(),
+    ];
+    let keys: Vec<_> = names.iter().map(|n| notifeed::FeedKey::new(n.clone()).unwrap()).collect();
+    let app_ids = ["x", "x ", "{x}", "x:y", "x/y", "ü", "\u{7f}", &"i".repeat(256)];
+    for (i, key) in keys.iter().enumerate() {
+        for app in app_ids {
+            s.add(key, visual(app, &format!("{i}:{app}")).with_group(&format!("{{g}}:{}", i % 2)));
+        }
+    }
+    for _ in 0..2 {
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(s.count(key).unwrap().total, app_ids.len() as u64, "feed {:?}", names[i]);
+            for app in app_ids {
+                let n = s.get_by_app_id(key, app).unwrap().unwrap();
+                assert_eq!(super::title(&n), format!("{i}:{app}"));
+                assert_eq!(s.get(key, n.id).unwrap(), Some(n.clone()));
+            }
+            let (changes, _) = s.drain_changes(key, None, 3);
+            assert_eq!(changes.len(), app_ids.len());
+        }
+        s.reopen();
+    }
+    assert_eq!(s.delete_group(&keys[4], "{g}:0").unwrap(), app_ids.len() as u64);
+    assert_eq!(s.delete_group(&keys[4], "{g}:1").unwrap(), 0);
+    s.reopen();
+    assert_eq!(s.count(&keys[4]).unwrap(), Counts::default());
+    assert_eq!(s.count(&keys[5]).unwrap().total, app_ids.len() as u64);
+    assert_eq!(s.count(&keys[0]).unwrap().total, app_ids.len() as u64);
+}

@@ -150,6 +150,7 @@ macro_rules! conformance_suite {
             changes::expiration_pages_end_at_a_time_boundary,
             changes::swept_expirations_survive_reopen_when_nothing_else_remains,
             changes::sequence_keeps_growing_after_the_feed_empties_and_reopens,
+            changes::replaced_notification_expires_only_at_its_new_time,
             errors::invalid_notification_is_rejected_and_nothing_is_stored,
             errors::invalid_replacement_leaves_the_original_untouched,
             errors::expiration_in_the_past_is_rejected,
@@ -157,6 +158,7 @@ macro_rules! conformance_suite {
             errors::limits_come_from_the_store_options,
             isolation::feeds_are_isolated,
             isolation::group_delete_and_counts_are_per_feed,
+            isolation::odd_keys_app_ids_and_groups_are_kept_apart,
             concurrency::concurrent_appends_are_all_kept,
         );
     };
@@ -310,7 +312,7 @@ pub fn is_expiration(change: &Change) -> bool {
 /// A change with its notification reduced to the id: what scenarios compare.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
-    /// Upserted, with this app id, title and read state.
+    /// Upserted (created, replaced or changed state).
     Up(NotificationId),
     /// Removed for this reason.
     Gone(NotificationId, RemovalReason),

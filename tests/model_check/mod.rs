@@ -51,7 +51,7 @@ const FEEDS: u8 = 2;
 const APP_IDS: u8 = 5;
 const GROUPS: u8 = 3;
 /// The cap and removal log of the check: small, so evictions and stale tokens happen.
-const FEED_CAPACITY: usize = 4;
+const FEED_CAPACITY: usize = 3;
 const REMOVAL_LOG_CAPACITY: usize = 2;
 
 /// One step of a run.
@@ -146,8 +146,8 @@ pub enum Op {
     Changes {
         /// Which feed.
         feed: u8,
-        /// Which earlier token (by index), or `None` for the start.
-        token: Option<usize>,
+        /// Which earlier token, or `None` for the start.
+        token: Option<TokenPick>,
         /// The limit.
         limit: usize,
     },
@@ -162,8 +162,21 @@ pub enum Op {
     },
     /// Move the clock to the next expiration seen so far, exactly (if within two hours).
     AdvanceToNextExpiration,
+    /// Move the clock to one nanosecond before the next expiration seen so far.
+    AdvanceToJustBeforeNextExpiration,
     /// Drop both stores and open them again.
     Reopen,
+}
+
+/// Which of a feed's earlier change tokens to use.
+#[derive(Clone, Copy, Debug)]
+pub enum TokenPick {
+    /// The first: the likeliest to be stale.
+    Oldest,
+    /// The last: what a client syncing in a loop uses.
+    Latest,
+    /// Any, by index.
+    Any(usize),
 }
 
 /// The expiration of an appended notification.
@@ -196,6 +209,10 @@ where
     prop_oneof![3 => Just(None), 1 => inner.prop_map(Some)]
 }
 
+fn token_pick() -> impl Strategy<Value = TokenPick> {
+    prop_oneof![Just(TokenPick::Oldest), Just(TokenPick::Latest), any::<usize>().prop_map(TokenPick::Any)]
+}
+
 fn op_strategy() -> impl Strategy<Value = Op> {
     let feed = 0..FEEDS;
     // Appends favour the first feed, so it fills up and evicts; 1 in 20 is invalid by platform
@@ -211,8 +228,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             }),
         2 => (feed.clone(), any::<usize>()).prop_map(|(feed, pick)| Op::Get { feed, pick }),
         2 => (feed.clone(), 0..APP_IDS).prop_map(|(feed, app)| Op::GetByAppId { feed, app }),
-        6 => (feed.clone(), rarely(0..GROUPS), rarely(0u8..4), rarely(any::<bool>()), rarely(0u8..4), 0usize..4,
-              any::<bool>())
+        8 => (feed.clone(), rarely(0..GROUPS), rarely(0u8..4), rarely(any::<bool>()), rarely(0u8..4), 0usize..4,
+              prop_oneof![1 => Just(false), 2 => Just(true)])
             .prop_map(|(feed, group, platform, read, action, limit, resume)| Op::List {
                 feed, group, platform, read, action, limit, resume
             }),
@@ -221,14 +238,15 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(feed, pick, read, action)| Op::UpdateState { feed, pick, read, action }),
         3 => (feed.clone(), any::<usize>()).prop_map(|(feed, pick)| Op::Delete { feed, pick }),
         3 => (feed.clone(), 0..APP_IDS).prop_map(|(feed, app)| Op::DeleteByAppId { feed, app }),
-        1 => (feed.clone(), 0..GROUPS).prop_map(|(feed, group)| Op::DeleteGroup { feed, group }),
-        6 => (feed, proptest::option::of(any::<usize>()), 0usize..6)
+        3 => (feed.clone(), 0..GROUPS).prop_map(|(feed, group)| Op::DeleteGroup { feed, group }),
+        6 => (feed, proptest::option::of(token_pick()), 0usize..6)
             .prop_map(|(feed, token, limit)| Op::Changes { feed, token, limit }),
-        1 => Just(Op::Sweep),
+        2 => Just(Op::Sweep),
         1 => Just(Op::Sync),
         2 => (1u64..=10).prop_map(|millis| Op::Advance { millis }),
         2 => (1_000u64..=3_600_000).prop_map(|millis| Op::Advance { millis }),
         3 => Just(Op::AdvanceToNextExpiration),
+        1 => Just(Op::AdvanceToJustBeforeNextExpiration),
         2 => Just(Op::Reopen),
     ]
 }
@@ -250,6 +268,10 @@ pub fn check_engine_against_model_with(open: Opener, cases: u32, max_ops: usize)
     let coverage = RefCell::new(Coverage::default());
     let result = runner.run(&strategy, |ops| {
         let mut run = Run::start(open);
+        run.position = "the first change tokens, of the empty feeds".to_owned();
+        for feed in 0..FEEDS {
+            run.changes(feed, None, None, 1);
+        }
         for (step, op) in ops.iter().enumerate() {
             run.position = format!("step {step} ({op:?})");
             run.apply(op);
@@ -588,8 +610,13 @@ impl Run {
                 let slot = usize::from(feed);
                 let tokens = &self.tokens[slot];
                 let (engine_since, model_since) = match token {
-                    Some(i) if !tokens.is_empty() => {
-                        let (e, m) = tokens[i % tokens.len()];
+                    Some(pick) if !tokens.is_empty() => {
+                        let i = match pick {
+                            TokenPick::Oldest => 0,
+                            TokenPick::Latest => tokens.len() - 1,
+                            TokenPick::Any(i) => i % tokens.len(),
+                        };
+                        let (e, m) = tokens[i];
                         (Some(e), Some(m))
                     }
                     _ => (None, None),
@@ -616,11 +643,14 @@ impl Run {
                 self.engine_env.clock.advance(SignedDuration::from_millis(i64::try_from(millis).unwrap()));
             }
             Op::AdvanceToNextExpiration => {
-                let now = self.now();
-                let next = self.expirations.range(now..).find(|t| **t > now).copied();
-                if let Some(next) = next.filter(|t| *t <= now + SignedDuration::from_hours(2)) {
+                if let Some(next) = self.next_expiration(SignedDuration::ZERO) {
                     self.engine_env.clock.set(next);
                     self.coverage.exact_expiration_instants += 1;
+                }
+            }
+            Op::AdvanceToJustBeforeNextExpiration => {
+                if let Some(before) = self.next_expiration(SignedDuration::from_nanos(1)) {
+                    self.engine_env.clock.set(before);
                 }
             }
             Op::Reopen => self.reopen(),
@@ -704,6 +734,13 @@ impl Run {
         self.tokens[usize::from(feed)].push((engine.next, model.next));
     }
 
+    /// The next expiration seen so far less `before`, if it lies ahead and within two hours.
+    fn next_expiration(&self, before: SignedDuration) -> Option<Timestamp> {
+        let now = self.now();
+        let target = self.expirations.iter().map(|t| *t - before).find(|t| *t > now)?;
+        (target <= now + SignedDuration::from_hours(2)).then_some(target)
+    }
+
     /// The leading expirations of a page: (expiration, model id).
     fn expired_prefix(&self, items: &[Change]) -> Vec<(Timestamp, NotificationId)> {
         items
@@ -728,6 +765,32 @@ impl Run {
         items
     }
 
+    /// Lists the whole feed page by page, each side following its own cursors.
+    fn page_through(&mut self, f: &FeedKey, limit: usize) {
+        let mut engine_query = ListQuery { limit, ..ListQuery::default() };
+        let mut model_query = engine_query.clone();
+        for _ in 0..=FEED_CAPACITY {
+            let engine = self.engine().list(f, &engine_query);
+            let model = self.model().list(f, &model_query);
+            let (engine, model) = match (engine, model) {
+                (Ok(e), Ok(m)) => (e, m),
+                (e, m) => panic!("{}: list: the engine answered {e:?}, the model {m:?}", self.at()),
+            };
+            let items: Vec<Notification> = engine.items.into_iter().map(|n| self.translate(n)).collect();
+            assert_eq!(items, model.items, "{}: list page {model_query:?}: engine (left), model (right)", self.at());
+            match (engine.next, model.next) {
+                (Some(e), Some(m)) => {
+                    self.coverage.resumed_lists += 1;
+                    engine_query.cursor = Some(e);
+                    model_query.cursor = Some(m);
+                }
+                (None, None) => return,
+                (e, m) => panic!("{}: list: next cursor {e:?} from the engine, {m:?} from the model", self.at()),
+            }
+        }
+        panic!("{}: paging through a feed of at most {FEED_CAPACITY} does not end", self.at());
+    }
+
     /// Everything observable about every feed, compared in full.
     fn compare_everything(&mut self) {
         for feed in 0..FEEDS {
@@ -739,6 +802,7 @@ impl Run {
                 .list(&f, &all)
                 .map(|p| p.items.into_iter().map(|n| self.translate(n)).collect::<Vec<_>>());
             self.agree("list of everything", engine, self.model().list(&f, &all).map(|p| p.items));
+            self.page_through(&f, 2);
             self.changes(feed, None, None, 1000);
             let tokens = self.tokens[usize::from(feed)].clone();
             for (engine_token, model_token) in tokens {

@@ -56,8 +56,7 @@ impl Connections {
         loop {
             match self.pool.get() {
                 Ok(conn) => return Ok(conn),
-                Err(e) if start.elapsed() + backoff < self.retry.budget => {
-                    let _ = e;
+                Err(_) if start.elapsed() + backoff < self.retry.budget => {
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }

@@ -1,11 +1,11 @@
 //! [`RedisStore`]: the [`FeedStore`] on a Redis Cluster (cargo feature `redis`), for when one
 //! machine is not enough.
 //!
-//! * [`keys`]: where a feed lives: every key of a feed carries the hash tag `{feed}`, so one
+//! * `keys.rs`: where a feed lives: every key of a feed carries the hash tag `{feed}`, so one
 //!   feed is one slot on one master; the key layout is written down there.
-//! * [`scripts`]: one atomic Lua script per operation.
-//! * [`durability`]: what an acknowledged write survives (`appendfsync`, `WAIT`).
-//! * [`connection`]: the connection pool and retries across redirections and failovers.
+//! * `scripts.rs`: one atomic Lua script per operation.
+//! * `durability.rs`: what an acknowledged write survives (`appendfsync`, `WAIT`).
+//! * `connection.rs`: the connection pool and retries across redirections and failovers.
 //!
 //! Values are notifications sealed by [`crate::codec::seal_notification`] (format byte, crc32);
 //! a value that fails its checksum is reported as [`StoreError::Corruption`], never returned.
@@ -44,7 +44,7 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// The options every engine honours. Default: [`StoreOptions::default`].
     pub options: StoreOptions,
-    /// What the masters' disks promise; see [`durability`](self#durability). `Always` requires
+    /// What the masters' disks promise; see `durability.rs` and `docs/redis.md`. `Always` requires
     /// every master to run `appendonly yes` and `appendfsync always` and fails
     /// [`RedisStore::open`] otherwise. Default: [`Durability::Always`].
     pub durability: Durability,
@@ -100,8 +100,7 @@ impl Default for RedisConfig {
 /// # Durability
 /// Redis replication is asynchronous. What a returned mutation survives depends on
 /// [`RedisConfig::durability`] (the master's own fsync) and [`RedisConfig::min_replicas_acked`]
-/// (`WAIT` for replicas): see the [`durability`](self#durability) notes in the module
-/// `durability.rs`, summarised in `docs/redis.md`.
+/// (`WAIT` for replicas): see the module `durability.rs`, summarised in `docs/redis.md`.
 pub struct RedisStore {
     connections: Connections,
     layout: Layout,

@@ -108,7 +108,7 @@ impl SledStore {
                 let mut writes = WriteSet::default();
                 writes.insert(TreeName::FeedMeta, &keys::feed_prefix(feed), meta.encode());
                 // Not flushed: a lost write is recomputed by the next read.
-                self.persist(writes, false)?;
+                self.commit(writes)?;
             }
         }
         Ok(())

@@ -10,8 +10,9 @@ pub struct SledConfig {
     /// The semantics every engine shares (limits, feed capacity, change-log bounds).
     /// Default: [`StoreOptions::default`].
     pub options: StoreOptions,
-    /// When a mutation is durable. `Always` flushes sled (write and fsync of its log) before
-    /// each mutation returns: it survives a killed process and a power loss
+    /// When a mutation is durable. `Always` flushes sled and fdatasyncs its data file before
+    /// each mutation returns (concurrent writers share one flush): it survives a killed process
+    /// and a power loss
     /// (`tests/crash_sled.rs` kills a writer and finds every acknowledged append). `Buffered`
     /// leaves that to sled's background flusher and [`FeedStore::sync`](crate::FeedStore::sync); sled buffers in the
     /// process, so a killed process loses what was not flushed yet (at most

@@ -23,8 +23,12 @@
 //! `feed`); the store-wide sequence counter and each feed's meta are written in the same
 //! transaction as the changes that took their numbers.
 //!
-//! Durability: sled writes a log of its own and fsyncs it on `flush`. With
-//! [`Durability::Always`] every mutation flushes before it returns; with
+//! Durability: sled writes a log of its own on `flush`, but on Linux only waits for it with
+//! `sync_file_range`, which flushes neither the drive's cache nor the file's metadata, so it
+//! does not survive a power loss; a flush here is sled's flush followed by an fdatasync of
+//! sled's data file. With [`Durability::Always`]
+//! every mutation is covered by such a flush before it returns (one flush covers every
+//! mutation committed before it started, so concurrent writers share it); with
 //! [`Durability::Buffered`] mutations reach sled's buffers (and sled's background flusher
 //! writes them every [`SledConfig::flush_every_milliseconds`]) and [`FeedStore::sync`]
 //! flushes.
@@ -45,7 +49,7 @@ mod values;
 mod tests;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -71,7 +75,8 @@ const LOCK_POLL: Duration = Duration::from_millis(10);
 /// The notification feed store on sled. Share it across threads in an `Arc`.
 ///
 /// Reads run concurrently; mutations are serialised by one writer lock (sled transactions take
-/// a global lock of their own, so they would serialise anyway).
+/// a global lock of their own, so they would serialise anyway) up to their commit, and with
+/// `Always` durability wait for sled's flush outside it, so concurrent writers share fsyncs.
 pub struct SledStore {
     trees: Trees,
     clock: SharedClock,
@@ -81,6 +86,10 @@ pub struct SledStore {
     writer: Mutex<()>,
     /// Set when a commit or flush failed: mutations then refuse until the store is reopened.
     poisoned: AtomicBool,
+    /// Tickets of commits given out (the last one).
+    committed: AtomicU64,
+    /// The last ticket a flush covered; held while flushing, so writers queue behind one flush.
+    synced: Mutex<u64>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -124,6 +133,8 @@ impl SledStore {
             durability: config.durability,
             writer: Mutex::new(()),
             poisoned: AtomicBool::new(false),
+            committed: AtomicU64::new(0),
+            synced: Mutex::new(0),
         };
         store.check_layout()?;
         Ok(store)
@@ -140,7 +151,8 @@ impl SledStore {
             None => {
                 let mut writes = WriteSet::default();
                 writes.insert(TreeName::Catalog, keys::LAYOUT_VERSION_KEY, values::encode_u64(keys::LAYOUT_VERSION));
-                self.persist(writes, true)
+                let ticket = self.commit(writes)?;
+                self.make_durable(ticket)
             }
         }
     }
@@ -153,25 +165,45 @@ impl SledStore {
         if self.poisoned.load(Ordering::SeqCst) { Err(StoreError::Poisoned) } else { Ok(()) }
     }
 
-    /// Commits `writes`, then, with `Always` durability and `flush`, makes them durable.
-    fn persist(&self, writes: WriteSet, flush: bool) -> Result<(), StoreError> {
+    /// Commits `writes` (under the writer lock). Returns the commit's ticket, to pass to
+    /// [`SledStore::make_durable`], or `None` when there was nothing to commit. A failed commit
+    /// poisons the store.
+    fn commit(&self, writes: WriteSet) -> Result<Option<u64>, StoreError> {
         if writes.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        // 1. One transaction over every tree: the operation is all there or not at all.
-        if let Err(e) = self.trees.commit(writes) {
-            self.poisoned.store(true, Ordering::SeqCst);
-            return Err(e);
-        }
-        // 2. IMPORTANT: with `Always`, the call returns only after sled's log is fsynced.
-        if flush && self.durability != Durability::Buffered {
-            self.flush()?;
-        }
-        Ok(())
+        // 1. One transaction over the trees written: the operation is all there or not at all.
+        self.trees.commit(writes).inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+        // Tickets are taken after the commit and under the writer lock, so every commit with a
+        // ticket up to `committed` is in sled when `committed` is read.
+        Ok(Some(self.committed.fetch_add(1, Ordering::SeqCst) + 1))
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
-        self.trees.flush().inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))
+    /// With `Always` durability, makes the commit with `ticket` durable (nothing for `None`).
+    ///
+    /// Called after the writer lock is released, so writers commit while another syncs; the
+    /// sync then covers every commit made before it started (a group commit): a writer whose
+    /// ticket an earlier sync covered returns without syncing again.
+    fn make_durable(&self, ticket: Option<u64>) -> Result<(), StoreError> {
+        match ticket {
+            Some(ticket) if self.durability != Durability::Buffered => self.sync_through(ticket),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes every commit up to `ticket` durable, with one flush for all of them.
+    fn sync_through(&self, ticket: u64) -> Result<(), StoreError> {
+        let mut synced = self.synced.lock();
+        if *synced >= ticket {
+            return Ok(());
+        }
+        self.check_poisoned()?;
+        let target = self.committed.load(Ordering::SeqCst);
+        // 2. IMPORTANT: a mutation returns only after this flush (sled's log written and
+        //    fdatasynced) covered it.
+        self.trees.flush().inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+        *synced = target;
+        Ok(())
     }
 
     /// Runs a mutation of `feed`, which must exist; `None` when it does not.
@@ -181,11 +213,15 @@ impl SledStore {
         change: impl FnOnce(&mut FeedWriter<'_>, Timestamp) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         self.check_poisoned()?;
-        let _writer = self.writer.lock();
-        let Some(number) = read::feed_number(&self.trees, feed)? else {
-            return Ok(None);
+        let (out, ticket) = {
+            let _writer = self.writer.lock();
+            let Some(number) = read::feed_number(&self.trees, feed)? else {
+                return Ok(None);
+            };
+            self.run_mutation(number, WriteSet::default(), change)?
         };
-        self.run_mutation(number, WriteSet::default(), change).map(Some)
+        self.make_durable(ticket)?;
+        Ok(Some(out))
     }
 
     /// Runs a mutation of `feed`, assigning it a feed number when it has none.
@@ -195,30 +231,35 @@ impl SledStore {
         change: impl FnOnce(&mut FeedWriter<'_>, Timestamp) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.check_poisoned()?;
-        let _writer = self.writer.lock();
-        let mut writes = WriteSet::default();
-        let number = match read::feed_number(&self.trees, feed)? {
-            Some(number) => number,
-            None => self.assign_feed_number(feed, &mut writes)?,
+        let (out, ticket) = {
+            let _writer = self.writer.lock();
+            let mut writes = WriteSet::default();
+            let number = match read::feed_number(&self.trees, feed)? {
+                Some(number) => number,
+                None => self.assign_feed_number(feed, &mut writes)?,
+            };
+            self.run_mutation(number, writes, change)?
         };
-        self.run_mutation(number, writes, change)
+        self.make_durable(ticket)?;
+        Ok(out)
     }
 
-    /// Under the writer lock: applies `change` to the feed and persists it.
+    /// Under the writer lock: applies `change` to the feed and commits it; the caller makes it
+    /// durable once the lock is released.
     fn run_mutation<T>(
         &self,
         number: FeedNumber,
         writes: WriteSet,
         change: impl FnOnce(&mut FeedWriter<'_>, Timestamp) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<(T, Option<u64>), StoreError> {
         let now = self.now();
         let meta = read::meta(&self.trees, number)?;
         let store_sequence = read::catalog_counter(&self.trees, keys::STORE_SEQUENCE_KEY)?.unwrap_or(0);
         let mut writer = FeedWriter::new(&self.trees, number, meta, store_sequence, writes);
         let out = change(&mut writer, now)?;
         let writes = writer.finish(self.options.removal_log_capacity)?;
-        self.persist(writes, true)?;
-        Ok(out)
+        let ticket = self.commit(writes)?;
+        Ok((out, ticket))
     }
 
     /// Assigns the next feed number to `feed` (in `writes`, committed with the operation).
@@ -400,7 +441,7 @@ impl FeedStore for SledStore {
         let now_nanos = timestamp_to_nanos(self.now());
         let cutoff = self.retention_cutoff(now_nanos);
         let mut stats = SweepStats::default();
-        let mut wrote = false;
+        let mut ticket = None;
         // The writer lock is taken per chunk, so appends and deletes interleave with a long
         // sweep; each chunk is planned from what is committed when it starts.
         loop {
@@ -410,28 +451,30 @@ impl FeedStore for SledStore {
             };
             stats.expired += chunk.expired;
             stats.bytes_reclaimed += chunk.bytes;
-            self.persist(chunk.writes, false)?;
-            wrote = true;
+            ticket = self.commit(chunk.writes)?.or(ticket);
         }
         loop {
             let _writer = self.writer.lock();
             let Some(writes) = sweep::forget_chunk(&self.trees, cutoff)? else {
                 break;
             };
-            self.persist(writes, false)?;
-            wrote = true;
+            ticket = self.commit(writes)?.or(ticket);
         }
-        // IMPORTANT: with `Always`, the sweep is durable when it returns (one flush for all
-        // chunks; each chunk is atomic on its own).
-        if wrote && self.durability != Durability::Buffered {
-            self.flush()?;
-        }
+        // With `Always`, the sweep is durable when it returns: one flush for all chunks, each
+        // atomic on its own.
+        self.make_durable(ticket)?;
         stats.duration = started.elapsed();
         Ok(stats)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
         self.check_poisoned()?;
-        self.flush()
+        // Every acknowledged mutation has a ticket up to `committed` and is in sled already.
+        let target = self.committed.load(Ordering::SeqCst);
+        let mut synced = self.synced.lock();
+        // IMPORTANT: flush even when no commit is pending: sled's own buffered state goes too.
+        self.trees.flush().inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+        *synced = (*synced).max(target);
+        Ok(())
     }
 }

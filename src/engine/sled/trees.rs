@@ -23,6 +23,7 @@
 //! trees, so a crash never leaves an index without its notification or a sequence without its
 //! change.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use sled::Transactional;
@@ -93,6 +94,10 @@ pub(crate) struct Trees {
     db: sled::Db,
     trees: Vec<sled::Tree>,
     path: PathBuf,
+    /// sled's data file (`<path>/db`), opened again to fdatasync it: see [`Trees::flush`].
+    data_file: File,
+    /// Its path, for errors.
+    data_file_path: PathBuf,
 }
 
 impl Trees {
@@ -108,7 +113,14 @@ impl Trees {
             .iter()
             .map(|name| db.open_tree(name.as_str()).map_err(|e| from_sled("opening a tree of", path, e)))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { db, trees, path: path.to_owned() })
+        // sled keeps everything in one file named `db` inside its directory (sled 0.34).
+        let data_file_path = path.join("db");
+        let data_file = File::open(&data_file_path).map_err(|source| StoreError::Io {
+            operation: "opening",
+            path: data_file_path.display().to_string(),
+            source,
+        })?;
+        Ok(Self { db, trees, path: path.to_owned(), data_file, data_file_path })
     }
 
     /// The directory of the database.
@@ -156,12 +168,21 @@ impl Trees {
             .map_err(|e| from_transaction(&self.path, e))
     }
 
-    /// Makes everything committed so far durable (sled's flush: write and fsync its log).
+    /// Makes everything committed so far durable.
     ///
     /// # Errors
     /// [`StoreError::Io`] and other sled errors, mapped.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(|e| from_sled("flushing", &self.path, e))
+        // 1. sled writes its buffers to the file; on Linux it waits with `sync_file_range`,
+        //    which neither flushes the drive's cache nor the file's metadata.
+        self.db.flush().map_err(|e| from_sled("flushing", &self.path, e))?;
+        // 2. IMPORTANT: so fdatasync the file as well; only then is it on disk through a power
+        //    loss.
+        self.data_file.sync_data().map_err(|source| StoreError::Io {
+            operation: "syncing",
+            path: self.data_file_path.display().to_string(),
+            source,
+        })
     }
 }
 
