@@ -56,6 +56,7 @@ pub(crate) struct Placed {
 /// A batch failure, as every writer of the batch sees it.
 #[derive(Clone, Debug)]
 pub(crate) struct BatchFailure {
+    poisoned: bool,
     operation: &'static str,
     path: String,
     kind: io::ErrorKind,
@@ -66,9 +67,17 @@ impl BatchFailure {
     fn from_store_error(e: StoreError) -> Self {
         match e {
             StoreError::Io { operation, path, source } => {
-                Self { operation, path, kind: source.kind(), message: source.to_string() }
+                Self { poisoned: false, operation, path, kind: source.kind(), message: source.to_string() }
             }
+            StoreError::Poisoned => Self {
+                poisoned: true,
+                operation: "writing",
+                path: String::new(),
+                kind: io::ErrorKind::Other,
+                message: String::new(),
+            },
             other => Self {
+                poisoned: false,
                 operation: "writing",
                 path: String::new(),
                 kind: io::ErrorKind::Other,
@@ -77,8 +86,12 @@ impl BatchFailure {
         }
     }
 
-    /// The failure as the error a caller gets.
+    /// The failure as the error a caller gets: [`StoreError::Poisoned`] for a batch refused
+    /// because an earlier one failed, else the I/O error.
     pub fn to_store_error(&self) -> StoreError {
+        if self.poisoned {
+            return StoreError::Poisoned;
+        }
         StoreError::Io {
             operation: self.operation,
             path: self.path.clone(),
@@ -149,6 +162,7 @@ impl<Q, R> GroupCommit<Q, R> {
                     (Some(f), _) => Err(f),
                     (None, Some(r)) => Ok(r),
                     (None, None) => Err(BatchFailure {
+                        poisoned: false,
                         operation: "committing",
                         path: String::new(),
                         kind: io::ErrorKind::Other,
@@ -175,6 +189,7 @@ impl<Q, R> GroupCommit<Q, R> {
                     Ok(_) => Finished {
                         results: Vec::new(),
                         failure: Some(BatchFailure {
+                            poisoned: false,
                             operation: "committing",
                             path: String::new(),
                             kind: io::ErrorKind::Other,
@@ -219,6 +234,8 @@ fn write_batch_inner(
     buffer_limit: usize,
 ) -> Result<Vec<Option<Placed>>, StoreError> {
     let mut writer = segments.writer.lock();
+    // A batch never runs on a poisoned store: nothing may be written or synced after a failure.
+    segments.check_poison()?;
     let mut buffers: Vec<(u32, u64, Vec<u8>)> = Vec::new();
     let mut results = Vec::with_capacity(requests.len());
     let mut sync_requested = always_sync;
@@ -332,6 +349,7 @@ mod tests {
     fn followers_learn_a_failed_batch() {
         let commit: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::default());
         let failure = BatchFailure {
+            poisoned: false,
             operation: "syncing",
             path: "x".into(),
             kind: io::ErrorKind::Other,

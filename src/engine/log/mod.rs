@@ -39,7 +39,7 @@ mod watermark;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use jiff::SignedDuration;
 use parking_lot::Mutex;
@@ -134,7 +134,6 @@ pub struct LogStore {
     segments: Segments,
     commit: GroupCommit<Request, Option<Placed>>,
     index: Index,
-    poisoned: AtomicBool,
     report: RecoveryReport,
     watermark: Mutex<Watermark>,
     _lock: DirectoryLock,
@@ -192,7 +191,6 @@ impl LogStore {
             segments,
             commit: GroupCommit::default(),
             index: recovered.index,
-            poisoned: AtomicBool::new(false),
             report: recovered.report,
             watermark: Mutex::new(recovered.watermark),
             _lock: lock,
@@ -211,7 +209,7 @@ impl LogStore {
 
     /// Whether an I/O failure has poisoned the store.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::SeqCst)
+        self.segments.poisoned.load(Ordering::SeqCst)
     }
 
     /// How many segment descriptors are open now (bounded by `max_open_files`).
@@ -258,7 +256,7 @@ impl LogStore {
             .submit(request, |requests| commit::write_batch(&self.segments, requests, always, max, buffer))
             .map_err(|failure| {
                 // IMPORTANT 7: never retry; refuse every later mutation until reopened.
-                self.poisoned.store(true, Ordering::SeqCst);
+                self.segments.poisoned.store(true, Ordering::SeqCst);
                 failure.to_store_error()
             })
     }
@@ -296,9 +294,7 @@ impl LogStore {
     /// Reads and checks the record of `entry`.
     fn load(&self, entry: &Entry) -> Result<Notification, StoreError> {
         let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
-        self.segments
-            .make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len))
-            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+        self.segments.make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len))?;
         let bytes = self.segments.read(entry.segment, u64::from(entry.offset), entry.len as usize)?;
         let frame = record::decode_frame(&bytes, u64::from(entry.segment))
             .map_err(|e| StoreError::Corruption { location: location(), detail: e.to_string() })?;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -85,6 +85,8 @@ pub(crate) struct Segments {
     descriptors: Mutex<Descriptors>,
     /// The writer's state; lock order: a feed lock, then this.
     pub writer: Mutex<WriterState>,
+    /// Set by the first failed write or sync; from then on nothing touches the files.
+    pub poisoned: AtomicBool,
 }
 
 impl Segments {
@@ -97,6 +99,7 @@ impl Segments {
             shared: RwLock::new(shared),
             descriptors: Mutex::new(Descriptors { capacity: max_open_files.max(1), tick: 0, open: HashMap::new() }),
             writer: Mutex::new(writer),
+            poisoned: AtomicBool::new(false),
         }
     }
 
@@ -148,11 +151,35 @@ impl Segments {
         self.descriptors.lock().open.len()
     }
 
+    /// Refuses when poisoned.
+    ///
+    /// # Errors
+    /// [`StoreError::Poisoned`].
+    pub fn check_poison(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(Ordering::SeqCst) { Err(StoreError::Poisoned) } else { Ok(()) }
+    }
+
+    /// Poisons the store when `result` is an I/O failure.
+    pub fn poison_on_error<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Io { .. } | StoreError::Corruption { .. }) = &result {
+            // IMPORTANT 0: poison before anyone learns of the failure, so no later batch writes
+            // or syncs (a failed sync is never retried).
+            self.poisoned.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
     /// Creates segment `id` for `window`: header written and synced, directory synced.
     ///
     /// # Errors
-    /// [`StoreError::Io`]; the store must poison.
+    /// [`StoreError::Io`]; the store poisons.
     pub fn create(&self, writer: &mut WriterState, window: i64) -> Result<u32, StoreError> {
+        self.check_poison()?;
+        let created = self.create_unchecked(writer, window);
+        self.poison_on_error(created)
+    }
+
+    fn create_unchecked(&self, writer: &mut WriterState, window: i64) -> Result<u32, StoreError> {
         let id = writer.next_segment_id;
         writer.next_segment_id = id.checked_add(1).ok_or_else(|| StoreError::Corruption {
             location: self.dir.display().to_string(),
@@ -208,6 +235,19 @@ impl Segments {
         buf: &[u8],
         buffer_limit: usize,
     ) -> Result<(), StoreError> {
+        self.check_poison()?;
+        let appended = self.append_unchecked(writer, id, at, buf, buffer_limit);
+        self.poison_on_error(appended)
+    }
+
+    fn append_unchecked(
+        &self,
+        writer: &mut WriterState,
+        id: u32,
+        at: u64,
+        buf: &[u8],
+        buffer_limit: usize,
+    ) -> Result<(), StoreError> {
         let Some(s) = writer.segments.get_mut(&id) else { return Ok(()) };
         s.dirty = true;
         if buffer_limit == 0 && s.pending.is_empty() {
@@ -233,6 +273,12 @@ impl Segments {
     /// # Errors
     /// [`StoreError::Io`]; the store must poison.
     pub fn flush(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
+        self.check_poison()?;
+        let flushed = self.flush_unchecked(writer, id);
+        self.poison_on_error(flushed)
+    }
+
+    fn flush_unchecked(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
         let Some(s) = writer.segments.get_mut(&id) else { return Ok(()) };
         if s.pending.is_empty() {
             return Ok(());
@@ -255,8 +301,9 @@ impl Segments {
             return Ok(());
         }
         self.flush(writer, id)?;
-        let file = self.file(id)?;
-        file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e))?;
+        let file = self.poison_on_error(self.file(id))?;
+        let synced = file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e));
+        self.poison_on_error(synced)?;
         if let Some(s) = writer.segments.get_mut(&id) {
             s.dirty = false;
             s.pending = Vec::new();

@@ -23,7 +23,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     let now = store.now_nanos();
     let mut stats = SweepStats::default();
     let poison = |e: StoreError| {
-        store.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
+        store.segments.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
         e
     };
 
