@@ -208,6 +208,9 @@ impl<Q, R> GroupCommit<Q, R> {
     }
 }
 
+/// How far one durable raise of the LSN lease reaches.
+const LSN_LEASE_BLOCK: u64 = 1 << 20;
+
 /// Writes one batch: assigns LSNs in queue order, frames each record into the active segment
 /// of its window (rolling segments past `max_segment_bytes`), writes each touched segment with
 /// one positional write, and syncs every dirty segment when `always_sync` or a `Sync` request
@@ -236,6 +239,18 @@ fn write_batch_inner(
     let mut writer = segments.writer.lock();
     // A batch never runs on a poisoned store: nothing may be written or synced after a failure.
     segments.check_poison()?;
+    let needed: u64 = writer.next_lsn
+        + requests.iter().map(|r| if let Request::Record(rec) = r { rec.span.max(1) } else { 0 }).sum::<u64>();
+    if needed > writer.watermark.lsn_floor {
+        // IMPORTANT 11: the LSN lease is durable before any LSN under it is handed out, so a
+        // crash (even one that loses buffered records whose LSNs a change token already
+        // carries) never makes the store assign an LSN twice.
+        let mut raised = writer.watermark;
+        raised.lsn_floor = needed.saturating_add(LSN_LEASE_BLOCK);
+        raised.segment_id_floor = raised.segment_id_floor.max(writer.next_segment_id);
+        segments.poison_on_error(raised.store(segments.fs(), segments.dir()))?;
+        writer.watermark = raised;
+    }
     let mut buffers: Vec<(u32, u64, Vec<u8>)> = Vec::new();
     let mut results = Vec::with_capacity(requests.len());
     let mut sync_requested = always_sync;

@@ -42,7 +42,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use jiff::SignedDuration;
-use parking_lot::Mutex;
 
 use crate::changes::{FeedHorizon, Planned, Sequenced, check_token, plan_page};
 use crate::clock::timestamp_to_nanos;
@@ -59,7 +58,6 @@ use record::{Outgoing, RecordKind};
 pub use recovery::{LostRegion, RecoveryMode, RecoveryReport, TornTail};
 use recovery::{RecoverySettings, window_of};
 use segment::Segments;
-use watermark::Watermark;
 
 /// How a [`LogStore`] behaves. Every field has a default; see each.
 #[derive(Clone, Debug)]
@@ -135,7 +133,6 @@ pub struct LogStore {
     commit: GroupCommit<Request, Option<Placed>>,
     index: Index,
     report: RecoveryReport,
-    watermark: Mutex<Watermark>,
     _lock: DirectoryLock,
 }
 
@@ -192,7 +189,6 @@ impl LogStore {
             commit: GroupCommit::default(),
             index: recovered.index,
             report: recovered.report,
-            watermark: Mutex::new(recovered.watermark),
             _lock: lock,
         })
     }

@@ -33,6 +33,8 @@ pub(crate) enum RecordKind {
     GroupDelete = 5,
     /// Expirations a sweep counted: [`ExpiredBody`].
     Expired = 6,
+    /// A feed's remembered removals, carried forward by a sweep: [`RemovalsBody`].
+    Removals = 7,
 }
 
 impl RecordKind {
@@ -44,6 +46,7 @@ impl RecordKind {
             4 => Self::Delete,
             5 => Self::GroupDelete,
             6 => Self::Expired,
+            7 => Self::Removals,
             _ => return None,
         })
     }
@@ -91,6 +94,19 @@ pub(crate) struct ExpiredBody {
     pub expired: Vec<([u8; 16], i64)>,
 }
 
+/// The body of `Removals`: a feed's removal log as a sweep found it, written before the sweep
+/// unlinks segments that may hold the removals' own records, in the same long-lived window as
+/// `Expired` records (and carried forward again when that window is unlinked).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RemovalsBody {
+    /// The feed key.
+    pub feed: String,
+    /// The feed's highest forgotten removal sequence.
+    pub forgotten_through: u64,
+    /// `(sequence, id, RemovalReason::to_u8)`, oldest first.
+    pub removals: Vec<(u64, [u8; 16], u8)>,
+}
+
 /// A decoded record body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Record {
@@ -102,6 +118,8 @@ pub(crate) enum Record {
     GroupDelete(GroupDeleteBody),
     /// Expirations counted by a sweep.
     Expired(ExpiredBody),
+    /// A carried-forward removal log.
+    Removals(RemovalsBody),
 }
 
 impl Record {
@@ -109,7 +127,7 @@ impl Record {
     pub fn span(&self) -> u64 {
         match self {
             Record::Upsert(_, b) => 1 + u64::from(b.evicted.is_some()),
-            Record::Delete(_) | Record::Expired(_) => 1,
+            Record::Delete(_) | Record::Expired(_) | Record::Removals(_) => 1,
             Record::GroupDelete(b) => (b.ids.len() as u64).max(1),
         }
     }
@@ -125,6 +143,7 @@ impl Record {
             Record::Delete(b) => codec::encode(b),
             Record::GroupDelete(b) => codec::encode(b),
             Record::Expired(b) => codec::encode(b),
+            Record::Removals(b) => codec::encode(b),
         }
     }
 
@@ -140,6 +159,7 @@ impl Record {
             RecordKind::Delete => Record::Delete(codec::decode(body)?),
             RecordKind::GroupDelete => Record::GroupDelete(codec::decode(body)?),
             RecordKind::Expired => Record::Expired(codec::decode(body)?),
+            RecordKind::Removals => Record::Removals(codec::decode(body)?),
         })
     }
 }
@@ -181,6 +201,15 @@ pub(crate) enum Outgoing<'a> {
         /// `(id, expiration)`.
         expired: &'a [([u8; 16], i64)],
     },
+    /// A feed's removal log, carried forward.
+    Removals {
+        /// The feed key.
+        feed: &'a str,
+        /// The feed's highest forgotten removal sequence.
+        forgotten_through: u64,
+        /// `(sequence, id, reason number)`, oldest first.
+        removals: &'a [(u64, [u8; 16], u8)],
+    },
 }
 
 impl Outgoing<'_> {
@@ -191,6 +220,7 @@ impl Outgoing<'_> {
             Outgoing::Delete { .. } => RecordKind::Delete,
             Outgoing::GroupDelete { .. } => RecordKind::GroupDelete,
             Outgoing::Expired { .. } => RecordKind::Expired,
+            Outgoing::Removals { .. } => RecordKind::Removals,
         }
     }
 
@@ -198,7 +228,7 @@ impl Outgoing<'_> {
     pub fn span(&self) -> u64 {
         match self {
             Outgoing::Upsert { evicted, .. } => 1 + u64::from(evicted.is_some()),
-            Outgoing::Delete { .. } | Outgoing::Expired { .. } => 1,
+            Outgoing::Delete { .. } | Outgoing::Expired { .. } | Outgoing::Removals { .. } => 1,
             Outgoing::GroupDelete { ids, .. } => (ids.len() as u64).max(1),
         }
     }
@@ -208,7 +238,7 @@ impl Outgoing<'_> {
         match self {
             Outgoing::Upsert { evicted, .. } => evicted.is_some(),
             Outgoing::Delete { .. } | Outgoing::GroupDelete { .. } => true,
-            Outgoing::Expired { .. } => false,
+            Outgoing::Expired { .. } | Outgoing::Removals { .. } => false,
         }
     }
 
@@ -245,6 +275,9 @@ impl Outgoing<'_> {
             Outgoing::Delete { feed, id } => codec::encode_into(&DeleteRef { feed, id }, &mut out)?,
             Outgoing::GroupDelete { feed, ids } => codec::encode_into(&GroupDeleteRef { feed, ids }, &mut out)?,
             Outgoing::Expired { feed, expired } => codec::encode_into(&ExpiredRef { feed, expired }, &mut out)?,
+            Outgoing::Removals { feed, forgotten_through, removals } => {
+                codec::encode_into(&RemovalsRef { feed, forgotten_through, removals }, &mut out)?
+            }
         }
         if out.len() - FRAME_HEADER_LEN > MAX_BODY_LEN {
             return Err(CodecError::Body(format!(
@@ -274,6 +307,13 @@ pub(crate) struct UpsertRef<'a> {
 struct DeleteRef<'a> {
     feed: &'a str,
     id: [u8; 16],
+}
+
+#[derive(Serialize)]
+struct RemovalsRef<'a> {
+    feed: &'a str,
+    forgotten_through: u64,
+    removals: &'a [(u64, [u8; 16], u8)],
 }
 
 #[derive(Serialize)]
@@ -634,6 +674,10 @@ mod tests {
         let owned = ExpiredBody { feed: "f".into(), expired: expired.to_vec() };
         assert_eq!(sweep.encode_body().unwrap(), codec::encode(&owned).unwrap());
         assert_eq!(sweep.swept_expiration(), Some(77));
+        let removals = [(3, [1; 16], 1), (9, [2; 16], 4)];
+        let carried = Outgoing::Removals { feed: "f", forgotten_through: 2, removals: &removals };
+        let owned = RemovalsBody { feed: "f".into(), forgotten_through: 2, removals: removals.to_vec() };
+        assert_eq!(carried.encode_body().unwrap(), codec::encode(&owned).unwrap());
         let delete = Outgoing::Delete { feed: "f", id: [9; 16] };
         assert_eq!(
             delete.encode_body().unwrap(),

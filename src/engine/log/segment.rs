@@ -14,6 +14,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::fs::{FileSystem, FsFile};
 use super::record::{self, SEGMENT_HEADER_LEN};
+use super::watermark::Watermark;
 use crate::StoreError;
 
 /// The file name of segment `id`.
@@ -64,6 +65,9 @@ pub(crate) struct WriterState {
     pub active: HashMap<i64, u32>,
     /// Every segment.
     pub segments: HashMap<u32, SegmentState>,
+    /// The persisted floors; `lsn_floor` is also the LSN lease: no LSN at or above it is
+    /// assigned before it is raised durably.
+    pub watermark: Watermark,
 }
 
 /// A small LRU of open file descriptors.
@@ -352,7 +356,13 @@ mod tests {
         let fs = FaultFileSystem::new();
         let dir = Path::new("/data");
         fs.create_dir_all(dir).unwrap();
-        let writer = WriterState { next_lsn: 1, next_segment_id: 1, active: HashMap::new(), segments: HashMap::new() };
+        let writer = WriterState {
+            next_lsn: 1,
+            next_segment_id: 1,
+            active: HashMap::new(),
+            segments: HashMap::new(),
+            watermark: Watermark::default(),
+        };
         Segments::new(dir, Arc::new(fs), max_open, writer)
     }
 
