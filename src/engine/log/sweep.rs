@@ -79,7 +79,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     if victim_removals > 0 {
         for cell in store.index.all_feeds() {
             let f = cell.index.read();
-            if !f.removals().next().is_some_and(|r| r.0 <= victim_removals) {
+            if f.removals().next().is_none_or(|r| r.0 > victim_removals) {
                 continue;
             }
             let removals: Vec<(u64, [u8; 16], u8)> = f.removals().map(|&(s, id, r)| (s, id, r.to_u8())).collect();
