@@ -284,7 +284,8 @@ fn write_batch_inner(
         let lsn = writer.next_lsn;
         writer.next_lsn += rec.span.max(1);
         let seg_len = writer.segments.get(&segment).map_or(0, |s| s.len);
-        record::seal_frame(&mut rec.frame, u64::from(segment), rec.kind, lsn);
+        let salt = writer.segments.get(&segment).map_or(0, |s| s.salt);
+        record::seal_frame(&mut rec.frame, record::frame_key(u64::from(segment), salt), rec.kind, lsn);
         let offset = match buffers.iter_mut().find(|(id, _, _)| *id == segment) {
             Some((_, at, buf)) => {
                 let offset = *at + buf.len() as u64;

@@ -292,7 +292,11 @@ impl LogStore {
         let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
         self.segments.make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len))?;
         let bytes = self.segments.read(entry.segment, u64::from(entry.offset), entry.len as usize)?;
-        let frame = record::decode_frame(&bytes, u64::from(entry.segment))
+        let key = self
+            .segments
+            .frame_key(entry.segment)
+            .ok_or_else(|| StoreError::Corruption { location: location(), detail: "the segment is gone".into() })?;
+        let frame = record::decode_frame(&bytes, key)
             .map_err(|e| StoreError::Corruption { location: location(), detail: e.to_string() })?;
         let corrupt = |detail: String| StoreError::Corruption { location: location(), detail };
         if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {

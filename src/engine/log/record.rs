@@ -8,7 +8,7 @@ use crate::clock::timestamp_to_nanos;
 use crate::codec::{self, CodecError, StoredNotification};
 
 /// Bytes of a segment header.
-pub(crate) const SEGMENT_HEADER_LEN: usize = 32;
+pub(crate) const SEGMENT_HEADER_LEN: usize = 40;
 /// Bytes of a frame header (before the body).
 pub(crate) const FRAME_HEADER_LEN: usize = 20;
 /// The largest body a frame may claim; a larger length is corruption.
@@ -490,9 +490,14 @@ impl Frame<'_> {
     }
 }
 
-fn frame_crc(segment_id: u64, header_tail: &[u8], body: &[u8]) -> u32 {
+/// What a frame's checksum is keyed with: its segment's id and random salt.
+pub(crate) fn frame_key(segment_id: u64, salt: u64) -> u128 {
+    (u128::from(salt) << 64) | u128::from(segment_id)
+}
+
+fn frame_crc(key: u128, header_tail: &[u8], body: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
-    h.update(&segment_id.to_le_bytes());
+    h.update(&key.to_le_bytes());
     h.update(header_tail);
     h.update(body);
     h.finalize()
@@ -500,7 +505,7 @@ fn frame_crc(segment_id: u64, header_tail: &[u8], body: &[u8]) -> u32 {
 
 /// Appends one frame to `out`.
 #[cfg(test)]
-pub(crate) fn encode_frame(out: &mut Vec<u8>, segment_id: u64, kind: RecordKind, lsn: u64, body: &[u8]) {
+pub(crate) fn encode_frame(out: &mut Vec<u8>, segment_id: u128, kind: RecordKind, lsn: u64, body: &[u8]) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
     out.extend_from_slice(body);
@@ -510,7 +515,7 @@ pub(crate) fn encode_frame(out: &mut Vec<u8>, segment_id: u64, kind: RecordKind,
 /// Fills the header of `frame` (a blank header followed by the body, as
 /// [`Outgoing::encode_unsealed_frame`] makes it): length, kind, LSN and the checksum with
 /// `segment_id` folded in. The body is at most [`MAX_BODY_LEN`] bytes (checked when encoded).
-pub(crate) fn seal_frame(frame: &mut [u8], segment_id: u64, kind: RecordKind, lsn: u64) {
+pub(crate) fn seal_frame(frame: &mut [u8], segment_id: u128, kind: RecordKind, lsn: u64) {
     let body_len = frame.len().saturating_sub(FRAME_HEADER_LEN);
     frame[4..8].copy_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
     frame[8] = kind as u8;
@@ -540,7 +545,7 @@ pub(crate) fn claimed_len(header: &[u8]) -> Result<usize, FrameError> {
 ///
 /// # Errors
 /// [`FrameError`]: never returns data that fails its checksum.
-pub(crate) fn decode_frame(bytes: &[u8], segment_id: u64) -> Result<Frame<'_>, FrameError> {
+pub(crate) fn decode_frame(bytes: &[u8], segment_id: u128) -> Result<Frame<'_>, FrameError> {
     let total = claimed_len(bytes)?;
     if bytes.len() < total {
         return Err(FrameError::Truncated { available: bytes.len(), needed: total });
@@ -561,38 +566,40 @@ pub(crate) fn decode_frame(bytes: &[u8], segment_id: u64) -> Result<Frame<'_>, F
 }
 
 /// The header that starts every segment file.
-pub(crate) fn encode_segment_header(segment_id: u64, window: i64) -> [u8; SEGMENT_HEADER_LEN] {
+pub(crate) fn encode_segment_header(segment_id: u64, window: i64, salt: u64) -> [u8; SEGMENT_HEADER_LEN] {
     let mut h = [0u8; SEGMENT_HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
     h[8] = LOG_FORMAT_VERSION;
     h[12..20].copy_from_slice(&segment_id.to_le_bytes());
     h[20..28].copy_from_slice(&window.to_le_bytes());
-    let crc = crc32fast::hash(&h[..28]);
-    h[28..].copy_from_slice(&crc.to_le_bytes());
+    h[28..36].copy_from_slice(&salt.to_le_bytes());
+    let crc = crc32fast::hash(&h[..36]);
+    h[36..].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Decodes a segment header: `(segment id, window)`.
+/// Decodes a segment header: `(segment id, window, salt)`.
 ///
 /// # Errors
 /// [`FrameError::Truncated`], [`FrameError::Header`] or [`FrameError::Checksum`].
-pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<(u64, i64), FrameError> {
+pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<(u64, i64, u64), FrameError> {
     if bytes.len() < SEGMENT_HEADER_LEN {
         return Err(FrameError::Truncated { available: bytes.len(), needed: SEGMENT_HEADER_LEN });
     }
-    let stored = u32::from_le_bytes([bytes[28], bytes[29], bytes[30], bytes[31]]);
-    let computed = crc32fast::hash(&bytes[..28]);
+    let stored = u32::from_le_bytes([bytes[36], bytes[37], bytes[38], bytes[39]]);
+    let computed = crc32fast::hash(&bytes[..36]);
     if stored != computed {
         return Err(FrameError::Checksum { stored, computed });
     }
     if &bytes[..8] != MAGIC || bytes[8] != LOG_FORMAT_VERSION {
         return Err(FrameError::Header(bytes[8]));
     }
-    let mut id = [0; 8];
-    id.copy_from_slice(&bytes[12..20]);
-    let mut window = [0; 8];
-    window.copy_from_slice(&bytes[20..28]);
-    Ok((u64::from_le_bytes(id), i64::from_le_bytes(window)))
+    let eight = |at: usize| {
+        let mut a = [0; 8];
+        a.copy_from_slice(&bytes[at..at + 8]);
+        a
+    };
+    Ok((u64::from_le_bytes(eight(12)), i64::from_le_bytes(eight(20)), u64::from_le_bytes(eight(28))))
 }
 
 #[cfg(test)]
@@ -716,8 +723,8 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_detects_flips() {
-        let h = encode_segment_header(12, -5);
-        assert_eq!(decode_segment_header(&h), Ok((12, -5)));
+        let h = encode_segment_header(12, -5, 99);
+        assert_eq!(decode_segment_header(&h), Ok((12, -5, 99)));
         for i in 0..h.len() {
             let mut copy = h;
             copy[i] ^= 0x10;

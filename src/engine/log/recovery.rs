@@ -122,14 +122,14 @@ pub(crate) fn window_of(expiration: i64, window_nanos: i64) -> i64 {
     expiration.div_euclid(window_nanos)
 }
 
-fn plausible_frame_at(bytes: &[u8], segment_id: u64) -> bool {
+fn plausible_frame_at(bytes: &[u8], segment_id: u128) -> bool {
     bytes.len() >= FRAME_HEADER_LEN
         && (1..=7).contains(&bytes[8])
         && bytes[9..12] == [0, 0, 0]
         && record::decode_frame(bytes, segment_id).is_ok()
 }
 
-fn next_valid_frame(bytes: &[u8], from: usize, segment_id: u64) -> Option<usize> {
+fn next_valid_frame(bytes: &[u8], from: usize, segment_id: u128) -> Option<usize> {
     (from..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1)).find(|&p| plausible_frame_at(&bytes[p..], segment_id))
 }
 
@@ -168,16 +168,15 @@ pub(crate) fn recover(
         let mut header = [0; SEGMENT_HEADER_LEN];
         file.read_exact_at(&mut header, 0).map_err(|e| io_error("reading", &path, e))?;
         match record::decode_segment_header(&header) {
-            Ok((header_id, window)) if header_id == u64::from(id) => headers.push((id, window, path, file, len)),
+            Ok((header_id, window, salt)) if header_id == u64::from(id) => {
+                headers.push((id, window, salt, path, file, len));
+            }
             outcome => {
                 let detail = match outcome {
-                    Ok((other, _)) => format!("header names segment {other}"),
+                    Ok((other, _, _)) => format!("header names segment {other}"),
                     Err(e) => e.to_string(),
                 };
-                let size = usize::try_from(len).unwrap_or(usize::MAX);
-                let mut bytes = vec![0; size.min(64 << 20)];
-                file.read_exact_at(&mut bytes, 0).map_err(|e| io_error("reading", &path, e))?;
-                if size <= bytes.len() && next_valid_frame(&bytes, SEGMENT_HEADER_LEN, u64::from(id)).is_none() {
+                if len <= SEGMENT_HEADER_LEN as u64 {
                     // A power loss between creating the file and syncing its header: no record
                     // was ever acknowledged in it (the header is synced before any record).
                     fs.remove_file(&path).map_err(|e| io_error("removing", &path, e))?;
@@ -208,7 +207,7 @@ pub(crate) fn recover(
     let mut groups = Interner::default();
     let mut scanned: Vec<Scanned> = Vec::new();
     let mut segments = HashMap::new();
-    for (id, window, path, file, len) in headers {
+    for (id, window, salt, path, file, len) in headers {
         report.segments += 1;
         let size = usize::try_from(len).map_err(|_| StoreError::Corruption {
             location: path.display().to_string(),
@@ -216,7 +215,7 @@ pub(crate) fn recover(
         })?;
         let mut bytes = vec![0; size];
         file.read_exact_at(&mut bytes, 0).map_err(|e| io_error("reading", &path, e))?;
-        let seg64 = u64::from(id);
+        let seg64 = record::frame_key(u64::from(id), salt);
         let is_last = last_of_window.get(&window) == Some(&id);
         let mut offset = SEGMENT_HEADER_LEN;
         let mut max_removal_lsn = 0;
@@ -274,6 +273,7 @@ pub(crate) fn recover(
             id,
             SegmentState {
                 window,
+                salt,
                 len: end as u64,
                 max_removal_lsn,
                 max_expiration,

@@ -41,6 +41,8 @@ pub(crate) fn io_error(operation: &'static str, path: &Path, source: std::io::Er
 pub(crate) struct SegmentState {
     /// Its expiration window.
     pub window: i64,
+    /// The random salt its frames' checksums are keyed with.
+    pub salt: u64,
     /// Bytes written (header included).
     pub len: u64,
     /// The highest LSN of a removal-bearing record in it (0 when none).
@@ -85,7 +87,7 @@ pub(crate) struct Segments {
     fs: Arc<dyn FileSystem>,
     /// Per segment: its window, and how many of its bytes the OS has (readers may `pread`
     /// below that).
-    shared: RwLock<HashMap<u32, (i64, AtomicU64)>>,
+    shared: RwLock<HashMap<u32, (i64, u64, AtomicU64)>>,
     descriptors: Mutex<Descriptors>,
     /// The writer's state; lock order: a feed lock, then this.
     pub writer: Mutex<WriterState>,
@@ -96,7 +98,7 @@ pub(crate) struct Segments {
 impl Segments {
     /// Segments restored by recovery.
     pub fn new(dir: &Path, fs: Arc<dyn FileSystem>, max_open_files: usize, writer: WriterState) -> Self {
-        let shared = writer.segments.iter().map(|(&id, s)| (id, (s.window, AtomicU64::new(s.len)))).collect();
+        let shared = writer.segments.iter().map(|(&id, s)| (id, (s.window, s.salt, AtomicU64::new(s.len)))).collect();
         Self {
             dir: dir.to_path_buf(),
             fs,
@@ -122,9 +124,14 @@ impl Segments {
         &self.fs
     }
 
+    /// The checksum key of segment `id`'s frames (`None` once it was removed).
+    pub fn frame_key(&self, id: u32) -> Option<u128> {
+        self.shared.read().get(&id).map(|(_, salt, _)| record::frame_key(u64::from(id), *salt))
+    }
+
     /// The window of segment `id` (`None` once it was removed).
     pub fn window_of(&self, id: u32) -> Option<i64> {
-        self.shared.read().get(&id).map(|(w, _)| *w)
+        self.shared.read().get(&id).map(|(w, _, _)| *w)
     }
 
     /// An open descriptor of segment `id`, from the LRU or freshly opened.
@@ -191,7 +198,8 @@ impl Segments {
         })?;
         let path = self.path(id);
         let file = self.fs.open(&path, true).map_err(|e| io_error("creating", &path, e))?;
-        let header = record::encode_segment_header(u64::from(id), window);
+        let salt = u64::from_le_bytes(crate::NotificationId::new_random().to_bytes()[..8].try_into().unwrap_or([7; 8]));
+        let header = record::encode_segment_header(u64::from(id), window, salt);
         file.write_all_at(&header, 0).map_err(|e| io_error("writing", &path, e))?;
         // IMPORTANT 1: the header is durable before any record is appended after it.
         file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
@@ -202,6 +210,7 @@ impl Segments {
             id,
             SegmentState {
                 window,
+                salt,
                 len: SEGMENT_HEADER_LEN as u64,
                 max_removal_lsn: 0,
                 max_expiration: i64::MIN,
@@ -210,7 +219,7 @@ impl Segments {
             },
         );
         writer.active.insert(window, id);
-        self.shared.write().insert(id, (window, AtomicU64::new(SEGMENT_HEADER_LEN as u64)));
+        self.shared.write().insert(id, (window, salt, AtomicU64::new(SEGMENT_HEADER_LEN as u64)));
         Ok(id)
     }
 
@@ -316,7 +325,7 @@ impl Segments {
     }
 
     fn publish(&self, id: u32, len: u64) {
-        if let Some((_, flushed)) = self.shared.read().get(&id) {
+        if let Some((_, _, flushed)) = self.shared.read().get(&id) {
             flushed.store(len, Ordering::Release);
         }
     }
@@ -326,7 +335,7 @@ impl Segments {
     /// # Errors
     /// [`StoreError::Io`] from the flush; the store must poison.
     pub fn make_readable(&self, id: u32, end: u64) -> Result<(), StoreError> {
-        let flushed = self.shared.read().get(&id).map_or(u64::MAX, |(_, f)| f.load(Ordering::Acquire));
+        let flushed = self.shared.read().get(&id).map_or(u64::MAX, |(_, _, f)| f.load(Ordering::Acquire));
         if flushed >= end {
             return Ok(());
         }
@@ -380,7 +389,7 @@ mod tests {
         let id = s.create(&mut w, 17).unwrap();
         drop(w);
         let bytes = s.read(id, 0, SEGMENT_HEADER_LEN).unwrap();
-        assert_eq!(record::decode_segment_header(&bytes), Ok((u64::from(id), 17)));
+        assert!(matches!(record::decode_segment_header(&bytes), Ok((i, 17, _)) if i == u64::from(id)));
         assert_eq!(s.window_of(id), Some(17));
     }
 

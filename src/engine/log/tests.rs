@@ -45,6 +45,8 @@ fn segment_paths(fs: &FaultFileSystem) -> Vec<PathBuf> {
 
 /// Frame boundaries of a segment image.
 fn frame_ends(bytes: &[u8], segment_id: u64) -> Vec<usize> {
+    let (_, _, salt) = record::decode_segment_header(bytes).unwrap();
+    let segment_id = record::frame_key(segment_id, salt);
     let mut ends = Vec::new();
     let mut at = SEGMENT_HEADER_LEN;
     while let Ok(frame) = record::decode_frame(&bytes[at..], segment_id) {
@@ -248,7 +250,7 @@ fn no_resurrection_after_windows_are_unlinked() {
     }
     // What is left is the sweeps' expiry log, kept for `expiry_log_retention` (7 days).
     for path in segment_paths(&fs) {
-        let (_, window) = record::decode_segment_header(&fs.read_all(&path).unwrap()).unwrap();
+        let (_, window, _) = record::decode_segment_header(&fs.read_all(&path).unwrap()).unwrap();
         assert!(window >= recovery::window_of(timestamp_to_nanos(h(7 * 24)), 3_600_000_000_000), "{path:?}");
     }
 }
