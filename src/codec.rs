@@ -75,11 +75,36 @@ pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), Cod
 
 /// Decodes a value written by [`encode`]; trailing bytes are an error.
 ///
+/// Allocation is bounded by the input. bincode counts 8 bytes for every integer read (and 1
+/// per `u8`) plus each string's length against its limit, so a valid encoding never claims
+/// more than 8 × its length; the limit is the smallest power of 2 (from 512 bytes up to
+/// [`MAX_DECODE_BYTES`]) at least that. A corrupt length therefore fails before it sizes an
+/// allocation larger than 16 × the input (bincode allocates a string before reading it).
+///
 /// # Errors
 /// [`CodecError::Body`] for anything that is not exactly one valid encoding.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    match bytes.len().saturating_mul(8) {
+        0..=512 => decode_within::<T, 512>(bytes),
+        513..=1024 => decode_within::<T, 1024>(bytes),
+        1025..=2048 => decode_within::<T, 2048>(bytes),
+        2049..=4096 => decode_within::<T, 4096>(bytes),
+        4097..=8192 => decode_within::<T, 8192>(bytes),
+        8193..=16384 => decode_within::<T, 16384>(bytes),
+        16385..=32768 => decode_within::<T, 32768>(bytes),
+        32769..=65536 => decode_within::<T, 65536>(bytes),
+        65537..=131_072 => decode_within::<T, 131_072>(bytes),
+        131_073..=262_144 => decode_within::<T, 262_144>(bytes),
+        262_145..=524_288 => decode_within::<T, 524_288>(bytes),
+        _ => decode_within::<T, MAX_DECODE_BYTES>(bytes),
+    }
+}
+
+/// [`decode`] with the decoder's allocation limit `LIMIT`.
+fn decode_within<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, CodecError> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
     let (value, used) =
-        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Body(e.to_string()))?;
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| CodecError::Body(e.to_string()))?;
     if used != bytes.len() {
         return Err(CodecError::Body(format!("{} trailing bytes", bytes.len() - used)));
     }
@@ -302,6 +327,20 @@ mod tests {
         new.payload.raw_content = Some("data".into());
         new.display_time_to_live = Some(60);
         Notification::from_new(NotificationId::new_random(), new, now + jiff::SignedDuration::from_hours(2), now)
+    }
+
+    #[test]
+    fn values_of_every_size_tier_round_trip_and_a_length_beyond_the_input_fails() -> Result<(), CodecError> {
+        for len in [0, 1, 55, 63, 64, 127, 250, 1000, 4000, 16000, 65000, 131_000, 200_000, 300_000] {
+            let value = "x".repeat(len);
+            let bytes = encode(&value)?;
+            assert_eq!(decode::<String>(&bytes)?, value, "length {len}");
+        }
+        // A string claiming 1,000,000 bytes (varint 252 then a u32) in a 5-byte input.
+        let mut claim = vec![252];
+        claim.extend_from_slice(&1_000_000u32.to_le_bytes());
+        assert!(matches!(decode::<String>(&claim), Err(CodecError::Body(_))));
+        Ok(())
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::model::{FallbackPolicy, NewNotification, Payload, Platform, Platforms
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// The largest notification, counted as the sum of the bytes of all its strings (host name,
-    /// ids, group, raw content, titles and bodies). Bounds: at least 1 KiB. Default: 16 KiB.
+    /// ids, group, raw content, titles and bodies). Default: 16 KiB.
     pub max_notification_bytes: usize,
     /// The largest `payload.rawContent`, in bytes. Default: 8 KiB.
     pub max_raw_content_bytes: usize,
@@ -588,13 +588,14 @@ fn from_wire(wire: WireNotification, problems: &mut Problems) -> NewNotification
                 None
             }
         });
-    let expiration = wire.expiration_date_time.and_then(|text| match text.parse::<Timestamp>() {
-        Ok(t) => Some(t),
-        Err(e) => {
-            problems.rule("expirationDateTime", format!("is not an RFC 3339 date-time with offset: {e}"));
-            None
-        }
-    });
+    let expiration =
+        wire.expiration_date_time.and_then(|text| match trim_sub_nanosecond_digits(&text).parse::<Timestamp>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.rule("expirationDateTime", format!("is not an RFC 3339 date-time with offset: {e}"));
+                None
+            }
+        });
     let fallback_policy = wire.fallback_policy.and_then(|f| {
         let Some(ep) = f.endpoint_fallback else {
             problems.rule("fallbackPolicy.endpointFallback", "is required");
@@ -774,4 +775,31 @@ pub fn content_bytes(new: &NewNotification) -> usize {
         + new.payload.raw_content.as_ref().map_or(0, String::len)
         + new.payload.visual_content.as_ref().map_or(0, visual)
         + new.fallback_policy.as_ref().map_or(0, |f| visual(&f.visual_content))
+}
+
+/// RFC 3339 allows any number of fractional-second digits; jiff reads at most nine
+/// (nanoseconds). Digits past the ninth cannot change the stored instant, so they are dropped
+/// before parsing (truncation, as a nanosecond clock would).
+fn trim_sub_nanosecond_digits(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(dot) = text.find('.') else { return text.into() };
+    let digits = text[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
+    if digits <= 9 {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..dot + 1 + 9]);
+    out.push_str(&text[dot + 1 + digits..]);
+    out.into()
+}
+
+#[cfg(test)]
+mod fraction_tests {
+    use super::trim_sub_nanosecond_digits;
+
+    #[test]
+    fn fractions_longer_than_nanoseconds_are_truncated_to_nine_digits() {
+        assert_eq!(trim_sub_nanosecond_digits("2030-01-01T00:00:00.1234567890123Z"), "2030-01-01T00:00:00.123456789Z");
+        assert_eq!(trim_sub_nanosecond_digits("2030-01-01T00:00:00.25Z"), "2030-01-01T00:00:00.25Z");
+        assert_eq!(trim_sub_nanosecond_digits("2030-01-01T00:00:00Z"), "2030-01-01T00:00:00Z");
+    }
 }

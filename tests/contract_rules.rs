@@ -490,9 +490,11 @@ fn expiration_accepts_zero_to_nine_fractional_digits() {
 }
 
 #[test]
-fn expiration_with_more_than_nine_fractional_digits_is_rejected() {
-    let err = expiring("2026-01-02T00:00:00.1234567891Z").unwrap_err();
-    assert_eq!(err.kind, ContractErrorKind::InvalidPayload);
+fn expiration_accepts_any_number_of_fractional_digits_truncated_to_nanoseconds() {
+    let expected: Timestamp = "2026-01-02T00:00:00.123456789Z".parse().unwrap();
+    assert_eq!(expiring("2026-01-02T00:00:00.1234567891Z").unwrap().expiration, Some(expected));
+    assert_eq!(expiring("2026-01-02T00:00:00.12345678999999999999Z").unwrap().expiration, Some(expected));
+    let err = expiring("2026-01-02T00:00:00.Z").unwrap_err();
     assert_problem(&err, "expirationDateTime", "RFC 3339");
 }
 

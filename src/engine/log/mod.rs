@@ -29,6 +29,9 @@
 
 mod commit;
 pub mod fs;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod lock;
 mod record;

@@ -80,6 +80,7 @@ pub(crate) struct GroupDeleteBody {
     /// The feed key.
     pub feed: String,
     /// The deleted notifications, in sequence order.
+    #[serde(deserialize_with = "bounded_ids")]
     pub ids: Vec<[u8; 16]>,
 }
 
@@ -105,6 +106,33 @@ pub(crate) struct RemovalsBody {
     pub forgotten_through: u64,
     /// `(sequence, id, RemovalReason::to_u8)`, oldest first.
     pub removals: Vec<(u64, [u8; 16], u8)>,
+}
+
+/// The most ids room is made for before they are read (4 KiB).
+const PREALLOCATED_IDS: usize = 256;
+
+/// Decodes `GroupDeleteBody::ids` making room for at most [`PREALLOCATED_IDS`] up front: the
+/// count comes from the body, so a corrupt count must not size an allocation (serde would
+/// reserve up to 1 MiB for it, from a frame of a few bytes). Beyond that the vector grows with
+/// the ids actually read, 16 body bytes each.
+fn bounded_ids<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<[u8; 16]>, D::Error> {
+    struct Ids;
+    impl<'de> serde::de::Visitor<'de> for Ids {
+        type Value = Vec<[u8; 16]>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a sequence of 16-byte notification ids")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut ids = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(PREALLOCATED_IDS));
+            while let Some(id) = seq.next_element()? {
+                ids.push(id);
+            }
+            Ok(ids)
+        }
+    }
+    deserializer.deserialize_seq(Ids)
 }
 
 /// A decoded record body.
@@ -719,6 +747,20 @@ mod tests {
         for len in 0..out.len() {
             assert!(matches!(decode_frame(&out[..len], 3), Err(FrameError::Truncated { .. })), "length {len}");
         }
+    }
+
+    #[test]
+    fn group_delete_with_a_count_beyond_its_bytes_is_refused_and_reserves_little() {
+        // feed "f", then an id count of 2^40 (bincode varint: 253 then a u64) and no ids.
+        let mut body = vec![1, b'f', 253];
+        body.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(Record::decode(RecordKind::GroupDelete, &body).is_err());
+        // The same count with two real ids decodes to exactly those two.
+        let two = Record::GroupDelete(GroupDeleteBody { feed: "f".into(), ids: vec![[1; 16], [2; 16]] });
+        let decoded = Record::decode(RecordKind::GroupDelete, &two.encode_body().unwrap()).unwrap();
+        assert_eq!(decoded, two);
+        let Record::GroupDelete(b) = decoded else { unreachable!() };
+        assert!(b.ids.capacity() <= PREALLOCATED_IDS);
     }
 
     #[test]

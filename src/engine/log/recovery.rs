@@ -269,6 +269,10 @@ pub(crate) fn recover(
             });
             offset = resume;
         }
+        // IMPORTANT 10: what the scan accepted is durable before the store serves it or writes
+        // after it. After a process crash or a failed sync the file may hold bytes that are only
+        // in the page cache; a later acknowledged write must not depend on them.
+        file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
         segments.insert(
             id,
             SegmentState {
@@ -283,6 +287,10 @@ pub(crate) fn recover(
         );
     }
 
+    // IMPORTANT 11: so are the names of the segments found: a failed directory sync (or a
+    // process crash before one) can leave a segment that an open finds but a power loss would
+    // not, and later records may be appended to it without a new directory sync.
+    fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))?;
     scanned.sort_by_key(|s| s.lsn);
     let scanned_through = scanned.last().map_or(0, |s| s.lsn + s.span - 1);
     let next_lsn = scanned.last().map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
