@@ -64,6 +64,15 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Body(e.to_string()))
 }
 
+/// Appends the encoding of `value` (as [`encode`] makes it) to `out`, so a caller can frame it
+/// without another copy.
+///
+/// # Errors
+/// [`CodecError::Body`] when the value does not serialize.
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, out, config()).map(|_| ()).map_err(|e| CodecError::Body(e.to_string()))
+}
+
 /// Decodes a value written by [`encode`]; trailing bytes are an error.
 ///
 /// Allocation is bounded by the input. bincode counts 8 bytes for every integer read (and 1

@@ -27,8 +27,8 @@ pub(crate) struct PendingRecord {
     /// The latest expiration an `Expired` record lists (for the forgotten-expirations
     /// watermark).
     pub expiration: Option<i64>,
-    /// The encoded body.
-    pub body: Vec<u8>,
+    /// The frame: a blank header, then the encoded body (sealed by the leader).
+    pub frame: Vec<u8>,
 }
 
 /// What one writer asks of a batch.
@@ -56,6 +56,7 @@ pub(crate) struct Placed {
 /// A batch failure, as every writer of the batch sees it.
 #[derive(Clone, Debug)]
 pub(crate) struct BatchFailure {
+    poisoned: bool,
     operation: &'static str,
     path: String,
     kind: io::ErrorKind,
@@ -66,9 +67,17 @@ impl BatchFailure {
     fn from_store_error(e: StoreError) -> Self {
         match e {
             StoreError::Io { operation, path, source } => {
-                Self { operation, path, kind: source.kind(), message: source.to_string() }
+                Self { poisoned: false, operation, path, kind: source.kind(), message: source.to_string() }
             }
+            StoreError::Poisoned => Self {
+                poisoned: true,
+                operation: "writing",
+                path: String::new(),
+                kind: io::ErrorKind::Other,
+                message: String::new(),
+            },
             other => Self {
+                poisoned: false,
                 operation: "writing",
                 path: String::new(),
                 kind: io::ErrorKind::Other,
@@ -77,8 +86,12 @@ impl BatchFailure {
         }
     }
 
-    /// The failure as the error a caller gets.
+    /// The failure as the error a caller gets: [`StoreError::Poisoned`] for a batch refused
+    /// because an earlier one failed, else the I/O error.
     pub fn to_store_error(&self) -> StoreError {
+        if self.poisoned {
+            return StoreError::Poisoned;
+        }
         StoreError::Io {
             operation: self.operation,
             path: self.path.clone(),
@@ -149,6 +162,7 @@ impl<Q, R> GroupCommit<Q, R> {
                     (Some(f), _) => Err(f),
                     (None, Some(r)) => Ok(r),
                     (None, None) => Err(BatchFailure {
+                        poisoned: false,
                         operation: "committing",
                         path: String::new(),
                         kind: io::ErrorKind::Other,
@@ -175,6 +189,7 @@ impl<Q, R> GroupCommit<Q, R> {
                     Ok(_) => Finished {
                         results: Vec::new(),
                         failure: Some(BatchFailure {
+                            poisoned: false,
                             operation: "committing",
                             path: String::new(),
                             kind: io::ErrorKind::Other,
@@ -192,6 +207,9 @@ impl<Q, R> GroupCommit<Q, R> {
         }
     }
 }
+
+/// How far one durable raise of the LSN lease reaches.
+const LSN_LEASE_BLOCK: u64 = 1 << 20;
 
 /// Writes one batch: assigns LSNs in queue order, frames each record into the active segment
 /// of its window (rolling segments past `max_segment_bytes`), writes each touched segment with
@@ -219,11 +237,25 @@ fn write_batch_inner(
     buffer_limit: usize,
 ) -> Result<Vec<Option<Placed>>, StoreError> {
     let mut writer = segments.writer.lock();
+    // A batch never runs on a poisoned store: nothing may be written or synced after a failure.
+    segments.check_poison()?;
+    let needed: u64 = writer.next_lsn
+        + requests.iter().map(|r| if let Request::Record(rec) = r { rec.span.max(1) } else { 0 }).sum::<u64>();
+    if needed > writer.watermark.lsn_floor {
+        // IMPORTANT 11: the LSN lease is durable before any LSN under it is handed out, so a
+        // crash (even one that loses buffered records whose LSNs a change token already
+        // carries) never makes the store assign an LSN twice.
+        let mut raised = writer.watermark;
+        raised.lsn_floor = needed.saturating_add(LSN_LEASE_BLOCK);
+        raised.segment_id_floor = raised.segment_id_floor.max(writer.next_segment_id);
+        segments.poison_on_error(raised.store(segments.fs(), segments.dir()))?;
+        writer.watermark = raised;
+    }
     let mut buffers: Vec<(u32, u64, Vec<u8>)> = Vec::new();
     let mut results = Vec::with_capacity(requests.len());
     let mut sync_requested = always_sync;
     for request in requests {
-        let rec = match request {
+        let mut rec = match request {
             Request::Sync => {
                 sync_requested = true;
                 results.push(None);
@@ -231,7 +263,7 @@ fn write_batch_inner(
             }
             Request::Record(rec) => rec,
         };
-        let frame_len = (record::FRAME_HEADER_LEN + rec.body.len()) as u64;
+        let frame_len = rec.frame.len() as u64;
         let mut segment = match writer.active.get(&rec.window) {
             Some(&id) => id,
             None => segments.create(&mut writer, rec.window)?,
@@ -252,16 +284,19 @@ fn write_batch_inner(
         let lsn = writer.next_lsn;
         writer.next_lsn += rec.span.max(1);
         let seg_len = writer.segments.get(&segment).map_or(0, |s| s.len);
-        let slot = match buffers.iter().position(|(id, _, _)| *id == segment) {
-            Some(pos) => pos,
+        let salt = writer.segments.get(&segment).map_or(0, |s| s.salt);
+        record::seal_frame(&mut rec.frame, record::frame_key(u64::from(segment), salt), rec.kind, lsn);
+        let offset = match buffers.iter_mut().find(|(id, _, _)| *id == segment) {
+            Some((_, at, buf)) => {
+                let offset = *at + buf.len() as u64;
+                buf.extend_from_slice(&rec.frame);
+                offset
+            }
             None => {
-                buffers.push((segment, seg_len, Vec::new()));
-                buffers.len() - 1
+                buffers.push((segment, seg_len, std::mem::take(&mut rec.frame)));
+                seg_len
             }
         };
-        let (_, at, buf) = &mut buffers[slot];
-        let offset = *at + buf.len() as u64;
-        record::encode_frame(buf, u64::from(segment), rec.kind, lsn, &rec.body);
         if let Some(s) = writer.segments.get_mut(&segment) {
             if rec.removes {
                 s.max_removal_lsn = s.max_removal_lsn.max(lsn + rec.span - 1);
@@ -330,6 +365,7 @@ mod tests {
     fn followers_learn_a_failed_batch() {
         let commit: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::default());
         let failure = BatchFailure {
+            poisoned: false,
             operation: "syncing",
             path: "x".into(),
             kind: io::ErrorKind::Other,

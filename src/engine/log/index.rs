@@ -331,6 +331,22 @@ impl FeedIndex {
         }
     }
 
+    /// Remembers a removal carried forward by a sweep: kept in sequence order, once.
+    pub fn remember_removal(&mut self, sequence: u64, id: [u8; 16], reason: RemovalReason, capacity: usize) {
+        if sequence <= self.forgotten_removals_through {
+            return;
+        }
+        match self.removals.binary_search_by_key(&sequence, |r| r.0) {
+            Ok(_) => {}
+            Err(at) => self.removals.insert(at, (sequence, id, reason)),
+        }
+        while self.removals.len() > capacity {
+            if let Some((s, _, _)) = self.removals.pop_front() {
+                self.forgotten_removals_through = self.forgotten_removals_through.max(s);
+            }
+        }
+    }
+
     /// The remembered removals.
     pub fn removals(&self) -> impl Iterator<Item = &(u64, [u8; 16], RemovalReason)> {
         self.removals.iter()

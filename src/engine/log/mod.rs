@@ -42,10 +42,9 @@ mod watermark;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use jiff::SignedDuration;
-use parking_lot::Mutex;
 
 use crate::changes::{FeedHorizon, Planned, Sequenced, check_token, plan_page};
 use crate::clock::timestamp_to_nanos;
@@ -62,7 +61,6 @@ use record::{Outgoing, RecordKind};
 pub use recovery::{LostRegion, RecoveryMode, RecoveryReport, TornTail};
 use recovery::{RecoverySettings, window_of};
 use segment::Segments;
-use watermark::Watermark;
 
 /// How a [`LogStore`] behaves. Every field has a default; see each.
 #[derive(Clone, Debug)]
@@ -137,9 +135,7 @@ pub struct LogStore {
     segments: Segments,
     commit: GroupCommit<Request, Option<Placed>>,
     index: Index,
-    poisoned: AtomicBool,
     report: RecoveryReport,
-    watermark: Mutex<Watermark>,
     _lock: DirectoryLock,
 }
 
@@ -195,9 +191,7 @@ impl LogStore {
             segments,
             commit: GroupCommit::default(),
             index: recovered.index,
-            poisoned: AtomicBool::new(false),
             report: recovered.report,
-            watermark: Mutex::new(recovered.watermark),
             _lock: lock,
         })
     }
@@ -214,7 +208,7 @@ impl LogStore {
 
     /// Whether an I/O failure has poisoned the store.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::SeqCst)
+        self.segments.poisoned.load(Ordering::SeqCst)
     }
 
     /// How many segment descriptors are open now (bounded by `max_open_files`).
@@ -261,13 +255,13 @@ impl LogStore {
             .submit(request, |requests| commit::write_batch(&self.segments, requests, always, max, buffer))
             .map_err(|failure| {
                 // IMPORTANT 7: never retry; refuse every later mutation until reopened.
-                self.poisoned.store(true, Ordering::SeqCst);
+                self.segments.poisoned.store(true, Ordering::SeqCst);
                 failure.to_store_error()
             })
     }
 
     fn write(&self, record: &Outgoing<'_>, window: i64) -> Result<Placed, StoreError> {
-        let body = record.encode_body().map_err(|e| StoreError::Corruption {
+        let frame = record.encode_unsealed_frame().map_err(|e| StoreError::Corruption {
             location: format!("a {:?} record", record.kind()),
             detail: format!("cannot encode: {e}"),
         })?;
@@ -277,7 +271,7 @@ impl LogStore {
             span: record.span(),
             removes: record.removes(),
             expiration: record.swept_expiration(),
-            body,
+            frame,
         };
         self.submit(Request::Record(pending))?.ok_or_else(|| StoreError::Backend {
             engine: "log",
@@ -299,11 +293,13 @@ impl LogStore {
     /// Reads and checks the record of `entry`.
     fn load(&self, entry: &Entry) -> Result<Notification, StoreError> {
         let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
-        self.segments
-            .make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len))
-            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+        self.segments.make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len))?;
         let bytes = self.segments.read(entry.segment, u64::from(entry.offset), entry.len as usize)?;
-        let frame = record::decode_frame(&bytes, u64::from(entry.segment))
+        let key = self
+            .segments
+            .frame_key(entry.segment)
+            .ok_or_else(|| StoreError::Corruption { location: location(), detail: "the segment is gone".into() })?;
+        let frame = record::decode_frame(&bytes, key)
             .map_err(|e| StoreError::Corruption { location: location(), detail: e.to_string() })?;
         let corrupt = |detail: String| StoreError::Corruption { location: location(), detail };
         if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {

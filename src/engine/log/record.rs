@@ -8,7 +8,7 @@ use crate::clock::timestamp_to_nanos;
 use crate::codec::{self, CodecError, StoredNotification};
 
 /// Bytes of a segment header.
-pub(crate) const SEGMENT_HEADER_LEN: usize = 32;
+pub(crate) const SEGMENT_HEADER_LEN: usize = 40;
 /// Bytes of a frame header (before the body).
 pub(crate) const FRAME_HEADER_LEN: usize = 20;
 /// The largest body a frame may claim; a larger length is corruption.
@@ -33,6 +33,8 @@ pub(crate) enum RecordKind {
     GroupDelete = 5,
     /// Expirations a sweep counted: [`ExpiredBody`].
     Expired = 6,
+    /// A feed's remembered removals, carried forward by a sweep: [`RemovalsBody`].
+    Removals = 7,
 }
 
 impl RecordKind {
@@ -44,6 +46,7 @@ impl RecordKind {
             4 => Self::Delete,
             5 => Self::GroupDelete,
             6 => Self::Expired,
+            7 => Self::Removals,
             _ => return None,
         })
     }
@@ -92,6 +95,19 @@ pub(crate) struct ExpiredBody {
     pub expired: Vec<([u8; 16], i64)>,
 }
 
+/// The body of `Removals`: a feed's removal log as a sweep found it, written before the sweep
+/// unlinks segments that may hold the removals' own records, in the same long-lived window as
+/// `Expired` records (and carried forward again when that window is unlinked).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RemovalsBody {
+    /// The feed key.
+    pub feed: String,
+    /// The feed's highest forgotten removal sequence.
+    pub forgotten_through: u64,
+    /// `(sequence, id, RemovalReason::to_u8)`, oldest first.
+    pub removals: Vec<(u64, [u8; 16], u8)>,
+}
+
 /// The most ids room is made for before they are read (4 KiB).
 const PREALLOCATED_IDS: usize = 256;
 
@@ -130,6 +146,8 @@ pub(crate) enum Record {
     GroupDelete(GroupDeleteBody),
     /// Expirations counted by a sweep.
     Expired(ExpiredBody),
+    /// A carried-forward removal log.
+    Removals(RemovalsBody),
 }
 
 impl Record {
@@ -137,7 +155,7 @@ impl Record {
     pub fn span(&self) -> u64 {
         match self {
             Record::Upsert(_, b) => 1 + u64::from(b.evicted.is_some()),
-            Record::Delete(_) | Record::Expired(_) => 1,
+            Record::Delete(_) | Record::Expired(_) | Record::Removals(_) => 1,
             Record::GroupDelete(b) => (b.ids.len() as u64).max(1),
         }
     }
@@ -153,6 +171,7 @@ impl Record {
             Record::Delete(b) => codec::encode(b),
             Record::GroupDelete(b) => codec::encode(b),
             Record::Expired(b) => codec::encode(b),
+            Record::Removals(b) => codec::encode(b),
         }
     }
 
@@ -168,6 +187,7 @@ impl Record {
             RecordKind::Delete => Record::Delete(codec::decode(body)?),
             RecordKind::GroupDelete => Record::GroupDelete(codec::decode(body)?),
             RecordKind::Expired => Record::Expired(codec::decode(body)?),
+            RecordKind::Removals => Record::Removals(codec::decode(body)?),
         })
     }
 }
@@ -209,6 +229,15 @@ pub(crate) enum Outgoing<'a> {
         /// `(id, expiration)`.
         expired: &'a [([u8; 16], i64)],
     },
+    /// A feed's removal log, carried forward.
+    Removals {
+        /// The feed key.
+        feed: &'a str,
+        /// The feed's highest forgotten removal sequence.
+        forgotten_through: u64,
+        /// `(sequence, id, reason number)`, oldest first.
+        removals: &'a [(u64, [u8; 16], u8)],
+    },
 }
 
 impl Outgoing<'_> {
@@ -219,6 +248,7 @@ impl Outgoing<'_> {
             Outgoing::Delete { .. } => RecordKind::Delete,
             Outgoing::GroupDelete { .. } => RecordKind::GroupDelete,
             Outgoing::Expired { .. } => RecordKind::Expired,
+            Outgoing::Removals { .. } => RecordKind::Removals,
         }
     }
 
@@ -226,7 +256,7 @@ impl Outgoing<'_> {
     pub fn span(&self) -> u64 {
         match self {
             Outgoing::Upsert { evicted, .. } => 1 + u64::from(evicted.is_some()),
-            Outgoing::Delete { .. } | Outgoing::Expired { .. } => 1,
+            Outgoing::Delete { .. } | Outgoing::Expired { .. } | Outgoing::Removals { .. } => 1,
             Outgoing::GroupDelete { ids, .. } => (ids.len() as u64).max(1),
         }
     }
@@ -236,7 +266,7 @@ impl Outgoing<'_> {
         match self {
             Outgoing::Upsert { evicted, .. } => evicted.is_some(),
             Outgoing::Delete { .. } | Outgoing::GroupDelete { .. } => true,
-            Outgoing::Expired { .. } => false,
+            Outgoing::Expired { .. } | Outgoing::Removals { .. } => false,
         }
     }
 
@@ -252,15 +282,38 @@ impl Outgoing<'_> {
     ///
     /// # Errors
     /// [`CodecError::Body`] when the body exceeds [`MAX_BODY_LEN`].
+    #[cfg(test)]
     pub fn encode_body(&self) -> Result<Vec<u8>, CodecError> {
+        Ok(self.encode_unsealed_frame()?.split_off(FRAME_HEADER_LEN))
+    }
+
+    /// The frame with its body in place and its header still blank: the commit leader fills
+    /// the header with [`seal_frame`] once it knows the segment and the LSN.
+    ///
+    /// # Errors
+    /// [`CodecError::Body`] when the body does not encode or exceeds [`MAX_BODY_LEN`].
+    pub fn encode_unsealed_frame(&self) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
         match *self {
-            Outgoing::Upsert { feed, position, evicted, notification, .. } => {
-                codec::encode(&UpsertRef { feed, position, evicted, notification: NotificationRef::from(notification) })
+            Outgoing::Upsert { feed, position, evicted, notification, .. } => codec::encode_into(
+                &UpsertRef { feed, position, evicted, notification: NotificationRef::from(notification) },
+                &mut out,
+            )?,
+            Outgoing::Delete { feed, id } => codec::encode_into(&DeleteRef { feed, id }, &mut out)?,
+            Outgoing::GroupDelete { feed, ids } => codec::encode_into(&GroupDeleteRef { feed, ids }, &mut out)?,
+            Outgoing::Expired { feed, expired } => codec::encode_into(&ExpiredRef { feed, expired }, &mut out)?,
+            Outgoing::Removals { feed, forgotten_through, removals } => {
+                codec::encode_into(&RemovalsRef { feed, forgotten_through, removals }, &mut out)?
             }
-            Outgoing::Delete { feed, id } => codec::encode(&DeleteRef { feed, id }),
-            Outgoing::GroupDelete { feed, ids } => codec::encode(&GroupDeleteRef { feed, ids }),
-            Outgoing::Expired { feed, expired } => codec::encode(&ExpiredRef { feed, expired }),
         }
+        if out.len() - FRAME_HEADER_LEN > MAX_BODY_LEN {
+            return Err(CodecError::Body(format!(
+                "a body of {} bytes exceeds the maximum",
+                out.len() - FRAME_HEADER_LEN
+            )));
+        }
+        Ok(out)
     }
 }
 
@@ -282,6 +335,13 @@ pub(crate) struct UpsertRef<'a> {
 struct DeleteRef<'a> {
     feed: &'a str,
     id: [u8; 16],
+}
+
+#[derive(Serialize)]
+struct RemovalsRef<'a> {
+    feed: &'a str,
+    forgotten_through: u64,
+    removals: &'a [(u64, [u8; 16], u8)],
 }
 
 #[derive(Serialize)]
@@ -458,27 +518,40 @@ impl Frame<'_> {
     }
 }
 
-fn frame_crc(segment_id: u64, header_tail: &[u8], body: &[u8]) -> u32 {
+/// What a frame's checksum is keyed with: its segment's id and random salt.
+pub(crate) fn frame_key(segment_id: u64, salt: u64) -> u128 {
+    (u128::from(salt) << 64) | u128::from(segment_id)
+}
+
+fn frame_crc(key: u128, header_tail: &[u8], body: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
-    h.update(&segment_id.to_le_bytes());
+    h.update(&key.to_le_bytes());
     h.update(header_tail);
     h.update(body);
     h.finalize()
 }
 
-/// Appends one frame to `out`. The body must be at most [`MAX_BODY_LEN`] bytes (checked by
-/// the caller when it encoded the body; bincode's limit enforces it).
-pub(crate) fn encode_frame(out: &mut Vec<u8>, segment_id: u64, kind: RecordKind, lsn: u64, body: &[u8]) {
+/// Appends one frame to `out`.
+#[cfg(test)]
+pub(crate) fn encode_frame(out: &mut Vec<u8>, segment_id: u128, kind: RecordKind, lsn: u64, body: &[u8]) {
     let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    // The body length fits: codec::encode refuses bodies above MAX_DECODE_BYTES (< u32::MAX).
-    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
-    out.push(kind as u8);
-    out.extend_from_slice(&[0; 3]);
-    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
     out.extend_from_slice(body);
-    let crc = frame_crc(segment_id, &out[start + 4..start + FRAME_HEADER_LEN], body);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    seal_frame(&mut out[start..], segment_id, kind, lsn);
+}
+
+/// Fills the header of `frame` (a blank header followed by the body, as
+/// [`Outgoing::encode_unsealed_frame`] makes it): length, kind, LSN and the checksum with
+/// `segment_id` folded in. The body is at most [`MAX_BODY_LEN`] bytes (checked when encoded).
+pub(crate) fn seal_frame(frame: &mut [u8], segment_id: u128, kind: RecordKind, lsn: u64) {
+    let body_len = frame.len().saturating_sub(FRAME_HEADER_LEN);
+    frame[4..8].copy_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
+    frame[8] = kind as u8;
+    frame[9..12].copy_from_slice(&[0; 3]);
+    frame[12..20].copy_from_slice(&lsn.to_le_bytes());
+    let (header, body) = frame.split_at(FRAME_HEADER_LEN);
+    let crc = frame_crc(segment_id, &header[4..], body);
+    frame[..4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The total frame length claimed by a frame header, if the header is complete and the length
@@ -500,7 +573,7 @@ pub(crate) fn claimed_len(header: &[u8]) -> Result<usize, FrameError> {
 ///
 /// # Errors
 /// [`FrameError`]: never returns data that fails its checksum.
-pub(crate) fn decode_frame(bytes: &[u8], segment_id: u64) -> Result<Frame<'_>, FrameError> {
+pub(crate) fn decode_frame(bytes: &[u8], segment_id: u128) -> Result<Frame<'_>, FrameError> {
     let total = claimed_len(bytes)?;
     if bytes.len() < total {
         return Err(FrameError::Truncated { available: bytes.len(), needed: total });
@@ -521,38 +594,40 @@ pub(crate) fn decode_frame(bytes: &[u8], segment_id: u64) -> Result<Frame<'_>, F
 }
 
 /// The header that starts every segment file.
-pub(crate) fn encode_segment_header(segment_id: u64, window: i64) -> [u8; SEGMENT_HEADER_LEN] {
+pub(crate) fn encode_segment_header(segment_id: u64, window: i64, salt: u64) -> [u8; SEGMENT_HEADER_LEN] {
     let mut h = [0u8; SEGMENT_HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
     h[8] = LOG_FORMAT_VERSION;
     h[12..20].copy_from_slice(&segment_id.to_le_bytes());
     h[20..28].copy_from_slice(&window.to_le_bytes());
-    let crc = crc32fast::hash(&h[..28]);
-    h[28..].copy_from_slice(&crc.to_le_bytes());
+    h[28..36].copy_from_slice(&salt.to_le_bytes());
+    let crc = crc32fast::hash(&h[..36]);
+    h[36..].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Decodes a segment header: `(segment id, window)`.
+/// Decodes a segment header: `(segment id, window, salt)`.
 ///
 /// # Errors
 /// [`FrameError::Truncated`], [`FrameError::Header`] or [`FrameError::Checksum`].
-pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<(u64, i64), FrameError> {
+pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<(u64, i64, u64), FrameError> {
     if bytes.len() < SEGMENT_HEADER_LEN {
         return Err(FrameError::Truncated { available: bytes.len(), needed: SEGMENT_HEADER_LEN });
     }
-    let stored = u32::from_le_bytes([bytes[28], bytes[29], bytes[30], bytes[31]]);
-    let computed = crc32fast::hash(&bytes[..28]);
+    let stored = u32::from_le_bytes([bytes[36], bytes[37], bytes[38], bytes[39]]);
+    let computed = crc32fast::hash(&bytes[..36]);
     if stored != computed {
         return Err(FrameError::Checksum { stored, computed });
     }
     if &bytes[..8] != MAGIC || bytes[8] != LOG_FORMAT_VERSION {
         return Err(FrameError::Header(bytes[8]));
     }
-    let mut id = [0; 8];
-    id.copy_from_slice(&bytes[12..20]);
-    let mut window = [0; 8];
-    window.copy_from_slice(&bytes[20..28]);
-    Ok((u64::from_le_bytes(id), i64::from_le_bytes(window)))
+    let eight = |at: usize| {
+        let mut a = [0; 8];
+        a.copy_from_slice(&bytes[at..at + 8]);
+        a
+    };
+    Ok((u64::from_le_bytes(eight(12)), i64::from_le_bytes(eight(20)), u64::from_le_bytes(eight(28))))
 }
 
 #[cfg(test)]
@@ -634,6 +709,10 @@ mod tests {
         let owned = ExpiredBody { feed: "f".into(), expired: expired.to_vec() };
         assert_eq!(sweep.encode_body().unwrap(), codec::encode(&owned).unwrap());
         assert_eq!(sweep.swept_expiration(), Some(77));
+        let removals = [(3, [1; 16], 1), (9, [2; 16], 4)];
+        let carried = Outgoing::Removals { feed: "f", forgotten_through: 2, removals: &removals };
+        let owned = RemovalsBody { feed: "f".into(), forgotten_through: 2, removals: removals.to_vec() };
+        assert_eq!(carried.encode_body().unwrap(), codec::encode(&owned).unwrap());
         let delete = Outgoing::Delete { feed: "f", id: [9; 16] };
         assert_eq!(
             delete.encode_body().unwrap(),
@@ -686,8 +765,8 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_detects_flips() {
-        let h = encode_segment_header(12, -5);
-        assert_eq!(decode_segment_header(&h), Ok((12, -5)));
+        let h = encode_segment_header(12, -5, 99);
+        assert_eq!(decode_segment_header(&h), Ok((12, -5, 99)));
         for i in 0..h.len() {
             let mut copy = h;
             copy[i] ^= 0x10;

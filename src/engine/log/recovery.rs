@@ -77,6 +77,7 @@ enum Op {
     Delete { feed: u32, id: [u8; 16] },
     GroupDelete { feed: u32, ids: Vec<[u8; 16]> },
     Expired { feed: u32, expired: Vec<([u8; 16], i64)> },
+    Removals { feed: u32, forgotten_through: u64, removals: Vec<(u64, [u8; 16], u8)> },
 }
 
 struct Scanned {
@@ -108,7 +109,6 @@ pub(crate) struct Recovered {
     pub index: Index,
     pub writer: WriterState,
     pub report: RecoveryReport,
-    pub watermark: Watermark,
 }
 
 /// The settings recovery needs.
@@ -122,14 +122,14 @@ pub(crate) fn window_of(expiration: i64, window_nanos: i64) -> i64 {
     expiration.div_euclid(window_nanos)
 }
 
-fn plausible_frame_at(bytes: &[u8], segment_id: u64) -> bool {
+fn plausible_frame_at(bytes: &[u8], segment_id: u128) -> bool {
     bytes.len() >= FRAME_HEADER_LEN
-        && (1..=6).contains(&bytes[8])
+        && (1..=7).contains(&bytes[8])
         && bytes[9..12] == [0, 0, 0]
         && record::decode_frame(bytes, segment_id).is_ok()
 }
 
-fn next_valid_frame(bytes: &[u8], from: usize, segment_id: u64) -> Option<usize> {
+fn next_valid_frame(bytes: &[u8], from: usize, segment_id: u128) -> Option<usize> {
     (from..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1)).find(|&p| plausible_frame_at(&bytes[p..], segment_id))
 }
 
@@ -168,12 +168,22 @@ pub(crate) fn recover(
         let mut header = [0; SEGMENT_HEADER_LEN];
         file.read_exact_at(&mut header, 0).map_err(|e| io_error("reading", &path, e))?;
         match record::decode_segment_header(&header) {
-            Ok((header_id, window)) if header_id == u64::from(id) => headers.push((id, window, path, file, len)),
+            Ok((header_id, window, salt)) if header_id == u64::from(id) => {
+                headers.push((id, window, salt, path, file, len));
+            }
             outcome => {
                 let detail = match outcome {
-                    Ok((other, _)) => format!("header names segment {other}"),
+                    Ok((other, _, _)) => format!("header names segment {other}"),
                     Err(e) => e.to_string(),
                 };
+                if len <= SEGMENT_HEADER_LEN as u64 {
+                    // A power loss between creating the file and syncing its header: no record
+                    // was ever acknowledged in it (the header is synced before any record).
+                    fs.remove_file(&path).map_err(|e| io_error("removing", &path, e))?;
+                    fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))?;
+                    report.incomplete_segments_removed.push(path.display().to_string());
+                    continue;
+                }
                 if settings.mode == RecoveryMode::Salvage {
                     report.lost.push(LostRegion {
                         segment: path.display().to_string(),
@@ -197,7 +207,7 @@ pub(crate) fn recover(
     let mut groups = Interner::default();
     let mut scanned: Vec<Scanned> = Vec::new();
     let mut segments = HashMap::new();
-    for (id, window, path, file, len) in headers {
+    for (id, window, salt, path, file, len) in headers {
         report.segments += 1;
         let size = usize::try_from(len).map_err(|_| StoreError::Corruption {
             location: path.display().to_string(),
@@ -205,7 +215,7 @@ pub(crate) fn recover(
         })?;
         let mut bytes = vec![0; size];
         file.read_exact_at(&mut bytes, 0).map_err(|e| io_error("reading", &path, e))?;
-        let seg64 = u64::from(id);
+        let seg64 = record::frame_key(u64::from(id), salt);
         let is_last = last_of_window.get(&window) == Some(&id);
         let mut offset = SEGMENT_HEADER_LEN;
         let mut max_removal_lsn = 0;
@@ -267,6 +277,7 @@ pub(crate) fn recover(
             id,
             SegmentState {
                 window,
+                salt,
                 len: end as u64,
                 max_removal_lsn,
                 max_expiration,
@@ -281,13 +292,17 @@ pub(crate) fn recover(
     // not, and later records may be appended to it without a new directory sync.
     fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))?;
     scanned.sort_by_key(|s| s.lsn);
+    let scanned_through = scanned.last().map_or(0, |s| s.lsn + s.span - 1);
     let next_lsn = scanned.last().map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
     let mut index = Index::new((0, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
     let cells: Vec<_> = feeds.names.iter().map(|k| index.feed_or_create(k)).collect();
     for s in scanned {
         replay(&cells, &groups.names, s, settings);
     }
-    let floor = next_lsn - 1;
+    // Feeds report at least every sequence that may have been handed out and still has its
+    // records, or lost them to unlinking; a token beyond that is ahead (from lost state) and
+    // stale, and new sequences start above the lease, above anything ever handed out.
+    let floor = scanned_through.max(watermark.sequence_floor);
     for cell in &cells {
         let mut f = cell.index.write();
         f.latest_sequence = f.latest_sequence.max(floor);
@@ -307,8 +322,9 @@ pub(crate) fn recover(
         next_segment_id: max_id.saturating_add(1).max(watermark.segment_id_floor),
         active,
         segments,
+        watermark,
     };
-    Ok(Recovered { index, writer, report, watermark })
+    Ok(Recovered { index, writer, report })
 }
 
 /// The replay operation of a frame, with its span, whether it removes, and the expiration it
@@ -355,6 +371,14 @@ fn to_op(
             let latest = b.expired.iter().map(|(_, t)| *t).max();
             return Ok((Op::Expired { feed: feeds.intern(&b.feed), expired: b.expired }, span, false, latest));
         }
+        Record::Removals(b) => {
+            let op = Op::Removals {
+                feed: feeds.intern(&b.feed),
+                forgotten_through: b.forgotten_through,
+                removals: b.removals,
+            };
+            return Ok((op, span, false, None));
+        }
         Record::Upsert(..) => return Err(CodecError::Body("an upsert under another kind".into())),
     };
     Ok((op, span, true, None))
@@ -398,6 +422,15 @@ fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scan
             }
             f.log_removal(s.lsn, id, RemovalReason::Deleted, cap);
             f.latest_sequence = f.latest_sequence.max(s.lsn);
+        }
+        Op::Removals { feed, forgotten_through, removals } => {
+            let mut f = feed_of(feed).index.write();
+            f.forgotten_removals_through = f.forgotten_removals_through.max(forgotten_through);
+            for (sequence, id, reason) in removals {
+                if let Some(reason) = RemovalReason::from_u8(reason) {
+                    f.remember_removal(sequence, id, reason, cap);
+                }
+            }
         }
         Op::Expired { feed, expired } => {
             let mut f = feed_of(feed).index.write();

@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
 use super::fs::{FileSystem, FsFile};
 use super::record::{self, SEGMENT_HEADER_LEN};
+use super::watermark::Watermark;
 use crate::StoreError;
 
 /// The file name of segment `id`.
@@ -40,6 +41,8 @@ pub(crate) fn io_error(operation: &'static str, path: &Path, source: std::io::Er
 pub(crate) struct SegmentState {
     /// Its expiration window.
     pub window: i64,
+    /// The random salt its frames' checksums are keyed with.
+    pub salt: u64,
     /// Bytes written (header included).
     pub len: u64,
     /// The highest LSN of a removal-bearing record in it (0 when none).
@@ -64,6 +67,9 @@ pub(crate) struct WriterState {
     pub active: HashMap<i64, u32>,
     /// Every segment.
     pub segments: HashMap<u32, SegmentState>,
+    /// The persisted floors; `lsn_floor` is also the LSN lease: no LSN at or above it is
+    /// assigned before it is raised durably.
+    pub watermark: Watermark,
 }
 
 /// A small LRU of open file descriptors.
@@ -81,22 +87,25 @@ pub(crate) struct Segments {
     fs: Arc<dyn FileSystem>,
     /// Per segment: its window, and how many of its bytes the OS has (readers may `pread`
     /// below that).
-    shared: RwLock<HashMap<u32, (i64, AtomicU64)>>,
+    shared: RwLock<HashMap<u32, (i64, u64, AtomicU64)>>,
     descriptors: Mutex<Descriptors>,
     /// The writer's state; lock order: a feed lock, then this.
     pub writer: Mutex<WriterState>,
+    /// Set by the first failed write or sync; from then on nothing touches the files.
+    pub poisoned: AtomicBool,
 }
 
 impl Segments {
     /// Segments restored by recovery.
     pub fn new(dir: &Path, fs: Arc<dyn FileSystem>, max_open_files: usize, writer: WriterState) -> Self {
-        let shared = writer.segments.iter().map(|(&id, s)| (id, (s.window, AtomicU64::new(s.len)))).collect();
+        let shared = writer.segments.iter().map(|(&id, s)| (id, (s.window, s.salt, AtomicU64::new(s.len)))).collect();
         Self {
             dir: dir.to_path_buf(),
             fs,
             shared: RwLock::new(shared),
             descriptors: Mutex::new(Descriptors { capacity: max_open_files.max(1), tick: 0, open: HashMap::new() }),
             writer: Mutex::new(writer),
+            poisoned: AtomicBool::new(false),
         }
     }
 
@@ -115,9 +124,14 @@ impl Segments {
         &self.fs
     }
 
+    /// The checksum key of segment `id`'s frames (`None` once it was removed).
+    pub fn frame_key(&self, id: u32) -> Option<u128> {
+        self.shared.read().get(&id).map(|(_, salt, _)| record::frame_key(u64::from(id), *salt))
+    }
+
     /// The window of segment `id` (`None` once it was removed).
     pub fn window_of(&self, id: u32) -> Option<i64> {
-        self.shared.read().get(&id).map(|(w, _)| *w)
+        self.shared.read().get(&id).map(|(w, _, _)| *w)
     }
 
     /// An open descriptor of segment `id`, from the LRU or freshly opened.
@@ -148,11 +162,35 @@ impl Segments {
         self.descriptors.lock().open.len()
     }
 
+    /// Refuses when poisoned.
+    ///
+    /// # Errors
+    /// [`StoreError::Poisoned`].
+    pub fn check_poison(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(Ordering::SeqCst) { Err(StoreError::Poisoned) } else { Ok(()) }
+    }
+
+    /// Poisons the store when `result` is an I/O failure.
+    pub fn poison_on_error<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Io { .. } | StoreError::Corruption { .. }) = &result {
+            // IMPORTANT 0: poison before anyone learns of the failure, so no later batch writes
+            // or syncs (a failed sync is never retried).
+            self.poisoned.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
     /// Creates segment `id` for `window`: header written and synced, directory synced.
     ///
     /// # Errors
-    /// [`StoreError::Io`]; the store must poison.
+    /// [`StoreError::Io`]; the store poisons.
     pub fn create(&self, writer: &mut WriterState, window: i64) -> Result<u32, StoreError> {
+        self.check_poison()?;
+        let created = self.create_unchecked(writer, window);
+        self.poison_on_error(created)
+    }
+
+    fn create_unchecked(&self, writer: &mut WriterState, window: i64) -> Result<u32, StoreError> {
         let id = writer.next_segment_id;
         writer.next_segment_id = id.checked_add(1).ok_or_else(|| StoreError::Corruption {
             location: self.dir.display().to_string(),
@@ -160,7 +198,8 @@ impl Segments {
         })?;
         let path = self.path(id);
         let file = self.fs.open(&path, true).map_err(|e| io_error("creating", &path, e))?;
-        let header = record::encode_segment_header(u64::from(id), window);
+        let salt = u64::from_le_bytes(crate::NotificationId::new_random().to_bytes()[..8].try_into().unwrap_or([7; 8]));
+        let header = record::encode_segment_header(u64::from(id), window, salt);
         file.write_all_at(&header, 0).map_err(|e| io_error("writing", &path, e))?;
         // IMPORTANT 1: the header is durable before any record is appended after it.
         file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
@@ -171,6 +210,7 @@ impl Segments {
             id,
             SegmentState {
                 window,
+                salt,
                 len: SEGMENT_HEADER_LEN as u64,
                 max_removal_lsn: 0,
                 max_expiration: i64::MIN,
@@ -179,7 +219,7 @@ impl Segments {
             },
         );
         writer.active.insert(window, id);
-        self.shared.write().insert(id, (window, AtomicU64::new(SEGMENT_HEADER_LEN as u64)));
+        self.shared.write().insert(id, (window, salt, AtomicU64::new(SEGMENT_HEADER_LEN as u64)));
         Ok(id)
     }
 
@@ -201,6 +241,19 @@ impl Segments {
     /// # Errors
     /// [`StoreError::Io`]; the store must poison.
     pub fn append(
+        &self,
+        writer: &mut WriterState,
+        id: u32,
+        at: u64,
+        buf: &[u8],
+        buffer_limit: usize,
+    ) -> Result<(), StoreError> {
+        self.check_poison()?;
+        let appended = self.append_unchecked(writer, id, at, buf, buffer_limit);
+        self.poison_on_error(appended)
+    }
+
+    fn append_unchecked(
         &self,
         writer: &mut WriterState,
         id: u32,
@@ -233,6 +286,12 @@ impl Segments {
     /// # Errors
     /// [`StoreError::Io`]; the store must poison.
     pub fn flush(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
+        self.check_poison()?;
+        let flushed = self.flush_unchecked(writer, id);
+        self.poison_on_error(flushed)
+    }
+
+    fn flush_unchecked(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
         let Some(s) = writer.segments.get_mut(&id) else { return Ok(()) };
         if s.pending.is_empty() {
             return Ok(());
@@ -255,8 +314,9 @@ impl Segments {
             return Ok(());
         }
         self.flush(writer, id)?;
-        let file = self.file(id)?;
-        file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e))?;
+        let file = self.poison_on_error(self.file(id))?;
+        let synced = file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e));
+        self.poison_on_error(synced)?;
         if let Some(s) = writer.segments.get_mut(&id) {
             s.dirty = false;
             s.pending = Vec::new();
@@ -265,7 +325,7 @@ impl Segments {
     }
 
     fn publish(&self, id: u32, len: u64) {
-        if let Some((_, flushed)) = self.shared.read().get(&id) {
+        if let Some((_, _, flushed)) = self.shared.read().get(&id) {
             flushed.store(len, Ordering::Release);
         }
     }
@@ -275,7 +335,7 @@ impl Segments {
     /// # Errors
     /// [`StoreError::Io`] from the flush; the store must poison.
     pub fn make_readable(&self, id: u32, end: u64) -> Result<(), StoreError> {
-        let flushed = self.shared.read().get(&id).map_or(u64::MAX, |(_, f)| f.load(Ordering::Acquire));
+        let flushed = self.shared.read().get(&id).map_or(u64::MAX, |(_, _, f)| f.load(Ordering::Acquire));
         if flushed >= end {
             return Ok(());
         }
@@ -305,7 +365,13 @@ mod tests {
         let fs = FaultFileSystem::new();
         let dir = Path::new("/data");
         fs.create_dir_all(dir).unwrap();
-        let writer = WriterState { next_lsn: 1, next_segment_id: 1, active: HashMap::new(), segments: HashMap::new() };
+        let writer = WriterState {
+            next_lsn: 1,
+            next_segment_id: 1,
+            active: HashMap::new(),
+            segments: HashMap::new(),
+            watermark: Watermark::default(),
+        };
         Segments::new(dir, Arc::new(fs), max_open, writer)
     }
 
@@ -323,7 +389,7 @@ mod tests {
         let id = s.create(&mut w, 17).unwrap();
         drop(w);
         let bytes = s.read(id, 0, SEGMENT_HEADER_LEN).unwrap();
-        assert_eq!(record::decode_segment_header(&bytes), Ok((u64::from(id), 17)));
+        assert!(matches!(record::decode_segment_header(&bytes), Ok((i, 17, _)) if i == u64::from(id)));
         assert_eq!(s.window_of(id), Some(17));
     }
 

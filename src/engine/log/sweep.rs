@@ -23,7 +23,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     let now = store.now_nanos();
     let mut stats = SweepStats::default();
     let poison = |e: StoreError| {
-        store.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
+        store.segments.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
         e
     };
 
@@ -54,7 +54,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         let Some(cell) = store.index.feed_by_number(*feed) else { continue };
         for chunk in expired.chunks(EXPIRED_PER_RECORD) {
             let record = Outgoing::Expired { feed: &cell.key, expired: chunk };
-            let body = record.encode_body().map_err(|e| StoreError::Corruption {
+            let frame = record.encode_unsealed_frame().map_err(|e| StoreError::Corruption {
                 location: "an Expired record".into(),
                 detail: format!("cannot encode: {e}"),
             })?;
@@ -64,40 +64,75 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
                 span: 1,
                 removes: false,
                 expiration: record.swept_expiration(),
-                body,
+                frame,
+            }));
+        }
+    }
+    // Segments of passed windows go below; the removals they may hold are carried forward first
+    // (each feed's whole removal log, in one record), so `changes` remembers them after a
+    // restart exactly as before.
+    let through = window_of(now, store.window_nanos) - 1;
+    let victim_removals = {
+        let writer = store.segments.writer.lock();
+        writer.segments.values().filter(|s| s.window <= through).map(|s| s.max_removal_lsn).max().unwrap_or(0)
+    };
+    if victim_removals > 0 {
+        for cell in store.index.all_feeds() {
+            let f = cell.index.read();
+            if f.removals().next().is_none_or(|r| r.0 > victim_removals) {
+                continue;
+            }
+            let removals: Vec<(u64, [u8; 16], u8)> = f.removals().map(|&(s, id, r)| (s, id, r.to_u8())).collect();
+            let record = Outgoing::Removals {
+                feed: &cell.key,
+                forgotten_through: f.forgotten_removals_through,
+                removals: &removals,
+            };
+            let frame = record.encode_unsealed_frame().map_err(|e| StoreError::Corruption {
+                location: "a Removals record".into(),
+                detail: format!("cannot encode: {e}"),
+            })?;
+            // `removes`: when this record's own window is unlinked, the log is carried again.
+            requests.push(Request::Record(PendingRecord {
+                kind: record.kind(),
+                window,
+                span: 1,
+                removes: true,
+                expiration: None,
+                frame,
             }));
         }
     }
     if !requests.is_empty() {
         let buffer = if store.config.durability == Durability::Always { 0 } else { store.config.write_buffer_bytes };
-        // IMPORTANT 8: the Expired records are durable before the sweep reports its count or
-        // unlinks anything.
+        // IMPORTANT 8: the Expired and Removals records are durable before the sweep reports its
+        // count or unlinks anything.
         commit::write_batch(&store.segments, requests, true, store.config.max_segment_bytes, buffer)
             .map_err(|f| poison(f.to_store_error()))?;
     }
 
     // 3. Unlink every segment of every window that has passed: it holds only records of
     //    notifications counted above (or earlier).
-    let through = window_of(now, store.window_nanos) - 1;
     let mut writer = store.segments.writer.lock();
     let victims: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.window <= through).map(|(&id, _)| id).collect();
     if !victims.is_empty() {
-        let mut watermark = store.watermark.lock();
+        let watermark = writer.watermark;
         let state = |id: &u32| writer.segments.get(id);
         let forgotten = victims.iter().filter_map(state).map(|s| s.max_expiration).max().unwrap_or(i64::MIN);
-        let removals = victims.iter().filter_map(state).map(|s| s.max_removal_lsn).max().unwrap_or(0);
         let next = Watermark {
-            lsn_floor: writer.next_lsn,
+            lsn_floor: watermark.lsn_floor.max(writer.next_lsn),
+            sequence_floor: watermark.sequence_floor.max(writer.next_lsn - 1),
             segment_id_floor: writer.next_segment_id,
             expirations_unlinked_through: watermark.expirations_unlinked_through.max(forgotten),
-            removals_unlinked_through: watermark.removals_unlinked_through.max(removals),
+            // Removals are carried forward above, never forgotten by unlinking.
+            removals_unlinked_through: watermark.removals_unlinked_through,
         };
         let fs = store.segments.fs();
         let dir = store.segments.dir();
         // IMPORTANT 9: the watermark (LSN and segment floors, what unlinking forgets) is durable
         // before any segment disappears.
         next.store(fs, dir).map_err(poison)?;
-        *watermark = next;
+        writer.watermark = next;
         for id in &victims {
             let path = store.segments.path(*id);
             stats.bytes_reclaimed += writer.segments.get(id).map_or(0, |s| s.len);

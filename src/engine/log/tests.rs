@@ -45,6 +45,8 @@ fn segment_paths(fs: &FaultFileSystem) -> Vec<PathBuf> {
 
 /// Frame boundaries of a segment image.
 fn frame_ends(bytes: &[u8], segment_id: u64) -> Vec<usize> {
+    let (_, _, salt) = record::decode_segment_header(bytes).unwrap();
+    let segment_id = record::frame_key(segment_id, salt);
     let mut ends = Vec::new();
     let mut at = SEGMENT_HEADER_LEN;
     while let Ok(frame) = record::decode_frame(&bytes[at..], segment_id) {
@@ -248,7 +250,7 @@ fn no_resurrection_after_windows_are_unlinked() {
     }
     // What is left is the sweeps' expiry log, kept for `expiry_log_retention` (7 days).
     for path in segment_paths(&fs) {
-        let (_, window) = record::decode_segment_header(&fs.read_all(&path).unwrap()).unwrap();
+        let (_, window, _) = record::decode_segment_header(&fs.read_all(&path).unwrap()).unwrap();
         assert!(window >= recovery::window_of(timestamp_to_nanos(h(7 * 24)), 3_600_000_000_000), "{path:?}");
     }
 }
@@ -411,4 +413,28 @@ fn index_bytes_per_notification_are_measured() {
     assert!(per >= 64.0, "an entry alone is 64 bytes");
     // 64 (entry) + 16 (expiry order) + ~13 (two hash tables) + groups. The goal of 64 is not met.
     assert!(per <= 104.0, "{per} bytes per notification");
+}
+
+#[test]
+fn a_segment_whose_creation_was_interrupted_is_removed_not_refused() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    {
+        let store = open(&fs, &clock, LogConfig::default()).unwrap();
+        store.append(&f, note("a", at(&clock, 30))).unwrap();
+    }
+    // A second segment whose header never reached the disk (zeros), and one cut inside it.
+    fs.open(&Path::new(DIR).join(segment::segment_file_name(7)), true).unwrap().set_len(32).unwrap();
+    fs.open(&Path::new(DIR).join(segment::segment_file_name(8)), true).unwrap().set_len(5).unwrap();
+    let store = open(&fs, &clock, LogConfig::default()).unwrap();
+    assert_eq!(store.recovery_report().incomplete_segments_removed.len(), 2);
+    assert_eq!(all_app_ids(&store, &f), ["a"]);
+    // A bad header in front of real records is corruption.
+    drop(store);
+    let path = segment_paths(&fs)[0].clone();
+    let mut image = fs.read_all(&path).unwrap();
+    image[0] ^= 1;
+    fs.overwrite(&path, image);
+    assert!(matches!(open(&fs, &clock, LogConfig::default()), Err(StoreError::Corruption { .. })));
 }

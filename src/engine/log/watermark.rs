@@ -13,13 +13,17 @@ use crate::StoreError;
 pub(crate) const WATERMARK_FILE: &str = "WATERMARK";
 const TEMPORARY_FILE: &str = "WATERMARK.tmp";
 const VERSION: u8 = 1;
-const LEN: usize = 1 + 8 + 4 + 8 + 8 + 4;
+const LEN: usize = 1 + 8 + 8 + 4 + 8 + 8 + 4;
 
 /// The persisted floors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Watermark {
-    /// No LSN below this is ever assigned again.
+    /// The LSN lease: no LSN below this is ever assigned again, and none at or above it is
+    /// assigned before the lease is raised durably.
     pub lsn_floor: u64,
+    /// Every sequence at or below this may have been handed out (in a change token) before
+    /// the segments holding it were unlinked: feeds never report a latest sequence below it.
+    pub sequence_floor: u64,
     /// No segment id below this is ever created again.
     pub segment_id_floor: u32,
     /// The latest expiration listed by an `Expired` record in an unlinked segment: expirations
@@ -32,7 +36,13 @@ pub(crate) struct Watermark {
 
 impl Default for Watermark {
     fn default() -> Self {
-        Self { lsn_floor: 1, segment_id_floor: 1, expirations_unlinked_through: i64::MIN, removals_unlinked_through: 0 }
+        Self {
+            lsn_floor: 1,
+            sequence_floor: 0,
+            segment_id_floor: 1,
+            expirations_unlinked_through: i64::MIN,
+            removals_unlinked_through: 0,
+        }
     }
 }
 
@@ -41,11 +51,12 @@ impl Watermark {
         let mut b = [0u8; LEN];
         b[0] = VERSION;
         b[1..9].copy_from_slice(&self.lsn_floor.to_le_bytes());
-        b[9..13].copy_from_slice(&self.segment_id_floor.to_le_bytes());
-        b[13..21].copy_from_slice(&self.expirations_unlinked_through.to_le_bytes());
-        b[21..29].copy_from_slice(&self.removals_unlinked_through.to_le_bytes());
-        let crc = crc32fast::hash(&b[..29]);
-        b[29..].copy_from_slice(&crc.to_le_bytes());
+        b[9..17].copy_from_slice(&self.sequence_floor.to_le_bytes());
+        b[17..21].copy_from_slice(&self.segment_id_floor.to_le_bytes());
+        b[21..29].copy_from_slice(&self.expirations_unlinked_through.to_le_bytes());
+        b[29..37].copy_from_slice(&self.removals_unlinked_through.to_le_bytes());
+        let crc = crc32fast::hash(&b[..37]);
+        b[37..].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
@@ -53,8 +64,8 @@ impl Watermark {
         if b.len() != LEN || b[0] != VERSION {
             return None;
         }
-        let crc = u32::from_le_bytes([b[29], b[30], b[31], b[32]]);
-        if crc != crc32fast::hash(&b[..29]) {
+        let crc = u32::from_le_bytes([b[37], b[38], b[39], b[40]]);
+        if crc != crc32fast::hash(&b[..37]) {
             return None;
         }
         let u64_at = |i: usize| {
@@ -64,9 +75,10 @@ impl Watermark {
         };
         Some(Self {
             lsn_floor: u64::from_le_bytes(u64_at(1)),
-            segment_id_floor: u32::from_le_bytes([b[9], b[10], b[11], b[12]]),
-            expirations_unlinked_through: i64::from_le_bytes(u64_at(13)),
-            removals_unlinked_through: u64::from_le_bytes(u64_at(21)),
+            sequence_floor: u64::from_le_bytes(u64_at(9)),
+            segment_id_floor: u32::from_le_bytes([b[17], b[18], b[19], b[20]]),
+            expirations_unlinked_through: i64::from_le_bytes(u64_at(21)),
+            removals_unlinked_through: u64::from_le_bytes(u64_at(29)),
         })
     }
 
@@ -123,6 +135,7 @@ mod tests {
         assert_eq!(Watermark::load(&fs, dir).unwrap(), Watermark::default());
         let w = Watermark {
             lsn_floor: 99,
+            sequence_floor: 98,
             segment_id_floor: 7,
             expirations_unlinked_through: -9,
             removals_unlinked_through: 5,
