@@ -164,7 +164,7 @@ impl Record {
     ///
     /// # Errors
     /// [`CodecError::Body`] when the body exceeds [`MAX_BODY_LEN`].
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn encode_body(&self) -> Result<Vec<u8>, CodecError> {
         match self {
             Record::Upsert(_, b) => codec::encode(b),
