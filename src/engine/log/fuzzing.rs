@@ -27,7 +27,8 @@ pub struct Decoded {
 /// # Errors
 /// The frame or body error, as text.
 pub fn decode_record(bytes: &[u8], segment_id: u64) -> Result<Decoded, String> {
-    let frame = record::decode_frame(bytes, segment_id).map_err(|e| e.to_string())?;
+    // Fuzz frames are keyed with salt 0 (see [`frame`]).
+    let frame = record::decode_frame(bytes, record::frame_key(segment_id, 0)).map_err(|e| e.to_string())?;
     let rec = Record::decode(frame.kind, frame.body).map_err(|e| e.to_string())?;
     // A decoded body encodes again, and that encoding decodes to the same record.
     let again = rec.encode_body().map_err(|e| format!("a decoded body does not encode: {e}"))?;
@@ -40,6 +41,7 @@ pub fn decode_record(bytes: &[u8], segment_id: u64) -> Result<Decoded, String> {
         Record::Delete(b) => b.feed.clone(),
         Record::GroupDelete(b) => b.feed.clone(),
         Record::Expired(b) => b.feed.clone(),
+        Record::Removals(b) => b.feed.clone(),
     };
     Ok(Decoded { kind: frame.kind as u8, lsn: frame.lsn, frame_len: frame.len(), feed, span: rec.span() })
 }
@@ -57,12 +59,12 @@ pub fn claimed_len(header: &[u8]) -> Result<usize, String> {
 /// # Errors
 /// The header error, as text.
 pub fn decode_segment_header(bytes: &[u8]) -> Result<(u64, i64), String> {
-    record::decode_segment_header(bytes).map_err(|e| e.to_string())
+    record::decode_segment_header(bytes).map(|(id, window, _salt)| (id, window)).map_err(|e| e.to_string())
 }
 
 /// A segment header for `segment_id` and `window`.
 pub fn segment_header(segment_id: u64, window: i64) -> [u8; record::SEGMENT_HEADER_LEN] {
-    record::encode_segment_header(segment_id, window)
+    record::encode_segment_header(segment_id, window, 0)
 }
 
 /// A frame with any kind and reserved bytes and a correct checksum, so fuzzers reach the body
@@ -76,7 +78,7 @@ pub fn frame(segment_id: u64, kind: u8, reserved: [u8; 3], lsn: u64, body: &[u8]
     out.extend_from_slice(&lsn.to_le_bytes());
     out.extend_from_slice(body);
     let mut h = crc32fast::Hasher::new();
-    h.update(&segment_id.to_le_bytes());
+    h.update(&record::frame_key(segment_id, 0).to_le_bytes());
     h.update(&out[4..]);
     let crc = h.finalize();
     out[..4].copy_from_slice(&crc.to_le_bytes());

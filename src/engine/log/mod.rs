@@ -176,7 +176,15 @@ impl LogStore {
         config.max_open_files = config.max_open_files.max(1);
         config.options.feed_capacity = config.options.feed_capacity.max(1);
         let window_nanos = i64::try_from(config.window.as_nanos()).unwrap_or(i64::MAX);
+        let missing: Vec<&Path> = dir.ancestors().take_while(|a| fs.list(a).is_err()).collect();
         fs.create_dir_all(dir).map_err(|e| segment::io_error("creating", dir, e))?;
+        for created in missing.iter().rev() {
+            // IMPORTANT 12: a directory this open created is durable in its parent before any
+            // write in it is acknowledged.
+            if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent).map_err(|e| segment::io_error("syncing", parent, e))?;
+            }
+        }
         let lock = DirectoryLock::acquire(&fs, dir)?;
         let recovered = recovery::recover(
             &fs,

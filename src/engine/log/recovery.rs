@@ -117,9 +117,10 @@ pub(crate) struct RecoverySettings {
     pub removal_log_capacity: usize,
 }
 
-/// The expiration window of a Unix-nanosecond time.
+/// The expiration window of a Unix-nanosecond time, named by its end (exclusive, Unix
+/// nanoseconds): segments stay comparable and sweepable whatever window width a later open uses.
 pub(crate) fn window_of(expiration: i64, window_nanos: i64) -> i64 {
-    expiration.div_euclid(window_nanos)
+    expiration.div_euclid(window_nanos).saturating_add(1).saturating_mul(window_nanos)
 }
 
 fn plausible_frame_at(bytes: &[u8], segment_id: u128) -> bool {
@@ -143,8 +144,15 @@ pub(crate) fn recover(
     dir: &Path,
     settings: &RecoverySettings,
 ) -> Result<Recovered, StoreError> {
-    let watermark = Watermark::load(fs, dir)?;
     let mut report = RecoveryReport::default();
+    let watermark = match Watermark::load(fs, dir) {
+        Err(StoreError::Corruption { location, detail }) if settings.mode == RecoveryMode::Salvage => {
+            // The floors are rebuilt from the segments; the lease starts above them.
+            report.lost.push(LostRegion { segment: location, offset: 0, len: 0, reason: detail });
+            Watermark::default()
+        }
+        other => other?,
+    };
     let mut files: Vec<(u32, std::path::PathBuf)> = fs
         .list(dir)
         .map_err(|e| io_error("listing", dir, e))?
@@ -169,7 +177,8 @@ pub(crate) fn recover(
         file.read_exact_at(&mut header, 0).map_err(|e| io_error("reading", &path, e))?;
         match record::decode_segment_header(&header) {
             Ok((header_id, window, salt)) if header_id == u64::from(id) => {
-                headers.push((id, window, salt, path, file, len));
+                drop(file);
+                headers.push((id, window, salt, path, len));
             }
             outcome => {
                 let detail = match outcome {
@@ -207,7 +216,8 @@ pub(crate) fn recover(
     let mut groups = Interner::default();
     let mut scanned: Vec<Scanned> = Vec::new();
     let mut segments = HashMap::new();
-    for (id, window, salt, path, file, len) in headers {
+    for (id, window, salt, path, len) in headers {
+        let file = fs.open(&path, false).map_err(|e| io_error("opening", &path, e))?;
         report.segments += 1;
         let size = usize::try_from(len).map_err(|_| StoreError::Corruption {
             location: path.display().to_string(),

@@ -71,7 +71,8 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     // Segments of passed windows go below; the removals they may hold are carried forward first
     // (each feed's whole removal log, in one record), so `changes` remembers them after a
     // restart exactly as before.
-    let through = window_of(now, store.window_nanos) - 1;
+    // A window named by its end has passed when its end is at or before now.
+    let through = now;
     let victim_removals = {
         let writer = store.segments.writer.lock();
         writer.segments.values().filter(|s| s.window <= through).map(|s| s.max_removal_lsn).max().unwrap_or(0)
