@@ -313,7 +313,10 @@ fn render(measured: &[Measured], small: u64, large: u64) -> String {
     row(
         &mut out,
         &format!("load (batched), {large}, s"),
-        measured.iter().map(|m| format!("{:.1}", m.load_large.as_secs_f64())),
+        measured.iter().map(|m| match m.open_large {
+            Some(_) => format!("{:.1}", m.load_large.as_secs_f64()),
+            None => "–".into(),
+        }),
     );
     row(
         &mut out,
