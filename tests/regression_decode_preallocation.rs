@@ -31,15 +31,19 @@ const ALLOWANCE: usize = 256 << 10;
 /// The cap is process-wide: the tests take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A segment (format of `src/engine/log/FORMAT.md`: 40-byte header with a salt, here 0) holding
+/// one frame of `kind` with `frame_body`, its checksum correct.
 fn segment_with(frame_body: &[u8], kind: u8) -> Vec<u8> {
     let segment_id = 1u64;
-    let mut h = [0u8; 32];
+    let salt = 0u64;
+    let mut h = [0u8; 40];
     h[..8].copy_from_slice(b"NFEEDLOG");
     h[8] = 1;
     h[12..20].copy_from_slice(&segment_id.to_le_bytes());
     h[20..28].copy_from_slice(&0i64.to_le_bytes());
-    let crc = crc32fast::hash(&h[..28]);
-    h[28..].copy_from_slice(&crc.to_le_bytes());
+    h[28..36].copy_from_slice(&salt.to_le_bytes());
+    let crc = crc32fast::hash(&h[..36]);
+    h[36..].copy_from_slice(&crc.to_le_bytes());
     let mut frame = vec![0; 4];
     frame.extend_from_slice(&(frame_body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&[kind, 0, 0, 0]);
@@ -47,6 +51,7 @@ fn segment_with(frame_body: &[u8], kind: u8) -> Vec<u8> {
     frame.extend_from_slice(frame_body);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&segment_id.to_le_bytes());
+    hasher.update(&salt.to_le_bytes());
     hasher.update(&frame[4..]);
     let crc = hasher.finalize();
     frame[..4].copy_from_slice(&crc.to_le_bytes());
