@@ -131,7 +131,7 @@ fn binary_runs_the_documented_curl_session() {
     }
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]);
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/http.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = doc.split("## Try it with curl").nth(1).unwrap();
     let start_at = section.find("```sh\n").unwrap() + "```sh\n".len();
     let session = &section[start_at..start_at + section[start_at..].find("\n```").unwrap()];

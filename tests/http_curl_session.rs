@@ -1,4 +1,4 @@
-//! The curl session of `docs/http.md` (the README's), run verbatim with `sh` and `curl`.
+//! The curl session of the README, run verbatim with `sh` and `curl`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod http_common;
@@ -6,9 +6,9 @@ mod http_common;
 use http_common::TestServer;
 use notifeed::config::Config;
 
-/// The shell block under "## Try it with curl" in docs/http.md.
+/// The shell block under "## Try it with curl" in README.md.
 fn session() -> String {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/http.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = doc.split("## Try it with curl").nth(1).unwrap();
     let start = section.find("```sh\n").unwrap() + "```sh\n".len();
     let end = section[start..].find("\n```").unwrap();
