@@ -61,10 +61,25 @@ use recovery::{RecoverySettings, window_of};
 use segment::Segments;
 use watermark::Watermark;
 
+/// The largest `feed_capacity` a [`LogStore`] accepts.
+///
+/// A group delete is one record (one operation = one record, so a crash never leaves half of
+/// it), listing every live member's 16-byte id; a feed holds at most `feed_capacity` live
+/// notifications, so this bound keeps the largest group delete (50,000 × 16 bytes plus a
+/// feed key of at most 256 bytes, about 782 KiB) within the 1 MiB frame body bound
+/// (`codec::MAX_DECODE_BYTES`), with room to spare.
+pub const MAX_FEED_CAPACITY: usize = 50_000;
+
+// The largest group-delete body: feed key (≤ 256 bytes + its varint length), the id count
+// (a varint of at most 9 bytes) and the ids.
+const _: () = assert!(256 + 9 + 9 + MAX_FEED_CAPACITY * 16 <= crate::codec::MAX_DECODE_BYTES);
+
 /// How a [`LogStore`] behaves. Every field has a default; see each.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
     /// The options every engine honours. Default: [`StoreOptions::default`].
+    /// `options.feed_capacity` must be at most [`MAX_FEED_CAPACITY`] (the open refuses more),
+    /// so that a group delete of a whole feed always fits one record.
     pub options: StoreOptions,
     /// When a mutation is durable (see the module documentation). Default:
     /// [`Durability::Always`].
@@ -151,7 +166,9 @@ impl LogStore {
     /// segments.
     ///
     /// # Errors
-    /// [`StoreError::Locked`] when another process (or store) holds `dir`;
+    /// [`StoreError::Backend`] ("invalid configuration") when `config.options.feed_capacity`
+    /// exceeds [`MAX_FEED_CAPACITY`]; [`StoreError::Locked`] when another process (or store)
+    /// holds `dir`;
     /// [`StoreError::Corruption`] with the segment and offset of a bad record that is not a
     /// torn tail (unless `config.recovery_mode` is [`RecoveryMode::Salvage`]);
     /// [`StoreError::Io`].
@@ -176,6 +193,16 @@ impl LogStore {
         config.max_segment_bytes = config.max_segment_bytes.clamp(4096, u64::from(u32::MAX));
         config.max_open_files = config.max_open_files.max(1);
         config.options.feed_capacity = config.options.feed_capacity.max(1);
+        if config.options.feed_capacity > MAX_FEED_CAPACITY {
+            return Err(StoreError::Backend {
+                engine: "log",
+                detail: format!(
+                    "invalid configuration: feed_capacity {} exceeds the log engine's maximum of \
+                     {MAX_FEED_CAPACITY} (a group delete of a whole feed must fit one record)",
+                    config.options.feed_capacity
+                ),
+            });
+        }
         let window_nanos = i64::try_from(config.window.as_nanos()).unwrap_or(i64::MAX);
         fs.create_dir_all(dir).map_err(|e| segment::io_error("creating", dir, e))?;
         let lock = DirectoryLock::acquire(&fs, dir)?;
@@ -578,6 +605,18 @@ impl FeedStore for LogStore {
             f.oldest_first().map(|s| *f.entry(s)).filter(|e| e.group == g && e.is_live(now)).collect();
         if members.is_empty() {
             return Ok(0);
+        }
+        if members.len() > MAX_FEED_CAPACITY {
+            // Only a feed filled under a larger capacity by an older build: refuse before
+            // writing anything (the record would exceed the frame body bound).
+            return Err(StoreError::Backend {
+                engine: "log",
+                detail: format!(
+                    "group {group:?} has {} live members; a group delete lists at most {MAX_FEED_CAPACITY} \
+                     (delete some members one by one first)",
+                    members.len()
+                ),
+            });
         }
         let window = members.iter().fold(i64::MIN, |w, e| self.shadow_window(e, w));
         let ids: Vec<[u8; 16]> = members.iter().map(|e| e.id).collect();
