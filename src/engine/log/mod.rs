@@ -375,10 +375,11 @@ impl LogStore {
         }
     }
 
-    fn delete_slot(&self, feed: &FeedKey, f: &mut FeedIndex, slot: usize) -> Result<(), StoreError> {
+    fn delete_slot(&self, feed: &FeedKey, number: u32, f: &mut FeedIndex, slot: usize) -> Result<(), StoreError> {
         let e = *f.entry(slot);
         let record = Outgoing::Delete { feed: feed.as_str(), id: e.id };
         let placed = self.write(&record, self.shadow_window(&e, i64::MIN))?;
+        self.index.forget_expiry(e.expiration, number, e.id_key());
         f.remove(slot);
         f.log_removal(placed.lsn, e.id, RemovalReason::Deleted, self.config.options.removal_log_capacity);
         f.latest_sequence = f.latest_sequence.max(placed.lsn);
@@ -432,6 +433,7 @@ impl FeedStore for LogStore {
                 notification: &n,
             };
             let placed = self.write(&record, self.shadow_window(&old_entry, window))?;
+            self.index.forget_expiry(old_entry.expiration, cell.number, old_entry.id_key());
             f.remove(slot);
             f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), group.as_deref());
             f.latest_sequence = f.latest_sequence.max(placed.lsn);
@@ -463,6 +465,7 @@ impl FeedStore for LogStore {
         let placed = self.write(&record, target)?;
         let sequence = placed.lsn + record.span() - 1;
         if let (Some(slot), Some(v)) = (victim, victim_entry) {
+            self.index.forget_expiry(v.expiration, cell.number, v.id_key());
             f.remove(slot);
             f.log_removal(placed.lsn, v.id, RemovalReason::Evicted, self.config.options.removal_log_capacity);
         }
@@ -580,7 +583,7 @@ impl FeedStore for LogStore {
         let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(false) };
         let mut f = cell.index.write();
         let Some(slot) = Self::live_slot(&f, id, self.now_nanos()) else { return Ok(false) };
-        self.delete_slot(feed, &mut f, slot)?;
+        self.delete_slot(feed, cell.number, &mut f, slot)?;
         Ok(true)
     }
 
@@ -591,7 +594,7 @@ impl FeedStore for LogStore {
         let Some((slot, _)) = self.find_by_app_id(&f, app_notification_id, self.now_nanos())? else {
             return Ok(false);
         };
-        self.delete_slot(feed, &mut f, slot)?;
+        self.delete_slot(feed, cell.number, &mut f, slot)?;
         Ok(true)
     }
 
@@ -623,6 +626,9 @@ impl FeedStore for LogStore {
         let record = Outgoing::GroupDelete { feed: feed.as_str(), ids: &ids };
         let placed = self.write(&record, window)?;
         let capacity = self.config.options.removal_log_capacity;
+        for e in &members {
+            self.index.forget_expiry(e.expiration, cell.number, e.id_key());
+        }
         for (i, id) in ids.iter().enumerate() {
             if let Some(slot) = f.slot_of(id) {
                 f.remove(slot);
