@@ -209,11 +209,7 @@ impl LogStore {
         let recovered = recovery::recover(
             &fs,
             dir,
-            &RecoverySettings {
-                mode: config.recovery_mode,
-                removal_log_capacity: config.options.removal_log_capacity,
-                now: timestamp_to_nanos(clock.now()),
-            },
+            &RecoverySettings { mode: config.recovery_mode, removal_log_capacity: config.options.removal_log_capacity },
         )?;
         let segments = Segments::new(dir, fs, config.max_open_files, recovered.writer);
         Ok(LogStore {

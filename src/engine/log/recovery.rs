@@ -15,7 +15,7 @@ use super::fs::FileSystem;
 use super::index::{Entry, Index, app_hash, id_key};
 use super::record::{self, FRAME_HEADER_LEN, Record, RecordKind, SEGMENT_HEADER_LEN};
 use super::segment::{SegmentState, WriterState, io_error, parse_segment_file_name};
-use super::watermark::{WATERMARK_FILE, WATERMARK_LEN, Watermark};
+use super::watermark::Watermark;
 use crate::codec::CodecError;
 use crate::{RemovalReason, StoreError};
 
@@ -29,10 +29,7 @@ pub enum RecoveryMode {
     TolerateTornTail,
     /// Skip every bad region, keep what passes its checksum, and report what was lost
     /// ([`RecoveryReport::lost`]). The bad bytes stay in their files (which are not rewritten),
-    /// so later opens need salvage too, until their window expires. A damaged `WATERMARK` is
-    /// replaced by conservative floors (LSN and segment id well above any on disk; expirations
-    /// through the open's time and removals through the highest LSN count as forgotten, so
-    /// older change tokens are stale) and reported as a lost region of that file.
+    /// so later opens need salvage too, until their window expires.
     Salvage,
 }
 
@@ -118,28 +115,6 @@ pub(crate) struct Recovered {
 pub(crate) struct RecoverySettings {
     pub mode: RecoveryMode,
     pub removal_log_capacity: usize,
-    /// The clock's time at the open (Unix nanoseconds).
-    pub now: i64,
-}
-
-/// How far past the highest LSN on disk a rebuilt watermark puts the LSN floor: the records
-/// of unlinked segments may have carried higher LSNs than any left on disk.
-const SALVAGE_LSN_GAP: u64 = 1 << 32;
-/// How far past the highest segment id on disk a rebuilt watermark puts the segment floor.
-const SALVAGE_SEGMENT_GAP: u32 = 1 << 16;
-
-/// The watermark salvage assumes when the file is damaged: floors well above everything on
-/// disk (sequences stay monotonic even if unlinked segments held higher ones), and everything
-/// up to now (expirations) and up to the highest LSN (removals) treated as possibly unlinked,
-/// so older change tokens are reported stale rather than answered from a partial log.
-fn conservative_watermark(scanned: &[Scanned], max_segment_id: u32, now: i64) -> Watermark {
-    let highest = scanned.iter().map(|s| s.lsn + s.span - 1).max().unwrap_or(0);
-    Watermark {
-        lsn_floor: highest.saturating_add(1).saturating_add(SALVAGE_LSN_GAP),
-        segment_id_floor: max_segment_id.saturating_add(1).saturating_add(SALVAGE_SEGMENT_GAP),
-        expirations_unlinked_through: now,
-        removals_unlinked_through: highest,
-    }
 }
 
 /// The expiration window of a Unix-nanosecond time.
@@ -168,14 +143,8 @@ pub(crate) fn recover(
     dir: &Path,
     settings: &RecoverySettings,
 ) -> Result<Recovered, StoreError> {
+    let watermark = Watermark::load(fs, dir)?;
     let mut report = RecoveryReport::default();
-    let (mut watermark, watermark_damage) = match Watermark::load(fs, dir) {
-        Ok(watermark) => (watermark, None),
-        Err(StoreError::Corruption { detail, .. }) if settings.mode == RecoveryMode::Salvage => {
-            (Watermark::default(), Some(detail))
-        }
-        Err(e) => return Err(e),
-    };
     let mut files: Vec<(u32, std::path::PathBuf)> = fs
         .list(dir)
         .map_err(|e| io_error("listing", dir, e))?
@@ -307,16 +276,6 @@ pub(crate) fn recover(
     }
 
     scanned.sort_by_key(|s| s.lsn);
-    if let Some(reason) = watermark_damage {
-        watermark = conservative_watermark(&scanned, max_id, settings.now);
-        watermark.store(fs, dir)?;
-        report.lost.push(LostRegion {
-            segment: dir.join(WATERMARK_FILE).display().to_string(),
-            offset: 0,
-            len: WATERMARK_LEN as u64,
-            reason: format!("{reason}; replaced by conservative floors (older change tokens are stale)"),
-        });
-    }
     let next_lsn = scanned.last().map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
     let mut index = Index::new((0, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
     let cells: Vec<_> = feeds.names.iter().map(|k| index.feed_or_create(k)).collect();

@@ -14,8 +14,6 @@ pub(crate) const WATERMARK_FILE: &str = "WATERMARK";
 const TEMPORARY_FILE: &str = "WATERMARK.tmp";
 const VERSION: u8 = 1;
 const LEN: usize = 1 + 8 + 4 + 8 + 8 + 4;
-/// The watermark file's length in bytes.
-pub(crate) const WATERMARK_LEN: usize = LEN;
 
 /// The persisted floors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
