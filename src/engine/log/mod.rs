@@ -204,7 +204,7 @@ impl LogStore {
             });
         }
         let window_nanos = i64::try_from(config.window.as_nanos()).unwrap_or(i64::MAX);
-        fs::create_dir_all_durably(fs.as_ref(), dir).map_err(|e| segment::io_error("creating", dir, e))?;
+        fs.create_dir_all(dir).map_err(|e| segment::io_error("creating", dir, e))?;
         let lock = DirectoryLock::acquire(&fs, dir)?;
         let recovered = recovery::recover(
             &fs,

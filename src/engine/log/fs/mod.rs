@@ -98,28 +98,3 @@ pub trait FileSystem: Send + Sync + Debug {
     /// The OS error.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>>;
 }
-
-/// Creates `dir` and its missing parents, and makes each directory it created durable in its
-/// parent (fsync of the parent, from the top down), so a data directory made by the open cannot
-/// vanish at a power loss along with the records later acknowledged in it.
-///
-/// # Errors
-/// The OS error of the creation or of a sync.
-///
-/// Cost: one listing per missing directory and of the first existing ancestor (none is
-/// synced when `dir` exists).
-pub(crate) fn create_dir_all_durably(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
-    let missing: Vec<&Path> = dir
-        .ancestors()
-        .take_while(|a| !a.as_os_str().is_empty())
-        .take_while(|a| matches!(fs.list(a), Err(e) if e.kind() == io::ErrorKind::NotFound))
-        .collect();
-    fs.create_dir_all(dir)?;
-    // IMPORTANT: each new directory's entry is durable before the open returns, hence before
-    // any write in it can be acknowledged.
-    for created in missing.iter().rev() {
-        let parent = created.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        fs.sync_dir(parent)?;
-    }
-    Ok(())
-}
