@@ -168,9 +168,7 @@ pub(crate) fn recover(
         let mut header = [0; SEGMENT_HEADER_LEN];
         file.read_exact_at(&mut header, 0).map_err(|e| io_error("reading", &path, e))?;
         match record::decode_segment_header(&header) {
-            // Only the header's facts are kept: the file is closed here and reopened for its scan,
-            // so recovery holds one segment descriptor at a time whatever the number of segments.
-            Ok((header_id, window)) if header_id == u64::from(id) => headers.push((id, window, path, len)),
+            Ok((header_id, window)) if header_id == u64::from(id) => headers.push((id, window, path, file, len)),
             outcome => {
                 let detail = match outcome {
                     Ok((other, _)) => format!("header names segment {other}"),
@@ -199,8 +197,7 @@ pub(crate) fn recover(
     let mut groups = Interner::default();
     let mut scanned: Vec<Scanned> = Vec::new();
     let mut segments = HashMap::new();
-    for (id, window, path, len) in headers {
-        let file = fs.open(&path, false).map_err(|e| io_error("opening", &path, e))?;
+    for (id, window, path, file, len) in headers {
         report.segments += 1;
         let size = usize::try_from(len).map_err(|_| StoreError::Corruption {
             location: path.display().to_string(),
