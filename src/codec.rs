@@ -58,10 +58,29 @@ fn config() -> impl bincode::config::Config {
 /// Encodes `value` as bincode.
 ///
 /// # Errors
-/// [`CodecError::Body`] when the value does not serialize (it is larger than
-/// [`MAX_DECODE_BYTES`], or a serde impl fails).
+/// [`CodecError::Body`] when the value does not serialize: its encoding is larger than
+/// [`MAX_DECODE_BYTES`] (refused as soon as it passes the bound, so it could never be written
+/// and then fail to decode), or a serde impl fails.
+///
+/// Cost: O(encoded size), at most [`MAX_DECODE_BYTES`] bytes allocated.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Body(e.to_string()))
+    let mut out = BoundedVec(Vec::new());
+    bincode::serde::encode_into_writer(value, &mut out, config()).map_err(|e| CodecError::Body(e.to_string()))?;
+    Ok(out.0)
+}
+
+/// A `Vec` writer that refuses to grow past [`MAX_DECODE_BYTES`] (bincode's `with_limit`
+/// bounds decoding only).
+struct BoundedVec(Vec<u8>);
+
+impl bincode::enc::write::Writer for BoundedVec {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        if self.0.len().saturating_add(bytes.len()) > MAX_DECODE_BYTES {
+            return Err(bincode::error::EncodeError::Other("the encoding exceeds MAX_DECODE_BYTES (1 MiB)"));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Appends the encoding of `value` (as [`encode`] makes it) to `out`, so a caller can frame it
@@ -360,6 +379,16 @@ mod tests {
                 assert!(unseal_notification(&copy).is_err(), "flip at byte {i} bit {bit} went unnoticed");
             }
         }
+    }
+
+    #[test]
+    fn encode_refuses_a_value_larger_than_the_decode_bound() {
+        let fits = vec![7u8; MAX_DECODE_BYTES - 8];
+        let bytes = encode(&fits).unwrap_or_default();
+        assert!(bytes.len() <= MAX_DECODE_BYTES);
+        assert_eq!(decode::<Vec<u8>>(&bytes), Ok(fits));
+        let too_big = vec![[1u8; 16]; MAX_DECODE_BYTES / 16 + 1];
+        assert!(matches!(encode(&too_big), Err(CodecError::Body(_))));
     }
 
     #[test]

@@ -23,7 +23,7 @@ fn feed(n: usize) -> FeedKey {
 
 fn config() -> LogConfig {
     LogConfig {
-        options: StoreOptions { feed_capacity: 100_000, ..StoreOptions::default() },
+        options: StoreOptions { feed_capacity: notifeed::engine::log::MAX_FEED_CAPACITY, ..StoreOptions::default() },
         max_segment_bytes: 16 * 1024,
         ..LogConfig::default()
     }

@@ -26,7 +26,7 @@ const FEEDS: usize = 3;
 
 fn config() -> LogConfig {
     LogConfig {
-        options: StoreOptions { feed_capacity: 1_000_000, ..StoreOptions::default() },
+        options: StoreOptions { feed_capacity: notifeed::engine::log::MAX_FEED_CAPACITY, ..StoreOptions::default() },
         max_segment_bytes: 8 * 1024,
         ..LogConfig::default()
     }

@@ -1,7 +1,7 @@
 //! The in-memory index, rebuilt on open: per feed (each behind its own lock), the live
 //! notifications by position, by id and by `appNotificationId` hash, group membership, the
-//! remembered removals and swept expirations; and a global expiry order by window, so a sweep
-//! is O(expired).
+//! remembered removals and swept expirations; and a global expiry order (one element per
+//! notification), so a sweep is O(expired).
 //!
 //! Entries are compact (64 bytes): a record location, hashes and the few fields reads filter
 //! on; strings stay on disk. A hash match is always confirmed against the full id, or against
@@ -411,12 +411,54 @@ pub(crate) struct FeedCell {
 
 const SHARDS: usize = 64;
 
+/// The expiry order: a min-heap of `(expiration, feed, id key)`, one element per indexed
+/// notification plus the forgotten ones (of notifications since replaced or removed), which
+/// are marked in `forgotten` and dropped when popped or when the heap is rebuilt. The
+/// rebuild happens when forgotten elements outnumber the rest, so the order's size follows
+/// the number of notifications, not of replacements.
+#[derive(Debug, Default)]
+struct Expiry {
+    heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    /// How many elements of each value are forgotten (two notifications of a feed may share
+    /// an id key and an expiration).
+    forgotten: HashMap<(i64, u32, u32), u32>,
+    forgotten_count: usize,
+}
+
+impl Expiry {
+    /// Whether `element` is marked forgotten; takes one mark when it is.
+    fn take_forgotten(&mut self, element: (i64, u32, u32)) -> bool {
+        let Some(count) = self.forgotten.get_mut(&element) else { return false };
+        *count -= 1;
+        if *count == 0 {
+            self.forgotten.remove(&element);
+        }
+        self.forgotten_count = self.forgotten_count.saturating_sub(1);
+        true
+    }
+
+    /// Drops every forgotten element: O(heap).
+    fn rebuild(&mut self) {
+        let elements = std::mem::take(&mut self.heap).into_vec();
+        let mut kept = Vec::with_capacity(elements.len().saturating_sub(self.forgotten_count));
+        for Reverse(element) in elements {
+            if !self.take_forgotten(element) {
+                kept.push(Reverse(element));
+            }
+        }
+        // A mark without its element (none is expected) must not outlive the rebuild.
+        self.forgotten = HashMap::new();
+        self.forgotten_count = 0;
+        self.heap = BinaryHeap::from(kept);
+    }
+}
+
 /// The whole index: feeds sharded by key, and the expiry order.
 #[derive(Debug)]
 pub(crate) struct Index {
     shards: Vec<RwLock<HashMap<Box<str>, Arc<FeedCell>>>>,
     feeds: RwLock<Vec<Arc<FeedCell>>>,
-    expiry: Mutex<BinaryHeap<Reverse<(i64, u32, u32)>>>,
+    expiry: Mutex<Expiry>,
     /// What new feeds start with: (latest sequence, forgotten removals, forgotten expirations).
     new_feed_horizon: (u64, u64, i64),
 }
@@ -431,7 +473,7 @@ impl Index {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             feeds: RwLock::new(Vec::new()),
-            expiry: Mutex::new(BinaryHeap::new()),
+            expiry: Mutex::new(Expiry::default()),
             new_feed_horizon,
         }
     }
@@ -483,33 +525,52 @@ impl Index {
     }
 
     /// Records that the entry with `id_key` of feed `feed` expires at `expiration`.
+    /// Cost: O(log n).
     pub fn expect_expiry(&self, expiration: i64, feed: u32, id_key: u32) {
-        self.expiry.lock().push(Reverse((expiration, feed, id_key)));
+        self.expiry.lock().heap.push(Reverse((expiration, feed, id_key)));
+    }
+
+    /// Takes back what [`Index::expect_expiry`] recorded for a notification that was replaced
+    /// or removed. The heap element stays, marked forgotten; once forgotten elements outnumber
+    /// the others the heap is rebuilt without them, so it holds at most about two elements per
+    /// notification whatever the number of replacements. Cost: amortized O(1).
+    pub fn forget_expiry(&self, expiration: i64, feed: u32, id_key: u32) {
+        let mut expiry = self.expiry.lock();
+        *expiry.forgotten.entry((expiration, feed, id_key)).or_insert(0) += 1;
+        expiry.forgotten_count += 1;
+        if expiry.forgotten_count * 2 > expiry.heap.len() {
+            expiry.rebuild();
+        }
     }
 
     /// Takes every expected expiry at or before `now`, oldest first: `(expiration, feed, id
-    /// key)`. Entries that were since removed or replaced are among them; the caller checks.
+    /// key)`, less the forgotten ones. The caller confirms each against the feed (an id key is
+    /// a hash).
     pub fn take_expiring_through(&self, now: i64) -> Vec<(i64, u32, u32)> {
         let mut expiry = self.expiry.lock();
         let mut out = Vec::new();
-        while let Some(Reverse(top)) = expiry.peek().copied() {
+        while let Some(Reverse(top)) = expiry.heap.peek().copied() {
             if top.0 > now {
                 break;
             }
-            expiry.pop();
-            out.push(top);
+            expiry.heap.pop();
+            if !expiry.take_forgotten(top) {
+                out.push(top);
+            }
         }
         out
     }
 
     /// Gives back the expiry order's spare capacity (after recovery).
     pub fn shrink_expiry_to_fit(&self) {
-        self.expiry.lock().shrink_to_fit();
+        self.expiry.lock().heap.shrink_to_fit();
     }
 
-    /// Bytes of the expiry order.
+    /// Bytes of the expiry order (the heap and the forgotten marks, by capacity).
     pub fn expiry_bytes(&self) -> usize {
-        self.expiry.lock().capacity() * std::mem::size_of::<(i64, u32, u32)>()
+        let expiry = self.expiry.lock();
+        expiry.heap.capacity() * std::mem::size_of::<(i64, u32, u32)>()
+            + expiry.forgotten.capacity() * (std::mem::size_of::<((i64, u32, u32), u32)>() + 1)
     }
 }
 

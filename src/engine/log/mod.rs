@@ -62,10 +62,25 @@ pub use recovery::{LostRegion, RecoveryMode, RecoveryReport, TornTail};
 use recovery::{RecoverySettings, window_of};
 use segment::Segments;
 
+/// The largest `feed_capacity` a [`LogStore`] accepts.
+///
+/// A group delete is one record (one operation = one record, so a crash never leaves half of
+/// it), listing every live member's 16-byte id; a feed holds at most `feed_capacity` live
+/// notifications, so this bound keeps the largest group delete (50,000 × 16 bytes plus a
+/// feed key of at most 256 bytes, about 782 KiB) within the 1 MiB frame body bound
+/// (`codec::MAX_DECODE_BYTES`), with room to spare.
+pub const MAX_FEED_CAPACITY: usize = 50_000;
+
+// The largest group-delete body: feed key (≤ 256 bytes + its varint length), the id count
+// (a varint of at most 9 bytes) and the ids.
+const _: () = assert!(256 + 9 + 9 + MAX_FEED_CAPACITY * 16 <= crate::codec::MAX_DECODE_BYTES);
+
 /// How a [`LogStore`] behaves. Every field has a default; see each.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
     /// The options every engine honours. Default: [`StoreOptions::default`].
+    /// `options.feed_capacity` must be at most [`MAX_FEED_CAPACITY`] (the open refuses more),
+    /// so that a group delete of a whole feed always fits one record.
     pub options: StoreOptions,
     /// When a mutation is durable (see the module documentation). Default:
     /// [`Durability::Always`].
@@ -150,7 +165,9 @@ impl LogStore {
     /// segments.
     ///
     /// # Errors
-    /// [`StoreError::Locked`] when another process (or store) holds `dir`;
+    /// [`StoreError::Backend`] ("invalid configuration") when `config.options.feed_capacity`
+    /// exceeds [`MAX_FEED_CAPACITY`]; [`StoreError::Locked`] when another process (or store)
+    /// holds `dir`;
     /// [`StoreError::Corruption`] with the segment and offset of a bad record that is not a
     /// torn tail (unless `config.recovery_mode` is [`RecoveryMode::Salvage`]);
     /// [`StoreError::Io`].
@@ -175,6 +192,16 @@ impl LogStore {
         config.max_segment_bytes = config.max_segment_bytes.clamp(4096, u64::from(u32::MAX));
         config.max_open_files = config.max_open_files.max(1);
         config.options.feed_capacity = config.options.feed_capacity.max(1);
+        if config.options.feed_capacity > MAX_FEED_CAPACITY {
+            return Err(StoreError::Backend {
+                engine: "log",
+                detail: format!(
+                    "invalid configuration: feed_capacity {} exceeds the log engine's maximum of \
+                     {MAX_FEED_CAPACITY} (a group delete of a whole feed must fit one record)",
+                    config.options.feed_capacity
+                ),
+            });
+        }
         let window_nanos = i64::try_from(config.window.as_nanos()).unwrap_or(i64::MAX);
         let missing: Vec<&Path> = dir.ancestors().take_while(|a| fs.list(a).is_err()).collect();
         fs.create_dir_all(dir).map_err(|e| segment::io_error("creating", dir, e))?;
@@ -355,10 +382,11 @@ impl LogStore {
         }
     }
 
-    fn delete_slot(&self, feed: &FeedKey, f: &mut FeedIndex, slot: usize) -> Result<(), StoreError> {
+    fn delete_slot(&self, feed: &FeedKey, number: u32, f: &mut FeedIndex, slot: usize) -> Result<(), StoreError> {
         let e = *f.entry(slot);
         let record = Outgoing::Delete { feed: feed.as_str(), id: e.id };
         let placed = self.write(&record, self.shadow_window(&e, i64::MIN))?;
+        self.index.forget_expiry(e.expiration, number, e.id_key());
         f.remove(slot);
         f.log_removal(placed.lsn, e.id, RemovalReason::Deleted, self.config.options.removal_log_capacity);
         f.latest_sequence = f.latest_sequence.max(placed.lsn);
@@ -412,6 +440,7 @@ impl FeedStore for LogStore {
                 notification: &n,
             };
             let placed = self.write(&record, self.shadow_window(&old_entry, window))?;
+            self.index.forget_expiry(old_entry.expiration, cell.number, old_entry.id_key());
             f.remove(slot);
             f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), group.as_deref());
             f.latest_sequence = f.latest_sequence.max(placed.lsn);
@@ -443,6 +472,7 @@ impl FeedStore for LogStore {
         let placed = self.write(&record, target)?;
         let sequence = placed.lsn + record.span() - 1;
         if let (Some(slot), Some(v)) = (victim, victim_entry) {
+            self.index.forget_expiry(v.expiration, cell.number, v.id_key());
             f.remove(slot);
             f.log_removal(placed.lsn, v.id, RemovalReason::Evicted, self.config.options.removal_log_capacity);
         }
@@ -560,7 +590,7 @@ impl FeedStore for LogStore {
         let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(false) };
         let mut f = cell.index.write();
         let Some(slot) = Self::live_slot(&f, id, self.now_nanos()) else { return Ok(false) };
-        self.delete_slot(feed, &mut f, slot)?;
+        self.delete_slot(feed, cell.number, &mut f, slot)?;
         Ok(true)
     }
 
@@ -571,7 +601,7 @@ impl FeedStore for LogStore {
         let Some((slot, _)) = self.find_by_app_id(&f, app_notification_id, self.now_nanos())? else {
             return Ok(false);
         };
-        self.delete_slot(feed, &mut f, slot)?;
+        self.delete_slot(feed, cell.number, &mut f, slot)?;
         Ok(true)
     }
 
@@ -586,11 +616,26 @@ impl FeedStore for LogStore {
         if members.is_empty() {
             return Ok(0);
         }
+        if members.len() > MAX_FEED_CAPACITY {
+            // Only a feed filled under a larger capacity by an older build: refuse before
+            // writing anything (the record would exceed the frame body bound).
+            return Err(StoreError::Backend {
+                engine: "log",
+                detail: format!(
+                    "group {group:?} has {} live members; a group delete lists at most {MAX_FEED_CAPACITY} \
+                     (delete some members one by one first)",
+                    members.len()
+                ),
+            });
+        }
         let window = members.iter().fold(i64::MIN, |w, e| self.shadow_window(e, w));
         let ids: Vec<[u8; 16]> = members.iter().map(|e| e.id).collect();
         let record = Outgoing::GroupDelete { feed: feed.as_str(), ids: &ids };
         let placed = self.write(&record, window)?;
         let capacity = self.config.options.removal_log_capacity;
+        for e in &members {
+            self.index.forget_expiry(e.expiration, cell.number, e.id_key());
+        }
         for (i, id) in ids.iter().enumerate() {
             if let Some(slot) = f.slot_of(id) {
                 f.remove(slot);
