@@ -80,7 +80,13 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     if victim_removals > 0 {
         for cell in store.index.all_feeds() {
             let f = cell.index.read();
-            if f.removals().next().is_none_or(|r| r.0 > victim_removals) {
+            // Carry the log when a remembered removal, or the record that made the feed forget
+            // (its forgotten-through horizon), may lie in a segment about to be unlinked: after
+            // a restart the feed must still know what it forgot, or stale tokens pass.
+            let remembered_in_victims = f.removals().next().is_some_and(|r| r.0 <= victim_removals);
+            let horizon_in_victims =
+                f.forgotten_removals_through > 0 && f.forgotten_removals_through <= victim_removals;
+            if !remembered_in_victims && !horizon_in_victims {
                 continue;
             }
             let removals: Vec<(u64, [u8; 16], u8)> = f.removals().map(|&(s, id, r)| (s, id, r.to_u8())).collect();
