@@ -463,12 +463,9 @@ impl World {
             );
             return;
         };
-        if matches(&engine_now, &model_now, self.forgetful) {
-            self.stats.resolved_without += 1;
-            return;
-        }
-        self.stats.resolved_with += 1;
-        // The uncertain operation took effect: replay it on a copy of the model at its time.
+        // Which happened is decided at the time the operation was tried, when what it wrote is
+        // visible (a notification it appended may have expired since). Nothing changed after it:
+        // the store was poisoned until this reopen.
         let now = self.now();
         self.clock.set(uncertain.at);
         let with = self.model.fork();
@@ -481,11 +478,32 @@ impl World {
         };
         let created = created.filter(|id| !self.model.knows(*id));
         let _ = self.apply_to_model(&with, &uncertain.op, created);
+        let engine_then =
+            snapshot(self.engine()).unwrap_or_else(|e| panic!("step {}: reading after reopen: {e}", self.step));
+        let without_then = snapshot(&self.model).unwrap_or_else(|e| panic!("model: {e}"));
+        let with_then = snapshot(&with).unwrap_or_else(|e| panic!("model: {e}"));
         self.clock.set(now);
+        if matches(&engine_then, &without_then, self.forgetful) {
+            self.stats.resolved_without += 1;
+            assert!(
+                matches(&engine_now, &model_now, self.forgetful),
+                "step {}: after reopen (crash: {crash:?}) the store differs from the acknowledged operations (without the failed {:?}):\nengine {engine_now:#?}\nmodel {model_now:#?}",
+                self.step,
+                uncertain.op
+            );
+            return;
+        }
+        self.stats.resolved_with += 1;
+        assert!(
+            matches(&engine_then, &with_then, self.forgetful),
+            "step {}: after reopen (crash: {crash:?}) the store is neither without nor with the failed {:?} (at its time):\nengine {engine_then:#?}\nwithout {without_then:#?}\nwith {with_then:#?}",
+            self.step,
+            uncertain.op
+        );
         let model_with = snapshot(&with).unwrap_or_else(|e| panic!("model: {e}"));
         assert!(
             matches(&engine_now, &model_with, self.forgetful),
-            "step {}: after reopen (crash: {crash:?}) the store is neither without nor with the failed {:?}:\nengine {engine_now:#?}\nwithout {model_now:#?}\nwith {model_with:#?}",
+            "step {}: after reopen (crash: {crash:?}) the store differs from the acknowledged operations and the failed {:?}:\nengine {engine_now:#?}\nmodel {model_with:#?}",
             self.step,
             uncertain.op
         );
