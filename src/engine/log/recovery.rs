@@ -212,6 +212,9 @@ pub(crate) fn recover(
         while offset < end {
             let failure = match record::decode_frame(&bytes[offset..end], seg64) {
                 Ok(frame) => match Record::decode(frame.kind, frame.body) {
+                    Ok(rec) if frame.lsn.checked_add(rec.span()).is_none_or(|end| end > record::MAX_LSN) => {
+                        format!("LSN {} with span {} is beyond the largest LSN", frame.lsn, rec.span())
+                    }
                     Ok(rec) => {
                         let span = rec.span();
                         if rec.removes() {
