@@ -14,8 +14,8 @@
 //!
 //! With [`TOLERATE_FORGETTING_AFTER_UNLINK`], the engine may forget more than the model after a
 //! reopen that follows a sweep which unlinked segments (removals and expirations recorded only
-//! in those segments): from then on a removal missing from `changes(None)` is allowed, as is
-//! `StaleToken` for a token the model still accepts. The clock stays within
+//! in those segments): from then on removals in `changes` are not compared, and `StaleToken`
+//! is allowed for a token the model still accepts. The clock stays within
 //! `expiry_log_retention`.
 #![no_main]
 
@@ -48,6 +48,10 @@ const REMOVAL_LOG_CAPACITY: usize = 3;
 /// (`swept_expirations_survive_reopen_when_nothing_else_remains`, failing for the log engine
 /// when this target was written) do not. Until the two agree, this target tolerates that one
 /// difference, so it keeps finding others. Set it to `false` to check the suite's rule.
+/// Tolerated: after such a restart the engine's removal log is rebuilt from the segments that
+/// remain, so it may lack removals the model remembers and hold older ones the model has
+/// already pushed out by capacity; removals are then not compared (upserts, lists, counts and
+/// lookups still are).
 const TOLERATE_FORGETTING_AFTER_UNLINK: bool = true;
 /// The clock never moves more than this from the start (retention is 7 days).
 const MAX_CLOCK_SECONDS: i64 = 6 * 24 * 3600;
@@ -155,12 +159,7 @@ fn matches(engine: &Snapshot, model: &Snapshot, forgetful: bool) -> bool {
         return engine == model;
     }
     engine.feeds.iter().zip(&model.feeds).all(|(e, m)| {
-        e.list == m.list
-            && e.total == m.total
-            && e.unread == m.unread
-            && e.by_app == m.by_app
-            && e.upserts == m.upserts
-            && e.removals.iter().all(|r| m.removals.contains(r))
+        e.list == m.list && e.total == m.total && e.unread == m.unread && e.by_app == m.by_app && e.upserts == m.upserts
     })
 }
 
@@ -568,13 +567,6 @@ impl World {
                     upserts(&m.items),
                     "step {}: changes since {pair:?} (upserts): engine (left), model (right)",
                     self.step
-                );
-                assert!(
-                    e.items.iter().all(|c| m.items.contains(c)),
-                    "step {}: changes since {pair:?}: the engine reports a change the model does not: engine {:?}, model {:?}",
-                    self.step,
-                    e.items,
-                    m.items
                 );
                 self.tokens[slot].push((e.next, m.next));
             }
