@@ -68,6 +68,8 @@ enum Target {
 
 #[derive(Arbitrary, Debug)]
 enum QueryPart {
+    /// The `$deltatoken` or `$skiptoken` of the last delta answer (as its link gave it).
+    LastDeltaLink,
     Top(String),
     SkipToken(String),
     DeltaToken(String),
@@ -202,6 +204,12 @@ enum BodyContent {
     Subscription {
         user: String,
     },
+    /// `times` × 64 copies of `byte`: with gzip or deflate a tiny body that decodes past the
+    /// limits (413).
+    Repeated {
+        byte: u8,
+        times: u16,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -234,6 +242,8 @@ struct FuzzRequest {
 struct Session {
     subscription: Option<String>,
     notification: Option<String>,
+    /// `$deltatoken=…` or `$skiptoken=…` from the last delta answer's link.
+    delta: Option<String>,
 }
 
 impl Session {
@@ -317,6 +327,7 @@ fn build(r: &FuzzRequest, s: &Session) -> Request {
         .query
         .iter()
         .map(|q| match q {
+            QueryPart::LastDeltaLink => s.delta.clone().unwrap_or_default(),
             QueryPart::Top(v) => format!("$top={v}"),
             QueryPart::SkipToken(v) => format!("$skiptoken={v}"),
             QueryPart::DeltaToken(v) => format!("$deltatoken={v}"),
@@ -357,6 +368,7 @@ fn build(r: &FuzzRequest, s: &Session) -> Request {
             v.to_string().into_bytes()
         }
         BodyContent::Subscription { user } => serde_json::json!({ "userId": user }).to_string().into_bytes(),
+        BodyContent::Repeated { byte, times } => vec![*byte; usize::from(*times % 4096) * 64],
     };
     let (body, coding) = compress(&data, &r.coding);
     if let Some(c) = coding {
@@ -394,9 +406,11 @@ fn config() -> Config {
     config.limits.feed_capacity = 8;
     // Small buckets, so a session of 16 requests can be throttled (406) and refill as the
     // clock moves.
-    config.rate_limits.caller_burst = 10;
+    config.rate_limits.caller_burst = 6;
     config.rate_limits.caller_per_second = 0.5;
-    config.rate_limits.user_burst = 6;
+    config.rate_limits.user_burst = 4;
+    // The smallest request limit (1 KiB), so 413 is reachable as sent and once decoded.
+    config.limits.max_request_bytes = 1024;
     config.rate_limits.user_per_second = 0.25;
     config
 }
@@ -440,7 +454,9 @@ fuzz_target!(|requests: Vec<FuzzRequest>| {
     let clock = Arc::new(ManualClock::at_epoch_2026());
     let shared: SharedClock = clock.clone();
     let fs = FaultFileSystem::new();
-    let store = match LogStore::open_with_fs(Path::new("/db"), LogConfig::default(), shared.clone(), Arc::new(fs)) {
+    let mut log_config = LogConfig::default();
+    log_config.options.removal_log_capacity = 2;
+    let store = match LogStore::open_with_fs(Path::new("/db"), log_config, shared.clone(), Arc::new(fs)) {
         Ok(store) => Arc::new(store),
         Err(e) => panic!("a fresh store does not open: {e}"),
     };
@@ -456,6 +472,14 @@ fuzz_target!(|requests: Vec<FuzzRequest>| {
         let response = handler.handle(request.clone());
         check(&request, response.status, &response);
         statuses.push((request.method.clone(), response.status));
+        if response.status == 200
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&response.body)
+        {
+            let link = v["@odata.deltaLink"].as_str().or(v["@odata.nextLink"].as_str()).unwrap_or_default();
+            if let Some((_, query)) = link.split_once('?') {
+                session.delta = Some(query.to_owned());
+            }
+        }
         if response.status == 201 {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&response.body)
                 && let Some(id) = v["id"].as_str()

@@ -14,8 +14,8 @@
 //!
 //! With [`TOLERATE_FORGETTING_AFTER_UNLINK`], the engine may forget more than the model after a
 //! reopen that follows a sweep which unlinked segments (removals and expirations recorded only
-//! in those segments): from then on a removal missing from `changes(None)` is allowed, as is
-//! `StaleToken` for a token the model still accepts. The clock stays within
+//! in those segments): from then on removals in `changes` are not compared, and `StaleToken`
+//! is allowed for a token the model still accepts. The clock stays within
 //! `expiry_log_retention`.
 #![no_main]
 
@@ -48,6 +48,10 @@ const REMOVAL_LOG_CAPACITY: usize = 3;
 /// (`swept_expirations_survive_reopen_when_nothing_else_remains`, failing for the log engine
 /// when this target was written) do not. Until the two agree, this target tolerates that one
 /// difference, so it keeps finding others. Set it to `false` to check the suite's rule.
+/// Tolerated: after such a restart the engine's removal log is rebuilt from the segments that
+/// remain, so it may lack removals the model remembers and hold older ones the model has
+/// already pushed out by capacity; removals are then not compared (upserts, lists, counts and
+/// lookups still are).
 const TOLERATE_FORGETTING_AFTER_UNLINK: bool = true;
 /// The clock never moves more than this from the start (retention is 7 days).
 const MAX_CLOCK_SECONDS: i64 = 6 * 24 * 3600;
@@ -155,12 +159,7 @@ fn matches(engine: &Snapshot, model: &Snapshot, forgetful: bool) -> bool {
         return engine == model;
     }
     engine.feeds.iter().zip(&model.feeds).all(|(e, m)| {
-        e.list == m.list
-            && e.total == m.total
-            && e.unread == m.unread
-            && e.by_app == m.by_app
-            && e.upserts == m.upserts
-            && e.removals.iter().all(|r| m.removals.contains(r))
+        e.list == m.list && e.total == m.total && e.unread == m.unread && e.by_app == m.by_app && e.upserts == m.upserts
     })
 }
 
@@ -463,12 +462,9 @@ impl World {
             );
             return;
         };
-        if matches(&engine_now, &model_now, self.forgetful) {
-            self.stats.resolved_without += 1;
-            return;
-        }
-        self.stats.resolved_with += 1;
-        // The uncertain operation took effect: replay it on a copy of the model at its time.
+        // Which happened is decided at the time the operation was tried, when what it wrote is
+        // visible (a notification it appended may have expired since). Nothing changed after it:
+        // the store was poisoned until this reopen.
         let now = self.now();
         self.clock.set(uncertain.at);
         let with = self.model.fork();
@@ -481,11 +477,32 @@ impl World {
         };
         let created = created.filter(|id| !self.model.knows(*id));
         let _ = self.apply_to_model(&with, &uncertain.op, created);
+        let engine_then =
+            snapshot(self.engine()).unwrap_or_else(|e| panic!("step {}: reading after reopen: {e}", self.step));
+        let without_then = snapshot(&self.model).unwrap_or_else(|e| panic!("model: {e}"));
+        let with_then = snapshot(&with).unwrap_or_else(|e| panic!("model: {e}"));
         self.clock.set(now);
+        if matches(&engine_then, &without_then, self.forgetful) {
+            self.stats.resolved_without += 1;
+            assert!(
+                matches(&engine_now, &model_now, self.forgetful),
+                "step {}: after reopen (crash: {crash:?}) the store differs from the acknowledged operations (without the failed {:?}):\nengine {engine_now:#?}\nmodel {model_now:#?}",
+                self.step,
+                uncertain.op
+            );
+            return;
+        }
+        self.stats.resolved_with += 1;
+        assert!(
+            matches(&engine_then, &with_then, self.forgetful),
+            "step {}: after reopen (crash: {crash:?}) the store is neither without nor with the failed {:?} (at its time):\nengine {engine_then:#?}\nwithout {without_then:#?}\nwith {with_then:#?}",
+            self.step,
+            uncertain.op
+        );
         let model_with = snapshot(&with).unwrap_or_else(|e| panic!("model: {e}"));
         assert!(
             matches(&engine_now, &model_with, self.forgetful),
-            "step {}: after reopen (crash: {crash:?}) the store is neither without nor with the failed {:?}:\nengine {engine_now:#?}\nwithout {model_now:#?}\nwith {model_with:#?}",
+            "step {}: after reopen (crash: {crash:?}) the store differs from the acknowledged operations and the failed {:?}:\nengine {engine_now:#?}\nmodel {model_with:#?}",
             self.step,
             uncertain.op
         );
@@ -535,11 +552,24 @@ impl World {
             let tokens = &self.tokens[slot];
             (!tokens.is_empty()).then(|| tokens[usize::from(t) % tokens.len()])
         });
-        let limit = usize::from(limit % 8);
+        // Once the engine may have forgotten removals, pages of different contents would not
+        // line up: read everything at once and allow removals the engine forgot.
+        let limit = if self.forgetful { 1000 } else { usize::from(limit % 8) };
         let f = feed_key(feed);
         let e = self.engine().changes(&f, pair.map(|p| p.0), limit);
         let m = self.model.changes(&f, pair.map(|p| p.1), limit);
         match (e, m) {
+            (Ok(e), Ok(m)) if self.forgetful => {
+                let upserts =
+                    |c: &[Change]| c.iter().filter(|c| matches!(c, Change::Upserted(_))).cloned().collect::<Vec<_>>();
+                assert_eq!(
+                    upserts(&e.items),
+                    upserts(&m.items),
+                    "step {}: changes since {pair:?} (upserts): engine (left), model (right)",
+                    self.step
+                );
+                self.tokens[slot].push((e.next, m.next));
+            }
             (Ok(e), Ok(m)) => {
                 assert_eq!(
                     e.items, m.items,

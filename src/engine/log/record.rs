@@ -13,6 +13,10 @@ pub(crate) const SEGMENT_HEADER_LEN: usize = 40;
 pub(crate) const FRAME_HEADER_LEN: usize = 20;
 /// The largest body a frame may claim; a larger length is corruption.
 pub(crate) const MAX_BODY_LEN: usize = codec::MAX_DECODE_BYTES;
+/// The largest LSN a record may end at (2^62, never reached: a billion sequences a second for
+/// 146 years). A frame whose LSN and span go beyond it is corruption, so LSN arithmetic never
+/// overflows.
+pub(crate) const MAX_LSN: u64 = 1 << 62;
 /// The segment file magic.
 pub(crate) const MAGIC: &[u8; 8] = b"NFEEDLOG";
 /// The version byte of this format.

@@ -234,6 +234,9 @@ pub(crate) fn recover(
         while offset < end {
             let failure = match record::decode_frame(&bytes[offset..end], seg64) {
                 Ok(frame) => match to_op(&frame, (id, offset as u32, frame.len() as u32), &mut feeds, &mut groups) {
+                    Ok((_, span, _, _)) if frame.lsn.checked_add(span).is_none_or(|end| end > record::MAX_LSN) => {
+                        format!("LSN {} with span {span} is beyond the largest LSN", frame.lsn)
+                    }
                     Ok((op, span, removes, expiration)) => {
                         if removes {
                             max_removal_lsn = max_removal_lsn.max(frame.lsn + span - 1);
