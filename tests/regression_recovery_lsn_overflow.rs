@@ -18,14 +18,19 @@ use notifeed::{FeedKey, FeedStore, ManualClock, NewNotification, SharedClock, St
 
 const SEGMENT_ID: u64 = 1;
 
+/// The segment's salt (FORMAT.md: random when a segment is created; any value for a test).
+const SALT: u64 = 0x5EED;
+
+/// A 40-byte segment header (FORMAT.md) for the window ending at `i64::MAX`.
 fn header() -> Vec<u8> {
-    let mut h = [0u8; 32];
+    let mut h = [0u8; 40];
     h[..8].copy_from_slice(b"NFEEDLOG");
     h[8] = 1;
     h[12..20].copy_from_slice(&SEGMENT_ID.to_le_bytes());
     h[20..28].copy_from_slice(&i64::MAX.to_le_bytes());
-    let crc = crc32fast::hash(&h[..28]);
-    h[28..].copy_from_slice(&crc.to_le_bytes());
+    h[28..36].copy_from_slice(&SALT.to_le_bytes());
+    let crc = crc32fast::hash(&h[..36]);
+    h[36..].copy_from_slice(&crc.to_le_bytes());
     h.to_vec()
 }
 
@@ -40,6 +45,7 @@ fn group_delete_frame(lsn: u64) -> Vec<u8> {
     frame.extend_from_slice(&body);
     let mut h = crc32fast::Hasher::new();
     h.update(&SEGMENT_ID.to_le_bytes());
+    h.update(&SALT.to_le_bytes());
     h.update(&frame[4..]);
     let crc = h.finalize();
     frame[..4].copy_from_slice(&crc.to_le_bytes());
