@@ -13,8 +13,10 @@
 //!    HTTP status.
 //! 3. [`store`]: the [`FeedStore`] trait every engine implements, and [`changes`], the change-page
 //!    planner they share. Time comes from a [`clock::Clock`].
-//! 4. [`engine`]: the engines. [`engine::sled::SledStore`] on sled.
-//!    [`codec`] is the one place values are encoded for disk.
+//! 4. [`engine`]: the engines. [`engine::log::LogStore`], our segmented log (the default: its
+//!    on-disk format is in `src/engine/log/FORMAT.md`); [`engine::sled::SledStore`] on sled; and
+//!    `engine::redis::RedisStore` on a Redis Cluster (cargo feature `redis`). [`codec`] is the one
+//!    place values are encoded for disk.
 //! 5. [`handler`]: Graph's HTTP endpoints over any store, free of any HTTP framework, configured
 //!    by [`config`]; [`server`] wraps it in axum for the `notifeed` binary.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
