@@ -73,7 +73,19 @@ fn tiny_frames_with_huge_counts_are_rejected_without_large_allocations() {
     let mut delete = vec![252];
     delete.extend_from_slice(&1_000_000u32.to_le_bytes());
 
-    for (kind, body) in [(5u8, group_delete), (4u8, delete)] {
+    // Expired (kind 6) and Removals (kind 7, after its forgotten-through varint 0): the same
+    // huge list count (found again by the fuzz smoke run once these record kinds existed).
+    let mut expired = vec![8];
+    expired.extend_from_slice(b"user/app");
+    expired.push(253);
+    expired.extend_from_slice(&(1u64 << 39).to_le_bytes());
+    let mut removals = vec![8];
+    removals.extend_from_slice(b"user/app");
+    removals.push(0);
+    removals.push(253);
+    removals.extend_from_slice(&(1u64 << 39).to_le_bytes());
+
+    for (kind, body) in [(5u8, group_delete), (4u8, delete), (6u8, expired), (7u8, removals)] {
         let fs = FaultFileSystem::new();
         let dir = Path::new("/db");
         fs.create_dir_all(dir).unwrap();

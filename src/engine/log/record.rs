@@ -96,6 +96,7 @@ pub(crate) struct ExpiredBody {
     /// The feed key.
     pub feed: String,
     /// `(id, expiration in Unix nanoseconds)`.
+    #[serde(deserialize_with = "bounded_ids")]
     pub expired: Vec<([u8; 16], i64)>,
 }
 
@@ -109,34 +110,40 @@ pub(crate) struct RemovalsBody {
     /// The feed's highest forgotten removal sequence.
     pub forgotten_through: u64,
     /// `(sequence, id, RemovalReason::to_u8)`, oldest first.
+    #[serde(deserialize_with = "bounded_ids")]
     pub removals: Vec<(u64, [u8; 16], u8)>,
 }
 
-/// The most ids room is made for before they are read (4 KiB).
+/// The most elements room is made for before they are read (at most 8 KiB for the widest
+/// element, a removal).
 const PREALLOCATED_IDS: usize = 256;
 
-/// Decodes `GroupDeleteBody::ids` making room for at most [`PREALLOCATED_IDS`] up front: the
-/// count comes from the body, so a corrupt count must not size an allocation (serde would
-/// reserve up to 1 MiB for it, from a frame of a few bytes). Beyond that the vector grows with
-/// the ids actually read, 16 body bytes each.
-fn bounded_ids<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<[u8; 16]>, D::Error> {
-    struct Ids;
-    impl<'de> serde::de::Visitor<'de> for Ids {
-        type Value = Vec<[u8; 16]>;
+/// Decodes a list of a record body (group delete ids, expirations, removals) making room for at
+/// most [`PREALLOCATED_IDS`] elements up front: the count comes from the body, so a corrupt
+/// count must not size an allocation (serde would reserve up to 1 MiB for it, from a frame of a
+/// few bytes). Beyond that the vector grows with the elements actually read.
+fn bounded_ids<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Elements<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Elements<T> {
+        type Value = Vec<T>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a sequence of 16-byte notification ids")
+            f.write_str("a sequence")
         }
 
         fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut ids = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(PREALLOCATED_IDS));
-            while let Some(id) = seq.next_element()? {
-                ids.push(id);
+            let mut elements = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(PREALLOCATED_IDS));
+            while let Some(element) = seq.next_element()? {
+                elements.push(element);
             }
-            Ok(ids)
+            Ok(elements)
         }
     }
-    deserializer.deserialize_seq(Ids)
+    deserializer.deserialize_seq(Elements(std::marker::PhantomData))
 }
 
 /// A decoded record body.
@@ -750,6 +757,35 @@ mod tests {
         encode_frame(&mut out, 3, RecordKind::Delete, 7, &sample_body());
         for len in 0..out.len() {
             assert!(matches!(decode_frame(&out[..len], 3), Err(FrameError::Truncated { .. })), "length {len}");
+        }
+    }
+
+    #[test]
+    fn expired_and_removals_lists_reserve_little_for_a_huge_claimed_count() {
+        // Found by the record_decoder fuzz smoke in CI: a few-byte body claiming a long list
+        // made serde reserve 1 MiB. Feed "f", then (Removals) forgotten_through 0, then a count of
+        // 2^20 elements (varint 252 then a u32) and only two elements' worth of bytes.
+        let expired = Record::Expired(ExpiredBody { feed: "f".into(), expired: vec![([1; 16], 5), ([2; 16], 6)] });
+        let removals =
+            Record::Removals(RemovalsBody { feed: "f".into(), forgotten_through: 0, removals: vec![(1, [1; 16], 1)] });
+        for (kind, record) in [(RecordKind::Expired, expired), (RecordKind::Removals, removals)] {
+            let body = record.encode_body().unwrap();
+            let decoded = Record::decode(kind, &body).unwrap();
+            assert_eq!(decoded, record);
+            let mut claimed = vec![1, b'f'];
+            if kind == RecordKind::Removals {
+                claimed.push(0);
+            }
+            claimed.push(252);
+            claimed.extend_from_slice(&(1u32 << 20).to_le_bytes());
+            claimed.extend_from_slice(&body[body.len().saturating_sub(16)..]);
+            assert!(Record::decode(kind, &claimed).is_err());
+            let capacity = match decoded {
+                Record::Expired(b) => b.expired.capacity(),
+                Record::Removals(b) => b.removals.capacity(),
+                _ => unreachable!(),
+            };
+            assert!(capacity <= PREALLOCATED_IDS);
         }
     }
 
