@@ -54,18 +54,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         let Some(cell) = store.index.feed_by_number(*feed) else { continue };
         for chunk in expired.chunks(EXPIRED_PER_RECORD) {
             let record = Outgoing::Expired { feed: &cell.key, expired: chunk };
-            let frame = record.encode_unsealed_frame().map_err(|e| StoreError::Corruption {
-                location: "an Expired record".into(),
-                detail: format!("cannot encode: {e}"),
-            })?;
-            requests.push(Request::Record(PendingRecord {
-                kind: record.kind(),
-                window,
-                span: 1,
-                removes: false,
-                expiration: record.swept_expiration(),
-                frame,
-            }));
+            requests.push(sweep_request(&record, "an Expired record", window, false)?);
         }
     }
     // Segments of passed windows go below; the removals they may hold are carried forward first
@@ -95,19 +84,8 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
                 forgotten_through: f.forgotten_removals_through,
                 removals: &removals,
             };
-            let frame = record.encode_unsealed_frame().map_err(|e| StoreError::Corruption {
-                location: "a Removals record".into(),
-                detail: format!("cannot encode: {e}"),
-            })?;
             // `removes`: when this record's own window is unlinked, the log is carried again.
-            requests.push(Request::Record(PendingRecord {
-                kind: record.kind(),
-                window,
-                span: 1,
-                removes: true,
-                expiration: None,
-                frame,
-            }));
+            requests.push(sweep_request(&record, "a Removals record", window, true)?);
         }
     }
     if !requests.is_empty() {
@@ -152,4 +130,19 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     }
     stats.duration = started.elapsed();
     Ok(stats)
+}
+
+/// Frames one record a sweep writes (Expired or Removals) as a commit request into `window`.
+fn sweep_request(record: &Outgoing<'_>, what: &str, window: i64, removes: bool) -> Result<Request, StoreError> {
+    let frame = record
+        .encode_unsealed_frame()
+        .map_err(|e| StoreError::Corruption { location: what.into(), detail: format!("cannot encode: {e}") })?;
+    Ok(Request::Record(PendingRecord {
+        kind: record.kind(),
+        window,
+        span: 1,
+        removes,
+        expiration: record.swept_expiration(),
+        frame,
+    }))
 }
