@@ -151,6 +151,26 @@ impl Groups {
     }
 }
 
+/// One feed's index as the index snapshot holds it (`snapshot.rs`): what
+/// [`FeedIndex::from_parts`] rebuilds the hash tables and group counts from.
+#[derive(Debug, Default)]
+pub(crate) struct FeedParts {
+    /// Held entries (not dead), in position order.
+    pub entries: Vec<Entry>,
+    /// The group table: slot `g - 1` names group `g`; an empty name is a free slot.
+    pub group_names: Vec<Box<str>>,
+    /// Remembered removals, in sequence order.
+    pub removals: Vec<(u64, [u8; 16], RemovalReason)>,
+    /// Remembered swept expirations.
+    pub swept: Vec<(i64, [u8; 16])>,
+    /// The feed's latest sequence.
+    pub latest_sequence: u64,
+    /// The highest sequence of a forgotten removal.
+    pub forgotten_removals_through: u64,
+    /// The latest forgotten expiration time.
+    pub forgotten_expirations_through: i64,
+}
+
 /// One feed's index.
 #[derive(Debug)]
 pub(crate) struct FeedIndex {
@@ -196,6 +216,68 @@ impl FeedIndex {
             forgotten_removals_through,
             forgotten_expirations_through,
         }
+    }
+
+    /// Rebuilds a feed from a snapshot's parts: hash tables, group member counts and the free
+    /// group slots are derived, not trusted. Cost: O(entries).
+    ///
+    /// # Errors
+    /// What makes the parts inconsistent (positions out of order, a duplicate id, a group that
+    /// names no slot or an empty one): the snapshot is then not used.
+    pub fn from_parts(parts: FeedParts) -> Result<Self, String> {
+        let mut f = FeedIndex::new(
+            parts.latest_sequence,
+            parts.forgotten_removals_through,
+            parts.forgotten_expirations_through,
+        );
+        let mut counts = vec![0u32; parts.group_names.len()];
+        for (i, e) in parts.entries.iter().enumerate() {
+            if i > 0 && parts.entries[i - 1].position >= e.position {
+                return Err(format!("positions out of order at entry {i}"));
+            }
+            if e.is_dead() {
+                return Err(format!("entry {i} is marked removed"));
+            }
+            if e.group != 0 {
+                let slot = (e.group - 1) as usize;
+                if parts.group_names.get(slot).is_none_or(|n| n.is_empty()) {
+                    return Err(format!("entry {i} names group {} that the table does not hold", e.group));
+                }
+                counts[slot] += 1;
+            }
+        }
+        f.entries = parts.entries;
+        f.by_id.reserve(f.entries.len(), |_| 0);
+        f.by_app.reserve(f.entries.len(), |_| 0);
+        for slot in 0..f.entries.len() {
+            if f.slot_of(&f.entries[slot].id).is_some() {
+                return Err(format!("notification {} is held twice", notification_id(&f.entries[slot])));
+            }
+            f.link(slot as u32);
+        }
+        for (g, (name, count)) in parts.group_names.into_iter().zip(counts).enumerate() {
+            if count == 0 {
+                f.groups.slots.push((Box::from(""), 0));
+                f.groups.free.push(g as u32 + 1);
+            } else {
+                f.groups.names.insert(name.clone(), g as u32 + 1);
+                f.groups.slots.push((name, count));
+            }
+        }
+        f.removals = parts.removals.into();
+        f.swept = parts.swept.into();
+        Ok(f)
+    }
+
+    /// The group table (slot `g - 1` names group `g`; an empty name is a free slot), as the
+    /// snapshot stores it.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.slots.iter().map(|(name, count)| if *count == 0 { "" } else { &**name })
+    }
+
+    /// Held entries (not dead), in position order.
+    pub fn held_entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| !e.is_dead())
     }
 
     /// The entry at `slot`.
@@ -514,6 +596,17 @@ impl Index {
         cell
     }
 
+    /// Indexes a new feed `key` holding `feed` (recovery from a snapshot). `None` when
+    /// `key` is already indexed.
+    pub fn adopt_feed(&self, key: &str, feed: FeedIndex) -> Option<Arc<FeedCell>> {
+        if self.feed(key).is_some() {
+            return None;
+        }
+        let cell = self.feed_or_create(key);
+        *cell.index.write() = feed;
+        Some(cell)
+    }
+
     /// The feed with `number`.
     pub fn feed_by_number(&self, number: u32) -> Option<Arc<FeedCell>> {
         self.feeds.read().get(number as usize).cloned()
@@ -528,6 +621,15 @@ impl Index {
     /// Cost: O(log n).
     pub fn expect_expiry(&self, expiration: i64, feed: u32, id_key: u32) {
         self.expiry.lock().heap.push(Reverse((expiration, feed, id_key)));
+    }
+
+    /// [`Index::expect_expiry`] for many notifications at once (after recovery): O(n), not
+    /// O(n log n).
+    pub fn expect_expiries(&self, elements: Vec<(i64, u32, u32)>) {
+        let mut expiry = self.expiry.lock();
+        let mut all = std::mem::take(&mut expiry.heap).into_vec();
+        all.extend(elements.into_iter().map(Reverse));
+        expiry.heap = BinaryHeap::from(all);
     }
 
     /// Takes back what [`Index::expect_expiry`] recorded for a notification that was replaced

@@ -37,6 +37,7 @@ mod lock;
 mod record;
 mod recovery;
 mod segment;
+mod snapshot;
 mod sweep;
 mod watermark;
 
@@ -58,7 +59,7 @@ use fs::{FileSystem, StdFileSystem};
 use index::{Entry, FeedIndex, Index, app_hash};
 use lock::DirectoryLock;
 use record::{Outgoing, RecordKind};
-pub use recovery::{LostRegion, RecoveryMode, RecoveryReport, TornTail};
+pub use recovery::{IndexSnapshot, LostRegion, RecoveryMode, RecoveryReport, TornTail};
 use recovery::{RecoverySettings, window_of};
 use segment::Segments;
 
@@ -104,6 +105,14 @@ pub struct LogConfig {
     /// What the open does with a bad record that is not a torn tail. Default:
     /// [`RecoveryMode::TolerateTornTail`] (refuse to open).
     pub recovery_mode: RecoveryMode,
+    /// Whether a clean close writes an index snapshot (the file `INDEX`), and the next open
+    /// rebuilds the index from it instead of decoding every record. The open uses it only when
+    /// every segment is byte for byte what it was at the close (it checksums each whole file,
+    /// so corruption is still found at open), and removes it before serving; a close that is
+    /// not clean (a crash, a poisoned store, a salvage open that lost records) leaves none, and
+    /// the next open scans. Costs a read of every segment and about 62 bytes per notification
+    /// written at close. Default: `true`.
+    pub index_snapshot: bool,
 }
 
 impl Default for LogConfig {
@@ -116,6 +125,7 @@ impl Default for LogConfig {
             max_open_files: 128,
             write_buffer_bytes: 64 << 10,
             recovery_mode: RecoveryMode::TolerateTornTail,
+            index_snapshot: true,
         }
     }
 }
@@ -151,6 +161,8 @@ pub struct LogStore {
     commit: GroupCommit<Request, Option<Placed>>,
     index: Index,
     report: RecoveryReport,
+    /// Set by [`LogStore::close`], so the drop that follows does nothing more.
+    closed: bool,
     _lock: DirectoryLock,
 }
 
@@ -216,7 +228,11 @@ impl LogStore {
         let recovered = recovery::recover(
             &fs,
             dir,
-            &RecoverySettings { mode: config.recovery_mode, removal_log_capacity: config.options.removal_log_capacity },
+            &RecoverySettings {
+                mode: config.recovery_mode,
+                removal_log_capacity: config.options.removal_log_capacity,
+                use_snapshot: config.index_snapshot,
+            },
         )?;
         let segments = Segments::new(dir, fs, config.max_open_files, recovered.writer);
         Ok(LogStore {
@@ -227,6 +243,7 @@ impl LogStore {
             commit: GroupCommit::default(),
             index: recovered.index,
             report: recovered.report,
+            closed: false,
             _lock: lock,
         })
     }
@@ -265,12 +282,30 @@ impl LogStore {
         stats
     }
 
-    /// Makes everything durable and closes the store, releasing the directory lock.
+    /// Makes everything durable, writes the index snapshot (see [`LogConfig::index_snapshot`])
+    /// and closes the store, releasing the directory lock. Dropping the store does the same,
+    /// silently; `close` says what failed.
     ///
     /// # Errors
-    /// As [`FeedStore::sync`].
-    pub fn close(self) -> Result<(), StoreError> {
-        self.sync()
+    /// As [`FeedStore::sync`]; [`StoreError::Io`] when the snapshot cannot be written (the
+    /// data is durable all the same, and the next open scans the segments).
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.closed = true;
+        self.sync()?;
+        self.write_snapshot()
+    }
+
+    /// Writes the index snapshot, unless snapshots are off or the index may not match the
+    /// files (a poisoned store, or an open that salvaged around lost records). The caller has
+    /// synced everything.
+    fn write_snapshot(&self) -> Result<(), StoreError> {
+        if !self.config.index_snapshot || self.is_poisoned() || !self.report.lost.is_empty() {
+            return Ok(());
+        }
+        // Only at close, when this is the store's last handle: no writer or reader runs, so
+        // taking the writer's lock before feed locks (the reverse of the usual order) is safe.
+        let writer = self.segments.writer.lock();
+        snapshot::write(self.segments.fs(), self.segments.dir(), &self.index, &writer)
     }
 
     fn now_nanos(&self) -> i64 {
@@ -411,9 +446,13 @@ impl LogStore {
 
 impl Drop for LogStore {
     fn drop(&mut self) {
-        if self.config.durability == Durability::Buffered && !self.is_poisoned() {
-            // Best effort: a clean shutdown leaves nothing in the page cache only.
-            let _ = self.submit(Request::Sync);
+        if self.closed || self.is_poisoned() {
+            return;
+        }
+        // Best effort: a clean shutdown leaves nothing in the page cache only, and leaves the
+        // index snapshot that makes the next open fast.
+        if self.submit(Request::Sync).is_ok() {
+            let _ = self.write_snapshot();
         }
     }
 }

@@ -15,6 +15,7 @@ use super::fs::FileSystem;
 use super::index::{Entry, Index, app_hash, id_key};
 use super::record::{self, FRAME_HEADER_LEN, Record, RecordKind, SEGMENT_HEADER_LEN};
 use super::segment::{SegmentState, WriterState, io_error, parse_segment_file_name};
+use super::snapshot;
 use super::watermark::Watermark;
 use crate::codec::CodecError;
 use crate::{RemovalReason, StoreError};
@@ -57,9 +58,29 @@ pub struct LostRegion {
     pub reason: String,
 }
 
+/// Whether the open rebuilt the index from the snapshot a clean close wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexSnapshot {
+    /// There was none (the last close was not clean, or snapshots are off): every segment was
+    /// scanned record by record.
+    #[default]
+    Absent,
+    /// The index came from the snapshot, which matched every segment byte for byte; no record
+    /// was decoded.
+    Loaded,
+    /// There was one and it was not used; every segment was scanned record by record.
+    Rejected {
+        /// Why: it failed its checksum, or the segments are not what it describes.
+        reason: String,
+    },
+}
+
 /// What the open found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// Whether the index came from the snapshot of a clean close.
+    pub index_snapshot: IndexSnapshot,
     /// Segment files scanned.
     pub segments: usize,
     /// Valid records replayed.
@@ -115,6 +136,8 @@ pub(crate) struct Recovered {
 pub(crate) struct RecoverySettings {
     pub mode: RecoveryMode,
     pub removal_log_capacity: usize,
+    /// Whether a snapshot a clean close wrote may be used.
+    pub use_snapshot: bool,
 }
 
 /// The expiration window of a Unix-nanosecond time, named by its end (exclusive, Unix
@@ -153,6 +176,19 @@ pub(crate) fn recover(
         }
         other => other?,
     };
+    if settings.use_snapshot {
+        match snapshot::load(fs, dir, watermark, settings.removal_log_capacity) {
+            Ok(Some(recovered)) => {
+                // The snapshot is read once: from here on the segments change and it would be
+                // stale (an open would also see that, by the segments' checksums).
+                snapshot::remove(fs, dir)?;
+                return Ok(recovered);
+            }
+            Ok(None) => {}
+            Err(reason) => report.index_snapshot = IndexSnapshot::Rejected { reason },
+        }
+    }
+    snapshot::remove(fs, dir)?;
     let mut files: Vec<(u32, std::path::PathBuf)> = fs
         .list(dir)
         .map_err(|e| io_error("listing", dir, e))?
@@ -316,17 +352,15 @@ pub(crate) fn recover(
     // records, or lost them to unlinking; a token beyond that is ahead (from lost state) and
     // stale, and new sequences start above the lease, above anything ever handed out.
     let floor = scanned_through.max(watermark.sequence_floor);
+    let mut expiries = Vec::new();
     for cell in &cells {
         let mut f = cell.index.write();
         f.latest_sequence = f.latest_sequence.max(floor);
         // What no sweep counted yet joins the expiry order.
-        let slots: Vec<usize> = f.oldest_first().collect();
-        for slot in slots {
-            let e = f.entry(slot);
-            index.expect_expiry(e.expiration, cell.number, id_key(&e.id));
-        }
+        expiries.extend(f.held_entries().map(|e| (e.expiration, cell.number, id_key(&e.id))));
         f.shrink_to_fit();
     }
+    index.expect_expiries(expiries);
     index.shrink_expiry_to_fit();
     index.set_new_feed_horizon((floor, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
     let active = last_of_window.into_iter().filter(|(_, id)| segments.contains_key(id)).collect();
