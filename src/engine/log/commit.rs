@@ -316,11 +316,9 @@ fn write_batch_inner(
     }
     if sync_requested {
         let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
-        for id in dirty {
-            // IMPORTANT 4: every file the batch touched is synced before any writer of the
-            // batch is told its record is durable.
-            segments.sync(&mut writer, id)?;
-        }
+        // IMPORTANT 4: every file the batch touched is synced before any writer of the batch
+        // is told its record is durable (in parallel: one fdatasync's wait for the batch).
+        segments.sync_many(&mut writer, &dirty)?;
     }
     Ok(results)
 }

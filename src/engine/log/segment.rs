@@ -324,6 +324,57 @@ impl Segments {
         Ok(())
     }
 
+    /// Flushes and syncs every segment of `ids` written since its last sync, the syncs running
+    /// in parallel (one thread each beyond the first): a batch whose records went to several
+    /// windows waits for about one `fdatasync`, not one per file, because the file system
+    /// commits concurrent syncs together.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] from the first flush or sync that failed; the store is poisoned
+    /// (a failed sync is never retried), and no segment is marked clean.
+    pub fn sync_many(&self, writer: &mut WriterState, ids: &[u32]) -> Result<(), StoreError> {
+        let dirty: Vec<u32> =
+            ids.iter().copied().filter(|id| writer.segments.get(id).is_some_and(|s| s.dirty)).collect();
+        if dirty.len() <= 1 || !self.fs.concurrent_syncs() {
+            return dirty.iter().try_for_each(|&id| self.sync(writer, id));
+        }
+        let mut files = Vec::with_capacity(dirty.len());
+        for &id in &dirty {
+            self.flush(writer, id)?;
+            files.push((id, self.poison_on_error(self.file(id))?));
+        }
+        let outcomes: Vec<(u32, std::io::Result<()>)> = std::thread::scope(|scope| {
+            let mut spawned = Vec::new();
+            let mut inline = Vec::new();
+            for (id, file) in &files[1..] {
+                let builder = std::thread::Builder::new().name("notifeed-sync".into());
+                match builder.spawn_scoped(scope, move || file.sync_data()) {
+                    Ok(handle) => spawned.push((*id, handle)),
+                    // No thread to be had: sync it here, one after another.
+                    Err(_) => inline.push((*id, file)),
+                }
+            }
+            let mut outcomes = vec![(files[0].0, files[0].1.sync_data())];
+            outcomes.extend(inline.into_iter().map(|(id, file)| (id, file.sync_data())));
+            for (id, handle) in spawned {
+                let outcome = handle.join().unwrap_or_else(|_| Err(std::io::Error::other("the sync thread panicked")));
+                outcomes.push((id, outcome));
+            }
+            outcomes
+        });
+        for (id, outcome) in outcomes {
+            let synced = outcome.map_err(|e| io_error("syncing", &self.path(id), e));
+            self.poison_on_error(synced)?;
+        }
+        for id in dirty {
+            if let Some(s) = writer.segments.get_mut(&id) {
+                s.dirty = false;
+                s.pending = Vec::new();
+            }
+        }
+        Ok(())
+    }
+
     fn publish(&self, id: u32, len: u64) {
         if let Some((_, _, flushed)) = self.shared.read().get(&id) {
             flushed.store(len, Ordering::Release);

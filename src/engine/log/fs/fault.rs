@@ -228,6 +228,11 @@ impl FileSystem for FaultFileSystem {
         Ok(s.live_names.keys().filter(|p| p.parent() == Some(dir)).cloned().collect())
     }
 
+    fn concurrent_syncs(&self) -> bool {
+        // Syncs run one after another, so a plan's "Nth sync" is deterministic.
+        false
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
         s.live_names.remove(path).map(|_| ()).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))

@@ -91,6 +91,13 @@ pub trait FileSystem: Send + Sync + Debug {
     /// The OS error.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
+    /// Whether the engine may sync several files at once from several threads (group commit
+    /// does, for a batch that touched several segments). Default: `true`. A test file system
+    /// answers `false` so that "the Nth sync" stays one and the same operation from run to run.
+    fn concurrent_syncs(&self) -> bool {
+        true
+    }
+
     /// Takes an exclusive lock on `path` (created if missing) without waiting; `None` when
     /// another holder has it.
     ///
