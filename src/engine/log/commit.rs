@@ -29,6 +29,9 @@ pub(crate) struct PendingRecord {
     pub expiration: Option<i64>,
     /// The frame: a blank header, then the encoded body (sealed by the leader).
     pub frame: Vec<u8>,
+    /// The records this one supersedes, as (segment, frame length): their bytes become dead
+    /// (compaction's estimate).
+    pub supersedes: Vec<(u32, u32)>,
 }
 
 /// What one writer asks of a batch.
@@ -303,6 +306,11 @@ fn write_batch_inner(
             }
             if let Some(expiration) = rec.expiration {
                 s.max_expiration = s.max_expiration.max(expiration);
+            }
+        }
+        for &(old, len) in &rec.supersedes {
+            if let Some(s) = writer.segments.get_mut(&old) {
+                s.dead_bytes += u64::from(len);
             }
         }
         let offset = u32::try_from(offset).map_err(|_| StoreError::Corruption {

@@ -28,6 +28,7 @@
 //!   every call reaches the page cache before it returns and survives a process crash.
 
 mod commit;
+mod compaction;
 pub mod fs;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -113,6 +114,15 @@ pub struct LogConfig {
     /// the next open scans. Costs a read of every segment and about 62 bytes per notification
     /// written at close. Default: `true`.
     pub index_snapshot: bool,
+    /// Compaction (run by each sweep): a sealed segment of a window that has not passed is
+    /// copied without its dead records (notifications replaced, changed, deleted or evicted
+    /// since) once at least this fraction of its bytes is dead. Bounds: 0.05 to 1.0 (clamped).
+    /// Default: 0.5.
+    pub compaction_dead_fraction: f64,
+    /// At most this many bytes of segments are compacted per sweep, the deadest first
+    /// (compaction holds the writer's lock while it copies one segment). 0 turns compaction
+    /// off. Default: 64 MiB.
+    pub compaction_bytes_per_sweep: u64,
 }
 
 impl Default for LogConfig {
@@ -126,6 +136,8 @@ impl Default for LogConfig {
             write_buffer_bytes: 64 << 10,
             recovery_mode: RecoveryMode::TolerateTornTail,
             index_snapshot: true,
+            compaction_dead_fraction: 0.5,
+            compaction_bytes_per_sweep: 64 << 20,
         }
     }
 }
@@ -163,6 +175,8 @@ pub struct LogStore {
     report: RecoveryReport,
     /// Set by [`LogStore::close`], so the drop that follows does nothing more.
     closed: bool,
+    /// Held by a sweep: one at a time.
+    sweeping: parking_lot::Mutex<()>,
     _lock: DirectoryLock,
 }
 
@@ -203,6 +217,11 @@ impl LogStore {
         config.window = config.window.max(SignedDuration::from_secs(1));
         config.max_segment_bytes = config.max_segment_bytes.clamp(4096, u64::from(u32::MAX));
         config.max_open_files = config.max_open_files.max(1);
+        config.compaction_dead_fraction = if config.compaction_dead_fraction.is_nan() {
+            0.5
+        } else {
+            config.compaction_dead_fraction.clamp(0.05, 1.0)
+        };
         config.options.feed_capacity = config.options.feed_capacity.max(1);
         if config.options.feed_capacity > MAX_FEED_CAPACITY {
             return Err(StoreError::Backend {
@@ -244,6 +263,7 @@ impl LogStore {
             index: recovered.index,
             report: recovered.report,
             closed: false,
+            sweeping: parking_lot::Mutex::new(()),
             _lock: lock,
         })
     }
@@ -330,7 +350,9 @@ impl LogStore {
             })
     }
 
-    fn write(&self, record: &Outgoing<'_>, window: i64) -> Result<Placed, StoreError> {
+    /// Writes `record` into a segment of `window`; `supersedes` are the entries whose records
+    /// it makes dead.
+    fn write(&self, record: &Outgoing<'_>, window: i64, supersedes: &[Entry]) -> Result<Placed, StoreError> {
         let frame = record.encode_unsealed_frame().map_err(|e| StoreError::Corruption {
             location: format!("a {:?} record", record.kind()),
             detail: format!("cannot encode: {e}"),
@@ -342,6 +364,7 @@ impl LogStore {
             removes: record.removes(),
             expiration: record.swept_expiration(),
             frame,
+            supersedes: supersedes.iter().map(|e| (e.segment, e.len)).collect(),
         };
         self.submit(Request::Record(pending))?.ok_or_else(|| StoreError::Backend {
             engine: "log",
@@ -420,7 +443,7 @@ impl LogStore {
     fn delete_slot(&self, feed: &FeedKey, number: u32, f: &mut FeedIndex, slot: usize) -> Result<(), StoreError> {
         let e = *f.entry(slot);
         let record = Outgoing::Delete { feed: feed.as_str(), id: e.id };
-        let placed = self.write(&record, self.shadow_window(&e, i64::MIN))?;
+        let placed = self.write(&record, self.shadow_window(&e, i64::MIN), &[e])?;
         self.index.forget_expiry(e.expiration, number, e.id_key());
         f.remove(slot);
         f.log_removal(placed.lsn, e.id, RemovalReason::Deleted, self.config.options.removal_log_capacity);
@@ -478,7 +501,7 @@ impl FeedStore for LogStore {
                 evicted: None,
                 notification: &n,
             };
-            let placed = self.write(&record, self.shadow_window(&old_entry, window))?;
+            let placed = self.write(&record, self.shadow_window(&old_entry, window), &[old_entry])?;
             self.index.forget_expiry(old_entry.expiration, cell.number, old_entry.id_key());
             f.remove(slot);
             f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), group.as_deref());
@@ -508,7 +531,7 @@ impl FeedStore for LogStore {
             evicted: victim_entry.map(|v| v.id),
             notification: &n,
         };
-        let placed = self.write(&record, target)?;
+        let placed = self.write(&record, target, victim_entry.as_slice())?;
         let sequence = placed.lsn + record.span() - 1;
         if let (Some(slot), Some(v)) = (victim, victim_entry) {
             self.index.forget_expiry(v.expiration, cell.number, v.id_key());
@@ -617,7 +640,7 @@ impl FeedStore for LogStore {
             evicted: None,
             notification: &n,
         };
-        let placed = self.write(&record, self.shadow_window(&e, i64::MIN))?;
+        let placed = self.write(&record, self.shadow_window(&e, i64::MIN), &[e])?;
         let states = Entry::pack_states(n.read_state, n.user_action_state);
         f.update_in_place(slot, (placed.segment, placed.offset, placed.len), placed.lsn, states);
         f.latest_sequence = f.latest_sequence.max(placed.lsn);
@@ -670,7 +693,7 @@ impl FeedStore for LogStore {
         let window = members.iter().fold(i64::MIN, |w, e| self.shadow_window(e, w));
         let ids: Vec<[u8; 16]> = members.iter().map(|e| e.id).collect();
         let record = Outgoing::GroupDelete { feed: feed.as_str(), ids: &ids };
-        let placed = self.write(&record, window)?;
+        let placed = self.write(&record, window, &members)?;
         let capacity = self.config.options.removal_log_capacity;
         for e in &members {
             self.index.forget_expiry(e.expiration, cell.number, e.id_key());

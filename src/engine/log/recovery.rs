@@ -266,6 +266,9 @@ pub(crate) fn recover(
         let mut offset = SEGMENT_HEADER_LEN;
         let mut max_removal_lsn = 0;
         let mut max_expiration = i64::MIN;
+        // Bytes no compaction may drop: every record but a plain upsert (whose liveness the
+        // index tells once replay is done).
+        let mut pinned = 0u64;
         let mut end = bytes.len();
         while offset < end {
             let failure = match record::decode_frame(&bytes[offset..end], seg64) {
@@ -279,6 +282,9 @@ pub(crate) fn recover(
                         }
                         if let Some(expiration) = expiration {
                             max_expiration = max_expiration.max(expiration);
+                        }
+                        if !matches!(op, Op::Upsert { evicted: None, .. }) {
+                            pinned += frame.len() as u64;
                         }
                         scanned.push(Scanned { lsn: frame.lsn, span, op });
                         report.records += 1;
@@ -330,6 +336,8 @@ pub(crate) fn recover(
                 len: end as u64,
                 max_removal_lsn,
                 max_expiration,
+                // Completed below, once replay tells which upserts are live.
+                dead_bytes: (end as u64).saturating_sub(SEGMENT_HEADER_LEN as u64).saturating_sub(pinned),
                 dirty: false,
                 pending: Vec::new(),
             },
@@ -341,6 +349,9 @@ pub(crate) fn recover(
     // not, and later records may be appended to it without a new directory sync.
     fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))?;
     scanned.sort_by_key(|s| s.lsn);
+    // A compaction that crashed between syncing its copy and unlinking the original leaves a
+    // record twice, under the same LSN (an LSN is never assigned twice): replay it once.
+    scanned.dedup_by_key(|s| s.lsn);
     let scanned_through = scanned.last().map_or(0, |s| s.lsn + s.span - 1);
     let next_lsn = scanned.last().map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
     let mut index = Index::new((0, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
@@ -358,6 +369,11 @@ pub(crate) fn recover(
         f.latest_sequence = f.latest_sequence.max(floor);
         // What no sweep counted yet joins the expiry order.
         expiries.extend(f.held_entries().map(|e| (e.expiration, cell.number, id_key(&e.id))));
+        for e in f.held_entries() {
+            if let Some(s) = segments.get_mut(&e.segment) {
+                s.dead_bytes = s.dead_bytes.saturating_sub(u64::from(e.len));
+            }
+        }
         f.shrink_to_fit();
     }
     index.expect_expiries(expiries);

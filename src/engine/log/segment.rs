@@ -49,6 +49,10 @@ pub(crate) struct SegmentState {
     pub max_removal_lsn: u64,
     /// The latest expiration listed by an `Expired` record in it (`i64::MIN` when none).
     pub max_expiration: i64,
+    /// Bytes of its notification records that a later record superseded (replaced, changed,
+    /// deleted, evicted): what compaction could drop. An estimate kept as records are written
+    /// and rebuilt on open.
+    pub dead_bytes: u64,
     /// Written since its last sync.
     pub dirty: bool,
     /// Bytes at the end (`len - pending.len()..len`) still in the engine's buffer, not yet
@@ -214,6 +218,7 @@ impl Segments {
                 len: SEGMENT_HEADER_LEN as u64,
                 max_removal_lsn: 0,
                 max_expiration: i64::MIN,
+                dead_bytes: 0,
                 dirty: false,
                 pending: Vec::new(),
             },

@@ -33,7 +33,7 @@ const VERSION: u8 = 1;
 /// Magic, version, three zero bytes, body crc32, body length.
 const HEADER_LEN: usize = 8 + 1 + 3 + 4 + 8;
 const ENTRY_LEN: usize = 16 + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 4 + 1 + 1;
-const SEGMENT_LEN: usize = 4 + 8 + 8 + 8 + 4 + 8 + 8;
+const SEGMENT_LEN: usize = 4 + 8 + 8 + 8 + 4 + 8 + 8 + 8;
 /// Segments are read this much at a time to checksum them.
 const READ_CHUNK: usize = 1 << 20;
 
@@ -47,6 +47,7 @@ struct SegmentRecord {
     crc: u32,
     max_removal_lsn: u64,
     max_expiration: i64,
+    dead_bytes: u64,
 }
 
 /// Everything a snapshot holds.
@@ -112,6 +113,7 @@ pub(crate) fn write(
             crc: segment_crc(fs, dir, id, s.len)?,
             max_removal_lsn: s.max_removal_lsn,
             max_expiration: s.max_expiration,
+            dead_bytes: s.dead_bytes,
         });
     }
     segments.sort_by_key(|s| s.id);
@@ -132,6 +134,7 @@ pub(crate) fn write(
         put_u32(&mut body, s.crc);
         put_u64(&mut body, s.max_removal_lsn);
         put_i64(&mut body, s.max_expiration);
+        put_u64(&mut body, s.dead_bytes);
     }
     let feeds = index.all_feeds();
     put_len(&mut body, feeds.len());
@@ -304,6 +307,7 @@ fn build(snapshot: Snapshot, watermark: Watermark, removal_log_capacity: usize) 
                 len: s.len,
                 max_removal_lsn: s.max_removal_lsn,
                 max_expiration: s.max_expiration,
+                dead_bytes: s.dead_bytes,
                 dirty: false,
                 pending: Vec::new(),
             },
@@ -355,6 +359,7 @@ fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
             crc: r.u32()?,
             max_removal_lsn: r.u64()?,
             max_expiration: r.i64()?,
+            dead_bytes: r.u64()?,
         });
     }
     let feeds = r.count(4 + 8 + 8 + 8 + 4 * 4)?;

@@ -1,5 +1,6 @@
 //! The sweep: reclaim expired notifications from the index, then unlink every segment of every
-//! window that has passed. A passed window holds only records of expired notifications (a
+//! window that has passed, then compact a few mostly dead segments of windows still to come
+//! (`compaction.rs`). A passed window holds only records of expired notifications (a
 //! record's window is never earlier than its notification's expiration window), so unlinking it
 //! copies nothing and cannot resurrect anything: a record that shadows another always lives in
 //! a window no earlier than the one it shadows.
@@ -19,6 +20,8 @@ use crate::{Durability, StoreError, SweepStats};
 const EXPIRED_PER_RECORD: usize = 16_384;
 
 pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
+    // One sweep at a time: two would unlink the same files.
+    let _one = store.sweeping.lock();
     let started = Instant::now();
     let now = store.now_nanos();
     let mut stats = SweepStats::default();
@@ -128,6 +131,10 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         // IMPORTANT 10: the unlinks are durable before the sweep reports them.
         fs.sync_dir(dir).map_err(|e| poison(io_error("syncing", dir, e)))?;
     }
+    drop(writer);
+
+    // 4. Compact the deadest sealed segments of windows still to come, within the budget.
+    super::compaction::compact(store, now, &mut stats)?;
     stats.duration = started.elapsed();
     Ok(stats)
 }
@@ -144,5 +151,6 @@ fn sweep_request(record: &Outgoing<'_>, what: &str, window: i64, removes: bool) 
         removes,
         expiration: record.swept_expiration(),
         frame,
+        supersedes: Vec::new(),
     }))
 }

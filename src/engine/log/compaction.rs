@@ -1,0 +1,217 @@
+//! Compaction: a sealed segment of a window that has not passed yet, whose records are mostly
+//! dead (notifications replaced, changed, deleted or evicted since), is copied without its dead
+//! records into a new segment of the same window, and unlinked. Rare, incremental and
+//! rate-limited: the sweep runs it after expiring, on the segments with the most dead bytes
+//! first, up to [`LogConfig::compaction_bytes_per_sweep`](super::LogConfig) bytes, and only on
+//! segments at least [`LogConfig::compaction_dead_fraction`](super::LogConfig) dead. Expiry
+//! never needs it: whole windows are unlinked.
+//!
+//! What is dropped is only a notification record (`Append` without an eviction, `Replace`,
+//! `StateChange`) that no index entry points to: a later record of the same notification, in
+//! a window no earlier (the placement rule), supersedes it, so dropping it resurrects nothing.
+//! Every other record (deletes, group deletes, appends that evicted, `Expired`, `Removals`) is
+//! copied, so no tombstone is lost. Copies keep their LSN (replay order stays the same) and
+//! their window (the placement rule still holds); they are resealed for the new segment.
+//!
+//! Crash safety, in order: (1) the window's active segment is synced, so the new segment may
+//! become the window's last (torn tails only in a window's last segment); (2) the new segment
+//! is created (header and directory synced), written and synced; (3) the index is pointed at
+//! the copies; (4) the watermark is raised, as before any unlink; (5) the old segment is
+//! unlinked and the directory synced. A crash between (2) and (5) leaves both files: recovery
+//! replays each LSN once.
+
+use super::LogStore;
+use super::record::{self, RecordKind, SEGMENT_HEADER_LEN};
+use super::segment::io_error;
+use super::watermark::Watermark;
+use crate::{StoreError, SweepStats};
+
+/// A record of the segment being compacted that is copied.
+struct Kept {
+    offset: usize,
+    len: usize,
+    kind: RecordKind,
+    lsn: u64,
+    /// The feed and id of a live notification record, whose index entry must follow it.
+    live: Option<(String, [u8; 16])>,
+}
+
+/// Compacts the deadest sealed segments of windows that have not passed at `now`, within the
+/// configured budget, and adds what it did to `stats` (`bytes_rewritten`, `files_removed`,
+/// `bytes_reclaimed`).
+///
+/// # Errors
+/// [`StoreError::Io`]; the store is poisoned by a failed write, sync or unlink.
+pub(crate) fn compact(store: &LogStore, now: i64, stats: &mut SweepStats) -> Result<(), StoreError> {
+    let mut budget = store.config.compaction_bytes_per_sweep;
+    if budget == 0 {
+        return Ok(());
+    }
+    let fraction = store.config.compaction_dead_fraction;
+    let mut candidates: Vec<(u64, u32)> = {
+        let writer = store.segments.writer.lock();
+        writer
+            .segments
+            .iter()
+            .filter(|(id, s)| s.window > now && writer.active.get(&s.window) != Some(id))
+            .filter(|(_, s)| {
+                let payload = s.len.saturating_sub(SEGMENT_HEADER_LEN as u64);
+                payload > 0 && s.dead_bytes as f64 >= fraction * payload as f64
+            })
+            .map(|(&id, s)| (s.dead_bytes, id))
+            .collect()
+    };
+    candidates.sort_unstable_by(|a, b| b.cmp(a));
+    for (_, id) in candidates {
+        let Some(len) = store.segments.writer.lock().segments.get(&id).map(|s| s.len) else { continue };
+        if len > budget {
+            continue;
+        }
+        budget -= len;
+        compact_one(store, id, len, fraction, stats)?;
+    }
+    Ok(())
+}
+
+fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut SweepStats) -> Result<(), StoreError> {
+    let segments = &store.segments;
+    let Some(key) = segments.frame_key(id) else { return Ok(()) };
+    let Some(window) = segments.window_of(id) else { return Ok(()) };
+    let size = usize::try_from(len).map_err(|_| StoreError::Corruption {
+        location: segments.path(id).display().to_string(),
+        detail: "segment larger than memory".into(),
+    })?;
+    // A sealed segment never changes, so it is read without the writer's lock.
+    let bytes = segments.read(id, 0, size)?;
+
+    // 1. Which records to keep.
+    let mut kept = Vec::new();
+    let mut offset = SEGMENT_HEADER_LEN;
+    while offset < bytes.len() {
+        let frame = match record::decode_frame(&bytes[offset..], key) {
+            Ok(frame) => frame,
+            Err(_) => {
+                // Damage: reads report it where it matters; compaction leaves the file alone.
+                forget_estimate(store, id);
+                return Ok(());
+            }
+        };
+        let frame_len = frame.len();
+        let live = match frame.kind {
+            RecordKind::Append | RecordKind::Replace | RecordKind::StateChange => {
+                let Ok(body) = record::decode_upsert(frame.body) else {
+                    forget_estimate(store, id);
+                    return Ok(());
+                };
+                let id_bytes = body.notification.id;
+                let points_here = store.index.feed(body.feed).is_some_and(|cell| {
+                    let f = cell.index.read();
+                    f.slot_of(&id_bytes).is_some_and(|slot| {
+                        let e = f.entry(slot);
+                        e.segment == id && e.offset as usize == offset
+                    })
+                });
+                if !points_here && body.evicted.is_none() {
+                    offset += frame_len;
+                    continue;
+                }
+                points_here.then(|| (body.feed.to_owned(), id_bytes))
+            }
+            _ => None,
+        };
+        kept.push(Kept { offset, len: frame_len, kind: frame.kind, lsn: frame.lsn, live });
+        offset += frame_len;
+    }
+    let payload = (bytes.len() - SEGMENT_HEADER_LEN) as u64;
+    let copied: u64 = kept.iter().map(|k| k.len as u64).sum();
+    let dead = payload - copied;
+    if (dead as f64) < fraction * payload as f64 {
+        // The estimate was high (say, evicting appends, which must stay): correct it, so the
+        // segment waits until more of it dies.
+        if let Some(s) = segments.writer.lock().segments.get_mut(&id) {
+            s.dead_bytes = dead;
+        }
+        return Ok(());
+    }
+
+    // 2. Copy into a new segment of the same window.
+    let mut relocated = Vec::new();
+    let new_id = {
+        let mut writer = segments.writer.lock();
+        segments.check_poison()?;
+        let Some(old) = writer.segments.get(&id).cloned() else { return Ok(()) };
+        if let Some(&active) = writer.active.get(&window) {
+            // IMPORTANT 13: the window's active segment is durable before a newer segment of the
+            // window exists, so a torn tail stays in a window's last segment.
+            segments.sync(&mut writer, active)?;
+        }
+        let new_id = segments.create(&mut writer, window)?;
+        let new_key = segments.frame_key(new_id).ok_or_else(|| StoreError::Backend {
+            engine: "log",
+            detail: format!("segment {new_id} vanished as it was created"),
+        })?;
+        let mut buf = Vec::with_capacity(copied as usize);
+        let start = SEGMENT_HEADER_LEN as u64;
+        for k in &kept {
+            let at = start + buf.len() as u64;
+            buf.extend_from_slice(&bytes[k.offset..k.offset + k.len]);
+            let copy = buf.len() - k.len;
+            record::seal_frame(&mut buf[copy..], new_key, k.kind, k.lsn);
+            if let Some((feed, nid)) = &k.live {
+                relocated.push((feed.clone(), *nid, k.offset as u32, at as u32));
+            }
+        }
+        segments.append(&mut writer, new_id, start, &buf, 0)?;
+        // IMPORTANT 14: the copies are durable before the index points at them and before the
+        // original is unlinked.
+        segments.sync(&mut writer, new_id)?;
+        if let Some(s) = writer.segments.get_mut(&new_id) {
+            s.max_removal_lsn = old.max_removal_lsn;
+            s.max_expiration = old.max_expiration;
+        }
+        new_id
+    };
+
+    // 3. Point the index at the copies (feed locks before the writer's lock, never under it).
+    for (feed, nid, old_offset, new_offset) in relocated {
+        let Some(cell) = store.index.feed(&feed) else { continue };
+        let mut f = cell.index.write();
+        if let Some(slot) = f.slot_of(&nid) {
+            let e = *f.entry(slot);
+            if e.segment == id && e.offset == old_offset {
+                f.update_in_place(slot, (new_id, new_offset, e.len), e.sequence, e.states);
+            }
+        }
+    }
+
+    // 4. and 5. Raise the watermark, then unlink the original.
+    let mut writer = segments.writer.lock();
+    segments.check_poison()?;
+    let fs = segments.fs();
+    let dir = segments.dir();
+    let watermark = writer.watermark;
+    let next = Watermark {
+        lsn_floor: watermark.lsn_floor.max(writer.next_lsn),
+        sequence_floor: watermark.sequence_floor.max(writer.next_lsn - 1),
+        segment_id_floor: watermark.segment_id_floor.max(writer.next_segment_id),
+        ..watermark
+    };
+    // IMPORTANT 15: as before any unlink, the floors are durable first.
+    segments.poison_on_error(next.store(fs, dir))?;
+    writer.watermark = next;
+    let path = segments.path(id);
+    segments.poison_on_error(fs.remove_file(&path).map_err(|e| io_error("removing", &path, e)))?;
+    segments.forget(&mut writer, id);
+    segments.poison_on_error(fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e)))?;
+    stats.files_removed += 1;
+    stats.bytes_rewritten += copied;
+    stats.bytes_reclaimed += len - (SEGMENT_HEADER_LEN as u64 + copied);
+    Ok(())
+}
+
+/// Stops counting a segment as compactable (it could not be read as expected).
+fn forget_estimate(store: &LogStore, id: u32) {
+    if let Some(s) = store.segments.writer.lock().segments.get_mut(&id) {
+        s.dead_bytes = 0;
+    }
+}
