@@ -14,12 +14,12 @@
 //! The fault-injecting file system only models prefix-shaped losses, so the existing crash
 //! tests cannot see this; this test builds the page-shaped crash image by hand.
 //!
-//! Fix: recognise the unsynced batch. E.g. put the batch's first LSN ("commit LSN") in every
-//! frame header (a format version bump: the 3 reserved bytes are too small). A bad region in a
-//! window's last segment followed only by valid frames of the same batch as the frames at and
-//! after the bad region (that is, of the newest batch in the file) is a torn batch: truncate it
-//! and report it. Valid frames of a *later* batch after a bad region prove the region had been
-//! synced, so that stays corruption.
+//! Fixed in format version 2: every frame records its *unsynced distance*, how far before it
+//! the segment's durable prefix ended when it was sealed (FORMAT.md). A bad region followed by
+//! valid frames is a torn write when the newest of them shows the region lay beyond the
+//! durable prefix (no sync completed after it was written, or the region would be whole); the
+//! open truncates there and reports how many valid, never-synced records it cut. A bad region
+//! inside the durable prefix stays corruption (second test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -38,7 +38,6 @@ fn open(fs: &FaultFileSystem, clock: &ManualClock) -> Result<LogStore, StoreErro
 }
 
 #[test]
-#[ignore = "known open bug: needs a batch-start sequence in every frame (format version 2); see the module doc"]
 fn a_hole_inside_an_unsynced_batch_is_a_torn_tail_not_corruption() {
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();
@@ -76,4 +75,45 @@ fn a_hole_inside_an_unsynced_batch_is_a_torn_tail_not_corruption() {
     };
     assert_eq!(store.get(&f, kept.id).unwrap().as_ref(), Some(&kept));
     assert!(store.get_by_app_id(&f, "unsynced-1").unwrap().is_none());
+    assert!(store.get_by_app_id(&f, "unsynced-2").unwrap().is_none(), "nothing after the hole is kept");
+    let torn = &store.recovery_report().torn_tails;
+    assert_eq!(torn.len(), 1);
+    assert_eq!(torn[0].offset, durable_len as u64);
+    assert_eq!(torn[0].valid_records_dropped, 1, "the second unsynced record was cut with the hole");
+    drop(store);
+    let again = open(&crashed, &clock).unwrap();
+    assert!(again.recovery_report().torn_tails.is_empty());
+    assert_eq!(again.get(&f, kept.id).unwrap().as_ref(), Some(&kept));
+}
+
+#[test]
+fn a_hole_in_the_synced_prefix_is_still_corruption() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let expires = clock.now() + SignedDuration::from_mins(30);
+    let f = FeedKey::new("user/app").unwrap();
+    let big = |app: &str| NewNotification::raw("app.example", app, &"x".repeat(8000)).expiring_at(expires);
+    let segment = Path::new("/data/0000000001.seg");
+
+    let store = open(&fs, &clock).unwrap();
+    store.append(&f, big("synced-1")).unwrap();
+    store.append(&f, big("synced-2")).unwrap();
+    store.sync().unwrap();
+    let synced_len = fs.read_all(segment).unwrap().len();
+    // A later write, sealed after the sync: it proves the region before it was durable.
+    store.append(&f, NewNotification::visual("app.example", "later", "title").expiring_at(expires)).unwrap();
+    store.sync().unwrap();
+    let mut image = fs.read_all(segment).unwrap();
+    drop(store);
+
+    let hole = PAGE * 2;
+    assert!(hole + PAGE <= synced_len, "the damaged page lies in the synced prefix");
+    image[hole..hole + PAGE].fill(0);
+    let crashed = fs.crash(None);
+    crashed.overwrite(segment, image);
+    match open(&crashed, &clock) {
+        Err(StoreError::Corruption { location, .. }) => assert!(location.contains("0000000001.seg"), "{location}"),
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(store) => panic!("damage to synced records opened as {:?}", store.recovery_report()),
+    }
 }

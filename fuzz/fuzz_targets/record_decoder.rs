@@ -177,7 +177,9 @@ fn scan(bytes: &[u8], start: usize, segment_id: u64) -> Vec<String> {
 fn open(fs: &FaultFileSystem, salvage: bool) -> Result<LogStore, notifeed::StoreError> {
     let clock: SharedClock = Arc::new(ManualClock::at_epoch_2026());
     let mode = if salvage { RecoveryMode::Salvage } else { RecoveryMode::TolerateTornTail };
-    let config = LogConfig { recovery_mode: mode, ..LogConfig::default() };
+    // No index snapshot: the reopen below must scan again, so both opens decode every record
+    // (clean reopens through the snapshot are store_model's business).
+    let config = LogConfig { recovery_mode: mode, index_snapshot: false, ..LogConfig::default() };
     LogStore::open_with_fs(Path::new("/db"), config, clock, Arc::new(fs.clone()))
 }
 

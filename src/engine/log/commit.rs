@@ -288,7 +288,12 @@ fn write_batch_inner(
         writer.next_lsn += rec.span.max(1);
         let seg_len = writer.segments.get(&segment).map_or(0, |s| s.len);
         let salt = writer.segments.get(&segment).map_or(0, |s| s.salt);
-        record::seal_frame(&mut rec.frame, record::frame_key(u64::from(segment), salt), rec.kind, lsn);
+        let synced = writer.segments.get(&segment).map_or(0, |s| s.synced_len);
+        let pending_here = buffers.iter().find(|(id, _, _)| *id == segment).map_or(0, |(_, _, b)| b.len() as u64);
+        // The unsynced distance: how far back the durable prefix ends (recovery tells a hole in
+        // an unsynced write from corruption by it).
+        let distance = (seg_len + pending_here).saturating_sub(synced);
+        record::seal_frame(&mut rec.frame, record::frame_key(u64::from(segment), salt), rec.kind, lsn, distance);
         let offset = match buffers.iter_mut().find(|(id, _, _)| *id == segment) {
             Some((_, at, buf)) => {
                 let offset = *at + buf.len() as u64;

@@ -156,7 +156,8 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
             let at = start + buf.len() as u64;
             buf.extend_from_slice(&bytes[k.offset..k.offset + k.len]);
             let copy = buf.len() - k.len;
-            record::seal_frame(&mut buf[copy..], new_key, k.kind, k.lsn);
+            // Nothing of the new segment but its header is durable before this write.
+            record::seal_frame(&mut buf[copy..], new_key, k.kind, k.lsn, at - start);
             if let Some((feed, nid)) = &k.live {
                 relocated.push((feed.clone(), *nid, k.offset as u32, at as u32));
             }

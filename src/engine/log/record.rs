@@ -20,7 +20,14 @@ pub(crate) const MAX_LSN: u64 = 1 << 62;
 /// The segment file magic.
 pub(crate) const MAGIC: &[u8; 8] = b"NFEEDLOG";
 /// The version byte of this format.
-pub(crate) const LOG_FORMAT_VERSION: u8 = 1;
+pub(crate) const LOG_FORMAT_VERSION: u8 = 2;
+/// The oldest segment format this build reads: version 1 frames carry zero in the bytes that
+/// version 2 uses for the unsynced distance, which recovery reads as "written right at the
+/// synced end" (so a hole before them stays corruption, as version 1 treated it).
+pub(crate) const OLDEST_READABLE_VERSION: u8 = 1;
+/// The largest unsynced distance a frame header holds (24 bits); larger distances are stored
+/// as this, a bound recovery reads conservatively.
+pub(crate) const MAX_UNSYNCED_DISTANCE: u32 = (1 << 24) - 1;
 
 /// What a record says happened. The numbers are on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -503,8 +510,8 @@ pub(crate) enum FrameError {
         /// The computed crc32.
         computed: u32,
     },
-    /// An unknown kind or a nonzero reserved byte (with a valid checksum: a newer format).
-    #[error("unknown record kind {0} or reserved bits set")]
+    /// An unknown kind (with a valid checksum: a newer format).
+    #[error("unknown record kind {0}")]
     Kind(u8),
     /// A segment header with a wrong magic or version.
     #[error("not a notifeed segment header (magic or version {0})")]
@@ -520,6 +527,9 @@ pub(crate) struct Frame<'a> {
     pub lsn: u64,
     /// The body bytes.
     pub body: &'a [u8],
+    /// How far before this frame's offset the segment's synced prefix ended when the frame
+    /// was sealed (capped at [`MAX_UNSYNCED_DISTANCE`]; 0 in version 1 segments).
+    pub unsynced_distance: u32,
 }
 
 impl Frame<'_> {
@@ -548,17 +558,20 @@ pub(crate) fn encode_frame(out: &mut Vec<u8>, segment_id: u128, kind: RecordKind
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
     out.extend_from_slice(body);
-    seal_frame(&mut out[start..], segment_id, kind, lsn);
+    seal_frame(&mut out[start..], segment_id, kind, lsn, 0);
 }
 
 /// Fills the header of `frame` (a blank header followed by the body, as
-/// [`Outgoing::encode_unsealed_frame`] makes it): length, kind, LSN and the checksum with
-/// `segment_id` folded in. The body is at most [`MAX_BODY_LEN`] bytes (checked when encoded).
-pub(crate) fn seal_frame(frame: &mut [u8], segment_id: u128, kind: RecordKind, lsn: u64) {
+/// [`Outgoing::encode_unsealed_frame`] makes it): length, kind, unsynced distance, LSN and the
+/// checksum with `segment_id` folded in. `unsynced_distance` is how many bytes before the
+/// frame's offset the segment's synced prefix ends (capped at [`MAX_UNSYNCED_DISTANCE`]). The
+/// body is at most [`MAX_BODY_LEN`] bytes (checked when encoded).
+pub(crate) fn seal_frame(frame: &mut [u8], segment_id: u128, kind: RecordKind, lsn: u64, unsynced_distance: u64) {
     let body_len = frame.len().saturating_sub(FRAME_HEADER_LEN);
     frame[4..8].copy_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
     frame[8] = kind as u8;
-    frame[9..12].copy_from_slice(&[0; 3]);
+    let distance = u32::try_from(unsynced_distance).unwrap_or(u32::MAX).min(MAX_UNSYNCED_DISTANCE);
+    frame[9..12].copy_from_slice(&distance.to_le_bytes()[..3]);
     frame[12..20].copy_from_slice(&lsn.to_le_bytes());
     let (header, body) = frame.split_at(FRAME_HEADER_LEN);
     let crc = frame_crc(segment_id, &header[4..], body);
@@ -595,13 +608,11 @@ pub(crate) fn decode_frame(bytes: &[u8], segment_id: u128) -> Result<Frame<'_>, 
     if stored != computed {
         return Err(FrameError::Checksum { stored, computed });
     }
-    let kind = match RecordKind::from_u8(bytes[8]) {
-        Some(kind) if bytes[9..12] == [0, 0, 0] => kind,
-        _ => return Err(FrameError::Kind(bytes[8])),
-    };
+    let Some(kind) = RecordKind::from_u8(bytes[8]) else { return Err(FrameError::Kind(bytes[8])) };
     let mut lsn = [0; 8];
     lsn.copy_from_slice(&bytes[12..20]);
-    Ok(Frame { kind, lsn: u64::from_le_bytes(lsn), body })
+    let unsynced_distance = u32::from_le_bytes([bytes[9], bytes[10], bytes[11], 0]);
+    Ok(Frame { kind, lsn: u64::from_le_bytes(lsn), body, unsynced_distance })
 }
 
 /// The header that starts every segment file.
@@ -630,7 +641,7 @@ pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<(u64, i64, u64), Fra
     if stored != computed {
         return Err(FrameError::Checksum { stored, computed });
     }
-    if &bytes[..8] != MAGIC || bytes[8] != LOG_FORMAT_VERSION {
+    if &bytes[..8] != MAGIC || !(OLDEST_READABLE_VERSION..=LOG_FORMAT_VERSION).contains(&bytes[8]) {
         return Err(FrameError::Header(bytes[8]));
     }
     let eight = |at: usize| {
@@ -656,10 +667,28 @@ mod tests {
         let mut out = Vec::new();
         encode_frame(&mut out, 9, RecordKind::Delete, 42, &body);
         let frame = decode_frame(&out, 9).unwrap();
-        assert_eq!(frame, Frame { kind: RecordKind::Delete, lsn: 42, body: &body });
+        assert_eq!(frame, Frame { kind: RecordKind::Delete, lsn: 42, body: &body, unsynced_distance: 0 });
         assert_eq!(frame.len(), out.len());
         let record = Record::decode(frame.kind, frame.body).unwrap();
         assert_eq!(record, Record::Delete(DeleteBody { feed: "user/app".into(), id: [7; 16] }));
+    }
+
+    #[test]
+    fn the_unsynced_distance_round_trips_under_the_checksum_and_is_capped() {
+        let body = sample_body();
+        for (distance, stored) in [
+            (0, 0),
+            (1234, 1234),
+            (u64::from(MAX_UNSYNCED_DISTANCE), MAX_UNSYNCED_DISTANCE),
+            (u64::MAX, MAX_UNSYNCED_DISTANCE),
+        ] {
+            let mut frame = vec![0; FRAME_HEADER_LEN];
+            frame.extend_from_slice(&body);
+            seal_frame(&mut frame, 5, RecordKind::Delete, 7, distance);
+            assert_eq!(decode_frame(&frame, 5).unwrap().unsynced_distance, stored);
+            frame[10] ^= 1;
+            assert!(matches!(decode_frame(&frame, 5), Err(FrameError::Checksum { .. })), "the distance is checksummed");
+        }
     }
 
     fn notifications() -> Vec<Notification> {

@@ -43,6 +43,10 @@ pub struct TornTail {
     pub offset: u64,
     /// How many bytes were cut.
     pub bytes_dropped: u64,
+    /// Valid records that were cut with it: the records after a hole in writes that no sync
+    /// covered (a power loss may keep a later page of a write and lose an earlier one). None
+    /// of them was acknowledged as durable; 0 for a plain torn tail.
+    pub valid_records_dropped: u64,
 }
 
 /// A region salvage skipped.
@@ -147,10 +151,33 @@ pub(crate) fn window_of(expiration: i64, window_nanos: i64) -> i64 {
 }
 
 fn plausible_frame_at(bytes: &[u8], segment_id: u128) -> bool {
-    bytes.len() >= FRAME_HEADER_LEN
-        && (1..=7).contains(&bytes[8])
-        && bytes[9..12] == [0, 0, 0]
-        && record::decode_frame(bytes, segment_id).is_ok()
+    bytes.len() >= FRAME_HEADER_LEN && (1..=7).contains(&bytes[8]) && record::decode_frame(bytes, segment_id).is_ok()
+}
+
+/// Whether a bad region starting at `bad` in a window's last segment lies wholly in writes that
+/// no sync ever covered, so a power loss explains it: the newest valid frame after it (the
+/// last written) says where the durable prefix ended when it was sealed, and no sync completed
+/// after that (a completed sync would have made the region durable, and whole). `bytes` ends
+/// where the scan ends; `from` is the first valid frame after the region. Returns how many
+/// valid frames lie after the region (all of them unsynced), or `None` when the region lies
+/// in the durable prefix (corruption).
+fn unsynced_hole(bytes: &[u8], bad: usize, from: usize, segment_id: u128) -> Option<u64> {
+    let mut newest = None;
+    let mut valid = 0u64;
+    let mut at = Some(from);
+    while let Some(p) = at {
+        match record::decode_frame(&bytes[p..], segment_id) {
+            Ok(frame) => {
+                newest = Some((p, frame.unsynced_distance));
+                valid += 1;
+                at = Some(p + frame.len()).filter(|&next| next < bytes.len());
+            }
+            Err(_) => at = next_valid_frame(bytes, p + 1, segment_id),
+        }
+    }
+    // A version 1 frame (distance 0) or a capped distance only ever makes this stricter.
+    let (offset, distance) = newest?;
+    (bad >= offset.saturating_sub(distance as usize)).then_some(valid)
 }
 
 fn next_valid_frame(bytes: &[u8], from: usize, segment_id: u128) -> Option<usize> {
@@ -296,7 +323,8 @@ pub(crate) fn recover(
                 Err(e) => e.to_string(),
             };
             let next = next_valid_frame(&bytes[..end], offset + 1, seg64);
-            if is_last && next.is_none() {
+            let hole = next.and_then(|from| unsynced_hole(&bytes[..end], offset, from, seg64));
+            if is_last && (next.is_none() || hole.is_some()) {
                 // IMPORTANT 6: cut the torn tail and make the cut durable before anything is
                 // appended after it.
                 file.set_len(offset as u64).map_err(|e| io_error("truncating", &path, e))?;
@@ -305,6 +333,7 @@ pub(crate) fn recover(
                     segment: path.display().to_string(),
                     offset: offset as u64,
                     bytes_dropped: (end - offset) as u64,
+                    valid_records_dropped: hole.unwrap_or(0),
                 });
                 end = offset;
                 break;
@@ -334,6 +363,8 @@ pub(crate) fn recover(
                 window,
                 salt,
                 len: end as u64,
+                // Recovery syncs what it keeps (below).
+                synced_len: end as u64,
                 max_removal_lsn,
                 max_expiration,
                 // Completed below, once replay tells which upserts are live.

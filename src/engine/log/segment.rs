@@ -45,6 +45,9 @@ pub(crate) struct SegmentState {
     pub salt: u64,
     /// Bytes written (header included).
     pub len: u64,
+    /// Bytes known durable: the length at its last successful sync (at least the header). Each
+    /// frame records how far before it this ended (FORMAT.md, "unsynced distance").
+    pub synced_len: u64,
     /// The highest LSN of a removal-bearing record in it (0 when none).
     pub max_removal_lsn: u64,
     /// The latest expiration listed by an `Expired` record in it (`i64::MIN` when none).
@@ -216,6 +219,7 @@ impl Segments {
                 window,
                 salt,
                 len: SEGMENT_HEADER_LEN as u64,
+                synced_len: SEGMENT_HEADER_LEN as u64,
                 max_removal_lsn: 0,
                 max_expiration: i64::MIN,
                 dead_bytes: 0,
@@ -324,6 +328,7 @@ impl Segments {
         self.poison_on_error(synced)?;
         if let Some(s) = writer.segments.get_mut(&id) {
             s.dirty = false;
+            s.synced_len = s.len;
             s.pending = Vec::new();
         }
         Ok(())
@@ -374,6 +379,7 @@ impl Segments {
         for id in dirty {
             if let Some(s) = writer.segments.get_mut(&id) {
                 s.dirty = false;
+                s.synced_len = s.len;
                 s.pending = Vec::new();
             }
         }
