@@ -1,4 +1,4 @@
-//! Review finding (HIGH): with `Durability::Buffered`, compaction drops a notification's synced
+//! Review finding (HIGH, fixed: compaction syncs everything before it drops a record): with `Durability::Buffered`, compaction drops a notification's synced
 //! record because a later record superseded it, while that later record is still only in the
 //! engine's write buffer of *another* window's segment. A crash then loses the later record
 //! (allowed: it was never synced) and the earlier one (not allowed: `sync()` had made it
@@ -44,7 +44,6 @@ fn note(app: &str, expires: jiff::Timestamp) -> NewNotification {
 }
 
 #[test]
-#[ignore = "review finding: Buffered compaction drops synced records superseded by unsynced ones"]
 fn a_synced_notification_survives_a_crash_after_compaction_when_its_replacement_was_not_synced() {
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();

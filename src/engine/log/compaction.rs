@@ -13,7 +13,9 @@
 //! copied, so no tombstone is lost. Copies keep their LSN (replay order stays the same) and
 //! their window (the placement rule still holds); they are resealed for the new segment.
 //!
-//! Crash safety, in order: (1) the window's active segment is synced, so the new segment may
+//! Crash safety, in order: (0) everything written so far is synced, so each record that makes a
+//! dropped one dead is durable (with `Buffered` it may not be yet); (1) the window's active
+//! segment is synced, so the new segment may
 //! become the window's last (torn tails only in a window's last segment); (2) the new segment
 //! is created (header and directory synced), written and synced; (3) the index is pointed at
 //! the copies; (4) the watermark is raised, as before any unlink; (5) the old segment is
@@ -133,6 +135,12 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
         }
         return Ok(());
     }
+
+    // IMPORTANT 16: every record that supersedes a dropped one is durable before anything is
+    // dropped. The index said "dead" because a later record exists; with `Buffered` that record
+    // may still be in a buffer or the page cache, and a power loss that took it must leave the
+    // older one. Everything the scan above saw was written before this sync.
+    store.submit(super::commit::Request::Sync)?;
 
     // 2. Copy into a new segment of the same window.
     let mut relocated = Vec::new();
