@@ -1,4 +1,4 @@
-//! Review finding (MEDIUM; the root cause predates the three new commits, but the snapshot now
+//! Review finding (MEDIUM, fixed: a scan marks a `Removals` record's segment as holding removals; the root cause predates the three new commits, but the snapshot now
 //! makes scan and snapshot opens disagree): a `Removals` record's segment loses its
 //! "highest removal LSN" when the store is reopened by a scan, so when that record's own window
 //! passes, the sweep does not carry the feed's removal log forward again, unlinks the only
@@ -76,7 +76,6 @@ fn scenario(reopen_between_sweeps: bool) -> Result<(), String> {
 }
 
 #[test]
-#[ignore = "review finding: a scan open forgets a Removals segment's removal LSN, so the log is not carried again"]
 fn a_removal_stays_reported_after_its_carried_log_window_is_unlinked_across_a_scan_reopen() {
     // Control: without a reopen between the sweeps the log is carried again.
     scenario(false).unwrap();

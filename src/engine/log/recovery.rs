@@ -471,7 +471,9 @@ fn to_op(
                 forgotten_through: b.forgotten_through,
                 removals: b.removals,
             };
-            return Ok((op, span, false, None));
+            // `removes`, as when it was written: when this record's own window is unlinked, the
+            // sweep must carry the log again.
+            return Ok((op, span, true, None));
         }
         Record::Upsert(..) => return Err(CodecError::Body("an upsert under another kind".into())),
     };
