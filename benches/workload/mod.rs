@@ -255,6 +255,24 @@ pub fn disk_bytes(dir: &Path) -> BenchResult<(u64, u64)> {
     Ok((apparent, allocated))
 }
 
+/// Allocated bytes of the files under `dir` that are caches an engine rebuilds if they are
+/// missing: the log engine's index snapshot (`INDEX`, written at a clean close and removed by
+/// the next open).
+pub fn cache_bytes(dir: &Path) -> BenchResult<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut allocated = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            allocated += cache_bytes(&entry.path())?;
+        } else if entry.file_name() == "INDEX" {
+            allocated += meta.blocks() * 512;
+        }
+    }
+    Ok(allocated)
+}
+
 /// Key helpers shared by the key-value peers (sled, redb, fjall).
 pub mod keys {
     /// `feed` as a fixed-width, order-preserving key prefix, NUL-terminated: the feed key text.
