@@ -1,4 +1,4 @@
-//! Review finding (HIGH): compaction resurrects an expired notification whose first record was
+//! Review finding (HIGH, fixed: replaying an `Expired` record removes whatever version of the notification is indexed): compaction resurrects an expired notification whose first record was
 //! an evicting `Append`. After a reopen by scan, the notification is back, live, with its
 //! original content and expiration.
 //!
@@ -46,7 +46,6 @@ fn note(app: &str, size: usize, expires: jiff::Timestamp) -> NewNotification {
 }
 
 #[test]
-#[ignore = "review finding: compaction keeps an evicting Append but drops its notification's later Replace: expired notification resurrects"]
 fn an_expired_notification_stays_gone_after_compaction_and_a_scan() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at_epoch_2026();

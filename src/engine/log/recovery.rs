@@ -531,9 +531,11 @@ fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scan
         Op::Expired { feed, expired } => {
             let mut f = feed_of(feed).index.write();
             for (id, expiration) in expired {
-                if let Some(slot) = f.slot_of(&id)
-                    && f.entry(slot).expiration == expiration
-                {
+                // Whatever version is indexed goes: every record of this notification has a
+                // lower LSN (a swept notification is never written again), and the version
+                // replayed may be an older one than the sweep counted (compaction keeps an
+                // evicting `Append` but may drop the later, superseded versions).
+                if let Some(slot) = f.slot_of(&id) {
                     f.remove(slot);
                 }
                 f.log_swept(expiration, id);
