@@ -11,9 +11,8 @@
 //! buffer): each file kept a prefix of its records, as the module documentation promises, but
 //! together they are no prefix of the operations, and recovery replays both notifications as
 //! live. A power loss does the same when only the second file's bytes were synced (a segment
-//! roll syncs one file). Open: the fix belongs in the log engine's commit path or recovery
-//! (flush and sync buffers in LSN order, or replay only the longest gap-free LSN prefix), so the
-//! test is ignored until then.
+//! roll synced one file). Fixed: a flush writes every segment's buffer, so the records the OS
+//! holds are always a prefix of the operations, and a roll syncs every written segment.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -42,7 +41,6 @@ fn expiring_in(clock: &ManualClock, app_id: &str, seconds: i64) -> NewNotificati
 }
 
 #[test]
-#[ignore = "open bug: a buffered store's segments flush independently, so a crash can keep a later append and lose an earlier delete in another segment (two live notifications with one appNotificationId)"]
 fn a_process_crash_never_leaves_two_live_notifications_with_one_app_notification_id() {
     let clock = ManualClock::at_epoch_2026();
     let fs = FaultFileSystem::new();

@@ -280,8 +280,10 @@ fn write_batch_inner(
                 segments.append(&mut writer, id, at, &buf, buffer_limit)?;
             }
             // IMPORTANT 3: the old segment is durable before a newer one exists, so a torn tail
-            // can only be in the last segment of a window.
-            segments.sync(&mut writer, segment)?;
+            // can only be in the last segment of a window. Every other written segment is synced
+            // with it, so what a power loss keeps stays a prefix of the operations up to here.
+            let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
+            segments.sync_many(&mut writer, &dirty)?;
             segment = segments.create(&mut writer, rec.window)?;
         }
         let lsn = writer.next_lsn;

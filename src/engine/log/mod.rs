@@ -20,10 +20,13 @@
 //!   `fdatasync`ed, together with its segment's creation (header synced, directory synced).
 //!   Survives power loss.
 //! * [`Durability::Buffered`]: a mutating call returns once its record is in the engine's
-//!   write buffer ([`LogConfig::write_buffer_bytes`] per segment, 64 KiB by default), which is
-//!   written to the OS page cache when it fills, on `sync`, on a read of a buffered record, on
-//!   a sweep of its window and on close. A process crash loses what is still in the buffer; a
-//!   power loss loses what was not synced (each file keeps a prefix of its records).
+//!   write buffer ([`LogConfig::write_buffer_bytes`] per segment, 64 KiB by default). Whenever
+//!   any buffer must reach the OS (it fills, `sync`, a read of a buffered record, a sweep,
+//!   close), every segment's buffer is written, so a process crash keeps exactly the operations
+//!   up to the last such flush (a prefix of the operations) and loses the later ones. A power
+//!   loss loses what was not synced: each file keeps a prefix of its records, and a sync that
+//!   the power loss interrupts may have reached some files and not others, so records of one
+//!   expiration window may survive while earlier records of another are lost.
 //!   [`FeedStore::sync`] makes every earlier mutation durable. With `write_buffer_bytes: 0`
 //!   every call reaches the page cache before it returns and survives a process crash.
 

@@ -290,14 +290,27 @@ impl Segments {
         Ok(())
     }
 
-    /// Writes segment `id`'s buffered bytes to the OS.
+    /// Writes the engine's buffered bytes to the OS: every segment's, not only those of `id`
+    /// (which must have none left afterwards). A process crash then keeps every record written
+    /// before the last flush, whatever its window, and loses only later ones: the records the
+    /// OS holds are always a prefix of the operations (a flush of one segment alone could keep
+    /// an append in one window and lose the earlier delete it depends on in another).
     ///
     /// # Errors
     /// [`StoreError::Io`]; the store must poison.
-    pub fn flush(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
+    pub fn flush(&self, writer: &mut WriterState, _id: u32) -> Result<(), StoreError> {
         self.check_poison()?;
-        let flushed = self.flush_unchecked(writer, id);
-        self.poison_on_error(flushed)
+        let mut buffered: Vec<u32> =
+            writer.segments.iter().filter(|(_, s)| !s.pending.is_empty()).map(|(&other, _)| other).collect();
+        if buffered.is_empty() {
+            return Ok(());
+        }
+        buffered.sort_unstable();
+        for other in buffered {
+            let flushed = self.flush_unchecked(writer, other);
+            self.poison_on_error(flushed)?;
+        }
+        Ok(())
     }
 
     fn flush_unchecked(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
