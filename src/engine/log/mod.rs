@@ -11,7 +11,12 @@
 //!   notification expires in, or to a later one when it shadows a record there; expiring a
 //!   window is unlinking its files. Nothing is copied.
 //! * **Group commit.** Writers queue records; a leader writes the batch and syncs every file it
-//!   touched once ([`Durability::Always`]).
+//!   touched once, the files in parallel ([`Durability::Always`]).
+//! * **Index snapshot.** A clean close writes the index; the next open uses it when every
+//!   segment is byte for byte what it was, and scans every record otherwise
+//!   (`snapshot.rs`).
+//! * **Compaction.** Each sweep copies a few mostly dead sealed segments of windows still to
+//!   come without their superseded records (`compaction.rs`).
 //! * **Poisoning.** A failed write or sync poisons the store: every later mutating call returns
 //!   [`StoreError::Poisoned`] until the store is reopened, which recovers from the files.
 //!
