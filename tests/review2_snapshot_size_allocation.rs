@@ -1,4 +1,4 @@
-//! Review finding (LOW): the open allocates whatever size the `INDEX` file claims before any
+//! Review finding (LOW, fixed): the open allocates whatever size the `INDEX` file claims before any
 //! check, so a damaged snapshot whose size is absurd aborts the process (allocation failure)
 //! instead of being rejected and scanned around, as `LogConfig::index_snapshot` and FORMAT.md
 //! promise ("never a source of truth: an open uses it only if it passes every check below, and
@@ -84,7 +84,6 @@ impl FileSystem for HugeIndex {
 }
 
 #[test]
-#[ignore = "review finding: a snapshot file with an absurd size aborts the open (unbounded allocation) instead of being rejected"]
 fn a_snapshot_with_an_absurd_size_is_rejected_and_the_open_scans() {
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();

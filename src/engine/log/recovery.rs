@@ -203,7 +203,14 @@ pub(crate) fn recover(
         }
         other => other?,
     };
-    if settings.use_snapshot {
+    // A snapshot describes a store that lost nothing: not one whose watermark salvage just
+    // replaced (the report must say so, and the floors come from a scan).
+    if settings.use_snapshot && !report.lost.is_empty() {
+        if fs.list(dir).map_err(|e| io_error("listing", dir, e))?.iter().any(|p| p.ends_with(snapshot::SNAPSHOT_FILE)) {
+            let reason = "salvage lost the watermark, so the segments are scanned".to_owned();
+            report.index_snapshot = IndexSnapshot::Rejected { reason };
+        }
+    } else if settings.use_snapshot {
         match snapshot::load(fs, dir, watermark, settings.removal_log_capacity) {
             Ok(Some(recovered)) => {
                 // The snapshot is read once: from here on the segments change and it would be

@@ -222,8 +222,21 @@ pub(crate) fn load(
         Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
     };
     let size = file.size().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // The header says how long the body is: the file must be exactly that long before anything
+    // is allocated for it (a damaged size must be rejected, not attempted).
+    let mut header = [0; HEADER_LEN];
+    if size < HEADER_LEN as u64 {
+        return Err(format!("{size} bytes, shorter than its header"));
+    }
+    file.read_exact_at(&mut header, 0).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let body_len = u64::from_le_bytes(header[16..24].try_into().map_err(|_| "a short header".to_string())?);
+    if body_len.checked_add(HEADER_LEN as u64) != Some(size) {
+        return Err(format!("{size} bytes where its header says {} + {body_len}", HEADER_LEN));
+    }
     let size = usize::try_from(size).map_err(|_| "larger than memory".to_string())?;
-    let mut bytes = vec![0; size];
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(size).map_err(|_| format!("{size} bytes do not fit in memory"))?;
+    bytes.resize(size, 0);
     file.read_exact_at(&mut bytes, 0).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     drop(file);
     let snapshot = decode(&bytes)?;
