@@ -61,7 +61,7 @@ fn an_expired_notification_stays_gone_after_compaction_and_a_scan() {
     // A shorter expiration; the Replace stays in n's window (10 h).
     store.append(&f, note("n", 800, soon)).unwrap();
     // Fillers in other feeds, same window, so the segment rolls and is mostly dead.
-    let fillers: Vec<FeedKey> = (0..3).map(|i| FeedKey::new(&format!("user{i}/app")).unwrap()).collect();
+    let fillers: Vec<FeedKey> = (0..3).map(|i| FeedKey::new(format!("user{i}/app")).unwrap()).collect();
     for (i, u) in fillers.iter().enumerate() {
         store.append(u, note(&format!("fill{i}"), 800, far)).unwrap();
     }
