@@ -33,7 +33,9 @@ use notifeed::{Clock, Durability, FeedKey, FeedStore, ManualClock, NewNotificati
 const PAGE: usize = 4096;
 
 fn open(fs: &FaultFileSystem, clock: &ManualClock) -> Result<LogStore, StoreError> {
-    let config = LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
+    // No preallocated zeros: the pages' arithmetic below counts on the file ending at its
+    // records.
+    let config = LogConfig { durability: Durability::Buffered, preallocate_bytes: 0, ..LogConfig::default() };
     LogStore::open_with_fs(Path::new("/data"), config, Arc::new(clock.clone()), Arc::new(fs.clone()))
 }
 
@@ -116,4 +118,50 @@ fn a_hole_in_the_synced_prefix_is_still_corruption() {
         Err(e) => panic!("unexpected error: {e}"),
         Ok(store) => panic!("damage to synced records opened as {:?}", store.recovery_report()),
     }
+}
+
+#[test]
+fn a_hole_in_an_unsynced_write_over_preallocated_zeros_is_a_torn_tail() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let expires = clock.now() + SignedDuration::from_mins(30);
+    let f = FeedKey::new("user/app").unwrap();
+    let big = |app: &str| NewNotification::raw("app.example", app, &"x".repeat(8000)).expiring_at(expires);
+    let segment = Path::new("/data/0000000001.seg");
+    let config = LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
+    assert!(config.preallocate_bytes >= 32 << 10, "the unsynced records must fit in the zeros written ahead");
+    let open = |fs: &FaultFileSystem| {
+        LogStore::open_with_fs(Path::new("/data"), config.clone(), Arc::new(clock.clone()), Arc::new(fs.clone()))
+    };
+
+    let store = open(&fs).unwrap();
+    let kept =
+        store.append(&f, NewNotification::visual("app.example", "synced", "title").expiring_at(expires)).unwrap();
+    store.sync().unwrap();
+    let durable = fs.read_all(segment).unwrap();
+    store.append(&f, big("unsynced-1")).unwrap();
+    store.append(&f, big("unsynced-2")).unwrap();
+    fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
+    assert!(store.sync().is_err());
+    let mut image = fs.read_all(segment).unwrap();
+    drop(store);
+    assert_eq!(image.len(), durable.len(), "the records went into zeros written ahead");
+
+    // The records start where the image first differs from the synced bytes; the page holding
+    // the first one's start still has the synced zeros, the rest of the write reached the disk.
+    let start = image.iter().zip(&durable).position(|(a, b)| a != b).unwrap();
+    let hole = start / PAGE * PAGE;
+    assert!(hole + PAGE < start + 8000, "the missing page lies inside the first unsynced record");
+    image[hole..hole + PAGE].copy_from_slice(&durable[hole..hole + PAGE]);
+    let crashed = fs.crash(None);
+    crashed.overwrite(segment, image);
+
+    let store = open(&crashed).unwrap_or_else(|e| panic!("the open refused: {e}"));
+    assert_eq!(store.get(&f, kept.id).unwrap().as_ref(), Some(&kept));
+    assert!(store.get_by_app_id(&f, "unsynced-1").unwrap().is_none());
+    assert!(store.get_by_app_id(&f, "unsynced-2").unwrap().is_none());
+    let torn = &store.recovery_report().torn_tails;
+    assert_eq!(torn.len(), 1, "{:?}", store.recovery_report());
+    assert_eq!(torn[0].offset, start as u64);
+    assert_eq!(torn[0].valid_records_dropped, 1);
 }

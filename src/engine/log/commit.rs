@@ -282,6 +282,8 @@ fn write_batch_inner(
             // IMPORTANT 3: the old segment is durable before a newer one exists, so a torn tail
             // can only be in the last segment of a window. Every other written segment is synced
             // with it, so what a power loss keeps stays a prefix of the operations up to here.
+            // A sealed segment keeps no zeros past its records.
+            let _cut = segments.trim_preallocated(&mut writer, &[segment])?;
             let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
             segments.sync_many(&mut writer, &dirty)?;
             segment = segments.create(&mut writer, rec.window)?;

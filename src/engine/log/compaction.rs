@@ -144,41 +144,50 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
 
     // 2. Copy into a new segment of the same window.
     let mut relocated = Vec::new();
-    let new_id = {
+    let (new_id, old_size, new_size) = {
         let mut writer = segments.writer.lock();
         segments.check_poison()?;
         let Some(old) = writer.segments.get(&id).cloned() else { return Ok(()) };
-        if let Some(&active) = writer.active.get(&window) {
-            // IMPORTANT 13: the window's active segment is durable before a newer segment of the
-            // window exists, so a torn tail stays in a window's last segment.
-            segments.sync(&mut writer, active)?;
-        }
-        let new_id = segments.create(&mut writer, window)?;
-        let new_key = segments.frame_key(new_id).ok_or_else(|| StoreError::Backend {
-            engine: "log",
-            detail: format!("segment {new_id} vanished as it was created"),
-        })?;
-        let mut buf = Vec::with_capacity(copied as usize);
-        let start = SEGMENT_HEADER_LEN as u64;
-        for k in &kept {
-            let at = start + buf.len() as u64;
-            buf.extend_from_slice(&bytes[k.offset..k.offset + k.len]);
-            let copy = buf.len() - k.len;
-            // Nothing of the new segment but its header is durable before this write.
-            record::seal_frame(&mut buf[copy..], new_key, k.kind, k.lsn, at - start);
-            if let Some((feed, nid)) = &k.live {
-                relocated.push((feed.clone(), *nid, k.offset as u32, at as u32));
+        if kept.is_empty() {
+            // Nothing to copy: the original only has to go.
+            (0, old.allocated, 0)
+        } else {
+            if let Some(&active) = writer.active.get(&window) {
+                // IMPORTANT 13: the window's active segment is durable, and holds no zeros past its
+                // records, before a newer segment of the window exists, so a torn tail (or
+                // preallocated space) stays in a window's last segment.
+                stats.bytes_reclaimed += segments.trim_preallocated(&mut writer, &[active])?;
+                segments.sync(&mut writer, active)?;
             }
+            let new_id = segments.create(&mut writer, window)?;
+            let new_key = segments.frame_key(new_id).ok_or_else(|| StoreError::Backend {
+                engine: "log",
+                detail: format!("segment {new_id} vanished as it was created"),
+            })?;
+            let mut buf = Vec::with_capacity(copied as usize);
+            let start = SEGMENT_HEADER_LEN as u64;
+            for k in &kept {
+                let at = start + buf.len() as u64;
+                buf.extend_from_slice(&bytes[k.offset..k.offset + k.len]);
+                let copy = buf.len() - k.len;
+                // Nothing of the new segment but its header is durable before this write.
+                record::seal_frame(&mut buf[copy..], new_key, k.kind, k.lsn, at - start);
+                if let Some((feed, nid)) = &k.live {
+                    relocated.push((feed.clone(), *nid, k.offset as u32, at as u32));
+                }
+            }
+            segments.append(&mut writer, new_id, start, &buf, 0)?;
+            // IMPORTANT 14: the copies are durable before the index points at them and before the
+            // original is unlinked.
+            segments.sync(&mut writer, new_id)?;
+            let mut new_size = 0;
+            if let Some(s) = writer.segments.get_mut(&new_id) {
+                s.max_removal_lsn = old.max_removal_lsn;
+                s.max_expiration = old.max_expiration;
+                new_size = s.allocated;
+            }
+            (new_id, old.allocated, new_size)
         }
-        segments.append(&mut writer, new_id, start, &buf, 0)?;
-        // IMPORTANT 14: the copies are durable before the index points at them and before the
-        // original is unlinked.
-        segments.sync(&mut writer, new_id)?;
-        if let Some(s) = writer.segments.get_mut(&new_id) {
-            s.max_removal_lsn = old.max_removal_lsn;
-            s.max_expiration = old.max_expiration;
-        }
-        new_id
     };
 
     // 3. Point the index at the copies (feed locks before the writer's lock, never under it).
@@ -214,7 +223,11 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
     segments.poison_on_error(fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e)))?;
     stats.files_removed += 1;
     stats.bytes_rewritten += copied;
-    stats.bytes_reclaimed += len - (SEGMENT_HEADER_LEN as u64 + copied);
+    // The file's sizes (the new one has zeros written ahead of its records, as the window's
+    // active segment).
+    // Both are the files' sizes; the new one may be the larger (zeros written ahead of its
+    // records, as the window's active segment) until a later trim, which counts its own cut.
+    stats.bytes_reclaimed = (stats.bytes_reclaimed + old_size).saturating_sub(new_size);
     Ok(())
 }
 

@@ -304,6 +304,7 @@ pub(crate) fn recover(
         // index tells once replay is done).
         let mut pinned = 0u64;
         let mut end = bytes.len();
+        let mut file_len = bytes.len();
         while offset < end {
             let failure = match record::decode_frame(&bytes[offset..end], seg64) {
                 Ok(frame) => match to_op(&frame, (id, offset as u32, frame.len() as u32), &mut feeds, &mut groups) {
@@ -329,12 +330,19 @@ pub(crate) fn recover(
                 },
                 Err(e) => e.to_string(),
             };
+            if is_last && bytes[offset..end].iter().all(|&b| b == 0) {
+                // Zeros written ahead of the records (preallocation): no record was ever there,
+                // or none that a sync had covered. Kept as the file's preallocated space.
+                end = offset;
+                break;
+            }
             let next = next_valid_frame(&bytes[..end], offset + 1, seg64);
             let hole = next.and_then(|from| unsynced_hole(&bytes[..end], offset, from, seg64));
             if is_last && (next.is_none() || hole.is_some()) {
                 // IMPORTANT 6: cut the torn tail and make the cut durable before anything is
                 // appended after it.
                 file.set_len(offset as u64).map_err(|e| io_error("truncating", &path, e))?;
+                file_len = offset;
                 file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
                 report.torn_tails.push(TornTail {
                     segment: path.display().to_string(),
@@ -370,6 +378,7 @@ pub(crate) fn recover(
                 window,
                 salt,
                 len: end as u64,
+                allocated: file_len as u64,
                 // Recovery syncs what it keeps (below).
                 synced_len: end as u64,
                 max_removal_lsn,

@@ -32,6 +32,51 @@ pub(crate) fn parse_segment_file_name(path: &Path) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// Writes `buf` at `at` of segment `s`'s file; when that reaches past the zeros written ahead,
+/// extends the file with zeros (up to `ahead` bytes past the records, never past `max`) in the
+/// same write, and records the new size in `s.allocated`.
+fn write_preallocating(
+    file: &dyn FsFile,
+    s: &mut SegmentState,
+    buf: &[u8],
+    at: u64,
+    (max, ahead): (u64, u64),
+) -> std::io::Result<()> {
+    let end = at + buf.len() as u64;
+    if end <= s.allocated || ahead == 0 {
+        file.write_all_at(buf, at)?;
+        s.allocated = s.allocated.max(end);
+        return Ok(());
+    }
+    let target = (end + ahead).min(max).max(end);
+    let mut extended = Vec::with_capacity((target - at) as usize);
+    extended.extend_from_slice(buf);
+    extended.resize((target - at) as usize, 0);
+    file.write_all_at(&extended, at)?;
+    s.allocated = target;
+    Ok(())
+}
+
+/// Cuts the zeros written ahead of segment `id`'s records and syncs the new size, so the file
+/// holds exactly its records (at a roll, a sweep and a clean close).
+///
+/// # Errors
+/// The OS error.
+fn trim(file: &dyn FsFile, s: &mut SegmentState) -> std::io::Result<()> {
+    if s.allocated <= s.len {
+        return Ok(());
+    }
+    file.set_len(s.len)?;
+    file.sync_data()?;
+    s.allocated = s.len;
+    if s.pending.is_empty() {
+        // The sync covered every record written to the file.
+        s.dirty = false;
+        s.synced_len = s.len;
+    }
+    Ok(())
+}
+
 pub(crate) fn io_error(operation: &'static str, path: &Path, source: std::io::Error) -> StoreError {
     StoreError::Io { operation, path: path.display().to_string(), source }
 }
@@ -43,8 +88,11 @@ pub(crate) struct SegmentState {
     pub window: i64,
     /// The random salt its frames' checksums are keyed with.
     pub salt: u64,
-    /// Bytes written (header included).
+    /// Bytes written (header included): where the next record goes.
     pub len: u64,
+    /// The file's size: `len` plus zeros written ahead of the records (preallocation), so that
+    /// syncing a record into them does not change the file's size and commits no metadata.
+    pub allocated: u64,
     /// Bytes known durable: the length at its last successful sync (at least the header). Each
     /// frame records how far before it this ended (FORMAT.md, "unsynced distance").
     pub synced_len: u64,
@@ -100,11 +148,21 @@ pub(crate) struct Segments {
     pub writer: Mutex<WriterState>,
     /// Set by the first failed write or sync; from then on nothing touches the files.
     pub poisoned: AtomicBool,
+    /// Segments roll at this size: zeros are never written past it.
+    max_segment_bytes: u64,
+    /// How far ahead of its records a segment's file is extended with zeros (0: never).
+    preallocate_bytes: u64,
 }
 
 impl Segments {
     /// Segments restored by recovery.
-    pub fn new(dir: &Path, fs: Arc<dyn FileSystem>, max_open_files: usize, writer: WriterState) -> Self {
+    pub fn new(
+        dir: &Path,
+        fs: Arc<dyn FileSystem>,
+        max_open_files: usize,
+        (max_segment_bytes, preallocate_bytes): (u64, u64),
+        writer: WriterState,
+    ) -> Self {
         let shared = writer.segments.iter().map(|(&id, s)| (id, (s.window, s.salt, AtomicU64::new(s.len)))).collect();
         Self {
             dir: dir.to_path_buf(),
@@ -113,6 +171,8 @@ impl Segments {
             descriptors: Mutex::new(Descriptors { capacity: max_open_files.max(1), tick: 0, open: HashMap::new() }),
             writer: Mutex::new(writer),
             poisoned: AtomicBool::new(false),
+            max_segment_bytes,
+            preallocate_bytes,
         }
     }
 
@@ -219,6 +279,7 @@ impl Segments {
                 window,
                 salt,
                 len: SEGMENT_HEADER_LEN as u64,
+                allocated: SEGMENT_HEADER_LEN as u64,
                 synced_len: SEGMENT_HEADER_LEN as u64,
                 max_removal_lsn: 0,
                 max_expiration: i64::MIN,
@@ -270,11 +331,14 @@ impl Segments {
         buf: &[u8],
         buffer_limit: usize,
     ) -> Result<(), StoreError> {
+        let max = self.max_segment_bytes;
         let Some(s) = writer.segments.get_mut(&id) else { return Ok(()) };
+
         s.dirty = true;
         if buffer_limit == 0 && s.pending.is_empty() {
             let file = self.file(id)?;
-            file.write_all_at(buf, at).map_err(|e| io_error("writing", &self.path(id), e))?;
+            write_preallocating(&*file, s, buf, at, (max, self.preallocate_bytes))
+                .map_err(|e| io_error("writing", &self.path(id), e))?;
             s.len = at + buf.len() as u64;
             self.publish(id, s.len);
             return Ok(());
@@ -320,7 +384,10 @@ impl Segments {
         }
         let file = self.file(id)?;
         let at = s.len - s.pending.len() as u64;
-        file.write_all_at(&s.pending, at).map_err(|e| io_error("writing", &self.path(id), e))?;
+        let pending = std::mem::take(&mut s.pending);
+        let written = write_preallocating(&*file, s, &pending, at, (self.max_segment_bytes, self.preallocate_bytes));
+        s.pending = pending;
+        written.map_err(|e| io_error("writing", &self.path(id), e))?;
         // Keep the buffer's memory for the next records (freed when the segment is synced).
         s.pending.clear();
         self.publish(id, s.len);
@@ -399,6 +466,32 @@ impl Segments {
         Ok(())
     }
 
+    /// Cuts the zeros written ahead of the records of every segment of `ids` (flushing the
+    /// engine's buffers first), so each file holds exactly its records. Returns the bytes cut.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; the store is poisoned.
+    pub fn trim_preallocated(&self, writer: &mut WriterState, ids: &[u32]) -> Result<u64, StoreError> {
+        self.check_poison()?;
+        let mut cut = 0;
+        if let Some(&first) = ids.first() {
+            self.flush(writer, first)?;
+        }
+        for &id in ids {
+            let needs = writer.segments.get(&id).is_some_and(|s| s.allocated > s.len);
+            if !needs {
+                continue;
+            }
+            let file = self.poison_on_error(self.file(id))?;
+            let Some(s) = writer.segments.get_mut(&id) else { continue };
+            let before = s.allocated;
+            let trimmed = trim(&*file, s).map_err(|e| io_error("truncating", &self.path(id), e));
+            self.poison_on_error(trimmed)?;
+            cut += before - s.allocated;
+        }
+        Ok(cut)
+    }
+
     fn publish(&self, id: u32, len: u64) {
         if let Some((_, _, flushed)) = self.shared.read().get(&id) {
             flushed.store(len, Ordering::Release);
@@ -447,7 +540,7 @@ mod tests {
             segments: HashMap::new(),
             watermark: Watermark::default(),
         };
-        Segments::new(dir, Arc::new(fs), max_open, writer)
+        Segments::new(dir, Arc::new(fs), max_open, (64 << 20, 64 << 10), writer)
     }
 
     #[test]

@@ -318,6 +318,7 @@ fn build(snapshot: Snapshot, watermark: Watermark, removal_log_capacity: usize) 
                 window: s.window,
                 salt: s.salt,
                 len: s.len,
+                allocated: s.len,
                 synced_len: s.len,
                 max_removal_lsn: s.max_removal_lsn,
                 max_expiration: s.max_expiration,

@@ -123,7 +123,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         writer.watermark = next;
         for id in &victims {
             let path = store.segments.path(*id);
-            stats.bytes_reclaimed += writer.segments.get(id).map_or(0, |s| s.len);
+            stats.bytes_reclaimed += writer.segments.get(id).map_or(0, |s| s.allocated);
             fs.remove_file(&path).map_err(|e| poison(io_error("removing", &path, e)))?;
             store.segments.forget(&mut writer, *id);
             stats.files_removed += 1;
@@ -131,6 +131,9 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         // IMPORTANT 10: the unlinks are durable before the sweep reports them.
         fs.sync_dir(dir).map_err(|e| poison(io_error("syncing", dir, e)))?;
     }
+    // The zeros written ahead of the records go back too (the next record writes more).
+    let ids: Vec<u32> = writer.segments.keys().copied().collect();
+    stats.bytes_reclaimed += store.segments.trim_preallocated(&mut writer, &ids)?;
     drop(writer);
 
     // 4. Compact the deadest sealed segments of windows still to come, within the budget.

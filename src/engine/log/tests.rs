@@ -164,8 +164,9 @@ fn reads_report_corruption_instead_of_returning_a_bad_record() {
     let n = store.append(&f, note("a", at(&clock, 30))).unwrap();
     let path = segment_paths(&fs).pop().unwrap();
     let mut image = fs.read_all(&path).unwrap();
-    let last = image.len() - 3;
-    image[last] ^= 1;
+    // Inside the record (the file goes on with zeros written ahead of it).
+    let inside = super::record::SEGMENT_HEADER_LEN + 30;
+    image[inside] ^= 1;
     fs.overwrite(&path, image);
     assert!(matches!(store.get(&f, n.id), Err(StoreError::Corruption { .. })));
     assert!(matches!(store.get_by_app_id(&f, "a"), Err(StoreError::Corruption { .. })));

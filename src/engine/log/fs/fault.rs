@@ -78,8 +78,9 @@ impl FaultFileSystem {
 
     /// The file system found after a power loss now: only durable directory entries, each file
     /// holding its durable bytes plus, when `torn_tail_bytes` is set, up to that many bytes of
-    /// its unsynced appended tail. Locks are released. The returned value shares nothing with
-    /// `self`.
+    /// its unsynced writes, counted from the first byte where they differ from the durable
+    /// content (an append past the durable end, or an overwrite of preallocated zeros). Locks
+    /// are released. The returned value shares nothing with `self`.
     pub fn crash(&self, torn_tail_bytes: Option<usize>) -> FaultFileSystem {
         let s = self.state.lock();
         let mut files = Vec::new();
@@ -87,12 +88,17 @@ impl FaultFileSystem {
         for (path, &id) in &s.durable_names {
             let f = &s.files[id];
             let mut bytes = f.durable.clone();
-            if let Some(extra) = torn_tail_bytes
-                && f.live.len() > bytes.len()
-                && f.live.starts_with(&bytes)
-            {
-                let end = (bytes.len() + extra).min(f.live.len());
-                bytes.extend_from_slice(&f.live[f.durable.len()..end]);
+            if let Some(extra) = torn_tail_bytes {
+                let common = f.live.len().min(bytes.len());
+                let first = f.live.iter().zip(&bytes).position(|(a, b)| a != b).unwrap_or(common);
+                let first = if first == common && f.live.len() <= bytes.len() { f.live.len() } else { first };
+                let end = (first + extra).min(f.live.len());
+                if end > first {
+                    if bytes.len() < end {
+                        bytes.resize(end, 0);
+                    }
+                    bytes[first..end].copy_from_slice(&f.live[first..end]);
+                }
             }
             names.insert(path.clone(), files.len());
             files.push(MemFile { live: bytes.clone(), durable: bytes });
