@@ -5,14 +5,17 @@
 //! test sees whether they overlapped without timing anything.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod forwarding_fs;
+
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use forwarding_fs::{ForwardingFs, Hooks};
 use jiff::SignedDuration;
-use notifeed::engine::log::fs::{FileSystem, FsFile, FsLock, StdFileSystem};
+use notifeed::engine::log::fs::{FsFile, StdFileSystem};
 use notifeed::engine::log::{LogConfig, LogStore};
 use notifeed::{Clock, Durability, FeedKey, FeedStore, ManualClock, NewNotification};
 use parking_lot::{Condvar, Mutex};
@@ -32,75 +35,22 @@ struct Watch {
     changed: Condvar,
 }
 
-#[derive(Debug)]
-struct CountingFs {
-    inner: StdFileSystem,
-    watch: Arc<Watch>,
-}
-
-#[derive(Debug)]
-struct CountingFile {
-    inner: Arc<dyn FsFile>,
-    path: PathBuf,
-    watch: Arc<Watch>,
-}
-
-impl FsFile for CountingFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        let mut s = self.watch.syncs.lock();
+impl Hooks for Watch {
+    fn sync_data(&self, path: &Path, file: &dyn FsFile) -> io::Result<()> {
+        let mut s = self.syncs.lock();
         s.in_flight += 1;
         s.most_at_once = s.most_at_once.max(s.in_flight);
-        *s.per_file.entry(self.path.clone()).or_default() += 1;
-        self.watch.changed.notify_all();
-        if s.armed && self.path.extension().is_some_and(|e| e == "seg") {
+        *s.per_file.entry(path.to_path_buf()).or_default() += 1;
+        self.changed.notify_all();
+        if s.armed && path.extension().is_some_and(|e| e == "seg") {
             // Wait for company until two syncs have overlapped once: a second sync in flight
             // proves they run at the same time. The limit only bounds a failing run.
-            let _ = self.watch.changed.wait_while_for(
-                &mut s,
-                |s| s.in_flight < 2 && s.most_at_once < 2,
-                Duration::from_secs(10),
-            );
+            let _ =
+                self.changed.wait_while_for(&mut s, |s| s.in_flight < 2 && s.most_at_once < 2, Duration::from_secs(10));
         }
         s.in_flight -= 1;
         drop(s);
-        self.inner.sync_data()
-    }
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-}
-
-impl FileSystem for CountingFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FsFile>> {
-        let inner = self.inner.open(path, create)?;
-        Ok(Arc::new(CountingFile { inner, path: path.to_path_buf(), watch: Arc::clone(&self.watch) }))
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        self.inner.list(dir)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>> {
-        self.inner.try_lock(path)
+        file.sync_data()
     }
 }
 
@@ -116,7 +66,7 @@ fn a_batch_over_three_windows_syncs_each_segment_once_and_at_the_same_time() {
     };
     let f = FeedKey::new("user/app").unwrap();
     let watch = Arc::new(Watch::default());
-    let fs = Arc::new(CountingFs { inner: StdFileSystem, watch: Arc::clone(&watch) });
+    let fs = Arc::new(ForwardingFs::new(Arc::new(StdFileSystem), Arc::clone(&watch)));
     let store = LogStore::open_with_fs(dir.path(), config.clone(), Arc::new(clock.clone()), fs).unwrap();
     let mut written = Vec::new();
     for hours in [2, 5, 9] {

@@ -18,18 +18,21 @@
 //! the segments' total size can plausibly index.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod forwarding_fs;
+
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use forwarding_fs::{ForwardingFs, Hooks};
 use jiff::SignedDuration;
-use notifeed::engine::log::fs::{FaultFileSystem, FileSystem, FsFile, FsLock};
+use notifeed::engine::log::fs::{FaultFileSystem, FsFile};
 use notifeed::engine::log::{IndexSnapshot, LogConfig, LogStore};
 use notifeed::{Clock, FeedKey, FeedStore, ManualClock, NewNotification};
 
 /// The fault file system, except that `INDEX` claims to be 2^62 bytes long and cannot be read.
 #[derive(Debug)]
-struct HugeIndex(FaultFileSystem);
+struct HugeIndex;
 
 #[derive(Debug)]
 struct HugeFile(Arc<dyn FsFile>);
@@ -52,34 +55,12 @@ impl FsFile for HugeFile {
     }
 }
 
-impl FileSystem for HugeIndex {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.0.create_dir_all(dir)
-    }
-    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FsFile>> {
-        let file = self.0.open(path, create)?;
+impl Hooks for HugeIndex {
+    fn opened(&self, path: &Path, file: Arc<dyn FsFile>) -> io::Result<Arc<dyn FsFile>> {
         if path.file_name().is_some_and(|n| n == "INDEX") {
             return Ok(Arc::new(HugeFile(file)));
         }
         Ok(file)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        self.0.list(dir)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.0.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.0.rename(from, to)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.0.sync_dir(dir)
-    }
-    fn concurrent_syncs(&self) -> bool {
-        false
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>> {
-        self.0.try_lock(path)
     }
 }
 
@@ -96,8 +77,13 @@ fn a_snapshot_with_an_absurd_size_is_rejected_and_the_open_scans() {
     store.close().unwrap();
     assert!(fs.read_all(&dir.join("INDEX")).is_some());
 
-    let store =
-        LogStore::open_with_fs(dir, LogConfig::default(), Arc::new(clock.clone()), Arc::new(HugeIndex(fs))).unwrap();
+    let store = LogStore::open_with_fs(
+        dir,
+        LogConfig::default(),
+        Arc::new(clock.clone()),
+        Arc::new(ForwardingFs::new(Arc::new(fs), Arc::new(HugeIndex))),
+    )
+    .unwrap();
     assert!(matches!(store.recovery_report().index_snapshot, IndexSnapshot::Rejected { .. }));
     assert_eq!(store.get(&f, n.id).unwrap().map(|got| got.id), Some(n.id));
 }
