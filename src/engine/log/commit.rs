@@ -177,10 +177,15 @@ impl<Q, R> GroupCommit<Q, R> {
                 && let Some(run) = execute.take()
             {
                 // Our batch is the open one: batches finish in order and none is running.
+                st.leader = true;
+                // Give the CPU once to writers that are about to queue (those the last batch
+                // woke up): they join this batch instead of waiting for the next sync.
+                drop(st);
+                std::thread::yield_now();
+                st = self.state.lock();
                 let requests = std::mem::take(&mut st.queue);
                 let count = requests.len();
                 st.open_batch += 1;
-                st.leader = true;
                 drop(st);
                 let outcome = run(requests);
                 st = self.state.lock();
