@@ -16,66 +16,45 @@
 //! acknowledged).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod forwarding_fs;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use forwarding_fs::{ForwardingFs, Hooks};
 use jiff::SignedDuration;
-use notifeed::engine::log::fs::{FaultFileSystem, FileSystem, FsFile, FsLock};
+use notifeed::engine::log::fs::{FaultFileSystem, FileSystem};
 use notifeed::engine::log::{LogConfig, LogStore};
 use notifeed::{Clock, FeedKey, FeedStore, ManualClock, NewNotification};
 
 /// Records every directory sync.
-#[derive(Debug, Clone, Default)]
-struct RecordingFs {
-    inner: FaultFileSystem,
-    synced_dirs: Arc<Mutex<Vec<PathBuf>>>,
+#[derive(Debug, Default)]
+struct RecordingDirSyncs {
+    synced_dirs: Mutex<Vec<PathBuf>>,
 }
 
-impl FileSystem for RecordingFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-
-    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FsFile>> {
-        self.inner.open(path, create)
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        self.inner.list(dir)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+impl Hooks for RecordingDirSyncs {
+    fn sync_dir(&self, dir: &Path, fs: &dyn FileSystem) -> io::Result<()> {
         self.synced_dirs.lock().unwrap().push(dir.to_path_buf());
-        self.inner.sync_dir(dir)
-    }
-
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>> {
-        self.inner.try_lock(path)
+        fs.sync_dir(dir)
     }
 }
 
 #[test]
 fn a_data_directory_created_by_open_is_durable_before_a_write_is_acknowledged() {
-    let fs = RecordingFs::default();
+    let fault = FaultFileSystem::new();
+    let recording = Arc::new(RecordingDirSyncs::default());
+    let fs = Arc::new(ForwardingFs::new(Arc::new(fault.clone()), Arc::clone(&recording)));
     // "/srv" exists; "/srv/notifeed" is created by the open.
-    fs.inner.create_dir_all(Path::new("/srv")).unwrap();
+    fault.create_dir_all(Path::new("/srv")).unwrap();
     let clock = ManualClock::at_epoch_2026();
     let dir = Path::new("/srv/notifeed");
-    let store =
-        LogStore::open_with_fs(dir, LogConfig::default(), Arc::new(clock.clone()), Arc::new(fs.clone())).unwrap();
+    let store = LogStore::open_with_fs(dir, LogConfig::default(), Arc::new(clock.clone()), fs).unwrap();
     let f = FeedKey::new("user/app").unwrap();
     let expires = clock.now() + SignedDuration::from_mins(30);
     store.append(&f, NewNotification::visual("app.example", "a", "title").expiring_at(expires)).unwrap();
-    let synced = fs.synced_dirs.lock().unwrap().clone();
+    let synced = recording.synced_dirs.lock().unwrap().clone();
     assert!(
         synced.iter().any(|d| d == Path::new("/srv")),
         "an acknowledged durable write lives in a directory whose own entry was never synced; synced: {synced:?}"

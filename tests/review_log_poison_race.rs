@@ -28,12 +28,15 @@
 //! every later batch learns the failure and nothing touches the files again until reopen.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod forwarding_fs;
+
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 
+use forwarding_fs::{ForwardingFs, Hooks};
 use jiff::SignedDuration;
-use notifeed::engine::log::fs::{FaultFileSystem, FileSystem, FsFile, FsLock};
+use notifeed::engine::log::fs::{FaultFileSystem, FsFile};
 use notifeed::engine::log::{LogConfig, LogStore};
 use notifeed::{Clock, FeedKey, FeedStore, ManualClock, NewNotification, StoreError};
 
@@ -47,43 +50,29 @@ struct GateState {
     writes_after_failure: u64,
 }
 
-/// A file system that blocks (then fails) the first `sync_data` after it is armed, and counts
-/// what reaches the files after that failure.
-#[derive(Debug, Clone, Default)]
-struct GatedFs {
-    inner: FaultFileSystem,
-    gate: Arc<(Mutex<GateState>, Condvar)>,
-}
+/// Blocks (then fails) the first `sync_data` after it is armed, and counts what reaches the
+/// files after that failure.
+#[derive(Debug, Default)]
+struct Gate(Mutex<GateState>, Condvar);
 
-#[derive(Debug)]
-struct GatedFile {
-    inner: Arc<dyn FsFile>,
-    gate: Arc<(Mutex<GateState>, Condvar)>,
-}
-
-impl FsFile for GatedFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+impl Hooks for Gate {
+    fn write_all_at(&self, _path: &Path, file: &dyn FsFile, buf: &[u8], offset: u64) -> io::Result<()> {
         {
-            let mut s = self.gate.0.lock().unwrap();
+            let mut s = self.0.lock().unwrap();
             if s.failed {
                 s.writes_after_failure += 1;
             }
         }
-        self.inner.write_all_at(buf, offset)
+        file.write_all_at(buf, offset)
     }
 
-    fn sync_data(&self) -> io::Result<()> {
-        let (lock, cv) = &*self.gate;
-        let mut s = lock.lock().unwrap();
+    fn sync_data(&self, _path: &Path, file: &dyn FsFile) -> io::Result<()> {
+        let mut s = self.0.lock().unwrap();
         if s.armed && !s.trapped {
             s.trapped = true;
-            cv.notify_all();
+            self.1.notify_all();
             while !s.released {
-                s = cv.wait(s).unwrap();
+                s = self.1.wait(s).unwrap();
             }
             s.failed = true;
             return Err(io::Error::other("injected: fdatasync failed (EIO)"));
@@ -92,46 +81,7 @@ impl FsFile for GatedFile {
             s.syncs_after_failure += 1;
         }
         drop(s);
-        self.inner.sync_data()
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-}
-
-impl FileSystem for GatedFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-
-    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FsFile>> {
-        let inner = self.inner.open(path, create)?;
-        Ok(Arc::new(GatedFile { inner, gate: Arc::clone(&self.gate) }))
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        self.inner.list(dir)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>> {
-        self.inner.try_lock(path)
+        file.sync_data()
     }
 }
 
@@ -144,12 +94,12 @@ fn is_sleeping(task: &Path) -> bool {
 
 #[test]
 fn a_writer_queued_behind_a_failed_fsync_is_not_acknowledged_and_the_sync_is_not_retried() {
-    let fs = GatedFs::default();
+    let gate = Arc::new(Gate::default());
+    let fs = Arc::new(ForwardingFs::new(Arc::new(FaultFileSystem::new()), Arc::clone(&gate)));
     let clock = ManualClock::at_epoch_2026();
     let expires = clock.now() + SignedDuration::from_mins(30);
     let store = Arc::new(
-        LogStore::open_with_fs(Path::new("/data"), LogConfig::default(), Arc::new(clock.clone()), Arc::new(fs.clone()))
-            .unwrap(),
+        LogStore::open_with_fs(Path::new("/data"), LogConfig::default(), Arc::new(clock.clone()), fs).unwrap(),
     );
     let a = FeedKey::new("user-a/app").unwrap();
     let b = FeedKey::new("user-b/app").unwrap();
@@ -158,7 +108,7 @@ fn a_writer_queued_behind_a_failed_fsync_is_not_acknowledged_and_the_sync_is_not
     store.append(&a, note("a0")).unwrap();
     store.append(&b, note("b0")).unwrap();
 
-    fs.gate.0.lock().unwrap().armed = true;
+    gate.0.lock().unwrap().armed = true;
     let leader = {
         let store = Arc::clone(&store);
         let a = a.clone();
@@ -167,7 +117,7 @@ fn a_writer_queued_behind_a_failed_fsync_is_not_acknowledged_and_the_sync_is_not
     };
     // Wait until the leader is inside the (to be failed) fdatasync of its batch.
     {
-        let (lock, cv) = &*fs.gate;
+        let Gate(lock, cv) = &*gate;
         let mut s = lock.lock().unwrap();
         while !s.trapped {
             s = cv.wait(s).unwrap();
@@ -191,14 +141,14 @@ fn a_writer_queued_behind_a_failed_fsync_is_not_acknowledged_and_the_sync_is_not
         std::thread::yield_now();
     }
     {
-        let (lock, cv) = &*fs.gate;
+        let Gate(lock, cv) = &*gate;
         lock.lock().unwrap().released = true;
         cv.notify_all();
     }
     let led = leader.join().unwrap();
     assert!(matches!(led, Err(StoreError::Io { .. })), "the failed batch's writer learns the failure: {led:?}");
     let queued = follower.join().unwrap();
-    let s = fs.gate.0.lock().unwrap();
+    let s = gate.0.lock().unwrap();
     assert_eq!(
         (s.syncs_after_failure, s.writes_after_failure),
         (0, 0),

@@ -16,105 +16,59 @@
 //! file for its scan.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod forwarding_fs;
+
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use forwarding_fs::{ForwardingFs, Hooks};
 use jiff::SignedDuration;
-use notifeed::engine::log::fs::{FaultFileSystem, FileSystem, FsFile, FsLock};
-use notifeed::engine::log::{LogConfig, LogStore};
+use notifeed::engine::log::fs::{FaultFileSystem, FsFile};
+use notifeed::engine::log::{IndexSnapshot, LogConfig, LogStore};
 use notifeed::{Clock, FeedKey, FeedStore, ManualClock, NewNotification};
 
+/// Counts the file handles alive at once.
 #[derive(Debug, Default)]
 struct Counts {
     open: AtomicUsize,
     peak: Mutex<usize>,
 }
 
-/// Counts the file handles alive at once.
-#[derive(Debug, Clone, Default)]
-struct CountingFs {
-    inner: FaultFileSystem,
-    counts: Arc<Counts>,
-}
-
-#[derive(Debug)]
-struct CountedFile {
-    inner: Arc<dyn FsFile>,
-    counts: Arc<Counts>,
-}
-
-impl Drop for CountedFile {
-    fn drop(&mut self) {
-        self.counts.open.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl FsFile for CountedFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.inner.sync_data()
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-}
-
-impl FileSystem for CountingFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-
-    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FsFile>> {
-        let inner = self.inner.open(path, create)?;
-        let now = self.counts.open.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut peak = self.counts.peak.lock().unwrap();
+impl Hooks for Counts {
+    fn opened(&self, _path: &Path, file: Arc<dyn FsFile>) -> io::Result<Arc<dyn FsFile>> {
+        let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut peak = self.peak.lock().unwrap();
         *peak = (*peak).max(now);
-        Ok(Arc::new(CountedFile { inner, counts: Arc::clone(&self.counts) }))
+        Ok(file)
     }
 
-    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        self.inner.list(dir)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>> {
-        self.inner.try_lock(path)
+    fn closed(&self, _path: &Path) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 #[test]
 fn reopening_a_store_with_many_windows_keeps_descriptors_bounded() {
+    // Both ways an open can rebuild the index: a scan of every record, and the index snapshot
+    // a clean close wrote (which checksums every segment).
+    for index_snapshot in [false, true] {
+        reopen_keeps_descriptors_bounded(index_snapshot);
+    }
+}
+
+fn reopen_keeps_descriptors_bounded(index_snapshot: bool) {
     const WINDOWS: i64 = 200;
     const MAX_OPEN: usize = 8;
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();
-    let config =
-        || LogConfig { window: SignedDuration::from_secs(1), max_open_files: MAX_OPEN, ..LogConfig::default() };
+    let config = || LogConfig {
+        window: SignedDuration::from_secs(1),
+        max_open_files: MAX_OPEN,
+        index_snapshot,
+        ..LogConfig::default()
+    };
     let f = FeedKey::new("user/app").unwrap();
     {
         let store = LogStore::open_with_fs(Path::new("/data"), config(), Arc::new(clock.clone()), Arc::new(fs.clone()))
@@ -125,15 +79,15 @@ fn reopening_a_store_with_many_windows_keeps_descriptors_bounded() {
         }
         assert!(store.open_descriptors() <= MAX_OPEN);
     }
-    let counting = CountingFs { inner: fs, counts: Arc::default() };
-    let store =
-        LogStore::open_with_fs(Path::new("/data"), config(), Arc::new(clock.clone()), Arc::new(counting.clone()))
-            .unwrap();
+    let counts = Arc::new(Counts::default());
+    let counting = Arc::new(ForwardingFs::new(Arc::new(fs), Arc::clone(&counts)));
+    let store = LogStore::open_with_fs(Path::new("/data"), config(), Arc::new(clock.clone()), counting).unwrap();
+    assert_eq!(store.recovery_report().index_snapshot == IndexSnapshot::Loaded, index_snapshot);
     assert_eq!(store.count(&f).unwrap().total, WINDOWS as u64);
-    let peak = *counting.counts.peak.lock().unwrap();
+    let peak = *counts.peak.lock().unwrap();
     assert!(
         peak <= MAX_OPEN + 2,
         "{peak} files open at once during recovery of {WINDOWS} segments (max_open_files {MAX_OPEN}, plus the lock \
-         and the watermark)"
+         and the watermark; snapshot {index_snapshot})"
     );
 }

@@ -17,6 +17,14 @@ pub trait Hooks: Send + Sync + Debug + 'static {
         Ok(file)
     }
 
+    /// The last handle of a file opened at `path` was dropped.
+    fn closed(&self, _path: &Path) {}
+
+    /// `write_all_at` of the file at `path`.
+    fn write_all_at(&self, _path: &Path, file: &dyn FsFile, buf: &[u8], offset: u64) -> io::Result<()> {
+        file.write_all_at(buf, offset)
+    }
+
     /// `sync_data` of the file at `path`.
     fn sync_data(&self, _path: &Path, file: &dyn FsFile) -> io::Result<()> {
         file.sync_data()
@@ -61,7 +69,7 @@ impl<H: Hooks> FsFile for ForwardingFile<H> {
         self.inner.read_exact_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)
+        self.hooks.write_all_at(&self.path, &*self.inner, buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
         self.hooks.sync_data(&self.path, &*self.inner)
@@ -71,6 +79,12 @@ impl<H: Hooks> FsFile for ForwardingFile<H> {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
+    }
+}
+
+impl<H: Hooks> Drop for ForwardingFile<H> {
+    fn drop(&mut self) {
+        self.hooks.closed(&self.path);
     }
 }
 
