@@ -28,7 +28,7 @@ use std::sync::Arc;
 use jiff::SignedDuration;
 use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
 use notifeed::engine::log::{LogConfig, LogStore};
-use notifeed::{Clock, Durability, FeedKey, FeedStore, ManualClock, NewNotification, StoreError};
+use notifeed::{Clock, Durability, FeedKey, FeedStore, ManualClock, NewNotification, Notification, StoreError};
 
 const PAGE: usize = 4096;
 
@@ -39,26 +39,60 @@ fn open(fs: &FaultFileSystem, clock: &ManualClock) -> Result<LogStore, StoreErro
     LogStore::open_with_fs(Path::new("/data"), config, Arc::new(clock.clone()), Arc::new(fs.clone()))
 }
 
+/// What every test here starts from: one feed, notifications expiring in 30 minutes, and the
+/// first segment's path.
+struct Setup {
+    fs: FaultFileSystem,
+    clock: ManualClock,
+    feed: FeedKey,
+    segment: &'static Path,
+}
+
+impl Setup {
+    fn new() -> Self {
+        Setup {
+            fs: FaultFileSystem::new(),
+            clock: ManualClock::at_epoch_2026(),
+            feed: FeedKey::new("user/app").unwrap(),
+            segment: Path::new("/data/0000000001.seg"),
+        }
+    }
+
+    fn expires(&self) -> jiff::Timestamp {
+        self.clock.now() + SignedDuration::from_mins(30)
+    }
+
+    /// A notification of about 8 KB.
+    fn big(&self, app: &str) -> NewNotification {
+        NewNotification::raw("app.example", app, &"x".repeat(8000)).expiring_at(self.expires())
+    }
+
+    fn small(&self, app: &str) -> NewNotification {
+        NewNotification::visual("app.example", app, "title").expiring_at(self.expires())
+    }
+
+    /// Appends and syncs one small notification, then two big ones gathered in the engine's
+    /// buffer and written at once, whose fdatasync fails (the power fails during it). Returns
+    /// the synced notification and the segment's bytes after the synced one.
+    fn unsynced_batch(&self, store: &LogStore) -> (Notification, Vec<u8>) {
+        let kept = store.append(&self.feed, self.small("synced")).unwrap();
+        store.sync().unwrap();
+        let durable = self.fs.read_all(self.segment).unwrap();
+        store.append(&self.feed, self.big("unsynced-1")).unwrap();
+        store.append(&self.feed, self.big("unsynced-2")).unwrap();
+        self.fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
+        assert!(store.sync().is_err(), "the batch was never reported durable");
+        (kept, durable)
+    }
+}
+
 #[test]
 fn a_hole_inside_an_unsynced_batch_is_a_torn_tail_not_corruption() {
-    let fs = FaultFileSystem::new();
-    let clock = ManualClock::at_epoch_2026();
-    let expires = clock.now() + SignedDuration::from_mins(30);
-    let f = FeedKey::new("user/app").unwrap();
-    let big = |app: &str| NewNotification::raw("app.example", app, &"x".repeat(8000)).expiring_at(expires);
-    let segment = Path::new("/data/0000000001.seg");
-
-    let store = open(&fs, &clock).unwrap();
-    let kept =
-        store.append(&f, NewNotification::visual("app.example", "synced", "title").expiring_at(expires)).unwrap();
-    store.sync().unwrap();
-    let durable_len = fs.read_all(segment).unwrap().len();
-    // Two records gathered in the engine's buffer, then one write of both whose fdatasync
-    // never completes (the power fails during it).
-    store.append(&f, big("unsynced-1")).unwrap();
-    store.append(&f, big("unsynced-2")).unwrap();
-    fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
-    assert!(store.sync().is_err(), "the batch was never reported durable");
+    let t = Setup::new();
+    let (fs, clock, f, segment) = (&t.fs, &t.clock, &t.feed, t.segment);
+    let store = open(fs, clock).unwrap();
+    let (kept, durable) = t.unsynced_batch(&store);
+    let durable_len = durable.len();
     let mut image = fs.read_all(segment).unwrap();
     drop(store);
     assert!(image.len() > durable_len + 2 * 8000);
@@ -90,20 +124,15 @@ fn a_hole_inside_an_unsynced_batch_is_a_torn_tail_not_corruption() {
 
 #[test]
 fn a_hole_in_the_synced_prefix_is_still_corruption() {
-    let fs = FaultFileSystem::new();
-    let clock = ManualClock::at_epoch_2026();
-    let expires = clock.now() + SignedDuration::from_mins(30);
-    let f = FeedKey::new("user/app").unwrap();
-    let big = |app: &str| NewNotification::raw("app.example", app, &"x".repeat(8000)).expiring_at(expires);
-    let segment = Path::new("/data/0000000001.seg");
-
-    let store = open(&fs, &clock).unwrap();
-    store.append(&f, big("synced-1")).unwrap();
-    store.append(&f, big("synced-2")).unwrap();
+    let t = Setup::new();
+    let (fs, clock, f, segment) = (&t.fs, &t.clock, &t.feed, t.segment);
+    let store = open(fs, clock).unwrap();
+    store.append(f, t.big("synced-1")).unwrap();
+    store.append(f, t.big("synced-2")).unwrap();
     store.sync().unwrap();
     let synced_len = fs.read_all(segment).unwrap().len();
     // A later write, sealed after the sync: it proves the region before it was durable.
-    store.append(&f, NewNotification::visual("app.example", "later", "title").expiring_at(expires)).unwrap();
+    store.append(f, t.small("later")).unwrap();
     store.sync().unwrap();
     let mut image = fs.read_all(segment).unwrap();
     drop(store);
@@ -122,27 +151,15 @@ fn a_hole_in_the_synced_prefix_is_still_corruption() {
 
 #[test]
 fn a_hole_in_an_unsynced_write_over_preallocated_zeros_is_a_torn_tail() {
-    let fs = FaultFileSystem::new();
-    let clock = ManualClock::at_epoch_2026();
-    let expires = clock.now() + SignedDuration::from_mins(30);
-    let f = FeedKey::new("user/app").unwrap();
-    let big = |app: &str| NewNotification::raw("app.example", app, &"x".repeat(8000)).expiring_at(expires);
-    let segment = Path::new("/data/0000000001.seg");
+    let t = Setup::new();
+    let (fs, clock, f, segment) = (&t.fs, &t.clock, &t.feed, t.segment);
     let config = LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
     assert!(config.preallocate_bytes >= 32 << 10, "the unsynced records must fit in the zeros written ahead");
     let open = |fs: &FaultFileSystem| {
         LogStore::open_with_fs(Path::new("/data"), config.clone(), Arc::new(clock.clone()), Arc::new(fs.clone()))
     };
-
-    let store = open(&fs).unwrap();
-    let kept =
-        store.append(&f, NewNotification::visual("app.example", "synced", "title").expiring_at(expires)).unwrap();
-    store.sync().unwrap();
-    let durable = fs.read_all(segment).unwrap();
-    store.append(&f, big("unsynced-1")).unwrap();
-    store.append(&f, big("unsynced-2")).unwrap();
-    fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
-    assert!(store.sync().is_err());
+    let store = open(fs).unwrap();
+    let (kept, durable) = t.unsynced_batch(&store);
     let mut image = fs.read_all(segment).unwrap();
     drop(store);
     assert_eq!(image.len(), durable.len(), "the records went into zeros written ahead");
