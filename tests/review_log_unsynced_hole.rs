@@ -105,21 +105,21 @@ fn a_hole_inside_an_unsynced_batch_is_a_torn_tail_not_corruption() {
     let crashed = fs.crash(None);
     crashed.overwrite(segment, image);
 
-    let store = match open(&crashed, &clock) {
+    let store = match open(&crashed, clock) {
         Ok(store) => store,
         Err(e) => panic!("a power loss during an unacknowledged write made the store refuse to open: {e}"),
     };
-    assert_eq!(store.get(&f, kept.id).unwrap().as_ref(), Some(&kept));
-    assert!(store.get_by_app_id(&f, "unsynced-1").unwrap().is_none());
-    assert!(store.get_by_app_id(&f, "unsynced-2").unwrap().is_none(), "nothing after the hole is kept");
+    assert_eq!(store.get(f, kept.id).unwrap().as_ref(), Some(&kept));
+    assert!(store.get_by_app_id(f, "unsynced-1").unwrap().is_none());
+    assert!(store.get_by_app_id(f, "unsynced-2").unwrap().is_none(), "nothing after the hole is kept");
     let torn = &store.recovery_report().torn_tails;
     assert_eq!(torn.len(), 1);
     assert_eq!(torn[0].offset, durable_len as u64);
     assert_eq!(torn[0].valid_records_dropped, 1, "the second unsynced record was cut with the hole");
     drop(store);
-    let again = open(&crashed, &clock).unwrap();
+    let again = open(&crashed, clock).unwrap();
     assert!(again.recovery_report().torn_tails.is_empty());
-    assert_eq!(again.get(&f, kept.id).unwrap().as_ref(), Some(&kept));
+    assert_eq!(again.get(f, kept.id).unwrap().as_ref(), Some(&kept));
 }
 
 #[test]
@@ -142,7 +142,7 @@ fn a_hole_in_the_synced_prefix_is_still_corruption() {
     image[hole..hole + PAGE].fill(0);
     let crashed = fs.crash(None);
     crashed.overwrite(segment, image);
-    match open(&crashed, &clock) {
+    match open(&crashed, clock) {
         Err(StoreError::Corruption { location, .. }) => assert!(location.contains("0000000001.seg"), "{location}"),
         Err(e) => panic!("unexpected error: {e}"),
         Ok(store) => panic!("damage to synced records opened as {:?}", store.recovery_report()),
@@ -174,9 +174,9 @@ fn a_hole_in_an_unsynced_write_over_preallocated_zeros_is_a_torn_tail() {
     crashed.overwrite(segment, image);
 
     let store = open(&crashed).unwrap_or_else(|e| panic!("the open refused: {e}"));
-    assert_eq!(store.get(&f, kept.id).unwrap().as_ref(), Some(&kept));
-    assert!(store.get_by_app_id(&f, "unsynced-1").unwrap().is_none());
-    assert!(store.get_by_app_id(&f, "unsynced-2").unwrap().is_none());
+    assert_eq!(store.get(f, kept.id).unwrap().as_ref(), Some(&kept));
+    assert!(store.get_by_app_id(f, "unsynced-1").unwrap().is_none());
+    assert!(store.get_by_app_id(f, "unsynced-2").unwrap().is_none());
     let torn = &store.recovery_report().torn_tails;
     assert_eq!(torn.len(), 1, "{:?}", store.recovery_report());
     assert_eq!(torn[0].offset, start as u64);
