@@ -140,11 +140,13 @@ impl<Q, R> Default for GroupCommit<Q, R> {
 impl<Q, R> GroupCommit<Q, R> {
     /// Queues `request` and returns its result once its batch is done. If no batch is being
     /// written, this writer leads: it runs `execute` on every queued request (its own
-    /// included), which must return one result per request, in order.
+    /// included), which must return one result per request, in order. With `gather`, a new
+    /// leader first gives the CPU once to writers about to queue, so they join its batch:
+    /// worth it when a batch costs a sync, not when it only copies into buffers.
     ///
     /// # Errors
     /// The batch's failure, for every writer of the batch.
-    pub fn submit<F>(&self, request: Q, execute: F) -> Result<R, BatchFailure>
+    pub fn submit<F>(&self, request: Q, gather: bool, execute: F) -> Result<R, BatchFailure>
     where
         F: FnOnce(Vec<Q>) -> Result<Vec<R>, BatchFailure>,
     {
@@ -178,11 +180,13 @@ impl<Q, R> GroupCommit<Q, R> {
             {
                 // Our batch is the open one: batches finish in order and none is running.
                 st.leader = true;
-                // Give the CPU once to writers that are about to queue (those the last batch
-                // woke up): they join this batch instead of waiting for the next sync.
-                drop(st);
-                std::thread::yield_now();
-                st = self.state.lock();
+                if gather {
+                    // Give the CPU once to writers that are about to queue (those the last
+                    // batch woke up): they join this batch instead of waiting for the next sync.
+                    drop(st);
+                    std::thread::yield_now();
+                    st = self.state.lock();
+                }
                 let requests = std::mem::take(&mut st.queue);
                 let count = requests.len();
                 st.open_batch += 1;
@@ -364,7 +368,7 @@ mod tests {
                     for i in 0..200u64 {
                         let v = t * 1000 + i;
                         let got = commit
-                            .submit(v, |reqs| {
+                            .submit(v, t % 2 == 0, |reqs| {
                                 batches.fetch_add(1, Ordering::SeqCst);
                                 std::thread::yield_now();
                                 Ok(reqs.into_iter().map(|r| r * 2).collect())
@@ -395,7 +399,7 @@ mod tests {
             .map(|t| {
                 let commit = Arc::clone(&commit);
                 let failure = failure.clone();
-                std::thread::spawn(move || commit.submit(t, move |_| Err(failure)).is_err())
+                std::thread::spawn(move || commit.submit(t, true, move |_| Err(failure)).is_err())
             })
             .collect();
         for t in threads {

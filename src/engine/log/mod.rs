@@ -364,8 +364,10 @@ impl LogStore {
         let always = self.config.durability == Durability::Always;
         let max = self.config.max_segment_bytes;
         let buffer = if always { 0 } else { self.config.write_buffer_bytes };
+        // A batch that syncs is worth gathering writers for; one that only buffers is not.
+        let gather = always || matches!(request, Request::Sync);
         self.commit
-            .submit(request, |requests| commit::write_batch(&self.segments, requests, always, max, buffer))
+            .submit(request, gather, |requests| commit::write_batch(&self.segments, requests, always, max, buffer))
             .map_err(|failure| {
                 // IMPORTANT 7: never retry; refuse every later mutation until reopened.
                 self.segments.poisoned.store(true, Ordering::SeqCst);
