@@ -95,6 +95,12 @@ impl ModelStore {
         *self.next_id.lock() = id;
     }
 
+    /// How many notifications the model holds, live or expired and not yet swept (what
+    /// `LogStore::index_stats` counts as `notifications`).
+    pub fn indexed(&self) -> usize {
+        self.state.lock().feeds.values().map(|f| f.entries.len()).sum()
+    }
+
     /// Whether `id` names a notification the model holds (live or expired, not swept) in any feed.
     pub fn knows(&self, id: NotificationId) -> bool {
         self.state.lock().feeds.values().any(|f| f.entries.contains_key(&id))
