@@ -167,17 +167,28 @@ fn unsynced_hole(bytes: &[u8], bad: usize, from: usize, segment_id: u128) -> Opt
     let mut at = Some(from);
     while let Some(p) = at {
         match record::decode_frame(&bytes[p..], segment_id) {
-            Ok(frame) => {
+            // Only a whole record is evidence: a frame whose body does not decode is itself bad
+            // (the scan may cut it as a torn tail), and evidence that a later open no longer
+            // sees would make the two opens disagree.
+            Ok(frame) if whole(&frame) => {
                 newest = Some((p, frame.unsynced_distance));
                 valid += 1;
                 at = Some(p + frame.len()).filter(|&next| next < bytes.len());
             }
-            Err(_) => at = next_valid_frame(bytes, p + 1, segment_id),
+            _ => at = next_valid_frame(bytes, p + 1, segment_id),
         }
     }
     // A version 1 frame (distance 0) or a capped distance only ever makes this stricter.
     let (offset, distance) = newest?;
     (bad >= offset.saturating_sub(distance as usize)).then_some(valid)
+}
+
+/// Whether a frame that passed its checksum also holds a record this build decodes.
+fn whole(frame: &record::Frame<'_>) -> bool {
+    match frame.kind {
+        RecordKind::Append | RecordKind::Replace | RecordKind::StateChange => record::decode_upsert(frame.body).is_ok(),
+        kind => Record::decode(kind, frame.body).is_ok(),
+    }
 }
 
 fn next_valid_frame(bytes: &[u8], from: usize, segment_id: u128) -> Option<usize> {
