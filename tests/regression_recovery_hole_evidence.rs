@@ -97,3 +97,35 @@ fn a_hole_is_judged_by_whole_records_only_and_a_reopen_agrees() {
         assert_eq!(second.records, first.records, "{mode:?}");
     }
 }
+
+/// The same with a record whose body decodes but whose LSN range ends beyond the largest LSN
+/// (the scan refuses it, so it is no evidence either; found by the same target an hour later).
+#[test]
+fn a_record_the_scan_refuses_is_no_evidence_of_a_hole() {
+    let mut delete = vec![8];
+    delete.extend_from_slice(b"user/app");
+    delete.extend_from_slice(&[7; 16]);
+    let undecodable = [0xff, 0xff, 0xff];
+    let mut bytes = header();
+    bytes.extend_from_slice(&frame(4, 1, 0, &undecodable));
+    let beyond_at = bytes.len();
+    bytes.extend_from_slice(&frame(4, u64::MAX - 1, (beyond_at - 40) as u32, &delete));
+    bytes.extend_from_slice(&frame(4, 3, 0, &undecodable));
+
+    let fs = store_with_segment(&bytes);
+    let clock: SharedClock = Arc::new(ManualClock::at_epoch_2026());
+    let strict = LogConfig { index_snapshot: false, ..LogConfig::default() };
+    let refused = LogStore::open_with_fs(Path::new("/db"), strict, clock, Arc::new(fs.clone()));
+    assert!(refused.is_err(), "no whole record says the bad frame was never synced: corruption");
+
+    let first = open(&fs, RecoveryMode::Salvage).recovery_report().clone();
+    assert_eq!(first.lost.len(), 2, "{first:?}");
+    let second = open(&fs, RecoveryMode::Salvage).recovery_report().clone();
+    // Salvage may cut, as a torn tail, a region the first open reported lost (the frame after it
+    // was the torn tail the first open cut), never anything else.
+    let within_lost = |t: &notifeed::engine::log::TornTail| {
+        first.lost.iter().any(|l| l.offset <= t.offset && t.offset + t.bytes_dropped <= l.offset + l.len)
+    };
+    assert!(second.torn_tails.iter().all(within_lost), "the reopen cut more: first {first:?}, second {second:?}");
+    assert_eq!(second.records, first.records);
+}

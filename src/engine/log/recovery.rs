@@ -183,12 +183,21 @@ fn unsynced_hole(bytes: &[u8], bad: usize, from: usize, segment_id: u128) -> Opt
     (bad >= offset.saturating_sub(distance as usize)).then_some(valid)
 }
 
-/// Whether a frame that passed its checksum also holds a record this build decodes.
+/// Whether a frame that passed its checksum is also a record the scan accepts: its body
+/// decodes and its LSN range ends within [`record::MAX_LSN`] (the scan's own test, below).
 fn whole(frame: &record::Frame<'_>) -> bool {
-    match frame.kind {
-        RecordKind::Append | RecordKind::Replace | RecordKind::StateChange => record::decode_upsert(frame.body).is_ok(),
-        kind => Record::decode(kind, frame.body).is_ok(),
-    }
+    let span = match frame.kind {
+        RecordKind::Append | RecordKind::Replace | RecordKind::StateChange => {
+            record::decode_upsert(frame.body).map(|b| 1 + u64::from(b.evicted.is_some()))
+        }
+        kind => Record::decode(kind, frame.body).map(|r| r.span()),
+    };
+    span.is_ok_and(|span| within_lsn_bound(frame.lsn, span))
+}
+
+/// Whether a record at `lsn` taking `span` sequences ends within [`record::MAX_LSN`].
+fn within_lsn_bound(lsn: u64, span: u64) -> bool {
+    lsn.checked_add(span).is_some_and(|end| end <= record::MAX_LSN)
 }
 
 fn next_valid_frame(bytes: &[u8], from: usize, segment_id: u128) -> Option<usize> {
@@ -319,7 +328,7 @@ pub(crate) fn recover(
         while offset < end {
             let failure = match record::decode_frame(&bytes[offset..end], seg64) {
                 Ok(frame) => match to_op(&frame, (id, offset as u32, frame.len() as u32), &mut feeds, &mut groups) {
-                    Ok((_, span, _, _)) if frame.lsn.checked_add(span).is_none_or(|end| end > record::MAX_LSN) => {
+                    Ok((_, span, _, _)) if !within_lsn_bound(frame.lsn, span) => {
                         format!("LSN {} with span {span} is beyond the largest LSN", frame.lsn)
                     }
                     Ok((op, span, removes, expiration)) => {
