@@ -129,3 +129,38 @@ fn a_record_the_scan_refuses_is_no_evidence_of_a_hole() {
     assert!(second.torn_tails.iter().all(within_lost), "the reopen cut more: first {first:?}, second {second:?}");
     assert_eq!(second.records, first.records);
 }
+
+/// Salvage skipped a bad region because the newest record said it was durable, then cut a later
+/// hole together with that record: the reopen, without it, judged the first region a hole too
+/// and cut a record the first open had replayed. Once salvage skips a region of a segment, later
+/// bad regions of it are skipped, not judged holes (found by the record_decoder long run).
+#[test]
+fn after_salvage_skipped_a_region_a_later_hole_does_not_take_the_evidence_with_it() {
+    let delete = |id: u8| {
+        let mut body = vec![8];
+        body.extend_from_slice(b"user/app");
+        body.extend_from_slice(&[id; 16]);
+        body
+    };
+    let undecodable = [0xff, 0xff, 0xff];
+    let mut bytes = header();
+    bytes.extend_from_slice(&frame(4, u64::MAX - 1, 0, &delete(1))); // refused: LSN beyond
+    let first_whole = bytes.len();
+    // Sealed when only the header was durable.
+    bytes.extend_from_slice(&frame(4, 2, (first_whole - 40) as u32, &delete(2)));
+    let bad = bytes.len();
+    bytes.extend_from_slice(&frame(4, 3, 0, &undecodable));
+    let newest = bytes.len();
+    // Sealed when everything before `bad` was durable.
+    bytes.extend_from_slice(&frame(4, 4, (newest - bad) as u32, &delete(3)));
+
+    let fs = store_with_segment(&bytes);
+    let first = open(&fs, RecoveryMode::Salvage).recovery_report().clone();
+    let second = open(&fs, RecoveryMode::Salvage).recovery_report().clone();
+    let within_lost = |t: &notifeed::engine::log::TornTail| {
+        first.lost.iter().any(|l| l.offset <= t.offset && t.offset + t.bytes_dropped <= l.offset + l.len)
+    };
+    assert!(second.torn_tails.iter().all(within_lost), "the reopen cut more: first {first:?}, second {second:?}");
+    assert_eq!(second.records, first.records, "first {first:?}, second {second:?}");
+    assert_eq!(first.records, 2, "both whole records are kept: {first:?}");
+}

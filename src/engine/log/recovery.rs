@@ -325,6 +325,10 @@ pub(crate) fn recover(
         let mut pinned = 0u64;
         let mut end = bytes.len();
         let mut file_len = bytes.len();
+        // Once salvage has skipped a region of this segment, a later bad region is not judged an
+        // unsynced hole: cutting it would also cut the frames whose unsynced distance said the
+        // skipped region was durable, and a reopen would then judge that region otherwise.
+        let mut salvaged_here = false;
         while offset < end {
             let failure = match record::decode_frame(&bytes[offset..end], seg64) {
                 Ok(frame) => match to_op(&frame, (id, offset as u32, frame.len() as u32), &mut feeds, &mut groups) {
@@ -357,7 +361,8 @@ pub(crate) fn recover(
                 break;
             }
             let next = next_valid_frame(&bytes[..end], offset + 1, seg64);
-            let hole = next.and_then(|from| unsynced_hole(&bytes[..end], offset, from, seg64));
+            let hole =
+                next.filter(|_| !salvaged_here).and_then(|from| unsynced_hole(&bytes[..end], offset, from, seg64));
             if is_last && (next.is_none() || hole.is_some()) {
                 // IMPORTANT 6: cut the torn tail and make the cut durable before anything is
                 // appended after it.
@@ -380,6 +385,7 @@ pub(crate) fn recover(
                 });
             }
             let resume = next.unwrap_or(end);
+            salvaged_here = true;
             report.lost.push(LostRegion {
                 segment: path.display().to_string(),
                 offset: offset as u64,
