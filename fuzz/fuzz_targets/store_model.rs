@@ -654,6 +654,11 @@ impl World {
         let without_then = snapshot(&self.model).unwrap_or_else(|e| panic!("model: {e}"));
         let with_then = snapshot(&with).unwrap_or_else(|e| panic!("model: {e}"));
         self.clock.set(now);
+        if engine_then == without_then && engine_then == with_then {
+            // Reads cannot tell (a replacement by identical content changes only sequences):
+            // the earlier tokens could, so they are dropped.
+            self.tokens = vec![Vec::new(); usize::from(FEEDS)];
+        }
         if engine_then == without_then {
             self.stats.resolved_without += 1;
             assert!(
@@ -804,6 +809,12 @@ impl World {
                 self.stats.resolved_without += 1;
             }
             let lost = kept.iter().zip(&self.since_durable).any(|(keep, a)| !keep && a.effective);
+            if uncertain.is_some() || kept.iter().any(|k| *k) {
+                // Another candidate may read the same (a replacement by identical content
+                // changes only sequences); earlier tokens could tell them apart, so they are
+                // dropped.
+                self.tokens = vec![Vec::new(); usize::from(FEEDS)];
+            }
             if !lost {
                 self.stats.kept_everything += 1;
             } else {
