@@ -349,20 +349,20 @@ impl Segments {
         s.pending.extend_from_slice(buf);
         s.len = at + buf.len() as u64;
         if s.pending.len() >= buffer_limit {
-            self.flush(writer, id)?;
+            self.flush_all(writer)?;
         }
         Ok(())
     }
 
-    /// Writes the engine's buffered bytes to the OS: every segment's, not only those of `id`
-    /// (which must have none left afterwards). A process crash then keeps every record written
+    /// Writes the engine's buffered bytes to the OS: every segment's, not one segment's. A
+    /// process crash then keeps every record written
     /// before the last flush, whatever its window, and loses only later ones: the records the
     /// OS holds are always a prefix of the operations (a flush of one segment alone could keep
     /// an append in one window and lose the earlier delete it depends on in another).
     ///
     /// # Errors
     /// [`StoreError::Io`]; the store must poison.
-    pub fn flush(&self, writer: &mut WriterState, _id: u32) -> Result<(), StoreError> {
+    pub fn flush_all(&self, writer: &mut WriterState) -> Result<(), StoreError> {
         self.check_poison()?;
         let mut buffered: Vec<u32> =
             writer.segments.iter().filter(|(_, s)| !s.pending.is_empty()).map(|(&other, _)| other).collect();
@@ -402,7 +402,7 @@ impl Segments {
         if !writer.segments.get(&id).is_some_and(|s| s.dirty) {
             return Ok(());
         }
-        self.flush(writer, id)?;
+        self.flush_all(writer)?;
         let file = self.poison_on_error(self.file(id))?;
         let synced = file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e));
         self.poison_on_error(synced)?;
@@ -428,9 +428,9 @@ impl Segments {
         if dirty.len() <= 1 || !self.fs.concurrent_syncs() {
             return dirty.iter().try_for_each(|&id| self.sync(writer, id));
         }
+        self.flush_all(writer)?;
         let mut files = Vec::with_capacity(dirty.len());
         for &id in &dirty {
-            self.flush(writer, id)?;
             files.push((id, self.poison_on_error(self.file(id))?));
         }
         let outcomes: Vec<(u32, std::io::Result<()>)> = std::thread::scope(|scope| {
@@ -474,8 +474,8 @@ impl Segments {
     pub fn trim_preallocated(&self, writer: &mut WriterState, ids: &[u32]) -> Result<u64, StoreError> {
         self.check_poison()?;
         let mut cut = 0;
-        if let Some(&first) = ids.first() {
-            self.flush(writer, first)?;
+        if !ids.is_empty() {
+            self.flush_all(writer)?;
         }
         for &id in ids {
             let needs = writer.segments.get(&id).is_some_and(|s| s.allocated > s.len);
@@ -498,7 +498,7 @@ impl Segments {
         }
     }
 
-    /// Makes sure the OS has segment `id` up to `end`, flushing the engine's buffer if needed.
+    /// Makes sure the OS has segment `id` up to `end`, flushing the engine's buffers if needed.
     ///
     /// # Errors
     /// [`StoreError::Io`] from the flush; the store must poison.
@@ -508,7 +508,7 @@ impl Segments {
             return Ok(());
         }
         let mut writer = self.writer.lock();
-        self.flush(&mut writer, id)
+        self.flush_all(&mut writer)
     }
 
     /// Reads `len` bytes at `offset` of segment `id`.
