@@ -25,7 +25,6 @@
 use super::LogStore;
 use super::record::{self, RecordKind, SEGMENT_HEADER_LEN};
 use super::segment::io_error;
-use super::watermark::Watermark;
 use crate::{StoreError, SweepStats};
 
 /// A record of the segment being compacted that is copied.
@@ -207,13 +206,8 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
     segments.check_poison()?;
     let fs = segments.fs();
     let dir = segments.dir();
-    let watermark = writer.watermark;
-    let next = Watermark {
-        lsn_floor: watermark.lsn_floor.max(writer.next_lsn),
-        sequence_floor: watermark.sequence_floor.max(writer.next_lsn - 1),
-        segment_id_floor: watermark.segment_id_floor.max(writer.next_segment_id),
-        ..watermark
-    };
+    // Compaction drops no expiration anyone reports: none is marked forgotten.
+    let next = writer.watermark_before_unlink(i64::MIN);
     // IMPORTANT 15: as before any unlink, the floors are durable first.
     segments.poison_on_error(next.store(fs, dir))?;
     writer.watermark = next;

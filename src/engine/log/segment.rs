@@ -127,6 +127,22 @@ pub(crate) struct WriterState {
     pub watermark: Watermark,
 }
 
+impl WriterState {
+    /// The watermark to make durable before unlinking segments: the LSN lease and floors raised
+    /// to everything assigned so far, and expirations listed up to `forgotten_expiration` marked
+    /// as forgotten (removals are carried forward, never forgotten by unlinking).
+    pub fn watermark_before_unlink(&self, forgotten_expiration: i64) -> Watermark {
+        let w = self.watermark;
+        Watermark {
+            lsn_floor: w.lsn_floor.max(self.next_lsn),
+            sequence_floor: w.sequence_floor.max(self.next_lsn - 1),
+            segment_id_floor: w.segment_id_floor.max(self.next_segment_id),
+            expirations_unlinked_through: w.expirations_unlinked_through.max(forgotten_expiration),
+            removals_unlinked_through: w.removals_unlinked_through,
+        }
+    }
+}
+
 /// A small LRU of open file descriptors.
 #[derive(Debug)]
 struct Descriptors {

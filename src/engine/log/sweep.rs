@@ -13,7 +13,6 @@ use super::commit::{self, PendingRecord, Request};
 use super::record::Outgoing;
 use super::recovery::window_of;
 use super::segment::io_error;
-use super::watermark::Watermark;
 use crate::{Durability, StoreError, SweepStats};
 
 /// The most expirations one `Expired` record lists (keeps bodies far below the 1 MiB bound).
@@ -104,17 +103,9 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     let mut writer = store.segments.writer.lock();
     let victims: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.window <= through).map(|(&id, _)| id).collect();
     if !victims.is_empty() {
-        let watermark = writer.watermark;
         let state = |id: &u32| writer.segments.get(id);
         let forgotten = victims.iter().filter_map(state).map(|s| s.max_expiration).max().unwrap_or(i64::MIN);
-        let next = Watermark {
-            lsn_floor: watermark.lsn_floor.max(writer.next_lsn),
-            sequence_floor: watermark.sequence_floor.max(writer.next_lsn - 1),
-            segment_id_floor: writer.next_segment_id,
-            expirations_unlinked_through: watermark.expirations_unlinked_through.max(forgotten),
-            // Removals are carried forward above, never forgotten by unlinking.
-            removals_unlinked_through: watermark.removals_unlinked_through,
-        };
+        let next = writer.watermark_before_unlink(forgotten);
         let fs = store.segments.fs();
         let dir = store.segments.dir();
         // IMPORTANT 9: the watermark (LSN and segment floors, what unlinking forgets) is durable
