@@ -45,7 +45,7 @@ use arbitrary::Arbitrary;
 use jiff::{SignedDuration, Timestamp};
 use libfuzzer_sys::fuzz_target;
 use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
-use notifeed::engine::log::{IndexSnapshot, LogConfig, LogStore};
+use notifeed::engine::log::{LogConfig, LogStore};
 use notifeed::{
     Change, ChangeToken, Clock, Cursor, Durability, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification,
     Notification, NotificationId, Platform, Platforms, ReadState, SharedClock, StateUpdate, StoreError, StoreOptions,
@@ -66,12 +66,6 @@ const REMOVAL_LOG_CAPACITY: usize = 3;
 /// weak check of a lossy reopen does not compare `get_by_app_id` with the list for such an app
 /// id.
 const TOLERATE_DUPLICATE_APP_IDS_AFTER_LOSS: bool = true;
-/// After a store was poisoned by a failed write of its LSN lease (`WATERMARK.tmp`) and reopened
-/// by a scan (no index snapshot), the engine calls a change token carrying a notification's
-/// own LSN stale (an open bug: `tests/regression_stale_token_after_failed_lease.rs`). With this
-/// set, once a reopen scanned after a poisoned store, `StaleToken` is accepted where the model
-/// serves the token (counted as `stale_tokens_tolerated`).
-const TOLERATE_STALE_TOKEN_AFTER_POISONED_SCAN: bool = true;
 /// The clock never moves more than this from the start (retention is 7 days).
 const MAX_CLOCK_SECONDS: i64 = 6 * 24 * 3600;
 
@@ -246,8 +240,6 @@ struct World {
     /// The store reopened after a sweep unlinked segments (where the engine once forgot
     /// removals the model remembers; stats only).
     reopened_after_unlink: bool,
-    /// A reopen scanned the segments (no index snapshot) after the store had been poisoned.
-    scanned_after_poison: bool,
     step: usize,
     expirations: Vec<Timestamp>,
     stats: Stats,
@@ -293,8 +285,6 @@ struct Stats {
     /// Lossy reopens that left two live notifications with one app id (tolerated, see
     /// [`TOLERATE_DUPLICATE_APP_IDS_AFTER_LOSS`]).
     duplicate_app_ids: u32,
-    /// `StaleToken` answers tolerated (see [`TOLERATE_STALE_TOKEN_AFTER_POISONED_SCAN`]).
-    stale_tokens_tolerated: u32,
     /// Reads a buffered store refused (poisoned, or a fault failed the flush they needed).
     reads_refused: u32,
 }
@@ -351,7 +341,6 @@ impl World {
             uncertain: None,
             unlinked: false,
             reopened_after_unlink: false,
-            scanned_after_poison: false,
             step: 0,
             expirations: Vec::new(),
             stats: Stats { buffered: mode.buffer(), ..Stats::default() },
@@ -580,7 +569,6 @@ impl World {
         // machine stops, when the store is poisoned (it drops its buffers) and when a fault is
         // armed while it closes (its closing sync may fail).
         let lossy = buffered && (crash.is_some() || self.poisoned() || self.armed);
-        let was_poisoned = self.poisoned();
         if buffered && crash.is_some() {
             TOTAL_BUFFERED_CRASHES.fetch_add(1, Ordering::Relaxed);
         }
@@ -599,9 +587,6 @@ impl World {
         self.fs.set_plan(FaultPlan::default());
         self.armed = false;
         self.engine = Some(open(&self.fs, &self.clock, self.mode));
-        if was_poisoned && self.engine().recovery_report().index_snapshot != IndexSnapshot::Loaded {
-            self.scanned_after_poison = true;
-        }
         if self.unlinked {
             self.reopened_after_unlink = true;
             self.unlinked = false;
@@ -1046,11 +1031,6 @@ impl World {
         let m = self.model.changes(&f, pair.map(|p| p.1), limit);
         match (e, m) {
             (Err(e), _) if self.read_refused(&e) => {}
-            (Err(StoreError::StaleToken), Ok(_))
-                if self.scanned_after_poison && TOLERATE_STALE_TOKEN_AFTER_POISONED_SCAN =>
-            {
-                self.stats.stale_tokens_tolerated += 1;
-            }
             (Ok(e), Ok(m)) => {
                 assert_eq!(
                     e.items, m.items,

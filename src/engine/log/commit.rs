@@ -299,6 +299,7 @@ fn write_batch_inner(
         }
         let lsn = writer.next_lsn;
         writer.next_lsn += rec.span.max(1);
+        writer.assigned_through = writer.next_lsn - 1;
         let seg_len = writer.segments.get(&segment).map_or(0, |s| s.len);
         let salt = writer.segments.get(&segment).map_or(0, |s| s.salt);
         let synced = writer.segments.get(&segment).map_or(0, |s| s.synced_len);

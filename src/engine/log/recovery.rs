@@ -455,6 +455,7 @@ pub(crate) fn recover(
     let active = last_of_window.into_iter().filter(|(_, id)| segments.contains_key(id)).collect();
     let writer = WriterState {
         next_lsn,
+        assigned_through: floor,
         next_segment_id: max_id.saturating_add(1).max(watermark.segment_id_floor),
         active,
         segments,

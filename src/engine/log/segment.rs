@@ -116,6 +116,10 @@ pub(crate) struct SegmentState {
 pub(crate) struct WriterState {
     /// The next LSN to assign.
     pub next_lsn: u64,
+    /// The highest LSN assigned, or at an open the highest a feed may report (below
+    /// `next_lsn`, which an open moves up to the lease): what a snapshot and a sweep record as
+    /// handed out, so the feeds of every later open, by snapshot or scan, report the same.
+    pub assigned_through: u64,
     /// The next segment id to create.
     pub next_segment_id: u32,
     /// The active segment of each window.
@@ -135,7 +139,7 @@ impl WriterState {
         let w = self.watermark;
         Watermark {
             lsn_floor: w.lsn_floor.max(self.next_lsn),
-            sequence_floor: w.sequence_floor.max(self.next_lsn - 1),
+            sequence_floor: w.sequence_floor.max(self.assigned_through),
             segment_id_floor: w.segment_id_floor.max(self.next_segment_id),
             expirations_unlinked_through: w.expirations_unlinked_through.max(forgotten_expiration),
             removals_unlinked_through: w.removals_unlinked_through,
@@ -551,6 +555,7 @@ mod tests {
         fs.create_dir_all(dir).unwrap();
         let writer = WriterState {
             next_lsn: 1,
+            assigned_through: 0,
             next_segment_id: 1,
             active: HashMap::new(),
             segments: HashMap::new(),

@@ -29,7 +29,7 @@ use crate::{RemovalReason, StoreError};
 pub(crate) const SNAPSHOT_FILE: &str = "INDEX";
 const TEMPORARY_FILE: &str = "INDEX.tmp";
 const MAGIC: &[u8; 8] = b"NFEEDIDX";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Magic, version, three zero bytes, body crc32, body length.
 const HEADER_LEN: usize = 8 + 1 + 3 + 4 + 8;
 const ENTRY_LEN: usize = 16 + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 4 + 1 + 1;
@@ -53,7 +53,9 @@ struct SegmentRecord {
 /// Everything a snapshot holds.
 #[derive(Debug, Default)]
 struct Snapshot {
-    next_lsn: u64,
+    /// The highest LSN assigned (version 1 held the next LSN, which an open had moved up to
+    /// the lease).
+    assigned_through: u64,
     next_segment_id: u32,
     new_feed_horizon: (u64, u64, i64),
     segments: Vec<SegmentRecord>,
@@ -119,7 +121,7 @@ pub(crate) fn write(
     segments.sort_by_key(|s| s.id);
 
     let mut body = Vec::new();
-    put_u64(&mut body, writer.next_lsn);
+    put_u64(&mut body, writer.assigned_through);
     put_u32(&mut body, writer.next_segment_id);
     let (sequence, removals, expirations) = index.new_feed_horizon();
     put_u64(&mut body, sequence);
@@ -280,7 +282,7 @@ pub(crate) fn load(
 /// The recovered state a valid snapshot describes, under the floors of `watermark` (which may
 /// have been raised after the snapshot was written, never lowered).
 fn build(snapshot: Snapshot, watermark: Watermark, removal_log_capacity: usize) -> Result<Recovered, String> {
-    let floor = snapshot.next_lsn.saturating_sub(1).max(watermark.sequence_floor);
+    let floor = snapshot.assigned_through.max(watermark.sequence_floor);
     let horizon = (
         snapshot.new_feed_horizon.0.max(floor),
         snapshot.new_feed_horizon.1.max(watermark.removals_unlinked_through),
@@ -331,7 +333,8 @@ fn build(snapshot: Snapshot, watermark: Watermark, removal_log_capacity: usize) 
     let report =
         RecoveryReport { segments: segments.len(), index_snapshot: IndexSnapshot::Loaded, ..Default::default() };
     let writer = WriterState {
-        next_lsn: snapshot.next_lsn.max(watermark.lsn_floor).max(1),
+        next_lsn: snapshot.assigned_through.saturating_add(1).max(watermark.lsn_floor),
+        assigned_through: floor,
         next_segment_id: snapshot.next_segment_id.max(max_id.saturating_add(1)).max(watermark.segment_id_floor),
         active,
         segments,
@@ -359,7 +362,7 @@ fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     }
     let mut r = Reader { bytes: body };
     let mut snapshot = Snapshot {
-        next_lsn: r.u64()?,
+        assigned_through: r.u64()?,
         next_segment_id: r.u32()?,
         new_feed_horizon: (r.u64()?, r.u64()?, r.i64()?),
         ..Snapshot::default()
@@ -576,7 +579,7 @@ mod tests {
     #[test]
     fn a_whole_snapshot_decodes() {
         let s = decode(&sample()).unwrap();
-        assert_eq!((s.next_lsn, s.next_segment_id), (7, 3));
+        assert_eq!((s.assigned_through, s.next_segment_id), (7, 3));
         assert_eq!(s.feeds.len(), 1);
         let (key, parts) = &s.feeds[0];
         assert_eq!(key, "alice/app");
