@@ -36,7 +36,7 @@ pub(crate) struct Entry {
     pub offset: u32,
     /// The length of that record's frame.
     pub len: u32,
-    /// crc32 of its `appNotificationId`.
+    /// [`app_hash`] of its `appNotificationId`.
     pub app_hash: u32,
     /// Its group in the feed's group table (0: no group).
     pub group: u32,
@@ -90,9 +90,10 @@ pub(crate) fn id_key(id: &[u8; 16]) -> u32 {
     u32::from_le_bytes([id[0], id[1], id[2], id[3]]) ^ u32::from_le_bytes([id[12], id[13], id[14], id[15]])
 }
 
-/// The hash of an `appNotificationId`.
+/// The hash of an `appNotificationId`: the low 32 bits of its XXH3-64 (a fixed, specified
+/// algorithm: the index snapshot stores these hashes).
 pub(crate) fn app_hash(app_notification_id: &str) -> u32 {
-    crc32fast::hash(app_notification_id.as_bytes())
+    xxhash_rust::xxh3::xxh3_64(app_notification_id.as_bytes()) as u32
 }
 
 fn spread(key: u32) -> u64 {
@@ -303,13 +304,9 @@ impl FeedIndex {
     }
 
     /// Slots whose `appNotificationId` hashes to `hash`.
-    pub fn slots_with_app_hash(&self, hash: u32) -> Vec<usize> {
+    pub fn slots_with_app_hash(&self, hash: u32) -> impl Iterator<Item = usize> + '_ {
         let entries = &self.entries;
-        self.by_app
-            .iter_hash(spread(hash))
-            .filter(|&&s| entries[s as usize].app_hash == hash)
-            .map(|&s| s as usize)
-            .collect()
+        self.by_app.iter_hash(spread(hash)).filter(move |&&s| entries[s as usize].app_hash == hash).map(|&s| s as usize)
     }
 
     /// The group id of `name` (`None` when no entry has that group).
@@ -715,7 +712,7 @@ mod tests {
         }
         let slot = f.slot_of(&[3; 16]).unwrap();
         assert_eq!(f.entry(slot).position, 30);
-        assert_eq!(f.slots_with_app_hash(app_hash("app-4")).len(), 1);
+        assert_eq!(f.slots_with_app_hash(app_hash("app-4")).count(), 1);
         let order: Vec<u64> = f.newest_first(None).map(|s| f.entry(s).position).collect();
         assert_eq!(order, vec![50, 40, 30, 20, 10]);
         let below: Vec<u64> = f.newest_first(Some(30)).map(|s| f.entry(s).position).collect();

@@ -411,23 +411,20 @@ impl LogStore {
     /// Reads and checks the record of `entry`.
     fn load(&self, entry: &Entry) -> Result<Notification, StoreError> {
         let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
-        self.segments.make_readable(entry.segment, u64::from(entry.offset) + u64::from(entry.len))?;
-        let bytes = self.segments.read(entry.segment, u64::from(entry.offset), entry.len as usize)?;
-        let key = self
-            .segments
-            .frame_key(entry.segment)
-            .ok_or_else(|| StoreError::Corruption { location: location(), detail: "the segment is gone".into() })?;
-        let frame = record::decode_frame(&bytes, key)
-            .map_err(|e| StoreError::Corruption { location: location(), detail: e.to_string() })?;
         let corrupt = |detail: String| StoreError::Corruption { location: location(), detail };
-        if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {
-            return Err(corrupt(format!("a {:?} record where a notification was expected", frame.kind)));
-        }
-        let body = record::decode_upsert(frame.body).map_err(|e| corrupt(e.to_string()))?;
-        if body.notification.id != entry.id {
-            return Err(corrupt("the record is not this notification's".into()));
-        }
-        Notification::try_from(body.notification.to_stored()).map_err(|e| corrupt(e.to_string()))
+        let decoded =
+            self.segments.read_with(entry.segment, u64::from(entry.offset), entry.len as usize, |key, bytes| {
+                let frame = record::decode_frame(bytes, key).map_err(|e| e.to_string())?;
+                if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {
+                    return Err(format!("a {:?} record where a notification was expected", frame.kind));
+                }
+                let body = record::decode_upsert(frame.body).map_err(|e| e.to_string())?;
+                if body.notification.id != entry.id {
+                    return Err("the record is not this notification's".into());
+                }
+                Notification::try_from(body.notification.to_stored()).map_err(|e| e.to_string())
+            })?;
+        decoded.ok_or_else(|| corrupt("the segment is gone".into()))?.map_err(corrupt)
     }
 
     /// The live slot whose `appNotificationId` is `app`, with its notification.

@@ -518,19 +518,6 @@ impl Segments {
         }
     }
 
-    /// Makes sure the OS has segment `id` up to `end`, flushing the engine's buffers if needed.
-    ///
-    /// # Errors
-    /// [`StoreError::Io`] from the flush; the store must poison.
-    pub fn make_readable(&self, id: u32, end: u64) -> Result<(), StoreError> {
-        let flushed = self.shared.read().get(&id).map_or(u64::MAX, |(_, _, f)| f.load(Ordering::Acquire));
-        if flushed >= end {
-            return Ok(());
-        }
-        let mut writer = self.writer.lock();
-        self.flush_all(&mut writer)
-    }
-
     /// Reads `len` bytes at `offset` of segment `id`.
     ///
     /// # Errors
@@ -540,6 +527,36 @@ impl Segments {
         let mut buf = vec![0; len];
         file.read_exact_at(&mut buf, offset).map_err(|e| io_error("reading", &self.path(id), e))?;
         Ok(buf)
+    }
+
+    /// Calls `f` with the frame key of segment `id` and its `len` bytes at `offset`, written to
+    /// the OS first if they are still in the engine's buffer; borrowed from the file's memory
+    /// map when it covers them (see [`FsFile::read_with`]). `None` when the segment is gone.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] (a failed flush poisons the store).
+    pub fn read_with<R>(
+        &self,
+        id: u32,
+        offset: u64,
+        len: usize,
+        f: impl FnOnce(u128, &[u8]) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        let end = offset + len as u64;
+        let (key, flushed) = match self.shared.read().get(&id) {
+            Some((_, salt, flushed)) => (record::frame_key(u64::from(id), *salt), flushed.load(Ordering::Acquire)),
+            None => return Ok(None),
+        };
+        if flushed < end {
+            let mut writer = self.writer.lock();
+            self.flush_all(&mut writer)?;
+        }
+        let file = self.file(id)?;
+        let mut f = Some(f);
+        let mut out = None;
+        file.read_with(offset, len, &mut |bytes| out = f.take().map(|f| f(key, bytes)))
+            .map_err(|e| io_error("reading", &self.path(id), e))?;
+        Ok(out)
     }
 }
 

@@ -29,7 +29,7 @@ use crate::{RemovalReason, StoreError};
 pub(crate) const SNAPSHOT_FILE: &str = "INDEX";
 const TEMPORARY_FILE: &str = "INDEX.tmp";
 const MAGIC: &[u8; 8] = b"NFEEDIDX";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// Magic, version, three zero bytes, body crc32, body length.
 const HEADER_LEN: usize = 8 + 1 + 3 + 4 + 8;
 const ENTRY_LEN: usize = 16 + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 4 + 1 + 1;
@@ -54,7 +54,7 @@ struct SegmentRecord {
 #[derive(Debug, Default)]
 struct Snapshot {
     /// The highest LSN assigned (version 1 held the next LSN, which an open had moved up to
-    /// the lease).
+    /// the lease; version 2 hashed app ids with crc32).
     assigned_through: u64,
     next_segment_id: u32,
     new_feed_horizon: (u64, u64, i64),

@@ -23,6 +23,18 @@ pub trait FsFile: Send + Sync + Debug {
     /// The OS error; `UnexpectedEof` when the file is shorter.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
 
+    /// Calls `f` with exactly `len` bytes at `offset`: borrowed from a memory map when the file
+    /// has one covering them (no copy), otherwise read into a buffer first (the default).
+    ///
+    /// # Errors
+    /// As [`FsFile::read_exact_at`]; `f` is not called then.
+    fn read_with(&self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        let mut buf = vec![0; len];
+        self.read_exact_at(&mut buf, offset)?;
+        f(&buf);
+        Ok(())
+    }
+
     /// Writes all of `buf` at `offset`.
     ///
     /// # Errors

@@ -1,6 +1,6 @@
 //! The real file system: `pread`/`pwrite`, `fdatasync`, directory fsync, `flock`; reads of
-//! bytes a file held when it was last mapped are copied from a read-only memory map instead of
-//! a `pread` (see [`StdFile::read_exact_at`]).
+//! bytes a file held when it was last mapped come from a read-only memory map instead of a
+//! `pread` (see [`StdFile::read_exact_at`] and [`StdFile::read_with`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
@@ -14,14 +14,18 @@ use super::{FileSystem, FsFile, FsLock};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFileSystem;
 
-/// A file grows by this much past its map before a read maps it again.
+/// A file grows by at most this much past its map before a read maps it again.
 const REMAP_STEP: u64 = 1 << 20;
+/// ... and by at least this much (or as much as the map holds, if that is less than
+/// [`REMAP_STEP`]): a small file being appended to is mapped again a few times as it doubles,
+/// not at every read of its newest record.
+const MIN_REMAP_STEP: u64 = 64 << 10;
 
 #[derive(Debug)]
 struct StdFile {
     file: File,
-    /// A read-only map of the file's first `map.len()` bytes, made once reads reach
-    /// [`REMAP_STEP`] bytes past the current map.
+    /// A read-only map of the file's first `map.len()` bytes, made at the first read and again
+    /// once reads reach past it by the step [`StdFile::remap_due`] sets.
     map: parking_lot::RwLock<Option<memmap2::Mmap>>,
 }
 
@@ -42,30 +46,55 @@ impl StdFile {
         *map = Some(mapped);
         Ok(())
     }
+
+    /// Whether a read ending at `end`, past a map of `mapped_len` bytes, maps the file again.
+    fn remap_due(end: u64, mapped_len: u64) -> bool {
+        mapped_len == 0 || end >= mapped_len + mapped_len.clamp(MIN_REMAP_STEP, REMAP_STEP)
+    }
+
+    /// Calls `f` with the mapped bytes `offset..offset + len` when the map covers them;
+    /// otherwise returns the map's length.
+    fn with_mapped(&self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> io::Result<Result<(), u64>> {
+        let map = self.map.read();
+        match map.as_ref() {
+            Some(m) if offset.saturating_add(len as u64) <= m.len() as u64 => {
+                let start = usize::try_from(offset).map_err(io::Error::other)?;
+                f(&m[start..start + len]);
+                Ok(Ok(()))
+            }
+            Some(m) => Ok(Err(m.len() as u64)),
+            None => Ok(Err(0)),
+        }
+    }
 }
 
 impl FsFile for StdFile {
-    /// Copies from the map when it covers the range; otherwise `pread`s, and maps the file again
-    /// once reads reach [`REMAP_STEP`] bytes past the map (so a growing file is not remapped
-    /// for every read of its newest records).
+    /// Copies from the map when it covers the range; otherwise `pread`s, and maps the file
+    /// (again) when it has no map yet or the read reaches past the map by a step that grows
+    /// with the map up to [`REMAP_STEP`] (so a growing file is not remapped for every read of
+    /// its newest records).
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let end = offset.saturating_add(buf.len() as u64);
-        let mapped_len = {
-            let map = self.map.read();
-            match map.as_ref() {
-                Some(m) if end <= m.len() as u64 => {
-                    let start = usize::try_from(offset).map_err(io::Error::other)?;
-                    buf.copy_from_slice(&m[start..start + buf.len()]);
-                    return Ok(());
-                }
-                Some(m) => m.len() as u64,
-                None => 0,
-            }
+        let mapped_len = match self.with_mapped(offset, buf.len(), &mut |bytes| buf.copy_from_slice(bytes))? {
+            Ok(()) => return Ok(()),
+            Err(mapped_len) => mapped_len,
         };
         self.file.read_exact_at(buf, offset)?;
-        if end >= mapped_len + REMAP_STEP {
+        if Self::remap_due(end, mapped_len) {
             self.remap()?;
         }
+        Ok(())
+    }
+
+    /// Borrows from the map when it covers the range (no copy); otherwise as
+    /// [`StdFile::read_exact_at`] into a buffer.
+    fn read_with(&self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        if self.with_mapped(offset, len, f)?.is_ok() {
+            return Ok(());
+        }
+        let mut buf = vec![0; len];
+        self.read_exact_at(&mut buf, offset)?;
+        f(&buf);
         Ok(())
     }
 
@@ -134,5 +163,55 @@ impl FileSystem for StdFileSystem {
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn bytes_at(file: &dyn FsFile, offset: u64, len: usize) -> Vec<u8> {
+        let mut copied = vec![0; len];
+        file.read_exact_at(&mut copied, offset).unwrap();
+        let mut borrowed = Vec::new();
+        file.read_with(offset, len, &mut |b| borrowed = b.to_vec()).unwrap();
+        assert_eq!(copied, borrowed, "read_exact_at and read_with disagree at {offset}+{len}");
+        copied
+    }
+
+    #[test]
+    fn reads_see_every_byte_written_as_the_file_grows_past_its_map_and_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StdFileSystem.open(&dir.path().join("f"), true).unwrap();
+        let pattern = |i: usize| (i * 7 % 251) as u8;
+        let mut written = 0usize;
+        // Grow in steps around the remap thresholds; after each, read the old and new bytes.
+        for step in [100usize, 10, 64 << 10, 1, 200 << 10, 3 << 20] {
+            let chunk: Vec<u8> = (written..written + step).map(pattern).collect();
+            file.write_all_at(&chunk, written as u64).unwrap();
+            written += step;
+            for (offset, len) in [(0, 10), (written - step, step), (written - 1, 1), (written / 2, written / 4)] {
+                let expected: Vec<u8> = (offset..offset + len).map(pattern).collect();
+                assert_eq!(bytes_at(&*file, offset as u64, len), expected, "{len} bytes at {offset}");
+            }
+        }
+        // Cut: the map goes; a read past the end fails, a read below it still sees the bytes.
+        file.set_len(1000).unwrap();
+        let mut past = vec![0; 10];
+        assert!(file.read_exact_at(&mut past, 995).is_err());
+        assert!(file.read_with(995, 10, &mut |_| panic!("called past the end")).is_err());
+        assert_eq!(bytes_at(&*file, 990, 10), (990..1000).map(pattern).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_remap_step_grows_with_the_map_up_to_its_cap() {
+        assert!(StdFile::remap_due(1, 0), "an unmapped file is mapped at its first read");
+        assert!(!StdFile::remap_due(1000 + (64 << 10) - 1, 1000));
+        assert!(StdFile::remap_due(1000 + (64 << 10), 1000));
+        assert!(!StdFile::remap_due((512 << 10) * 2 - 1, 512 << 10));
+        assert!(StdFile::remap_due((512 << 10) * 2, 512 << 10));
+        assert!(!StdFile::remap_due((100 << 20) + (1 << 20) - 1, 100 << 20));
+        assert!(StdFile::remap_due((100 << 20) + (1 << 20), 100 << 20));
     }
 }
