@@ -146,6 +146,32 @@ fn reads(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // What every engine here does per notification it returns, timed alone: decoding the
+    // encoded record from memory (`notifeed::codec::decode_notification`), with nothing to
+    // find or read. A read can only be as much faster than a peer as the peer's time exceeds
+    // this.
+    let mut group = c.benchmark_group("decode_floor");
+    group.throughput(Throughput::Elements(1));
+    for (name, count) in [("newest_20", 20), ("by_app_id", 1)] {
+        let mut rng = ChaCha8Rng::seed_from_u64(workload::SEED);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let first = rng.random_range(0..records.len() - count);
+                    &records[first..first + count]
+                },
+                |chosen| {
+                    chosen
+                        .iter()
+                        .map(|r| must(notifeed::codec::decode_notification(&r.body).map_err(Into::into), "decode"))
+                        .collect::<Vec<_>>()
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
 }
 
 fn config() -> Criterion {

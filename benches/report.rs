@@ -276,6 +276,30 @@ fn render(measured: &[Measured], small: u64, large: u64) -> String {
     for ((_, label), medians) in GROUPS.iter().zip(&timed) {
         row(&mut out, label, medians.iter().map(|m| m.map(rate).unwrap_or_else(|| "–".into())));
     }
+    // The decode floor: what each read above spends at least, whatever the engine.
+    let floor = |read: &str| criterion_median("decode_floor", read).map(|(ns, _)| ns);
+    if let (Some(page), Some(one)) = (floor("newest_20"), floor("by_app_id")) {
+        let _ = writeln!(
+            out,
+            "\nDecoding alone (`codec::decode_notification` from memory, which every engine above \
+             runs on each record it returns): 20 records {:.1} µs ({} pages/s), 1 record {:.2} µs \
+             ({}/s). Share of each engine's time spent in it, newest 20 / lookup: {}.",
+            page / 1e3,
+            rate(page),
+            one / 1e3,
+            rate(one),
+            names
+                .iter()
+                .zip(timed[3].iter().zip(&timed[4]))
+                .filter_map(|(n, (p, l))| Some(format!(
+                    "{n} {:.0}% / {:.0}%",
+                    100.0 * page / (*p)?,
+                    100.0 * one / (*l)?
+                )))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 
     // Sizes, sweeps and opens.
     let _ = writeln!(out, "\n### Disk, sweep, open (`benches/report.rs`, {small} records; open also at {large})\n");

@@ -515,7 +515,6 @@ impl FeedStore for LogStore {
             let old_entry = *f.entry(slot);
             let mut n = Notification::from_new(old.id, new, expiration, now);
             n.created = old.created;
-            let group = n.group_name.clone();
             let record = Outgoing::Upsert {
                 kind: RecordKind::Replace,
                 feed: feed.as_str(),
@@ -526,7 +525,7 @@ impl FeedStore for LogStore {
             let placed = self.write(&record, self.shadow_window(&old_entry, window), &[old_entry])?;
             self.index.forget_expiry(old_entry.expiration, cell.number, old_entry.id_key());
             f.remove(slot);
-            f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), group.as_deref());
+            f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), n.group_name.as_deref());
             f.latest_sequence = f.latest_sequence.max(placed.lsn);
             self.index.expect_expiry(timestamp_to_nanos(n.expiration), cell.number, index::id_key(&n.id.to_bytes()));
             return Ok(n);
@@ -545,7 +544,6 @@ impl FeedStore for LogStore {
         let victim_entry = victim.map(|s| *f.entry(s));
         let target = victim_entry.as_ref().map_or(window, |v| self.shadow_window(v, window));
         let n = Notification::from_new(id, new, expiration, now);
-        let group = n.group_name.clone();
         let record = Outgoing::Upsert {
             kind: RecordKind::Append,
             feed: feed.as_str(),
@@ -560,7 +558,7 @@ impl FeedStore for LogStore {
             f.remove(slot);
             f.log_removal(placed.lsn, v.id, RemovalReason::Evicted, self.config.options.removal_log_capacity);
         }
-        f.insert(Self::entry_for(&n, placed, sequence, sequence), group.as_deref());
+        f.insert(Self::entry_for(&n, placed, sequence, sequence), n.group_name.as_deref());
         f.latest_sequence = f.latest_sequence.max(sequence);
         self.index.expect_expiry(timestamp_to_nanos(n.expiration), cell.number, index::id_key(&id.to_bytes()));
         Ok(n)
