@@ -142,16 +142,13 @@ impl<Q, R> GroupCommit<Q, R> {
     /// written, this writer leads: it runs `execute` on every queued request (its own
     /// included), which must return one result per request, in order. With `gather`, a new
     /// leader first gives the CPU once to writers about to queue, so they join its batch:
-    /// worth it when a batch costs a sync, not when it only copies into buffers. A leader whose
-    /// batch succeeded also runs the batch that queued meanwhile, up to [`LEADER_RUNS`]
-    /// batches in all, before it returns: the next sync starts at once instead of after a
-    /// woken writer takes over.
+    /// worth it when a batch costs a sync, not when it only copies into buffers.
     ///
     /// # Errors
     /// The batch's failure, for every writer of the batch.
     pub fn submit<F>(&self, request: Q, gather: bool, execute: F) -> Result<R, BatchFailure>
     where
-        F: FnMut(Vec<Q>) -> Result<Vec<R>, BatchFailure>,
+        F: FnOnce(Vec<Q>) -> Result<Vec<R>, BatchFailure>,
     {
         let mut st = self.state.lock();
         let batch = st.open_batch;
@@ -179,7 +176,7 @@ impl<Q, R> GroupCommit<Q, R> {
                 };
             }
             if !st.leader
-                && let Some(mut run) = execute.take()
+                && let Some(run) = execute.take()
             {
                 // Our batch is the open one: batches finish in order and none is running.
                 st.leader = true;
@@ -190,59 +187,38 @@ impl<Q, R> GroupCommit<Q, R> {
                     std::thread::yield_now();
                     st = self.state.lock();
                 }
-                for run_number in 1..=LEADER_RUNS {
-                    let requests = std::mem::take(&mut st.queue);
-                    let count = requests.len();
-                    let running = st.open_batch;
-                    st.open_batch += 1;
-                    drop(st);
-                    let outcome = run(requests);
-                    st = self.state.lock();
-                    let succeeded = outcome.is_ok();
-                    st.finished.insert(running, Self::finish(outcome, count));
-                    // Go on only after a success (a failure poisons the store before anything
-                    // else is written) and only for writers already waiting.
-                    let go_on = succeeded && run_number < LEADER_RUNS && !st.queue.is_empty();
-                    if !go_on {
-                        // Before the wake-up, so that a writer of the open batch can lead it.
-                        st.leader = false;
+                let requests = std::mem::take(&mut st.queue);
+                let count = requests.len();
+                st.open_batch += 1;
+                drop(st);
+                let outcome = run(requests);
+                st = self.state.lock();
+                st.leader = false;
+                let finished = match outcome {
+                    Ok(results) if results.len() == count => {
+                        Finished { results: results.into_iter().map(Some).collect(), failure: None, left: count }
                     }
-                    self.done.notify_all();
-                    if !go_on {
-                        break;
-                    }
-                }
+                    Ok(_) => Finished {
+                        results: Vec::new(),
+                        failure: Some(BatchFailure {
+                            poisoned: false,
+                            operation: "committing",
+                            path: String::new(),
+                            kind: io::ErrorKind::Other,
+                            message: "the batch returned the wrong number of results".into(),
+                        }),
+                        left: count,
+                    },
+                    Err(failure) => Finished { results: Vec::new(), failure: Some(failure), left: count },
+                };
+                st.finished.insert(batch, finished);
+                self.done.notify_all();
                 continue;
             }
             self.done.wait(&mut st);
         }
     }
-
-    /// What the writers of a batch of `count` requests learn from its `outcome`.
-    fn finish(outcome: Result<Vec<R>, BatchFailure>, count: usize) -> Finished<R> {
-        match outcome {
-            Ok(results) if results.len() == count => {
-                Finished { results: results.into_iter().map(Some).collect(), failure: None, left: count }
-            }
-            Ok(_) => Finished {
-                results: Vec::new(),
-                failure: Some(BatchFailure {
-                    poisoned: false,
-                    operation: "committing",
-                    path: String::new(),
-                    kind: io::ErrorKind::Other,
-                    message: "the batch returned the wrong number of results".into(),
-                }),
-                left: count,
-            },
-            Err(failure) => Finished { results: Vec::new(), failure: Some(failure), left: count },
-        }
-    }
 }
-
-/// How many batches in a row one leader runs at most (its own, then those that queued while
-/// it ran), so that one writer's wait stays bounded.
-pub(crate) const LEADER_RUNS: usize = 3;
 
 /// How far one durable raise of the LSN lease reaches.
 const LSN_LEASE_BLOCK: u64 = 1 << 20;
@@ -410,67 +386,6 @@ mod tests {
         assert!(batches.load(Ordering::SeqCst) <= 1600);
     }
 
-    /// Runs a writer whose batch waits, inside `execute`, until a second writer has queued; the
-    /// first batch's outcome is `first`. Returns which writer's `execute` ran each batch and
-    /// what the second writer got.
-    fn second_writer_behind_a_running_batch(first: Result<(), ()>) -> (Vec<&'static str>, Result<u64, BatchFailure>) {
-        let commit: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::default());
-        let ran = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let leader = {
-            let (commit, ran) = (Arc::clone(&commit), Arc::clone(&ran));
-            std::thread::spawn(move || {
-                let mut calls = 0;
-                commit.submit(1, false, |reqs: Vec<u64>| {
-                    calls += 1;
-                    ran.lock().push("first");
-                    if calls == 1 {
-                        started_tx.send(()).unwrap();
-                        // Wait until the second writer is queued behind this batch.
-                        while commit.state.lock().queue.is_empty() {
-                            std::thread::yield_now();
-                        }
-                        if first.is_err() {
-                            return Err(BatchFailure {
-                                poisoned: false,
-                                operation: "syncing",
-                                path: "x".into(),
-                                kind: io::ErrorKind::Other,
-                                message: "failed".into(),
-                            });
-                        }
-                    }
-                    Ok(reqs.into_iter().map(|r| r * 10).collect())
-                })
-            })
-        };
-        started_rx.recv().unwrap();
-        let second = {
-            let ran = Arc::clone(&ran);
-            commit.submit(2, false, |reqs: Vec<u64>| {
-                ran.lock().push("second");
-                Ok(reqs.into_iter().map(|r| r * 10).collect())
-            })
-        };
-        let _ = leader.join().unwrap();
-        let ran = ran.lock().clone();
-        (ran, second)
-    }
-
-    #[test]
-    fn a_leader_whose_batch_succeeded_runs_the_batch_that_queued_meanwhile() {
-        let (ran, second) = second_writer_behind_a_running_batch(Ok(()));
-        assert_eq!(ran, ["first", "first"], "the leader ran both batches");
-        assert_eq!(second.unwrap(), 20);
-    }
-
-    #[test]
-    fn a_leader_whose_batch_failed_hands_the_next_batch_over() {
-        let (ran, second) = second_writer_behind_a_running_batch(Err(()));
-        assert_eq!(ran, ["first", "second"], "the waiting writer led its own batch");
-        assert_eq!(second.unwrap(), 20);
-    }
-
     #[test]
     fn followers_learn_a_failed_batch() {
         let commit: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::default());
@@ -485,7 +400,7 @@ mod tests {
             .map(|t| {
                 let commit = Arc::clone(&commit);
                 let failure = failure.clone();
-                std::thread::spawn(move || commit.submit(t, true, move |_| Err(failure.clone())).is_err())
+                std::thread::spawn(move || commit.submit(t, true, move |_| Err(failure)).is_err())
             })
             .collect();
         for t in threads {
