@@ -11,8 +11,7 @@
 //!   notification expires in, or to a later one when it shadows a record there; expiring a
 //!   window is unlinking its files. Nothing is copied.
 //! * **Group commit.** Writers queue records; a leader writes the batch and syncs every file it
-//!   touched once, the files in parallel ([`Durability::Always`]), then runs the batch that
-//!   queued meanwhile (up to three batches in a row) before it returns.
+//!   touched once, the files in parallel ([`Durability::Always`]).
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
 //!   at a file's first read, remade as it grows), checking each frame's crc32.
 //! * **Index snapshot.** A clean close writes the index; the next open uses it when every
