@@ -101,6 +101,9 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     // 3. Unlink every segment of every window that has passed: it holds only records of
     //    notifications counted above (or earlier).
     let mut writer = store.segments.writer.lock();
+    // A writer that failed since step 2 poisoned the store: from then on nothing touches the
+    // files (checked under the writer lock, which every write and sync holds).
+    store.segments.check_poison()?;
     let victims: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.window <= through).map(|(&id, _)| id).collect();
     if !victims.is_empty() {
         let state = |id: &u32| writer.segments.get(id);

@@ -34,13 +34,18 @@ impl StdFile {
     fn remap(&self) -> io::Result<()> {
         let mut map = self.map.write();
         // SAFETY: `Mmap::map` is unsafe because the mapped bytes may change or vanish under the
-        // map when the file is written or truncated. The log engine only appends to its files
-        // (it never rewrites a byte another read may see), and only truncates them through
-        // `set_len` on this same handle, which drops the map first (the write lock excludes
-        // readers meanwhile); reads only ask for bytes below what was written. The data
-        // directory is locked against other notifeed processes; another program truncating a
-        // segment file of a running store would make a read fault (SIGBUS), where `pread`
-        // would return an error. Measured to pay: see benches/README.md (reads).
+        // map when the file is written or truncated. The invariant the log engine keeps: bytes
+        // it has published to readers (below a segment's flushed length) are never rewritten
+        // and never truncated while the store runs. It only appends (preallocated zeros and the
+        // records written over them lie at or above that length), cuts only zeros above it
+        // (`set_len` on a handle drops that handle's map first; other handles of the file keep
+        // maps that reads use only below the published length), cuts torn tails only during
+        // recovery, before any reader exists, and unlinks whole files (a map of an unlinked
+        // file stays valid; segment ids are never reused); reads only ask for published bytes.
+        // The data directory is locked against other notifeed processes. What remains: another
+        // program truncating a segment file of a running store, or a disk read error on a
+        // mapped page, makes the read fault (SIGBUS, ending the process) where `pread` would
+        // return an error. Measured to pay: see benches/README.md (reads).
         #[allow(unsafe_code)]
         let mapped = unsafe { memmap2::Mmap::map(&self.file)? };
         *map = Some(mapped);
@@ -81,7 +86,10 @@ impl FsFile for StdFile {
         };
         self.file.read_exact_at(buf, offset)?;
         if Self::remap_due(end, mapped_len) {
-            self.remap()?;
+            // A map is only a faster path: a file that cannot be mapped (no address space or
+            // map slots left, a file system without mmap) is read with `pread` instead, and
+            // the read that already succeeded does not fail.
+            let _mapped = self.remap().is_ok();
         }
         Ok(())
     }
