@@ -29,10 +29,7 @@ pub trait FsFile: Send + Sync + Debug {
     /// # Errors
     /// As [`FsFile::read_exact_at`]; `f` is not called then.
     fn read_with(&self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> io::Result<()> {
-        let mut buf = vec![0; len];
-        self.read_exact_at(&mut buf, offset)?;
-        f(&buf);
-        Ok(())
+        read_copied(self, offset, len, f)
     }
 
     /// Writes all of `buf` at `offset`.
@@ -58,6 +55,23 @@ pub trait FsFile: Send + Sync + Debug {
     /// # Errors
     /// The OS error.
     fn set_len(&self, len: u64) -> io::Result<()>;
+}
+
+/// [`FsFile::read_with`] without a map: reads `len` bytes at `offset` into a buffer, then
+/// calls `f` with them.
+///
+/// # Errors
+/// As [`FsFile::read_exact_at`]; `f` is not called then.
+pub(crate) fn read_copied<F: FsFile + ?Sized>(
+    file: &F,
+    offset: u64,
+    len: usize,
+    f: &mut dyn FnMut(&[u8]),
+) -> io::Result<()> {
+    let mut buf = vec![0; len];
+    file.read_exact_at(&mut buf, offset)?;
+    f(&buf);
+    Ok(())
 }
 
 /// A held lock on a directory; dropping it releases the lock.

@@ -16,9 +16,10 @@ pub struct StdFileSystem;
 
 /// A file grows by at most this much past its map before a read maps it again.
 const REMAP_STEP: u64 = 1 << 20;
-/// ... and by at least this much (or as much as the map holds, if that is less than
-/// [`REMAP_STEP`]): a small file being appended to is mapped again a few times as it doubles,
-/// not at every read of its newest record.
+/// A file grows by at least this much past its map (or by as much as the map holds, when that
+/// is between this and [`REMAP_STEP`]) before a read maps it again: a small file being
+/// appended to is mapped again a few times as it doubles, not at every read of its newest
+/// record.
 const MIN_REMAP_STEP: u64 = 64 << 10;
 
 #[derive(Debug)]
@@ -100,10 +101,7 @@ impl FsFile for StdFile {
         if self.with_mapped(offset, len, f)?.is_ok() {
             return Ok(());
         }
-        let mut buf = vec![0; len];
-        self.read_exact_at(&mut buf, offset)?;
-        f(&buf);
-        Ok(())
+        super::read_copied(self, offset, len, f)
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
