@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use notifeed::engine::log::fs::{FileSystem, FsFile, FsLock};
+use notifeed::engine::log::fs::{FileSystem, FsFile, FsLock, VolumeSync};
 
 /// What a test puts between the log engine and the file system it forwards to. Every hook
 /// defaults to forwarding.
@@ -33,6 +33,11 @@ pub trait Hooks: Send + Sync + Debug + 'static {
     /// `sync_dir` of `dir`.
     fn sync_dir(&self, dir: &Path, fs: &dyn FileSystem) -> io::Result<()> {
         fs.sync_dir(dir)
+    }
+
+    /// `volume_sync` of `dir`: the inner file system's handle, or one that stands in for it.
+    fn volume_sync(&self, dir: &Path, fs: &dyn FileSystem) -> io::Result<Option<Arc<dyn VolumeSync>>> {
+        fs.volume_sync(dir)
     }
 
     /// Whether the engine may sync several files at once.
@@ -112,6 +117,9 @@ impl<H: Hooks> FileSystem for ForwardingFs<H> {
     }
     fn concurrent_syncs(&self) -> bool {
         self.hooks.concurrent_syncs(&*self.inner)
+    }
+    fn volume_sync(&self, dir: &Path) -> io::Result<Option<Arc<dyn VolumeSync>>> {
+        self.hooks.volume_sync(dir, &*self.inner)
     }
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>> {
         self.inner.try_lock(path)

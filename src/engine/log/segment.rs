@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::fs::{FileSystem, FsFile};
+use super::fs::{FileSystem, FsFile, VolumeSync};
 use super::record::{self, SEGMENT_HEADER_LEN};
 use super::watermark::Watermark;
 use crate::StoreError;
@@ -172,6 +172,8 @@ pub(crate) struct Segments {
     max_segment_bytes: u64,
     /// How far ahead of its records a segment's file is extended with zeros (0: never).
     preallocate_bytes: u64,
+    /// Syncs a batch that touched several files in one call, when set.
+    volume: Option<Arc<dyn VolumeSync>>,
 }
 
 impl Segments {
@@ -193,7 +195,15 @@ impl Segments {
             poisoned: AtomicBool::new(false),
             max_segment_bytes,
             preallocate_bytes,
+            volume: None,
         }
+    }
+
+    /// Syncs a batch that touched several segment files with `volume` (one call), instead of
+    /// one `fdatasync` per file.
+    pub fn with_volume_sync(mut self, volume: Option<Arc<dyn VolumeSync>>) -> Self {
+        self.volume = volume;
+        self
     }
 
     /// The path of segment `id`.
@@ -426,18 +436,14 @@ impl Segments {
         let file = self.poison_on_error(self.file(id))?;
         let synced = file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e));
         self.poison_on_error(synced)?;
-        if let Some(s) = writer.segments.get_mut(&id) {
-            s.dirty = false;
-            s.synced_len = s.len;
-            s.pending = Vec::new();
-        }
+        Self::mark_synced(writer, &[id]);
         Ok(())
     }
 
-    /// Flushes and syncs every segment of `ids` written since its last sync, the syncs running
-    /// in parallel (one thread each beyond the first): a batch whose records went to several
-    /// windows waits for about one `fdatasync`, not one per file, because the file system
-    /// commits concurrent syncs together.
+    /// Flushes and syncs every segment of `ids` written since its last sync. One file gets one
+    /// `fdatasync`. Several files get one [`VolumeSync::sync_volume`] when the store has one
+    /// (one journal commit and disk flush for all of them); otherwise their syncs run in
+    /// parallel (one thread each beyond the first), which the file system partly overlaps.
     ///
     /// # Errors
     /// [`StoreError::Io`] from the first flush or sync that failed; the store is poisoned
@@ -445,7 +451,17 @@ impl Segments {
     pub fn sync_many(&self, writer: &mut WriterState, ids: &[u32]) -> Result<(), StoreError> {
         let dirty: Vec<u32> =
             ids.iter().copied().filter(|id| writer.segments.get(id).is_some_and(|s| s.dirty)).collect();
-        if dirty.len() <= 1 || !self.fs.concurrent_syncs() {
+        if dirty.len() <= 1 {
+            return dirty.iter().try_for_each(|&id| self.sync(writer, id));
+        }
+        if let Some(volume) = &self.volume {
+            self.flush_all(writer)?;
+            let synced = volume.sync_volume().map_err(|e| io_error("syncing the file system of", &self.dir, e));
+            self.poison_on_error(synced)?;
+            Self::mark_synced(writer, &dirty);
+            return Ok(());
+        }
+        if !self.fs.concurrent_syncs() {
             return dirty.iter().try_for_each(|&id| self.sync(writer, id));
         }
         self.flush_all(writer)?;
@@ -476,14 +492,19 @@ impl Segments {
             let synced = outcome.map_err(|e| io_error("syncing", &self.path(id), e));
             self.poison_on_error(synced)?;
         }
-        for id in dirty {
-            if let Some(s) = writer.segments.get_mut(&id) {
+        Self::mark_synced(writer, &dirty);
+        Ok(())
+    }
+
+    /// Records that the segments `ids` are durable up to their length.
+    fn mark_synced(writer: &mut WriterState, ids: &[u32]) {
+        for id in ids {
+            if let Some(s) = writer.segments.get_mut(id) {
                 s.dirty = false;
                 s.synced_len = s.len;
                 s.pending = Vec::new();
             }
         }
-        Ok(())
     }
 
     /// Cuts the zeros written ahead of the records of every segment of `ids` (flushing the

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{FileSystem, FsFile, FsLock};
+use super::{FileSystem, FsFile, FsLock, VolumeSync};
 
 /// Which operation fails next. Counts start at 1 and are counted from [`FaultFileSystem::set_plan`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct FaultPlan {
     pub fail_write: Option<u64>,
     /// Tear the Nth `write_all_at`: write only its first half, then fail.
     pub tear_write: Option<u64>,
-    /// Fail the Nth `sync_data` (nothing becomes durable).
+    /// Fail the Nth `sync_data` or `sync_volume` (nothing becomes durable).
     pub fail_sync: Option<u64>,
     /// Fail every `sync_dir`.
     pub fail_sync_dir: bool,
@@ -70,7 +70,8 @@ impl FaultFileSystem {
         s.syncs = 0;
     }
 
-    /// How many `write_all_at` and `sync_data` calls happened since the last plan.
+    /// How many `write_all_at` calls, and `sync_data` and `sync_volume` calls, happened since
+    /// the last plan.
     pub fn counts(&self) -> (u64, u64) {
         let s = self.state.lock();
         (s.writes, s.syncs)
@@ -184,6 +185,27 @@ impl FsFile for MemHandle {
     }
 }
 
+/// `sync_volume` of the in-memory file system: one sync (counted and failed as the plan says)
+/// that makes every file's live bytes durable. Names still need `sync_dir`.
+#[derive(Debug)]
+struct MemVolume {
+    state: Arc<Mutex<State>>,
+}
+
+impl VolumeSync for MemVolume {
+    fn sync_volume(&self) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.syncs += 1;
+        if s.plan.fail_sync == Some(s.syncs) {
+            return Err(injected("volume sync failed"));
+        }
+        for f in &mut s.files {
+            f.durable.clone_from(&f.live);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct MemLock {
     state: Arc<Mutex<State>>,
@@ -266,6 +288,10 @@ impl FileSystem for FaultFileSystem {
         Ok(())
     }
 
+    fn volume_sync(&self, _dir: &Path) -> io::Result<Option<Arc<dyn VolumeSync>>> {
+        Ok(Some(Arc::new(MemVolume { state: Arc::clone(&self.state) })))
+    }
+
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>> {
         let mut s = self.state.lock();
         if !s.locks.insert(path.to_path_buf()) {
@@ -311,6 +337,26 @@ mod tests {
         assert!(f.sync_data().is_err());
         assert_eq!(fs.read_all(Path::new("/d/f")), Some(b"ab".to_vec()));
         assert_eq!(fs.crash(None).read_all(Path::new("/d/f")), None);
+    }
+
+    #[test]
+    fn volume_sync_makes_every_file_durable_as_one_sync_and_fails_as_planned() {
+        let fs = FaultFileSystem::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        let (a, b) = (fs.open(&dir.join("a"), true).unwrap(), fs.open(&dir.join("b"), true).unwrap());
+        fs.sync_dir(dir).unwrap();
+        let volume = fs.volume_sync(dir).unwrap().unwrap();
+        fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
+        a.write_all_at(b"aa", 0).unwrap();
+        b.write_all_at(b"bb", 0).unwrap();
+        assert!(volume.sync_volume().is_err(), "the first sync fails");
+        assert_eq!(fs.crash(None).read_all(&dir.join("a")), Some(Vec::new()), "nothing durable");
+        volume.sync_volume().unwrap();
+        assert_eq!(fs.counts().1, 2, "each volume sync is one sync");
+        let after = fs.crash(None);
+        assert_eq!(after.read_all(&dir.join("a")), Some(b"aa".to_vec()));
+        assert_eq!(after.read_all(&dir.join("b")), Some(b"bb".to_vec()));
     }
 
     #[test]

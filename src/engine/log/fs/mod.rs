@@ -74,6 +74,19 @@ pub(crate) fn read_copied<F: FsFile + ?Sized>(
     Ok(())
 }
 
+/// A handle on the file system that holds a data directory, which makes every file's written
+/// data durable in one call: Linux's `syncfs`, one journal commit and one cache flush of the
+/// disk for any number of files, where `fdatasync` costs one of each per file.
+pub trait VolumeSync: Send + Sync + Debug {
+    /// Makes durable all data written so far to every file of the file system (and writes back
+    /// other programs' dirty data on it too). Reports any write-back error on the file system
+    /// since this handle was opened, at most once per error.
+    ///
+    /// # Errors
+    /// The OS error. As with [`FsFile::sync_data`], a failed sync must never be retried.
+    fn sync_volume(&self) -> io::Result<()>;
+}
+
 /// A held lock on a directory; dropping it releases the lock.
 pub trait FsLock: Send + Sync + Debug {}
 
@@ -122,6 +135,17 @@ pub trait FileSystem: Send + Sync + Debug {
     /// answers `false` so that "the Nth sync" stays one and the same operation from run to run.
     fn concurrent_syncs(&self) -> bool {
         true
+    }
+
+    /// A [`VolumeSync`] for the file system holding `dir`, opened now (it reports write-back
+    /// errors from now on); `None` when the file system has no such call (the default), and the
+    /// engine then syncs each file.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn volume_sync(&self, dir: &Path) -> io::Result<Option<Arc<dyn VolumeSync>>> {
+        let _ = dir;
+        Ok(None)
     }
 
     /// Takes an exclusive lock on `path` (created if missing) without waiting; `None` when

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{FileSystem, FsFile, FsLock};
+use super::{FileSystem, FsFile, FsLock, VolumeSync};
 
 /// The operating system's file system (Unix).
 #[derive(Debug, Default, Clone, Copy)]
@@ -127,6 +127,20 @@ impl FsFile for StdFile {
 #[derive(Debug)]
 struct StdLock(#[allow(dead_code)] File);
 
+/// `syncfs` through a descriptor of the data directory, opened with the store, so its
+/// write-back error cursor starts then: an error on any file of the file system after the
+/// store opened is reported by the next `sync_volume` (Linux 5.8 and later).
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+struct StdVolume(File);
+
+#[cfg(target_os = "linux")]
+impl VolumeSync for StdVolume {
+    fn sync_volume(&self) -> io::Result<()> {
+        rustix::fs::syncfs(&self.0).map_err(io::Error::from)
+    }
+}
+
 impl FsLock for StdLock {}
 
 impl FileSystem for StdFileSystem {
@@ -160,6 +174,19 @@ impl FileSystem for StdFileSystem {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    /// `syncfs` on Linux; `None` elsewhere.
+    fn volume_sync(&self, dir: &Path) -> io::Result<Option<Arc<dyn VolumeSync>>> {
+        #[cfg(target_os = "linux")]
+        {
+            Ok(Some(Arc::new(StdVolume(File::open(dir)?))))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = dir;
+            Ok(None)
+        }
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>> {
