@@ -116,6 +116,13 @@ struct State<Q, R> {
     finished: HashMap<u64, Finished<R>>,
 }
 
+/// A gathering leader stops yielding after this many yields in a row during which no writer
+/// queued. Measured with 16 durable writers (benches/README.md): batches of 8.7 records with one
+/// yield, 10.0 with this, 9% faster.
+const GATHER_PATIENCE: usize = 2;
+/// A gathering leader yields at most this many times, however many writers keep arriving.
+const GATHER_MAX_YIELDS: usize = 16;
+
 /// The leader/follower barrier, generic over requests `Q` and results `R`.
 pub(crate) struct GroupCommit<Q, R> {
     state: Mutex<State<Q, R>>,
@@ -141,8 +148,9 @@ impl<Q, R> GroupCommit<Q, R> {
     /// Queues `request` and returns its result once its batch is done. If no batch is being
     /// written, this writer leads: it runs `execute` on every queued request (its own
     /// included), which must return one result per request, in order. With `gather`, a new
-    /// leader first gives the CPU once to writers about to queue, so they join its batch:
-    /// worth it when a batch costs a sync, not when it only copies into buffers.
+    /// leader first yields the CPU to writers about to queue, until [`GATHER_PATIENCE`] yields
+    /// in a row bring none (at most [`GATHER_MAX_YIELDS`]), so they join its batch: worth it
+    /// when a batch costs a sync, not when it only copies into buffers.
     ///
     /// # Errors
     /// The batch's failure, for every writer of the batch.
@@ -181,11 +189,24 @@ impl<Q, R> GroupCommit<Q, R> {
                 // Our batch is the open one: batches finish in order and none is running.
                 st.leader = true;
                 if gather {
-                    // Give the CPU once to writers that are about to queue (those the last
-                    // batch woke up): they join this batch instead of waiting for the next sync.
-                    drop(st);
-                    std::thread::yield_now();
-                    st = self.state.lock();
+                    // Give the CPU to writers that are about to queue (those the last batch
+                    // woke up), for as long as they keep arriving: they join this batch instead
+                    // of waiting for the next sync.
+                    let mut queued = st.queue.len();
+                    let mut idle = 0;
+                    for _ in 0..GATHER_MAX_YIELDS {
+                        drop(st);
+                        std::thread::yield_now();
+                        st = self.state.lock();
+                        if st.queue.len() > queued {
+                            (queued, idle) = (st.queue.len(), 0);
+                        } else {
+                            idle += 1;
+                            if idle == GATHER_PATIENCE {
+                                break;
+                            }
+                        }
+                    }
                 }
                 let requests = std::mem::take(&mut st.queue);
                 let count = requests.len();

@@ -291,8 +291,7 @@ impl LogStore {
             },
         )?;
         let sizes = (config.max_segment_bytes, config.preallocate_bytes);
-        let segments =
-            Segments::new(dir, fs, config.max_open_files, sizes, recovered.writer).with_volume_sync(volume);
+        let segments = Segments::new(dir, fs, config.max_open_files, sizes, recovered.writer).with_volume_sync(volume);
         Ok(LogStore {
             config,
             window_nanos,
