@@ -11,7 +11,9 @@
 //!   notification expires in, or to a later one when it shadows a record there; expiring a
 //!   window is unlinking its files. Nothing is copied.
 //! * **Group commit.** Writers queue records; a leader writes the batch and syncs every file it
-//!   touched once, the files in parallel ([`Durability::Always`]).
+//!   touched: one `fdatasync` for one file, one `syncfs` for several
+//!   ([`LogConfig::volume_sync`]; without it, the files' `fdatasync`s in parallel)
+//!   ([`Durability::Always`]).
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
 //!   at a file's first read, remade as it grows), checking each frame's crc32.
 //! * **Index snapshot.** A clean close writes the index; the next open uses it when every
@@ -24,8 +26,9 @@
 //!
 //! # Durability
 //! * [`Durability::Always`] (the default): a mutating call returns after its record is
-//!   `fdatasync`ed, together with its segment's creation (header synced, directory synced).
-//!   Survives power loss.
+//!   `fdatasync`ed (or, when its batch wrote to several files, covered by one `syncfs`: see
+//!   [`LogConfig::volume_sync`]), together with its segment's creation (header synced,
+//!   directory synced). Survives power loss.
 //! * [`Durability::Buffered`]: a mutating call returns once its record is in the engine's
 //!   write buffer ([`LogConfig::write_buffer_bytes`] per segment, 64 KiB by default). Whenever
 //!   any buffer must reach the OS (it fills, `sync`, a read of a buffered record, a sweep,
