@@ -79,7 +79,7 @@ struct Input {
 #[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Always,
-    /// `write_buffer_bytes` is `BUFFER_SIZES[buffer % 4]`.
+    /// `write_buffer_bytes` is `BUFFER_SIZES[buffer % 4]`; bit 2 turns the volume sync off.
     Buffered {
         buffer: u8,
     },
@@ -91,6 +91,15 @@ enum Mode {
 const BUFFER_SIZES: [usize; 4] = [0, 200, 1500, 64 << 10];
 
 impl Mode {
+    /// `LogConfig::volume_sync`: on with `Always`; with `Buffered`, off when bit 2 of `buffer`
+    /// is set (bits 0 and 1 pick the buffer).
+    fn volume_sync(self) -> bool {
+        match self {
+            Mode::Always => true,
+            Mode::Buffered { buffer } => buffer & 4 == 0,
+        }
+    }
+
     fn buffer(self) -> Option<usize> {
         match self {
             Mode::Always => None,
@@ -310,6 +319,8 @@ fn config(mode: Mode) -> LogConfig {
         window: SignedDuration::from_secs(600),
         max_segment_bytes: 4096,
         max_open_files: 2,
+        // Both ways of syncing a batch over several files: one volume sync, or each file.
+        volume_sync: mode.volume_sync(),
         ..LogConfig::default()
     }
 }
@@ -1116,7 +1127,13 @@ impl World {
                 let plan = match fault {
                     Fault::FailWrite(k) => FaultPlan { fail_write: n(k), ..FaultPlan::default() },
                     Fault::TearWrite(k) => FaultPlan { tear_write: n(k), ..FaultPlan::default() },
-                    Fault::FailSync(k) => FaultPlan { fail_sync: n(k), ..FaultPlan::default() },
+                    // The high bits pick which files a failed volume sync (`syncfs`) still
+                    // made durable: file i when bit i % 6 of k / 4 is set.
+                    Fault::FailSync(k) => {
+                        let pattern = u64::from(k / 4);
+                        let keeps = (0..64).filter(|i| pattern >> (i % 6) & 1 == 1).fold(0u64, |m, i| m | 1 << i);
+                        FaultPlan { fail_sync: n(k), volume_sync_keeps: keeps, ..FaultPlan::default() }
+                    }
                     Fault::FailSyncDir => FaultPlan { fail_sync_dir: true, ..FaultPlan::default() },
                 };
                 self.fs.set_plan(plan);

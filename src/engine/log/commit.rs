@@ -122,6 +122,9 @@ struct State<Q, R> {
 const GATHER_PATIENCE: usize = 2;
 /// A gathering leader yields at most this many times, however many writers keep arriving.
 const GATHER_MAX_YIELDS: usize = 16;
+/// A gathering leader stops yielding once this long has passed (a yield on a busy machine can
+/// give away a whole time slice).
+const GATHER_MAX_TIME: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// The leader/follower barrier, generic over requests `Q` and results `R`.
 pub(crate) struct GroupCommit<Q, R> {
@@ -194,10 +197,14 @@ impl<Q, R> GroupCommit<Q, R> {
                     // of waiting for the next sync.
                     let mut queued = st.queue.len();
                     let mut idle = 0;
+                    let start = std::time::Instant::now();
                     for _ in 0..GATHER_MAX_YIELDS {
                         drop(st);
                         std::thread::yield_now();
                         st = self.state.lock();
+                        if start.elapsed() > GATHER_MAX_TIME {
+                            break;
+                        }
                         if st.queue.len() > queued {
                             (queued, idle) = (st.queue.len(), 0);
                         } else {
@@ -212,9 +219,24 @@ impl<Q, R> GroupCommit<Q, R> {
                 let count = requests.len();
                 st.open_batch += 1;
                 drop(st);
-                let outcome = run(requests);
+                // A panic in `run` (a bug) still ends the batch: its writers learn it failed
+                // and the next batch gets a leader; then the panic goes on in this thread.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(requests)));
                 st = self.state.lock();
                 st.leader = false;
+                let (outcome, panicked) = match outcome {
+                    Ok(outcome) => (outcome, None),
+                    Err(payload) => (
+                        Err(BatchFailure {
+                            poisoned: false,
+                            operation: "committing",
+                            path: String::new(),
+                            kind: io::ErrorKind::Other,
+                            message: "the batch's leader panicked".into(),
+                        }),
+                        Some(payload),
+                    ),
+                };
                 let finished = match outcome {
                     Ok(results) if results.len() == count => {
                         Finished { results: results.into_iter().map(Some).collect(), failure: None, left: count }
@@ -234,6 +256,10 @@ impl<Q, R> GroupCommit<Q, R> {
                 };
                 st.finished.insert(batch, finished);
                 self.done.notify_all();
+                if let Some(payload) = panicked {
+                    drop(st);
+                    std::panic::resume_unwind(payload);
+                }
                 continue;
             }
             self.done.wait(&mut st);
@@ -258,8 +284,18 @@ pub(crate) fn write_batch(
     max_segment_bytes: u64,
     buffer_limit: usize,
 ) -> Result<Vec<Option<Placed>>, BatchFailure> {
-    write_batch_inner(segments, requests, always_sync, max_segment_bytes, buffer_limit)
-        .map_err(BatchFailure::from_store_error)
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        write_batch_inner(segments, requests, always_sync, max_segment_bytes, buffer_limit)
+    }));
+    match outcome {
+        Ok(outcome) => outcome.map_err(BatchFailure::from_store_error),
+        Err(payload) => {
+            // A panic (a bug) may have left the writer's state half updated: nothing more may
+            // be written until a reopen recovers from the files.
+            segments.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
+            std::panic::resume_unwind(payload)
+        }
+    }
 }
 
 fn write_batch_inner(
@@ -405,6 +441,20 @@ mod tests {
             t.join().unwrap();
         }
         assert!(batches.load(Ordering::SeqCst) <= 1600);
+    }
+
+    #[test]
+    fn a_panicking_leader_fails_its_batch_and_the_next_batch_still_gets_a_leader() {
+        let commit: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::default());
+        let leader = {
+            let commit = Arc::clone(&commit);
+            std::thread::spawn(move || {
+                commit.submit(1, false, |_| -> Result<Vec<u64>, BatchFailure> { panic!("a bug in the batch") })
+            })
+        };
+        assert!(leader.join().is_err(), "the panic goes on in the leader's thread");
+        // Before, the leader flag stayed set and this writer waited forever.
+        assert_eq!(commit.submit(2, false, |reqs| Ok(reqs.into_iter().map(|r| r * 10).collect())).unwrap(), 20);
     }
 
     #[test]

@@ -126,15 +126,18 @@ pub struct LogConfig {
     /// With [`Durability::Always`] (and on `sync`): a group commit whose batch wrote to several
     /// segment files (records of several expiration windows) makes them durable with one
     /// `syncfs` of the file system holding the data directory, instead of one `fdatasync` per
-    /// file. A file system commits its journal and flushes the disk once for `syncfs`, once per
-    /// file for `fdatasync`: on the bench machine's ext4, five files took one `fdatasync`'s time
-    /// (about 200 µs) instead of 400 µs in parallel or 800 µs one after another, which is what
-    /// lets 16 concurrent writers scale (benches/README.md). The cost: `syncfs` also writes back
-    /// every other program's unsynced data on that file system, so a batch may wait for it, and
-    /// a write-back error in any file there poisons the store. Give the data directory its own
-    /// file system, or turn this off when it shares one with a heavy writer. A batch that wrote
-    /// to one file always uses `fdatasync`. Linux only; elsewhere this does nothing. Default:
-    /// `true`.
+    /// file, where that is as safe: on ext4 under Linux 5.17 or later (checked at open, see
+    /// [`fs::FileSystem::volume_sync`]; elsewhere, and when a first `syncfs` at open fails, each
+    /// file is synced and this does nothing). There ext4 commits its journal and flushes the
+    /// disk once for `syncfs`, once per file for `fdatasync`: on the bench machine, five files
+    /// took one `fdatasync`'s time (about 200 µs) instead of 400 µs in parallel or 800 µs one
+    /// after another, which is what lets 16 concurrent writers scale (benches/README.md). The
+    /// costs: `syncfs` also writes back every other program's unsynced data on that file
+    /// system, and the whole store (writers, reads of unflushed records, sweeps) waits for it;
+    /// and a write-back error in any file there, another program's included, poisons the
+    /// store. Give the data directory its own file system, or turn this off when it shares one
+    /// with a heavy or failing writer. A batch that wrote to one file always uses `fdatasync`.
+    /// Default: `true`.
     pub volume_sync: bool,
     /// What the open does with a bad record that is not a torn tail. Default:
     /// [`RecoveryMode::TolerateTornTail`] (refuse to open).

@@ -442,8 +442,8 @@ impl Segments {
 
     /// Flushes and syncs every segment of `ids` written since its last sync. One file gets one
     /// `fdatasync`. Several files get one [`VolumeSync::sync_volume`] when the store has one
-    /// (one journal commit and disk flush for all of them); otherwise their syncs run in
-    /// parallel (one thread each beyond the first), which the file system partly overlaps.
+    /// (on ext4, one journal commit and disk flush for all of them); otherwise their syncs run
+    /// in parallel (one thread each beyond the first), which the file system partly overlaps.
     ///
     /// # Errors
     /// [`StoreError::Io`] from the first flush or sync that failed; the store is poisoned

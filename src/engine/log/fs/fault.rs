@@ -22,8 +22,13 @@ pub struct FaultPlan {
     pub fail_write: Option<u64>,
     /// Tear the Nth `write_all_at`: write only its first half, then fail.
     pub tear_write: Option<u64>,
-    /// Fail the Nth `sync_data` or `sync_volume` (nothing becomes durable).
+    /// Fail the Nth `sync_data` (nothing becomes durable) or `sync_volume` (only the files
+    /// `volume_sync_keeps` picks become durable).
     pub fail_sync: Option<u64>,
+    /// Which files a failed `sync_volume` makes durable before it fails, as a real `syncfs`
+    /// that fails part-way may: file number `i` (in order of creation) when bit `i % 64` is
+    /// set. 0: none.
+    pub volume_sync_keeps: u64,
     /// Fail every `sync_dir`.
     pub fail_sync_dir: bool,
 }
@@ -186,7 +191,8 @@ impl FsFile for MemHandle {
 }
 
 /// `sync_volume` of the in-memory file system: one sync (counted and failed as the plan says)
-/// that makes every file's live bytes durable. Names still need `sync_dir`.
+/// that makes every file's live bytes durable, or, when it fails, those of the files the plan
+/// picks. Names still need `sync_dir`.
 #[derive(Debug)]
 struct MemVolume {
     state: Arc<Mutex<State>>,
@@ -196,13 +202,14 @@ impl VolumeSync for MemVolume {
     fn sync_volume(&self) -> io::Result<()> {
         let mut s = self.state.lock();
         s.syncs += 1;
-        if s.plan.fail_sync == Some(s.syncs) {
-            return Err(injected("volume sync failed"));
+        let failed = s.plan.fail_sync == Some(s.syncs);
+        let keeps = if failed { s.plan.volume_sync_keeps } else { u64::MAX };
+        for (i, f) in s.files.iter_mut().enumerate() {
+            if keeps & (1 << (i % 64)) != 0 {
+                f.durable.clone_from(&f.live);
+            }
         }
-        for f in &mut s.files {
-            f.durable.clone_from(&f.live);
-        }
-        Ok(())
+        if failed { Err(injected("volume sync failed")) } else { Ok(()) }
     }
 }
 
@@ -352,8 +359,15 @@ mod tests {
         b.write_all_at(b"bb", 0).unwrap();
         assert!(volume.sync_volume().is_err(), "the first sync fails");
         assert_eq!(fs.crash(None).read_all(&dir.join("a")), Some(Vec::new()), "nothing durable");
+        // A failure part-way: file 1 ("b") reached the disk, file 0 ("a") did not.
+        fs.set_plan(FaultPlan { fail_sync: Some(1), volume_sync_keeps: 0b10, ..FaultPlan::default() });
+        assert!(volume.sync_volume().is_err());
+        let partial = fs.crash(None);
+        assert_eq!(partial.read_all(&dir.join("a")), Some(Vec::new()));
+        assert_eq!(partial.read_all(&dir.join("b")), Some(b"bb".to_vec()));
+        fs.set_plan(FaultPlan::default());
         volume.sync_volume().unwrap();
-        assert_eq!(fs.counts().1, 2, "each volume sync is one sync");
+        assert_eq!(fs.counts().1, 1, "each volume sync is one sync");
         let after = fs.crash(None);
         assert_eq!(after.read_all(&dir.join("a")), Some(b"aa".to_vec()));
         assert_eq!(after.read_all(&dir.join("b")), Some(b"bb".to_vec()));

@@ -75,12 +75,13 @@ pub(crate) fn read_copied<F: FsFile + ?Sized>(
 }
 
 /// A handle on the file system that holds a data directory, which makes every file's written
-/// data durable in one call: Linux's `syncfs`, one journal commit and one cache flush of the
-/// disk for any number of files, where `fdatasync` costs one of each per file.
+/// data durable in one call: Linux's `syncfs`, which on ext4 is one journal commit and one
+/// cache flush of the disk for any number of files, where `fdatasync` costs one of each per
+/// file.
 pub trait VolumeSync: Send + Sync + Debug {
     /// Makes durable all data written so far to every file of the file system (and writes back
-    /// other programs' dirty data on it too). Reports any write-back error on the file system
-    /// since this handle was opened, at most once per error.
+    /// other programs' dirty data on it too). Reports, at most once each, the write-back errors
+    /// of any file of the file system that this handle has not reported yet.
     ///
     /// # Errors
     /// The OS error. As with [`FsFile::sync_data`], a failed sync must never be retried.
@@ -137,9 +138,9 @@ pub trait FileSystem: Send + Sync + Debug {
         true
     }
 
-    /// A [`VolumeSync`] for the file system holding `dir`, opened now (it reports write-back
-    /// errors from now on); `None` when the file system has no such call (the default), and the
-    /// engine then syncs each file.
+    /// A [`VolumeSync`] for the file system holding `dir`; `None` (the default) when the file
+    /// system has no such call, or none that is as safe as syncing each file (which the engine
+    /// then does).
     ///
     /// # Errors
     /// The OS error.
