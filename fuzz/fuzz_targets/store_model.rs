@@ -61,10 +61,12 @@ const FEED_CAPACITY: usize = 4;
 const REMOVAL_LOG_CAPACITY: usize = 3;
 /// A power loss keeps a prefix of each file's records, not of the operations (the log module
 /// documentation), so it can keep a later append and lose an earlier delete in another segment,
-/// leaving two live notifications with one `appNotificationId`. (A process crash did the same
-/// until 4171b0e: `tests/regression_buffered_crash_duplicate_app_id.rs`.) With this set, the
-/// weak check of a lossy reopen does not compare `get_by_app_id` with the list for such an app
-/// id.
+/// leaving two live notifications with one `appNotificationId`. A write that fails part-way
+/// through writing the buffers of several segments (the store poisons; finding 9) leaves the
+/// same kind of state for the reopen. (A process crash between flushes did the same until
+/// 4171b0e: `tests/regression_buffered_crash_duplicate_app_id.rs`.) With this set, the weak
+/// check of a lossy reopen does not check the two notifications against the models, nor
+/// `get_by_app_id` against the list for such an app id.
 const TOLERATE_DUPLICATE_APP_IDS_AFTER_LOSS: bool = true;
 /// The clock never moves more than this from the start (retention is 7 days).
 const MAX_CLOCK_SECONDS: i64 = 6 * 24 * 3600;
@@ -866,8 +868,21 @@ impl World {
                 .items;
             let mut feed_ids = ids.clone();
             feed_ids.extend(listed.iter().map(|n| n.id));
+            // App ids two live notifications hold (tolerated, see the constant): the later one
+            // was appended after the earlier was removed, and the removal was lost. No model
+            // holds both, so neither is checked against the models.
+            let duplicated: BTreeSet<&str> = listed
+                .iter()
+                .map(|n| n.app_notification_id.as_str())
+                .filter(|app| listed.iter().filter(|n| n.app_notification_id == *app).count() > 1)
+                .collect();
             for id in feed_ids {
                 let e = version(engine, &f, id);
+                if TOLERATE_DUPLICATE_APP_IDS_AFTER_LOSS
+                    && e.as_ref().is_some_and(|n| duplicated.contains(n.app_notification_id.as_str()))
+                {
+                    continue;
+                }
                 let allowed: Vec<Option<Notification>> = models.iter().map(|m| version(*m, &f, id)).collect();
                 assert!(
                     allowed.contains(&e),

@@ -4,7 +4,7 @@
 //! Followers learn the batch's fate, success or failure. A failure poisons the store (the
 //! caller's job); a failed sync is never retried.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::io;
 
 use parking_lot::{Condvar, Mutex};

@@ -8,7 +8,9 @@
 //! the record for `appNotificationId`s.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use hashbrown::HashTable;

@@ -7,7 +7,7 @@
 //!   the caller opted into [`RecoveryMode::Salvage`], which skips to the next valid frame and
 //!   reports the bytes it lost.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::path::Path;
 use std::sync::Arc;
 

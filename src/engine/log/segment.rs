@@ -5,7 +5,7 @@
 //! new one when it would exceed the configured size; the old one is synced first, so a torn
 //! tail can only ever be in the last segment of a window.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -384,11 +384,13 @@ impl Segments {
         Ok(())
     }
 
-    /// Writes the engine's buffered bytes to the OS: every segment's, not one segment's. A
-    /// process crash then keeps every record written
-    /// before the last flush, whatever its window, and loses only later ones: the records the
-    /// OS holds are always a prefix of the operations (a flush of one segment alone could keep
-    /// an append in one window and lose the earlier delete it depends on in another).
+    /// Writes the engine's buffered bytes to the OS: every segment's, not one segment's, in
+    /// order of segment id. A process crash then keeps every record written before the last
+    /// flush, whatever its window, and loses only later ones: once a flush completes, the
+    /// records the OS holds are a prefix of the operations (a flush of one segment alone could
+    /// keep an append in one window and lose the earlier delete it depends on in another). A
+    /// crash or failed write during a flush keeps the segments written before it: a prefix of
+    /// each file, as a power loss does (the module documentation).
     ///
     /// # Errors
     /// [`StoreError::Io`]; the store must poison.

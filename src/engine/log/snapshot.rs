@@ -13,7 +13,7 @@
 //! since) or from another store is never used, and corruption in a segment is still found and
 //! reported by the scan at open. The layout is in `FORMAT.md` ("Index snapshot").
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::path::Path;
 use std::sync::Arc;
 

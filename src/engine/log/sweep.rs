@@ -5,7 +5,7 @@
 //! copies nothing and cannot resurrect anything: a record that shadows another always lives in
 //! a window no earlier than the one it shadows.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::time::Instant;
 
 use super::LogStore;
