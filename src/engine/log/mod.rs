@@ -41,8 +41,9 @@
 //!   some files and not others, so records of one expiration window may survive while earlier
 //!   records of another are lost. In those two cases (a prefix of each file, not of the
 //!   operations) a lost delete and a kept later append of the same `appNotificationId` leave
-//!   two live notifications with that app id; `get_by_app_id` answers one of them, and the
-//!   next append of that app id replaces one of them.
+//!   two live notifications with that app id in the files; the open that follows (a scan)
+//!   deletes the older, as the lost delete did, and lists it in
+//!   [`RecoveryReport::duplicate_app_ids_removed`].
 //!   [`FeedStore::sync`] makes every earlier mutation durable. With `write_buffer_bytes: 0`
 //!   every call reaches the page cache before it returns and survives a process crash.
 
@@ -76,7 +77,7 @@ use crate::{
 };
 use commit::{GroupCommit, PendingRecord, Placed, Request};
 use fs::{FileSystem, StdFileSystem};
-use index::{Entry, FeedIndex, Index, app_hash};
+use index::{Entry, FeedIndex, Index, app_hash, notification_id};
 use lock::DirectoryLock;
 use record::{Outgoing, RecordKind};
 pub use recovery::{IndexSnapshot, LostRegion, RecoveryMode, RecoveryReport, TornTail};
@@ -304,7 +305,7 @@ impl LogStore {
         )?;
         let sizes = (config.max_segment_bytes, config.preallocate_bytes);
         let segments = Segments::new(dir, fs, config.max_open_files, sizes, recovered.writer).with_volume_sync(volume);
-        Ok(LogStore {
+        let mut store = LogStore {
             config,
             window_nanos,
             clock,
@@ -315,7 +316,50 @@ impl LogStore {
             closed: false,
             sweeping: parking_lot::Mutex::new(()),
             _lock: lock,
-        })
+        };
+        if store.report.index_snapshot != IndexSnapshot::Loaded {
+            store.resolve_duplicate_app_ids()?;
+        }
+        Ok(store)
+    }
+
+    /// After a scanning open: where two live notifications of a feed hold one
+    /// `appNotificationId`, deletes the older (by position), keeping the newer, and lists it in
+    /// the recovery report. Only a loss that kept a prefix of each file rather than of the
+    /// operations leaves such a pair (see the module documentation): the newer was appended
+    /// after a removal of the older that the loss did not keep, so the delete redoes that
+    /// removal. It is written like any delete (a record, durable as the store's durability
+    /// says), so a later open does not bring the older back. Cost: one probe of the app-id
+    /// table per notification, and a read of both records only where two share an app-id
+    /// hash.
+    ///
+    /// # Errors
+    /// As [`FeedStore::delete`].
+    fn resolve_duplicate_app_ids(&mut self) -> Result<(), StoreError> {
+        let now = self.now_nanos();
+        let mut older_ones = Vec::new();
+        for cell in self.index.all_feeds() {
+            let f = cell.index.read();
+            for e in f.held_entries().filter(|e| e.is_live(now)) {
+                let newer = f
+                    .slots_with_app_hash(e.app_hash)
+                    .map(|s| f.entry(s))
+                    .filter(|o| o.id != e.id && o.is_live(now) && (o.position, o.id) > (e.position, e.id));
+                for o in newer {
+                    if self.load(o)?.app_notification_id == self.load(e)?.app_notification_id {
+                        older_ones.push((cell.key.to_string(), notification_id(e)));
+                        break;
+                    }
+                }
+            }
+        }
+        for (key, id) in older_ones {
+            let feed = FeedKey::new(key)?;
+            if self.delete(&feed, id)? {
+                self.report.duplicate_app_ids_removed.push((feed.as_str().to_string(), id));
+            }
+        }
+        Ok(())
     }
 
     /// What the open found: torn tails truncated, regions lost to salvage.

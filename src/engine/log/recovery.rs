@@ -95,6 +95,11 @@ pub struct RecoveryReport {
     pub lost: Vec<LostRegion>,
     /// Segment files removed because a crash interrupted their creation (no complete header).
     pub incomplete_segments_removed: Vec<String>,
+    /// Notifications deleted because a newer live notification of their feed holds the same
+    /// `appNotificationId`, as (feed key, id of the one deleted): the state a loss that keeps a
+    /// prefix of each file can leave (see `LogStore::open`). Empty after an open from the
+    /// index snapshot.
+    pub duplicate_app_ids_removed: Vec<(String, crate::NotificationId)>,
 }
 
 enum Op {
