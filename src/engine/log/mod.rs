@@ -33,16 +33,17 @@
 //!   write buffer ([`LogConfig::write_buffer_bytes`] per segment, 64 KiB by default). Whenever
 //!   any buffer must reach the OS (it fills, `sync`, a read of a buffered record, a sweep,
 //!   close), every segment's buffer is written, so a process crash keeps exactly the operations
-//!   up to the last such flush (a prefix of the operations) and loses the later ones, except
-//!   when it strikes during a flush: the flush writes one segment's buffer after another, so a
-//!   crash (or a failed write, which poisons the store) between two of them keeps, of that
-//!   flush, the buffers written before it. A power loss loses what was not synced: each file
-//!   keeps a prefix of its records, and a sync that the power loss interrupts may have reached
-//!   some files and not others, so records of one expiration window may survive while earlier
-//!   records of another are lost. In those two cases (a prefix of each file, not of the
-//!   operations) a lost delete and a kept later append of the same `appNotificationId` leave
-//!   two live notifications with that app id in the files; the open that follows (a scan)
-//!   deletes the older, as the lost delete did, and lists it in
+//!   up to the last such flush (a prefix of the operations) and loses the later ones. A write
+//!   that fails during a flush poisons the store and cuts the segments that flush wrote back
+//!   to their lengths before it, so the files again hold the operations up to the previous
+//!   flush. Two cases keep a prefix of each file instead of a prefix of the operations: a
+//!   crash that strikes during a flush (which writes one segment's buffer after another) or
+//!   during that cut (or a cut that fails), and a power loss, which loses what was not synced
+//!   (a sync it interrupts may have reached some files and not others, so records of one
+//!   expiration window may survive while earlier records of another are lost). There a lost
+//!   delete and a kept later append of the same `appNotificationId` leave two live
+//!   notifications with that app id in the files; the open that follows (a scan) deletes the
+//!   older, as the lost delete did, and lists it in
 //!   [`RecoveryReport::duplicate_app_ids_removed`].
 //!   [`FeedStore::sync`] makes every earlier mutation durable. With `write_buffer_bytes: 0`
 //!   every call reaches the page cache before it returns and survives a process crash.

@@ -388,25 +388,55 @@ impl Segments {
     /// order of segment id. A process crash then keeps every record written before the last
     /// flush, whatever its window, and loses only later ones: once a flush completes, the
     /// records the OS holds are a prefix of the operations (a flush of one segment alone could
-    /// keep an append in one window and lose the earlier delete it depends on in another). A
-    /// crash or failed write during a flush keeps the segments written before it: a prefix of
-    /// each file, as a power loss does (the module documentation).
+    /// keep an append in one window and lose the earlier delete it depends on in another).
+    ///
+    /// A write that fails poisons the store and *rolls the flush back*: every segment it wrote
+    /// (the failed one included) is cut back to its length before the flush, so the files
+    /// again hold a prefix of the operations, the one up to the previous flush (a failed flush
+    /// that kept the segments written before the failure would keep a later append in one
+    /// window and lose an earlier delete in another: fuzz finding 9). The cut is best effort: if
+    /// it fails too, or a crash strikes during a flush, a prefix of each file is kept, as a
+    /// power loss does (the module documentation).
     ///
     /// # Errors
     /// [`StoreError::Io`]; the store must poison.
     pub fn flush_all(&self, writer: &mut WriterState) -> Result<(), StoreError> {
         self.check_poison()?;
-        let mut buffered: Vec<u32> =
-            writer.segments.iter().filter(|(_, s)| !s.pending.is_empty()).map(|(&other, _)| other).collect();
+        let mut buffered: Vec<(u32, u64)> = writer
+            .segments
+            .iter()
+            .filter(|(_, s)| !s.pending.is_empty())
+            .map(|(&other, s)| (other, s.len - s.pending.len() as u64))
+            .collect();
         if buffered.is_empty() {
             return Ok(());
         }
         buffered.sort_unstable();
-        for other in buffered {
+        for (i, &(other, _)) in buffered.iter().enumerate() {
             let flushed = self.flush_unchecked(writer, other);
-            self.poison_on_error(flushed)?;
+            if flushed.is_err() {
+                // Poison first: no reader may flush again or trust the published lengths.
+                let failed = self.poison_on_error(flushed);
+                self.roll_back(&buffered[..=i]);
+                return failed;
+            }
         }
         Ok(())
+    }
+
+    /// Cuts each `(segment, length before the flush)` back to that length, and lowers its
+    /// published length with it, so a read of a record the cut removed asks for a flush, which
+    /// the poisoned store refuses, instead of reading past the end. Errors are ignored: the
+    /// store is poisoned already, and an open recovers from whatever the files hold.
+    fn roll_back(&self, written: &[(u32, u64)]) {
+        for &(id, before) in written {
+            if let Some((_, _, flushed)) = self.shared.read().get(&id) {
+                flushed.fetch_min(before, Ordering::AcqRel);
+            }
+            if let Ok(file) = self.file(id) {
+                let _ = file.set_len(before);
+            }
+        }
     }
 
     fn flush_unchecked(&self, writer: &mut WriterState, id: u32) -> Result<(), StoreError> {
