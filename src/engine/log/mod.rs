@@ -22,7 +22,12 @@
 //! * **Compaction.** Each sweep copies a few mostly dead sealed segments of windows still to
 //!   come without their superseded records (`compaction.rs`).
 //! * **Poisoning.** A failed write or sync poisons the store: every later mutating call returns
-//!   [`StoreError::Poisoned`] until the store is reopened, which recovers from the files.
+//!   [`StoreError::Poisoned`] until the store is reopened, which recovers from the files. A
+//!   failed sync also cuts every segment back to what its last successful sync made durable:
+//!   Linux keeps the pages a failed `fdatasync` could not write in the page cache, marked
+//!   clean, and a later descriptor is not told, so a reopen in the same boot would otherwise
+//!   serve records a power loss can still take ("fsyncgate"). A failed write during a
+//!   `Buffered` flush cuts that flush back (see Durability).
 //!
 //! # Durability
 //! * [`Durability::Always`] (the default): a mutating call returns after its record is

@@ -424,7 +424,7 @@ impl Segments {
         Ok(())
     }
 
-    /// Cuts each `(segment, length before the flush)` back to that length, and lowers its
+    /// Cuts each `(segment, length)` back to that length, and lowers its
     /// published length with it, so a read of a record the cut removed asks for a flush, which
     /// the poisoned store refuses, instead of reading past the end. Errors are ignored: the
     /// store is poisoned already, and an open recovers from whatever the files hold.
@@ -467,9 +467,36 @@ impl Segments {
         self.flush_all(writer)?;
         let file = self.poison_on_error(self.file(id))?;
         let synced = file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e));
-        self.poison_on_error(synced)?;
+        self.cut_back_on_failed_sync(writer, synced)?;
         Self::mark_synced(writer, &[id]);
         Ok(())
+    }
+
+    /// Poisons the store when `synced` (a sync's outcome) failed, and then cuts every segment
+    /// back to the length its last successful sync made durable (`synced_len`), so the files
+    /// hold only bytes known to be on disk.
+    ///
+    /// Why: after a failed `fdatasync`, Linux marks the pages it could not write clean and
+    /// keeps them in the page cache, and a descriptor opened later (the next open's) is not
+    /// told of the error. Without the cut, a reopen in the same boot would read those pages,
+    /// serve their records and build on them, and a power loss would then take them away
+    /// (PostgreSQL's "fsyncgate"). Nothing cut was acknowledged as durable: `Always` calls
+    /// return after their sync, and `Buffered` promises durability only through a successful
+    /// sync. The cut is best effort (its errors are ignored: the store is poisoned already); a
+    /// crash before it leaves what a crash would.
+    fn cut_back_on_failed_sync<T>(
+        &self,
+        writer: &mut WriterState,
+        synced: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if synced.is_ok() {
+            return synced;
+        }
+        let failed = self.poison_on_error(synced);
+        let cut: Vec<(u32, u64)> =
+            writer.segments.iter().filter(|(_, s)| s.len > s.synced_len).map(|(&id, s)| (id, s.synced_len)).collect();
+        self.roll_back(&cut);
+        failed
     }
 
     /// Flushes and syncs every segment of `ids` written since its last sync. One file gets one
@@ -489,7 +516,7 @@ impl Segments {
         if let Some(volume) = &self.volume {
             self.flush_all(writer)?;
             let synced = volume.sync_volume().map_err(|e| io_error("syncing the file system of", &self.dir, e));
-            self.poison_on_error(synced)?;
+            self.cut_back_on_failed_sync(writer, synced)?;
             Self::mark_synced(writer, &dirty);
             return Ok(());
         }
@@ -522,7 +549,7 @@ impl Segments {
         });
         for (id, outcome) in outcomes {
             let synced = outcome.map_err(|e| io_error("syncing", &self.path(id), e));
-            self.poison_on_error(synced)?;
+            self.cut_back_on_failed_sync(writer, synced)?;
         }
         Self::mark_synced(writer, &dirty);
         Ok(())
@@ -558,9 +585,9 @@ impl Segments {
             let file = self.poison_on_error(self.file(id))?;
             let Some(s) = writer.segments.get_mut(&id) else { continue };
             let before = s.allocated;
-            let trimmed = trim(&*file, s).map_err(|e| io_error("truncating", &self.path(id), e));
-            self.poison_on_error(trimmed)?;
-            cut += before - s.allocated;
+            let trimmed =
+                trim(&*file, s).map(|()| before - s.allocated).map_err(|e| io_error("truncating", &self.path(id), e));
+            cut += self.cut_back_on_failed_sync(writer, trimmed)?;
         }
         Ok(cut)
     }
