@@ -391,7 +391,8 @@ impl Segments {
     /// keep an append in one window and lose the earlier delete it depends on in another).
     ///
     /// A write that fails poisons the store and *rolls the flush back*: every segment it wrote
-    /// (the failed one included) is cut back to its length before the flush, so the files
+    /// (the failed one included) is cut back to its length before the flush (zeroed from
+    /// there, see [`Segments::roll_back`]), so the files
     /// again hold a prefix of the operations, the one up to the previous flush (a failed flush
     /// that kept the segments written before the failure would keep a later append in one
     /// window and lose an earlier delete in another: fuzz finding 9). The cut is best effort: if
@@ -402,17 +403,17 @@ impl Segments {
     /// [`StoreError::Io`]; the store must poison.
     pub fn flush_all(&self, writer: &mut WriterState) -> Result<(), StoreError> {
         self.check_poison()?;
-        let mut buffered: Vec<(u32, u64)> = writer
+        let mut buffered: Vec<(u32, u64, u64)> = writer
             .segments
             .iter()
             .filter(|(_, s)| !s.pending.is_empty())
-            .map(|(&other, s)| (other, s.len - s.pending.len() as u64))
+            .map(|(&other, s)| (other, s.len - s.pending.len() as u64, s.len))
             .collect();
         if buffered.is_empty() {
             return Ok(());
         }
         buffered.sort_unstable();
-        for (i, &(other, _)) in buffered.iter().enumerate() {
+        for (i, &(other, _, _)) in buffered.iter().enumerate() {
             let flushed = self.flush_unchecked(writer, other);
             if flushed.is_err() {
                 // Poison first: no reader may flush again or trust the published lengths.
@@ -421,20 +422,36 @@ impl Segments {
                 return failed;
             }
         }
+        // Published only once every buffer is written, so no reader ever reads bytes that a
+        // roll-back would cut.
+        for &(other, _, len) in &buffered {
+            self.publish(other, len);
+        }
         Ok(())
     }
 
-    /// Cuts each `(segment, length)` back to that length, and lowers its
-    /// published length with it, so a read of a record the cut removed asks for a flush, which
-    /// the poisoned store refuses, instead of reading past the end. Errors are ignored: the
-    /// store is poisoned already, and an open recovers from whatever the files hold.
-    fn roll_back(&self, written: &[(u32, u64)]) {
-        for &(id, before) in written {
+    /// Cuts each `(segment, from, to)`: its bytes `from..to` become zeros, which recovery reads
+    /// as the end of the segment's records (space written ahead of them), and its published
+    /// length falls to `from`, so a read of a record the cut removed asks for a flush, which the
+    /// poisoned store refuses. Zeros rather than a shorter file: a reader may be reading that
+    /// region through a memory map (of this handle, or of one the descriptor cache has since
+    /// replaced), and a map over a truncated region faults (SIGBUS); over zeros it reads bytes
+    /// whose checksum fails, an error. Errors are ignored: the store is poisoned already, and
+    /// an open recovers from whatever the files hold.
+    fn roll_back(&self, cuts: &[(u32, u64, u64)]) {
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        for &(id, from, to) in cuts {
             if let Some((_, _, flushed)) = self.shared.read().get(&id) {
-                flushed.fetch_min(before, Ordering::AcqRel);
+                flushed.fetch_min(from, Ordering::AcqRel);
             }
-            if let Ok(file) = self.file(id) {
-                let _ = file.set_len(before);
+            let Ok(file) = self.file(id) else { continue };
+            let mut at = from;
+            while at < to {
+                let n = (to - at).min(ZEROS.len() as u64);
+                if file.write_all_at(&ZEROS[..n as usize], at).is_err() {
+                    break;
+                }
+                at += n;
             }
         }
     }
@@ -452,7 +469,6 @@ impl Segments {
         written.map_err(|e| io_error("writing", &self.path(id), e))?;
         // Keep the buffer's memory for the next records (freed when the segment is synced).
         s.pending.clear();
-        self.publish(id, s.len);
         Ok(())
     }
 
@@ -482,8 +498,9 @@ impl Segments {
     /// serve their records and build on them, and a power loss would then take them away
     /// (PostgreSQL's "fsyncgate"). Nothing cut was acknowledged as durable: `Always` calls
     /// return after their sync, and `Buffered` promises durability only through a successful
-    /// sync. The cut is best effort (its errors are ignored: the store is poisoned already); a
-    /// crash before it leaves what a crash would.
+    /// sync. The cut zeroes those bytes ([`Segments::roll_back`]); it is best effort (its errors
+    /// are ignored: the store is poisoned already), and a crash before it leaves what a crash
+    /// would.
     fn cut_back_on_failed_sync<T>(
         &self,
         writer: &mut WriterState,
@@ -493,8 +510,12 @@ impl Segments {
             return synced;
         }
         let failed = self.poison_on_error(synced);
-        let cut: Vec<(u32, u64)> =
-            writer.segments.iter().filter(|(_, s)| s.len > s.synced_len).map(|(&id, s)| (id, s.synced_len)).collect();
+        let cut: Vec<(u32, u64, u64)> = writer
+            .segments
+            .iter()
+            .filter(|(_, s)| s.len > s.synced_len)
+            .map(|(&id, s)| (id, s.synced_len, s.len))
+            .collect();
         self.roll_back(&cut);
         failed
     }

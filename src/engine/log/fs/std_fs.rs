@@ -43,10 +43,16 @@ impl StdFile {
         // maps that reads use only below the published length), cuts torn tails only during
         // recovery, before any reader exists, and unlinks whole files (a map of an unlinked
         // file stays valid; segment ids are never reused); reads only ask for published bytes.
-        // The data directory is locked against other notifeed processes. What remains: another
-        // program truncating a segment file of a running store, or a disk read error on a
-        // mapped page, makes the read fault (SIGBUS, ending the process) where `pread` would
-        // return an error. Measured to pay: see benches/README.md (reads).
+        // One exception, after a failed sync poisoned the store: it overwrites with zeros
+        // (never truncates) the bytes no sync covered, and with `Buffered` durability those may
+        // be published. It lowers the published lengths first, so only a read already under
+        // way can meet the zeros: it sees bytes change under it (its checksum then fails, an
+        // error), a race the Rust memory model leaves undefined, as it does for another
+        // program writing the file. The data directory is locked against other notifeed
+        // processes. What remains: another program truncating a segment file of a running
+        // store, or a disk read error on a mapped page, makes the read fault (SIGBUS, ending
+        // the process) where `pread` would return an error. Measured to pay: see
+        // benches/README.md (reads).
         #[allow(unsafe_code)]
         let mapped = unsafe { memmap2::Mmap::map(&self.file)? };
         *map = Some(mapped);
