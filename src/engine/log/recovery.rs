@@ -311,6 +311,8 @@ pub(crate) fn recover(
     let mut groups = Interner::default();
     let mut scanned: Vec<Scanned> = Vec::new();
     let mut segments = HashMap::new();
+    // One buffer for every segment: a fresh one would be page-faulted in again for each.
+    let mut bytes = Vec::new();
     for (id, window, salt, path, len) in headers {
         let file = fs.open(&path, false).map_err(|e| io_error("opening", &path, e))?;
         report.segments += 1;
@@ -318,7 +320,8 @@ pub(crate) fn recover(
             location: path.display().to_string(),
             detail: "segment larger than memory".into(),
         })?;
-        let mut bytes = vec![0; size];
+        // Only the length changes hands: the read overwrites whatever the buffer held.
+        bytes.resize(size, 0);
         file.read_exact_at(&mut bytes, 0).map_err(|e| io_error("reading", &path, e))?;
         let seg64 = record::frame_key(u64::from(id), salt);
         let is_last = last_of_window.get(&window) == Some(&id);
@@ -426,16 +429,24 @@ pub(crate) fn recover(
     // process crash before one) can leave a segment that an open finds but a power loss would
     // not, and later records may be appended to it without a new directory sync.
     fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))?;
-    scanned.sort_by_key(|s| s.lsn);
-    // A compaction that crashed between syncing its copy and unlinking the original leaves a
-    // record twice, under the same LSN (an LSN is never assigned twice): replay it once.
-    scanned.dedup_by_key(|s| s.lsn);
-    let scanned_through = scanned.last().map_or(0, |s| s.lsn + s.span - 1);
-    let next_lsn = scanned.last().map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
+    // Replay order: by LSN, the records sorted as small keys rather than moved (each segment's
+    // records are already in LSN order, runs the stable sort merges). A compaction that crashed
+    // between syncing its copy and unlinking the original leaves a record twice, under the
+    // same LSN (an LSN is never assigned twice): it is replayed once, from the file scanned
+    // first (the lower segment id, the original).
+    let mut order: Vec<(u64, u32)> = scanned.iter().enumerate().map(|(i, s)| (s.lsn, i as u32)).collect();
+    order.sort();
+    order.dedup_by_key(|o| o.0);
+    let last = order.last().map(|&(_, i)| &scanned[i as usize]);
+    let scanned_through = last.map_or(0, |s| s.lsn + s.span - 1);
+    let next_lsn = last.map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
     let mut index = Index::new((0, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
     let cells: Vec<_> = feeds.names.iter().map(|k| index.feed_or_create(k)).collect();
-    for s in scanned {
-        replay(&cells, &groups.names, s, settings);
+    let mut scanned: Vec<Option<Scanned>> = scanned.into_iter().map(Some).collect();
+    for (_, i) in order {
+        if let Some(s) = scanned[i as usize].take() {
+            replay(&cells, &groups.names, s, settings);
+        }
     }
     // Feeds report at least every sequence that may have been handed out and still has its
     // records, or lost them to unlinking; a token beyond that is ahead (from lost state) and
