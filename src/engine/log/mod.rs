@@ -41,17 +41,20 @@
 //!   up to the last such flush (a prefix of the operations) and loses the later ones. A write
 //!   that fails during a flush poisons the store and cuts the segments that flush wrote back
 //!   to their lengths before it, so the files again hold the operations up to the previous
-//!   flush. Two cases keep a prefix of each file instead of a prefix of the operations: a
+//!   flush. Three cases keep a prefix of each file instead of a prefix of the operations: a
 //!   crash that strikes during a flush (which writes one segment's buffer after another) or
-//!   during that cut (or a cut that fails), and a power loss, which loses what was not synced
-//!   (a sync it interrupts may have reached some files and not others, so records of one
-//!   expiration window may survive while earlier records of another are lost). There a lost
+//!   during that cut (or a cut that fails); a failed sync, which cuts each segment back to its
+//!   own last synced length (a segment is synced alone when it rolls, so one may hold a later
+//!   operation than another keeps); and a power loss, which loses what was not synced (a sync
+//!   it interrupts may have reached some files and not others, so records of one expiration
+//!   window may survive while earlier records of another are lost). There a lost
 //!   delete and a kept later append of the same `appNotificationId` leave two live
 //!   notifications with that app id in the files; the open that follows (a scan) deletes the
 //!   older, as the lost delete did, and lists it in
 //!   [`RecoveryReport::duplicate_app_ids_removed`].
 //!   [`FeedStore::sync`] makes every earlier mutation durable. With `write_buffer_bytes: 0`
-//!   every call reaches the page cache before it returns and survives a process crash.
+//!   every call reaches the page cache before it returns and survives a process crash (but
+//!   not a failed sync after it, which cuts what no sync covered).
 
 mod commit;
 mod compaction;

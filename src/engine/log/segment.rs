@@ -166,7 +166,8 @@ pub(crate) struct Segments {
     descriptors: Mutex<Descriptors>,
     /// The writer's state; lock order: a feed lock, then this.
     pub writer: Mutex<WriterState>,
-    /// Set by the first failed write or sync; from then on nothing touches the files.
+    /// Set by the first failed write or sync; from then on nothing touches the files but the
+    /// cut that overwrites with zeros what no sync covered ([`Segments::roll_back`]).
     pub poisoned: AtomicBool,
     /// Segments roll at this size: zeros are never written past it.
     max_segment_bytes: u64,
@@ -442,16 +443,18 @@ impl Segments {
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
         for &(id, from, to) in cuts {
             if let Some((_, _, flushed)) = self.shared.read().get(&id) {
-                flushed.fetch_min(from, Ordering::AcqRel);
+                flushed.fetch_min(from, Ordering::SeqCst);
             }
             let Ok(file) = self.file(id) else { continue };
-            let mut at = from;
-            while at < to {
-                let n = (to - at).min(ZEROS.len() as u64);
-                if file.write_all_at(&ZEROS[..n as usize], at).is_err() {
+            // From the end backwards: whatever stops the cut part-way leaves records, then
+            // zeros to the end (a clean end of the segment), never zeros before records.
+            let mut end = to;
+            while end > from {
+                let n = (end - from).min(ZEROS.len() as u64);
+                if file.write_all_at(&ZEROS[..n as usize], end - n).is_err() {
                     break;
                 }
-                at += n;
+                end -= n;
             }
         }
     }
@@ -657,6 +660,14 @@ impl Segments {
         let mut out = None;
         file.read_with(offset, len, &mut |bytes| out = f.take().map(|f| f(key, bytes)))
             .map_err(|e| io_error("reading", &self.path(id), e))?;
+        // A cut (after a failed sync: `cut_back_on_failed_sync`) lowers the published length
+        // before it overwrites anything, so a read it may have overlapped finds the length
+        // lowered now, and its result (which may mix old bytes and zeros, even past its
+        // checksum) is not used. A read that finds it unchanged ended before the cut began.
+        let cut = self.shared.read().get(&id).is_some_and(|(_, _, flushed)| flushed.load(Ordering::SeqCst) < end);
+        if cut {
+            return Err(StoreError::Poisoned);
+        }
         Ok(out)
     }
 }
@@ -698,6 +709,48 @@ mod tests {
         let bytes = s.read(id, 0, SEGMENT_HEADER_LEN).unwrap();
         assert!(matches!(record::decode_segment_header(&bytes), Ok((i, 17, _)) if i == u64::from(id)));
         assert_eq!(s.window_of(id), Some(17));
+    }
+
+    #[test]
+    fn a_read_that_a_cut_overlapped_is_refused_not_returned() {
+        let s = segments(4);
+        let mut w = s.writer.lock();
+        let id = s.create(&mut w, 17).unwrap();
+        let at = SEGMENT_HEADER_LEN as u64;
+        s.append(&mut w, id, at, b"record bytes", 0).unwrap();
+        drop(w);
+        // Undisturbed, the read returns what the closure made of the bytes.
+        assert_eq!(s.read_with(id, at, 12, |_, bytes| bytes.to_vec()).unwrap(), Some(b"record bytes".to_vec()));
+        // A cut that begins while the read is under way (its first step: the published length
+        // falls) makes the read's result unusable.
+        let overlapped = s.read_with(id, at, 12, |_, bytes| {
+            if let Some((_, _, flushed)) = s.shared.read().get(&id) {
+                flushed.fetch_min(at, Ordering::SeqCst);
+            }
+            bytes.to_vec()
+        });
+        assert!(matches!(overlapped, Err(StoreError::Poisoned)), "{overlapped:?}");
+    }
+
+    #[test]
+    fn a_cut_overwrites_with_zeros_from_the_end_and_keeps_the_file_length() {
+        let s = segments(4);
+        let mut w = s.writer.lock();
+        let id = s.create(&mut w, 17).unwrap();
+        let at = SEGMENT_HEADER_LEN as u64;
+        let record = vec![7u8; 100 << 10];
+        s.append(&mut w, id, at, &record, 0).unwrap();
+        let len = w.segments.get(&id).unwrap().len;
+        drop(w);
+        let size = s.file(id).unwrap().size().unwrap();
+        s.roll_back(&[(id, at + 10, len)]);
+        assert_eq!(s.file(id).unwrap().size().unwrap(), size, "no shorter file: a map over it would fault");
+        let bytes = s.read(id, at, record.len()).unwrap();
+        assert_eq!(&bytes[..10], &record[..10]);
+        assert!(bytes[10..].iter().all(|&b| b == 0));
+        // Reads of the cut bytes now ask for a flush, which the (poisoned) store refuses.
+        s.poisoned.store(true, Ordering::SeqCst);
+        assert!(matches!(s.read_with(id, at, 20, |_, b| b.to_vec()), Err(StoreError::Poisoned)));
     }
 
     #[test]
