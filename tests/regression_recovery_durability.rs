@@ -131,3 +131,39 @@ fn a_failed_sync_in_buffered_mode_cuts_back_to_the_last_durable_point() {
     assert_eq!(store.get_by_app_id(&feed(), "later-2").unwrap(), None);
     assert_eq!(store.count(&feed()).unwrap().total, 2);
 }
+
+#[test]
+fn bytes_a_failed_sync_stranded_and_no_cut_removed_are_made_durable_by_the_reopen() {
+    let clock = ManualClock::at_epoch_2026();
+    let fs = FaultFileSystem::new();
+    let store = open(&fs, &clock);
+    let first = store.append(&feed(), NewNotification::visual("app.example", "first", "acknowledged")).unwrap();
+
+    // The record is written, its sync fails (stranding it: clean in the page cache, not on
+    // disk), and the cut that would zero it fails too, as a crash right after the failed sync
+    // would leave it.
+    fs.set_plan(FaultPlan { fail_sync: Some(1), fail_write: Some(2), ..FaultPlan::default() });
+    let failed = store.append(&feed(), NewNotification::visual("app.example", "stranded", "outcome unknown"));
+    assert!(matches!(failed, Err(StoreError::Io { .. })), "{failed:?}");
+    assert_eq!(fs.counts(), (2, 1), "the record's write, the failed sync, the cut's failed write");
+    drop(store);
+
+    // The reopen finds the record in the page cache and serves it ...
+    fs.set_plan(FaultPlan::default());
+    let store = open(&fs, &clock);
+    let served = store.get_by_app_id(&feed(), "stranded").unwrap().expect("in the page cache");
+    let later = store.append(&feed(), NewNotification::visual("app.example", "later", "acknowledged")).unwrap();
+    drop(store);
+
+    // ... so a power loss must not take it, nor leave a hole before a later durable record.
+    let after = LogStore::open_with_fs(
+        Path::new("/db"),
+        LogConfig { window: SignedDuration::from_secs(600), ..LogConfig::default() },
+        Arc::new(clock.clone()),
+        Arc::new(fs.crash(None)),
+    )
+    .unwrap_or_else(|e| panic!("the open after the power loss refused: {e}"));
+    assert_eq!(after.get(&feed(), first.id).unwrap().as_ref(), Some(&first));
+    assert_eq!(after.get(&feed(), served.id).unwrap().as_ref(), Some(&served));
+    assert_eq!(after.get(&feed(), later.id).unwrap().as_ref(), Some(&later));
+}

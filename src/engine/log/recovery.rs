@@ -337,6 +337,8 @@ pub(crate) fn recover(
         // unsynced hole: cutting it would also cut the frames whose unsynced distance said the
         // skipped region was durable, and a reopen would then judge that region otherwise.
         let mut salvaged_here = false;
+        // The offset and unsynced distance of the last frame accepted.
+        let mut last_frame: Option<(usize, u32)> = None;
         while offset < end {
             let failure = match record::decode_frame(&bytes[offset..end], seg64) {
                 Ok(frame) => match to_op(&frame, (id, offset as u32, frame.len() as u32), &mut feeds, &mut groups) {
@@ -353,6 +355,7 @@ pub(crate) fn recover(
                         if !matches!(op, Op::Upsert { evicted: None, .. }) {
                             pinned += frame.len() as u64;
                         }
+                        last_frame = Some((offset, frame.unsynced_distance));
                         scanned.push(Scanned { lsn: frame.lsn, span, op });
                         report.records += 1;
                         offset += frame.len();
@@ -404,7 +407,23 @@ pub(crate) fn recover(
         }
         // IMPORTANT 10: what the scan accepted is durable before the store serves it or writes
         // after it. After a process crash or a failed sync the file may hold bytes that are only
-        // in the page cache; a later acknowledged write must not depend on them.
+        // in the page cache; a later acknowledged write must not depend on them. A sync alone
+        // does not do it after a failed sync: Linux marks the pages that sync could not write
+        // clean (and this descriptor is not told), so a later sync skips them. The bytes no
+        // completed sync covered, by the last frame's unsynced distance, are therefore written
+        // again (the same bytes) first, which makes them dirty: the sync then writes them or
+        // fails. The failed sync's own cut normally zeroed them; this covers a crash before the
+        // cut, or a cut that failed.
+        if let Some((at, distance)) = last_frame {
+            let from = if distance >= record::MAX_UNSYNCED_DISTANCE {
+                SEGMENT_HEADER_LEN
+            } else {
+                at.saturating_sub(distance as usize).max(SEGMENT_HEADER_LEN)
+            };
+            if from < end {
+                file.write_all_at(&bytes[from..end], from as u64).map_err(|e| io_error("writing", &path, e))?;
+            }
+        }
         file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
         segments.insert(
             id,

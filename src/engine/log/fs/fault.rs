@@ -5,6 +5,11 @@
 //! directory. [`FaultFileSystem::crash`] returns the file system a machine would find after a
 //! power loss: durable names and durable bytes, optionally with a torn piece of the unsynced
 //! tail. A [`FaultPlan`] fails the Nth write or sync, or tears the Nth write.
+//!
+//! A failed sync behaves as Linux's write-back does: the bytes it did not make durable stay in
+//! the live image (the page cache still serves them) but are *stranded*, marked clean, so no
+//! later sync writes them, whichever handle syncs, until they are written again. A crash then
+//! loses them although a later sync succeeded ("fsyncgate").
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -37,6 +42,48 @@ pub struct FaultPlan {
 struct MemFile {
     live: Vec<u8>,
     durable: Vec<u8>,
+    /// Per live byte: left clean but not durable by a failed sync (empty: none).
+    stranded: Vec<bool>,
+}
+
+impl MemFile {
+    fn new(bytes: Vec<u8>) -> Self {
+        MemFile { live: bytes.clone(), durable: bytes, stranded: Vec::new() }
+    }
+
+    /// A successful sync: every live byte becomes durable, but stranded ones, whose durable
+    /// image stays what it was (zeros past its old end).
+    fn sync(&mut self) {
+        if self.stranded.is_empty() {
+            self.durable.clone_from(&self.live);
+            return;
+        }
+        let mut durable = self.live.clone();
+        for (i, byte) in durable.iter_mut().enumerate() {
+            if self.stranded.get(i).copied().unwrap_or(false) {
+                *byte = self.durable.get(i).copied().unwrap_or(0);
+            }
+        }
+        self.durable = durable;
+    }
+
+    /// A failed sync: every byte that is not durable becomes stranded.
+    fn fail_sync(&mut self) {
+        self.stranded.resize(self.live.len(), false);
+        for (i, stranded) in self.stranded.iter_mut().enumerate() {
+            if self.durable.get(i) != self.live.get(i) {
+                *stranded = true;
+            }
+        }
+    }
+
+    /// A write of `start..end`: those bytes are dirty again.
+    fn written(&mut self, start: usize, end: usize) {
+        let end = end.min(self.stranded.len());
+        if start < end {
+            self.stranded[start..end].fill(false);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -107,7 +154,7 @@ impl FaultFileSystem {
                 }
             }
             names.insert(path.clone(), files.len());
-            files.push(MemFile { live: bytes.clone(), durable: bytes });
+            files.push(MemFile::new(bytes));
         }
         let state =
             State { files, live_names: names.clone(), durable_names: names, dirs: s.dirs.clone(), ..State::default() };
@@ -124,7 +171,7 @@ impl FaultFileSystem {
     pub fn overwrite(&self, path: &Path, bytes: Vec<u8>) {
         let mut s = self.state.lock();
         if let Some(&id) = s.live_names.get(path) {
-            s.files[id] = MemFile { live: bytes.clone(), durable: bytes };
+            s.files[id] = MemFile::new(bytes);
         }
     }
 }
@@ -160,11 +207,12 @@ impl FsFile for MemHandle {
         let torn = s.plan.tear_write == Some(n);
         let take = if torn { buf.len() / 2 } else { buf.len() };
         let start = usize::try_from(offset).map_err(io::Error::other)?;
-        let live = &mut s.files[self.id].live;
-        if live.len() < start + take {
-            live.resize(start + take, 0);
+        let f = &mut s.files[self.id];
+        if f.live.len() < start + take {
+            f.live.resize(start + take, 0);
         }
-        live[start..start + take].copy_from_slice(&buf[..take]);
+        f.live[start..start + take].copy_from_slice(&buf[..take]);
+        f.written(start, start + take);
         if torn { Err(injected("write torn")) } else { Ok(()) }
     }
 
@@ -172,10 +220,10 @@ impl FsFile for MemHandle {
         let mut s = self.state.lock();
         s.syncs += 1;
         if s.plan.fail_sync == Some(s.syncs) {
+            s.files[self.id].fail_sync();
             return Err(injected("sync failed"));
         }
-        let f = &mut s.files[self.id];
-        f.durable = f.live.clone();
+        s.files[self.id].sync();
         Ok(())
     }
 
@@ -185,7 +233,9 @@ impl FsFile for MemHandle {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let len = usize::try_from(len).map_err(io::Error::other)?;
-        self.state.lock().files[self.id].live.resize(len, 0);
+        let f = &mut self.state.lock().files[self.id];
+        f.live.resize(len, 0);
+        f.stranded.truncate(len);
         Ok(())
     }
 }
@@ -206,7 +256,9 @@ impl VolumeSync for MemVolume {
         let keeps = if failed { s.plan.volume_sync_keeps } else { u64::MAX };
         for (i, f) in s.files.iter_mut().enumerate() {
             if keeps & (1 << (i % 64)) != 0 {
-                f.durable.clone_from(&f.live);
+                f.sync();
+            } else {
+                f.fail_sync();
             }
         }
         if failed { Err(injected("volume sync failed")) } else { Ok(()) }
@@ -359,18 +411,49 @@ mod tests {
         b.write_all_at(b"bb", 0).unwrap();
         assert!(volume.sync_volume().is_err(), "the first sync fails");
         assert_eq!(fs.crash(None).read_all(&dir.join("a")), Some(Vec::new()), "nothing durable");
-        // A failure part-way: file 1 ("b") reached the disk, file 0 ("a") did not.
+        // A failure part-way: file 1 ("b") reached the disk, file 0 ("a") did not. (Written
+        // again first: the failure above stranded them.)
+        a.write_all_at(b"aa", 0).unwrap();
+        b.write_all_at(b"bb", 0).unwrap();
         fs.set_plan(FaultPlan { fail_sync: Some(1), volume_sync_keeps: 0b10, ..FaultPlan::default() });
         assert!(volume.sync_volume().is_err());
         let partial = fs.crash(None);
         assert_eq!(partial.read_all(&dir.join("a")), Some(Vec::new()));
         assert_eq!(partial.read_all(&dir.join("b")), Some(b"bb".to_vec()));
+        // What the failed syncs left is stranded: a later sync writes it only once rewritten.
         fs.set_plan(FaultPlan::default());
         volume.sync_volume().unwrap();
         assert_eq!(fs.counts().1, 1, "each volume sync is one sync");
+        assert_eq!(fs.crash(None).read_all(&dir.join("a")), Some(vec![0, 0]), "stranded: the size, not the bytes");
+        a.write_all_at(b"aa", 0).unwrap();
+        volume.sync_volume().unwrap();
         let after = fs.crash(None);
         assert_eq!(after.read_all(&dir.join("a")), Some(b"aa".to_vec()));
         assert_eq!(after.read_all(&dir.join("b")), Some(b"bb".to_vec()));
+    }
+
+    #[test]
+    fn bytes_a_failed_sync_left_are_stranded_until_written_again() {
+        let fs = FaultFileSystem::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        let f = fs.open(&dir.join("f"), true).unwrap();
+        fs.sync_dir(dir).unwrap();
+        f.write_all_at(b"durable ", 0).unwrap();
+        f.sync_data().unwrap();
+        f.write_all_at(b"stranded", 8).unwrap();
+        fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
+        assert!(f.sync_data().is_err());
+        // Reads still see them (the page cache), and a later sync, on another handle too,
+        // succeeds without making them durable.
+        assert_eq!(fs.read_all(&dir.join("f")), Some(b"durable stranded".to_vec()));
+        f.write_all_at(b"!", 16).unwrap();
+        fs.open(&dir.join("f"), false).unwrap().sync_data().unwrap();
+        assert_eq!(fs.crash(None).read_all(&dir.join("f")), Some(b"durable \0\0\0\0\0\0\0\0!".to_vec()));
+        // Written again (the same bytes), they are dirty and the next sync writes them.
+        f.write_all_at(b"stranded", 8).unwrap();
+        f.sync_data().unwrap();
+        assert_eq!(fs.crash(None).read_all(&dir.join("f")), Some(b"durable stranded!".to_vec()));
     }
 
     #[test]
