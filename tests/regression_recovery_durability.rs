@@ -167,3 +167,31 @@ fn bytes_a_failed_sync_stranded_and_no_cut_removed_are_made_durable_by_the_reope
     assert_eq!(after.get(&feed(), served.id).unwrap().as_ref(), Some(&served));
     assert_eq!(after.get(&feed(), later.id).unwrap().as_ref(), Some(&later));
 }
+
+#[test]
+fn a_segment_header_whose_sync_failed_is_made_durable_by_the_reopen_before_records_follow_it() {
+    // Found by the `store_model` fuzz target (finding 11) once the fault file system stranded
+    // what a failed sync did not write: the reopen kept the new segment (its header was in the
+    // page cache), appended to it, and a power loss then left records after a zeroed header.
+    let clock = ManualClock::at_epoch_2026();
+    let fs = FaultFileSystem::new();
+    let store = open(&fs, &clock);
+    let mut soon = NewNotification::visual("app.example", "soon", "first window");
+    soon.expiration = Some(clock.now() + SignedDuration::from_secs(300));
+    let first = store.append(&feed(), soon).unwrap();
+
+    // An append to another window creates its segment; the header's sync fails.
+    fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
+    let failed = store.append(&feed(), NewNotification::visual("app.example", "lost", "30 days"));
+    assert!(matches!(failed, Err(StoreError::Io { .. })), "{failed:?}");
+    drop(store);
+
+    fs.set_plan(FaultPlan::default());
+    let store = open(&fs, &clock);
+    let kept = store.append(&feed(), NewNotification::visual("app.example", "kept", "30 days")).unwrap();
+    drop(store);
+
+    let after = open(&fs.crash(None), &clock);
+    assert_eq!(after.get(&feed(), first.id).unwrap().as_ref(), Some(&first));
+    assert_eq!(after.get(&feed(), kept.id).unwrap().as_ref(), Some(&kept));
+}

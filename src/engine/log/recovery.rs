@@ -414,15 +414,16 @@ pub(crate) fn recover(
         // again (the same bytes) first, which makes them dirty: the sync then writes them or
         // fails. The failed sync's own cut normally zeroed them; this covers a crash before the
         // cut, or a cut that failed.
-        if let Some((at, distance)) = last_frame {
-            let from = if distance >= record::MAX_UNSYNCED_DISTANCE {
-                SEGMENT_HEADER_LEN
-            } else {
-                at.saturating_sub(distance as usize).max(SEGMENT_HEADER_LEN)
-            };
-            if from < end {
-                file.write_all_at(&bytes[from..end], from as u64).map_err(|e| io_error("writing", &path, e))?;
-            }
+        // A segment without frames gets its header written again: the sync of a new segment's
+        // header may have failed (fuzz finding 11), and records appended after this open would
+        // otherwise follow a header that never reached the disk.
+        let from = match last_frame {
+            None => 0,
+            Some((_, distance)) if distance >= record::MAX_UNSYNCED_DISTANCE => SEGMENT_HEADER_LEN,
+            Some((at, distance)) => at.saturating_sub(distance as usize).max(SEGMENT_HEADER_LEN),
+        };
+        if from < end {
+            file.write_all_at(&bytes[from..end], from as u64).map_err(|e| io_error("writing", &path, e))?;
         }
         file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
         segments.insert(
