@@ -185,7 +185,7 @@ fn measures_large(engine: &str) -> bool {
         Ok("all") => true,
         Ok("none") => false,
         Ok(list) => list.split(',').any(|name| name.trim() == engine),
-        Err(_) => matches!(engine, "raw-floor" | "notifeed-log" | "fjall"),
+        Err(_) => matches!(engine, "raw-floor" | "notifeed-log" | "notifeed-log-scan" | "fjall"),
     }
 }
 

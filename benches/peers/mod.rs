@@ -25,9 +25,13 @@ pub fn all() -> Vec<PeerSpec> {
     specs
 }
 
-/// Only the engines named in `NOTIFEED_BENCH_ENGINES` (comma-separated), or all of them.
+/// Only the engines named in `NOTIFEED_BENCH_ENGINES` (comma-separated), or all of them. The
+/// variants of [`notifeed::variants`] run only when named.
 pub fn selected() -> Vec<PeerSpec> {
     let wanted = std::env::var("NOTIFEED_BENCH_ENGINES").unwrap_or_default();
     let wanted: Vec<&str> = wanted.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    all().into_iter().filter(|spec| wanted.is_empty() || wanted.contains(&spec.name)).collect()
+    if wanted.is_empty() {
+        return all();
+    }
+    all().into_iter().chain(notifeed::variants()).filter(|spec| wanted.contains(&spec.name)).collect()
 }

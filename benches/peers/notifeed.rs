@@ -113,6 +113,28 @@ pub fn engines() -> Vec<crate::workload::PeerSpec> {
     engines
 }
 
+/// Configurations of notifeed's engines other than their defaults, run only when
+/// `NOTIFEED_BENCH_ENGINES` names them: `notifeed-log-scan`, `LogStore` without its index
+/// snapshot (`LogConfig::index_snapshot: false`), whose every open scans the segments, as an
+/// open after a crash does.
+pub fn variants() -> Vec<crate::workload::PeerSpec> {
+    vec![crate::workload::PeerSpec { name: "notifeed-log-scan", open: open_log_scanning }]
+}
+
+/// `LogStore` as [`open_log`], without the index snapshot.
+fn open_log_scanning(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    use notifeed::engine::log::{LogConfig, LogStore};
+    adapt_with_index(
+        dir,
+        mode,
+        |dir, durability, clock, options| {
+            let config = LogConfig { options, durability, index_snapshot: false, ..Default::default() };
+            Ok(Box::new(LogStore::open(&dir.join("log"), config, clock)?))
+        },
+        |store: &LogStore| Some(store.index_stats().bytes_per_notification()),
+    )
+}
+
 /// `LogStore` with its defaults (1-hour windows, 64 MiB segments) in `dir/log`; the report also
 /// shows its own index accounting (`LogStore::index_stats`).
 fn open_log(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
