@@ -195,3 +195,41 @@ fn a_segment_header_whose_sync_failed_is_made_durable_by_the_reopen_before_recor
     assert_eq!(after.get(&feed(), first.id).unwrap().as_ref(), Some(&first));
     assert_eq!(after.get(&feed(), kept.id).unwrap().as_ref(), Some(&kept));
 }
+
+#[test]
+fn only_an_open_after_a_failed_sync_writes_the_unsynced_bytes_again() {
+    let clock = ManualClock::at_epoch_2026();
+    let fs = FaultFileSystem::new();
+    let shared: SharedClock = Arc::new(clock.clone());
+    // No index snapshot: every open scans.
+    let config = LogConfig { index_snapshot: false, window: SignedDuration::from_secs(600), ..LogConfig::default() };
+    let open = |fs: &FaultFileSystem| {
+        LogStore::open_with_fs(Path::new("/db"), config.clone(), shared.clone(), Arc::new(fs.clone())).unwrap()
+    };
+    let marker = Path::new("/db/UNSYNCED");
+    let store = open(&fs);
+    store.append(&feed(), NewNotification::visual("app.example", "a", "acknowledged")).unwrap();
+    drop(store);
+
+    // A scanning open after a clean close writes nothing.
+    fs.set_plan(FaultPlan::default());
+    let store = open(&fs);
+    assert_eq!(fs.counts().0, 0, "no write at open");
+    // (The first append of an open raises the LSN lease, a sync of its own file.)
+    store.append(&feed(), NewNotification::visual("app.example", "c", "acknowledged")).unwrap();
+    // A failed sync of a segment leaves the marker ...
+    fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
+    assert!(store.append(&feed(), NewNotification::visual("app.example", "b", "outcome unknown")).is_err());
+    assert!(fs.read_all(marker).is_some(), "the failed sync left the marker");
+    drop(store);
+
+    // ... so the next open writes again what no sync covered, then removes it.
+    fs.set_plan(FaultPlan::default());
+    let store = open(&fs);
+    assert!(fs.counts().0 > 0, "the open wrote the unsynced bytes again");
+    assert!(fs.read_all(marker).is_none(), "and removed the marker");
+    drop(store);
+    fs.set_plan(FaultPlan::default());
+    let _store = open(&fs);
+    assert_eq!(fs.counts().0, 0, "the open after that writes nothing again");
+}

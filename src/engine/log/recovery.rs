@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::fs::FileSystem;
 use super::index::{Entry, Index, app_hash, id_key};
 use super::record::{self, FRAME_HEADER_LEN, Record, RecordKind, SEGMENT_HEADER_LEN};
-use super::segment::{SegmentState, WriterState, io_error, parse_segment_file_name};
+use super::segment::{SegmentState, UNSYNCED_FILE, WriterState, io_error, parse_segment_file_name};
 use super::snapshot;
 use super::watermark::Watermark;
 use crate::codec::CodecError;
@@ -108,6 +108,26 @@ enum Op {
     GroupDelete { feed: u32, ids: Vec<[u8; 16]> },
     Expired { feed: u32, expired: Vec<([u8; 16], i64)> },
     Removals { feed: u32, forgotten_through: u64, removals: Vec<(u64, [u8; 16], u8)> },
+}
+
+impl Op {
+    /// Renumbers its feed and group from one interner's numbers to another's (`feeds[i]`,
+    /// `groups[i]` being the new number of the old `i`).
+    fn renumber(&mut self, feeds: &[u32], groups: &[u32]) {
+        let feed = match self {
+            Op::Upsert { feed, group, .. } => {
+                if let Some(g) = group {
+                    *g = groups[*g as usize];
+                }
+                feed
+            }
+            Op::Delete { feed, .. }
+            | Op::GroupDelete { feed, .. }
+            | Op::Expired { feed, .. }
+            | Op::Removals { feed, .. } => feed,
+        };
+        *feed = feeds[*feed as usize];
+    }
 }
 
 struct Scanned {
@@ -228,14 +248,20 @@ pub(crate) fn recover(
         }
         other => other?,
     };
+    // A failed sync left pages that a sync would skip (segment.rs, `UNSYNCED_FILE`): the scan
+    // writes them again. (A store whose sync failed wrote no snapshot either.)
+    let unsynced_marker = dir.join(UNSYNCED_FILE);
+    let rewrite_unsynced =
+        fs.list(dir).map_err(|e| io_error("listing", dir, e))?.iter().any(|p| p.as_path() == unsynced_marker);
+    let use_snapshot = settings.use_snapshot && !rewrite_unsynced;
     // A snapshot describes a store that lost nothing: not one whose watermark salvage just
     // replaced (the report must say so, and the floors come from a scan).
-    if settings.use_snapshot && !report.lost.is_empty() {
+    if use_snapshot && !report.lost.is_empty() {
         if fs.list(dir).map_err(|e| io_error("listing", dir, e))?.iter().any(|p| p.ends_with(snapshot::SNAPSHOT_FILE)) {
             let reason = "salvage lost the watermark, so the segments are scanned".to_owned();
             report.index_snapshot = IndexSnapshot::Rejected { reason };
         }
-    } else if settings.use_snapshot {
+    } else if use_snapshot {
         match snapshot::load(fs, dir, watermark, settings.removal_log_capacity) {
             Ok(Some(recovered)) => {
                 // The snapshot is read once: from here on the segments change and it would be
@@ -311,144 +337,41 @@ pub(crate) fn recover(
     let mut groups = Interner::default();
     let mut scanned: Vec<Scanned> = Vec::new();
     let mut segments = HashMap::new();
-    // One buffer for every segment: a fresh one would be page-faulted in again for each.
-    let mut bytes = Vec::new();
-    for (id, window, salt, path, len) in headers {
-        let file = fs.open(&path, false).map_err(|e| io_error("opening", &path, e))?;
+    let headers: Vec<SegmentToScan> = headers
+        .into_iter()
+        .map(|(id, window, salt, path, len)| {
+            let is_last = last_of_window.get(&window) == Some(&id);
+            // Only a window's last segment can hold unsynced bytes: a segment is synced whole
+            // before a newer one of its window exists (FORMAT.md, invariant 3).
+            SegmentToScan { id, window, salt, path, len, is_last, rewrite_unsynced: rewrite_unsynced && is_last }
+        })
+        .collect();
+    for scan in scan_segments(fs, &headers, settings.mode) {
+        let scan = scan?;
         report.segments += 1;
-        let size = usize::try_from(len).map_err(|_| StoreError::Corruption {
-            location: path.display().to_string(),
-            detail: "segment larger than memory".into(),
-        })?;
-        // Only the length changes hands: the read overwrites whatever the buffer held.
-        bytes.resize(size, 0);
-        file.read_exact_at(&mut bytes, 0).map_err(|e| io_error("reading", &path, e))?;
-        let seg64 = record::frame_key(u64::from(id), salt);
-        let is_last = last_of_window.get(&window) == Some(&id);
-        let mut offset = SEGMENT_HEADER_LEN;
-        let mut max_removal_lsn = 0;
-        let mut max_expiration = i64::MIN;
-        // Bytes no compaction may drop: every record but a plain upsert (whose liveness the
-        // index tells once replay is done).
-        let mut pinned = 0u64;
-        let mut end = bytes.len();
-        let mut file_len = bytes.len();
-        // Once salvage has skipped a region of this segment, a later bad region is not judged an
-        // unsynced hole: cutting it would also cut the frames whose unsynced distance said the
-        // skipped region was durable, and a reopen would then judge that region otherwise.
-        let mut salvaged_here = false;
-        // The offset and unsynced distance of the last frame accepted.
-        let mut last_frame: Option<(usize, u32)> = None;
-        while offset < end {
-            let failure = match record::decode_frame(&bytes[offset..end], seg64) {
-                Ok(frame) => match to_op(&frame, (id, offset as u32, frame.len() as u32), &mut feeds, &mut groups) {
-                    Ok((_, span, _, _)) if !within_lsn_bound(frame.lsn, span) => {
-                        format!("LSN {} with span {span} is beyond the largest LSN", frame.lsn)
-                    }
-                    Ok((op, span, removes, expiration)) => {
-                        if removes {
-                            max_removal_lsn = max_removal_lsn.max(frame.lsn + span - 1);
-                        }
-                        if let Some(expiration) = expiration {
-                            max_expiration = max_expiration.max(expiration);
-                        }
-                        if !matches!(op, Op::Upsert { evicted: None, .. }) {
-                            pinned += frame.len() as u64;
-                        }
-                        last_frame = Some((offset, frame.unsynced_distance));
-                        scanned.push(Scanned { lsn: frame.lsn, span, op });
-                        report.records += 1;
-                        offset += frame.len();
-                        continue;
-                    }
-                    Err(e) => format!("undecodable body: {e}"),
-                },
-                Err(e) => e.to_string(),
-            };
-            if is_last && bytes[offset..end].iter().all(|&b| b == 0) {
-                // Zeros written ahead of the records (preallocation): no record was ever there,
-                // or none that a sync had covered. Kept as the file's preallocated space.
-                end = offset;
-                break;
-            }
-            let next = next_valid_frame(&bytes[..end], offset + 1, seg64);
-            let hole =
-                next.filter(|_| !salvaged_here).and_then(|from| unsynced_hole(&bytes[..end], offset, from, seg64));
-            if is_last && (next.is_none() || hole.is_some()) {
-                // IMPORTANT 6: cut the torn tail and make the cut durable before anything is
-                // appended after it.
-                file.set_len(offset as u64).map_err(|e| io_error("truncating", &path, e))?;
-                file_len = offset;
-                file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
-                report.torn_tails.push(TornTail {
-                    segment: path.display().to_string(),
-                    offset: offset as u64,
-                    bytes_dropped: (end - offset) as u64,
-                    valid_records_dropped: hole.unwrap_or(0),
-                });
-                end = offset;
-                break;
-            }
-            if settings.mode != RecoveryMode::Salvage {
-                return Err(StoreError::Corruption {
-                    location: format!("{} offset {offset}", path.display()),
-                    detail: failure,
-                });
-            }
-            let resume = next.unwrap_or(end);
-            salvaged_here = true;
-            report.lost.push(LostRegion {
-                segment: path.display().to_string(),
-                offset: offset as u64,
-                len: (resume - offset) as u64,
-                reason: failure,
-            });
-            offset = resume;
+        report.records += scan.ops.len() as u64;
+        report.torn_tails.extend(scan.torn_tail);
+        report.lost.extend(scan.lost);
+        // The segment's feeds and groups, numbered as in the whole store.
+        let feed_ids: Vec<u32> = scan.feeds.names.iter().map(|k| feeds.intern(k)).collect();
+        let group_ids: Vec<u32> = scan.groups.names.iter().map(|g| groups.intern(g)).collect();
+        scanned.reserve(scan.ops.len());
+        for mut s in scan.ops {
+            s.op.renumber(&feed_ids, &group_ids);
+            scanned.push(s);
         }
-        // IMPORTANT 10: what the scan accepted is durable before the store serves it or writes
-        // after it. After a process crash or a failed sync the file may hold bytes that are only
-        // in the page cache; a later acknowledged write must not depend on them. A sync alone
-        // does not do it after a failed sync: Linux marks the pages that sync could not write
-        // clean (and this descriptor is not told), so a later sync skips them. The bytes no
-        // completed sync covered, by the last frame's unsynced distance, are therefore written
-        // again (the same bytes) first, which makes them dirty: the sync then writes them or
-        // fails. The failed sync's own cut normally zeroed them; this covers a crash before the
-        // cut, or a cut that failed.
-        // A segment without frames gets its header written again: the sync of a new segment's
-        // header may have failed (fuzz finding 11), and records appended after this open would
-        // otherwise follow a header that never reached the disk.
-        let from = match last_frame {
-            None => 0,
-            Some((_, distance)) if distance >= record::MAX_UNSYNCED_DISTANCE => SEGMENT_HEADER_LEN,
-            Some((at, distance)) => at.saturating_sub(distance as usize).max(SEGMENT_HEADER_LEN),
-        };
-        if from < end {
-            file.write_all_at(&bytes[from..end], from as u64).map_err(|e| io_error("writing", &path, e))?;
-        }
-        file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
-        segments.insert(
-            id,
-            SegmentState {
-                window,
-                salt,
-                len: end as u64,
-                allocated: file_len as u64,
-                // Recovery syncs what it keeps (below).
-                synced_len: end as u64,
-                max_removal_lsn,
-                max_expiration,
-                // Completed below, once replay tells which upserts are live.
-                dead_bytes: (end as u64).saturating_sub(SEGMENT_HEADER_LEN as u64).saturating_sub(pinned),
-                dirty: false,
-                pending: Vec::new(),
-            },
-        );
+        segments.insert(scan.id, scan.state);
     }
 
     // IMPORTANT 11: so are the names of the segments found: a failed directory sync (or a
     // process crash before one) can leave a segment that an open finds but a power loss would
     // not, and later records may be appended to it without a new directory sync.
     fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))?;
+    if rewrite_unsynced {
+        // Everything it asked for is written and synced. (Not synced away: a reboot empties
+        // the page cache, and with it the reason for the file.)
+        fs.remove_file(&unsynced_marker).map_err(|e| io_error("removing", &unsynced_marker, e))?;
+    }
     // Replay order: by LSN, the records sorted as small keys rather than moved (each segment's
     // records are already in LSN order, runs the stable sort merges). A compaction that crashed
     // between syncing its copy and unlinking the original leaves a record twice, under the
@@ -498,6 +421,255 @@ pub(crate) fn recover(
         watermark,
     };
     Ok(Recovered { index, writer, report })
+}
+
+/// A segment whose header recovery accepted, to be scanned.
+struct SegmentToScan {
+    id: u32,
+    window: i64,
+    salt: u64,
+    path: std::path::PathBuf,
+    len: u64,
+    /// Whether it is the last segment of its window (the only kind that may end torn).
+    is_last: bool,
+    /// Whether to write again, before syncing it, what no completed sync covered (after a
+    /// failed sync: `UNSYNCED_FILE`).
+    rewrite_unsynced: bool,
+}
+
+/// What scanning one segment found: its records (their feeds and groups numbered in its own
+/// interners), its state, and what the report says of it.
+struct SegmentScan {
+    id: u32,
+    ops: Vec<Scanned>,
+    feeds: Interner,
+    groups: Interner,
+    state: SegmentState,
+    torn_tail: Option<TornTail>,
+    lost: Vec<LostRegion>,
+}
+
+/// Scans `headers`, in order of their results; on a file system that takes concurrent I/O
+/// (and a machine with more than one core), on up to 4 threads, each segment whole on one of
+/// them. Each result is what [`scan_segment`] returns; once one fails, segments not yet
+/// started are skipped (their results are errors too, never read: the first error in order is
+/// returned).
+fn scan_segments(
+    fs: &Arc<dyn FileSystem>,
+    headers: &[SegmentToScan],
+    mode: RecoveryMode,
+) -> Vec<Result<SegmentScan, StoreError>> {
+    let threads = if fs.concurrent_syncs() {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(headers.len())
+    } else {
+        1
+    };
+    if threads <= 1 {
+        // One buffer for every segment: a fresh one would be page-faulted in again for each.
+        let mut bytes = Vec::new();
+        let mut out = Vec::with_capacity(headers.len());
+        for h in headers {
+            let scan = scan_segment(fs, h, mode, &mut bytes);
+            let failed = scan.is_err();
+            out.push(scan);
+            if failed {
+                break;
+            }
+        }
+        return out;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let slots: Vec<parking_lot::Mutex<Option<Result<SegmentScan, StoreError>>>> =
+        headers.iter().map(|_| parking_lot::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut bytes = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(h) = headers.get(i) else { break };
+                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let scan = scan_segment(fs, h, mode, &mut bytes);
+                    if scan.is_err() {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    *slots[i].lock() = Some(scan);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(headers.len());
+    for (slot, h) in slots.into_iter().zip(headers) {
+        match slot.into_inner() {
+            Some(scan) => {
+                let failed = scan.is_err();
+                out.push(scan);
+                if failed {
+                    break;
+                }
+            }
+            // Skipped after another segment failed: that failure comes later in order.
+            None => out.push(Err(StoreError::Backend {
+                engine: "log",
+                detail: format!("{} was not scanned: another segment failed", h.path.display()),
+            })),
+        }
+    }
+    out
+}
+
+/// Scans one segment (read into `bytes`): decodes and checks every frame, cuts a torn tail (of
+/// the last segment of a window), skips bad regions in salvage mode, writes again what no
+/// completed sync covered and syncs the file.
+///
+/// # Errors
+/// [`StoreError::Corruption`] for a bad region that is not a torn tail (outside salvage mode);
+/// [`StoreError::Io`].
+fn scan_segment(
+    fs: &Arc<dyn FileSystem>,
+    h: &SegmentToScan,
+    mode: RecoveryMode,
+    bytes: &mut Vec<u8>,
+) -> Result<SegmentScan, StoreError> {
+    let (id, window, salt, path, len, is_last) = (h.id, h.window, h.salt, &h.path, h.len, h.is_last);
+    let mut feeds = Interner::default();
+    let mut groups = Interner::default();
+    let mut ops = Vec::new();
+    let mut torn_tail = None;
+    let mut lost = Vec::new();
+    let file = fs.open(path, false).map_err(|e| io_error("opening", path, e))?;
+    let size = usize::try_from(len).map_err(|_| StoreError::Corruption {
+        location: path.display().to_string(),
+        detail: "segment larger than memory".into(),
+    })?;
+    // Only the length changes hands: the read overwrites whatever the buffer held.
+    bytes.resize(size, 0);
+    file.read_exact_at(bytes, 0).map_err(|e| io_error("reading", path, e))?;
+    let seg64 = record::frame_key(u64::from(id), salt);
+    let mut offset = SEGMENT_HEADER_LEN;
+    let mut max_removal_lsn = 0;
+    let mut max_expiration = i64::MIN;
+    // Bytes no compaction may drop: every record but a plain upsert (whose liveness the
+    // index tells once replay is done).
+    let mut pinned = 0u64;
+    let mut end = bytes.len();
+    let mut file_len = bytes.len();
+    // Once salvage has skipped a region of this segment, a later bad region is not judged an
+    // unsynced hole: cutting it would also cut the frames whose unsynced distance said the
+    // skipped region was durable, and a reopen would then judge that region otherwise.
+    let mut salvaged_here = false;
+    // The offset and unsynced distance of the last frame accepted.
+    let mut last_frame: Option<(usize, u32)> = None;
+    while offset < end {
+        let failure = match record::decode_frame(&bytes[offset..end], seg64) {
+            Ok(frame) => match to_op(&frame, (id, offset as u32, frame.len() as u32), &mut feeds, &mut groups) {
+                Ok((_, span, _, _)) if !within_lsn_bound(frame.lsn, span) => {
+                    format!("LSN {} with span {span} is beyond the largest LSN", frame.lsn)
+                }
+                Ok((op, span, removes, expiration)) => {
+                    if removes {
+                        max_removal_lsn = max_removal_lsn.max(frame.lsn + span - 1);
+                    }
+                    if let Some(expiration) = expiration {
+                        max_expiration = max_expiration.max(expiration);
+                    }
+                    if !matches!(op, Op::Upsert { evicted: None, .. }) {
+                        pinned += frame.len() as u64;
+                    }
+                    last_frame = Some((offset, frame.unsynced_distance));
+                    ops.push(Scanned { lsn: frame.lsn, span, op });
+                    offset += frame.len();
+                    continue;
+                }
+                Err(e) => format!("undecodable body: {e}"),
+            },
+            Err(e) => e.to_string(),
+        };
+        if is_last && bytes[offset..end].iter().all(|&b| b == 0) {
+            // Zeros written ahead of the records (preallocation): no record was ever there,
+            // or none that a sync had covered. Kept as the file's preallocated space.
+            end = offset;
+            break;
+        }
+        let next = next_valid_frame(&bytes[..end], offset + 1, seg64);
+        let hole = next.filter(|_| !salvaged_here).and_then(|from| unsynced_hole(&bytes[..end], offset, from, seg64));
+        if is_last && (next.is_none() || hole.is_some()) {
+            // IMPORTANT 6: cut the torn tail and make the cut durable before anything is
+            // appended after it.
+            file.set_len(offset as u64).map_err(|e| io_error("truncating", path, e))?;
+            file_len = offset;
+            file.sync_data().map_err(|e| io_error("syncing", path, e))?;
+            torn_tail = Some(TornTail {
+                segment: path.display().to_string(),
+                offset: offset as u64,
+                bytes_dropped: (end - offset) as u64,
+                valid_records_dropped: hole.unwrap_or(0),
+            });
+            end = offset;
+            break;
+        }
+        if mode != RecoveryMode::Salvage {
+            return Err(StoreError::Corruption {
+                location: format!("{} offset {offset}", path.display()),
+                detail: failure,
+            });
+        }
+        let resume = next.unwrap_or(end);
+        salvaged_here = true;
+        lost.push(LostRegion {
+            segment: path.display().to_string(),
+            offset: offset as u64,
+            len: (resume - offset) as u64,
+            reason: failure,
+        });
+        offset = resume;
+    }
+    // IMPORTANT 10: what the scan accepted is durable before the store serves it or writes
+    // after it. After a process crash or a failed sync the file may hold bytes that are only
+    // in the page cache; a later acknowledged write must not depend on them. A sync alone
+    // does not do it after a failed sync: Linux marks the pages that sync could not write
+    // clean (and this descriptor is not told), so a later sync skips them. So after a failed
+    // sync (which leaves `UNSYNCED_FILE`), the bytes no completed sync covered, by the last
+    // frame's unsynced distance, are written again (the same bytes) first, which makes them
+    // dirty: the sync then writes them or fails. The failed sync's own cut normally zeroed
+    // them; this covers a crash before the cut, or a cut that failed. A segment without frames
+    // gets its header written again: the sync of a new segment's header may have failed (fuzz
+    // finding 11), and records appended after this open would otherwise follow a header that
+    // never reached the disk. Not after other opens: it would write a segment's worth of bytes
+    // again for nothing (with `Buffered`, frames are sealed long before their sync).
+    let from = match last_frame {
+        None => 0,
+        Some((_, distance)) if distance >= record::MAX_UNSYNCED_DISTANCE => SEGMENT_HEADER_LEN,
+        Some((at, distance)) => at.saturating_sub(distance as usize).max(SEGMENT_HEADER_LEN),
+    };
+    if h.rewrite_unsynced && from < end {
+        file.write_all_at(&bytes[from..end], from as u64).map_err(|e| io_error("writing", path, e))?;
+    }
+    if let Err(e) = file.sync_data() {
+        // This sync failed as well: the next open must write the bytes again too.
+        if let Some(dir) = path.parent() {
+            let _ = fs.open(&dir.join(UNSYNCED_FILE), true);
+        }
+        return Err(io_error("syncing", path, e));
+    }
+    let state = SegmentState {
+        window,
+        salt,
+        len: end as u64,
+        allocated: file_len as u64,
+        // Synced above.
+        synced_len: end as u64,
+        max_removal_lsn,
+        max_expiration,
+        // Completed by `recover`, once replay tells which upserts are live.
+        dead_bytes: (end as u64).saturating_sub(SEGMENT_HEADER_LEN as u64).saturating_sub(pinned),
+        dirty: false,
+        pending: Vec::new(),
+    };
+    Ok(SegmentScan { id, ops, feeds, groups, state, torn_tail, lost })
 }
 
 /// The replay operation of a frame, with its span, whether it removes, and the expiration it

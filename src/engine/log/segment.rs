@@ -18,6 +18,12 @@ use super::watermark::Watermark;
 use crate::StoreError;
 
 /// The file name of segment `id`.
+/// The file a failed sync leaves in the data directory (empty, never synced: it only has to
+/// outlive the process until the next open in the same boot): the next open writes again the
+/// bytes no completed sync covered before it syncs them (FORMAT.md, invariant 8), then removes
+/// it.
+pub(crate) const UNSYNCED_FILE: &str = "UNSYNCED";
+
 pub(crate) fn segment_file_name(id: u32) -> String {
     format!("{id:010}.seg")
 }
@@ -300,7 +306,10 @@ impl Segments {
         let header = record::encode_segment_header(u64::from(id), window, salt);
         file.write_all_at(&header, 0).map_err(|e| io_error("writing", &path, e))?;
         // IMPORTANT 1: the header is durable before any record is appended after it.
-        file.sync_data().map_err(|e| io_error("syncing", &path, e))?;
+        if let Err(e) = file.sync_data() {
+            self.mark_unsynced();
+            return Err(io_error("syncing", &path, e));
+        }
         // IMPORTANT 2: the directory entry is durable before any record in the file is
         // acknowledged.
         self.fs.sync_dir(&self.dir).map_err(|e| io_error("syncing", &self.dir, e))?;
@@ -431,6 +440,13 @@ impl Segments {
         Ok(())
     }
 
+    /// Leaves [`UNSYNCED_FILE`] in the data directory (best effort: errors are ignored), so the
+    /// next open writes again what no completed sync covered before it syncs it: a failed sync
+    /// leaves pages marked clean in the page cache, which a later sync would skip.
+    fn mark_unsynced(&self) {
+        let _ = self.fs.open(&self.dir.join(UNSYNCED_FILE), true);
+    }
+
     /// Cuts each `(segment, from, to)`: its bytes `from..to` become zeros, which recovery reads
     /// as the end of the segment's records (space written ahead of them), and its published
     /// length falls to `from`, so a read of a record the cut removed asks for a flush, which the
@@ -513,6 +529,7 @@ impl Segments {
             return synced;
         }
         let failed = self.poison_on_error(synced);
+        self.mark_unsynced();
         let cut: Vec<(u32, u64, u64)> = writer
             .segments
             .iter()
