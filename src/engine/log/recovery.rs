@@ -251,17 +251,22 @@ pub(crate) fn recover(
     // A failed sync left pages that a sync would skip (segment.rs, `UNSYNCED_FILE`): the scan
     // writes them again. (A store whose sync failed wrote no snapshot either.)
     let unsynced_marker = dir.join(UNSYNCED_FILE);
-    let rewrite_unsynced =
-        fs.list(dir).map_err(|e| io_error("listing", dir, e))?.iter().any(|p| p.as_path() == unsynced_marker);
-    let use_snapshot = settings.use_snapshot && !rewrite_unsynced;
+    let listing = fs.list(dir).map_err(|e| io_error("listing", dir, e))?;
+    let rewrite_unsynced = listing.iter().any(|p| p.as_path() == unsynced_marker);
+    let has_snapshot = listing.iter().any(|p| p.ends_with(snapshot::SNAPSHOT_FILE));
     // A snapshot describes a store that lost nothing: not one whose watermark salvage just
     // replaced (the report must say so, and the floors come from a scan).
-    if use_snapshot && !report.lost.is_empty() {
-        if fs.list(dir).map_err(|e| io_error("listing", dir, e))?.iter().any(|p| p.ends_with(snapshot::SNAPSHOT_FILE)) {
+    if settings.use_snapshot && rewrite_unsynced {
+        if has_snapshot {
+            let reason = "a sync failed since it was written, so the segments are scanned".to_owned();
+            report.index_snapshot = IndexSnapshot::Rejected { reason };
+        }
+    } else if settings.use_snapshot && !report.lost.is_empty() {
+        if has_snapshot {
             let reason = "salvage lost the watermark, so the segments are scanned".to_owned();
             report.index_snapshot = IndexSnapshot::Rejected { reason };
         }
-    } else if use_snapshot {
+    } else if settings.use_snapshot {
         match snapshot::load(fs, dir, watermark, settings.removal_log_capacity) {
             Ok(Some(recovered)) => {
                 // The snapshot is read once: from here on the segments change and it would be
@@ -370,24 +375,25 @@ pub(crate) fn recover(
     if rewrite_unsynced {
         // Everything it asked for is written and synced. (Not synced away: a reboot empties
         // the page cache, and with it the reason for the file.)
-        fs.remove_file(&unsynced_marker).map_err(|e| io_error("removing", &unsynced_marker, e))?;
+        // Best effort: a marker left behind costs the next open a rewrite, nothing more.
+        let _ = fs.remove_file(&unsynced_marker);
     }
     // Replay order: by LSN, the records sorted as small keys rather than moved (each segment's
     // records are already in LSN order, runs the stable sort merges). A compaction that crashed
     // between syncing its copy and unlinking the original leaves a record twice, under the
     // same LSN (an LSN is never assigned twice): it is replayed once, from the file scanned
     // first (the lower segment id, the original).
-    let mut order: Vec<(u64, u32)> = scanned.iter().enumerate().map(|(i, s)| (s.lsn, i as u32)).collect();
+    let mut order: Vec<(u64, usize)> = scanned.iter().enumerate().map(|(i, s)| (s.lsn, i)).collect();
     order.sort();
     order.dedup_by_key(|o| o.0);
-    let last = order.last().map(|&(_, i)| &scanned[i as usize]);
+    let last = order.last().map(|&(_, i)| &scanned[i]);
     let scanned_through = last.map_or(0, |s| s.lsn + s.span - 1);
     let next_lsn = last.map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
     let mut index = Index::new((0, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
     let cells: Vec<_> = feeds.names.iter().map(|k| index.feed_or_create(k)).collect();
     let mut scanned: Vec<Option<Scanned>> = scanned.into_iter().map(Some).collect();
     for (_, i) in order {
-        if let Some(s) = scanned[i as usize].take() {
+        if let Some(s) = scanned[i].take() {
             replay(&cells, &groups.names, s, settings);
         }
     }
@@ -449,11 +455,12 @@ struct SegmentScan {
     lost: Vec<LostRegion>,
 }
 
-/// Scans `headers`, in order of their results; on a file system that takes concurrent I/O
-/// (and a machine with more than one core), on up to 4 threads, each segment whole on one of
-/// them. Each result is what [`scan_segment`] returns; once one fails, segments not yet
-/// started are skipped (their results are errors too, never read: the first error in order is
-/// returned).
+/// Scans `headers`, results in their order, ending at the first error; on a file system that
+/// takes concurrent I/O (and a machine with more than one core), on up to 4 threads (the
+/// calling one among them), each segment whole on one of them, each thread with a buffer as
+/// large as the largest segment it read. Once one fails, segments after it not yet started
+/// are skipped; segments after it already under way finish (what they do, a cut of a torn
+/// tail, is what any later open would do to the same bytes).
 fn scan_segments(
     fs: &Arc<dyn FileSystem>,
     headers: &[SegmentToScan],
@@ -478,28 +485,37 @@ fn scan_segments(
         }
         return out;
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    // The lowest index whose scan failed: later ones not yet started are skipped, earlier ones
+    // never are (so the error returned is the first in order, as a scan in order finds it).
+    let first_failed = AtomicUsize::new(usize::MAX);
     let slots: Vec<parking_lot::Mutex<Option<Result<SegmentScan, StoreError>>>> =
         headers.iter().map(|_| parking_lot::Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let mut bytes = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(h) = headers.get(i) else { break };
-                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                        break;
-                    }
-                    let scan = scan_segment(fs, h, mode, &mut bytes);
-                    if scan.is_err() {
-                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    *slots[i].lock() = Some(scan);
-                }
-            });
+    let work = || {
+        let mut bytes = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(h) = headers.get(i) else { break };
+            if i > first_failed.load(Ordering::Relaxed) {
+                continue;
+            }
+            let scan = scan_segment(fs, h, mode, &mut bytes);
+            if scan.is_err() {
+                first_failed.fetch_min(i, Ordering::Relaxed);
+            }
+            *slots[i].lock() = Some(scan);
         }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            // No thread to be had: the calling thread does the work alone.
+            let builder = std::thread::Builder::new().name("notifeed-scan".into());
+            if builder.spawn_scoped(scope, work).is_err() {
+                break;
+            }
+        }
+        work();
     });
     let mut out = Vec::with_capacity(headers.len());
     for (slot, h) in slots.into_iter().zip(headers) {
@@ -511,14 +527,32 @@ fn scan_segments(
                     break;
                 }
             }
-            // Skipped after another segment failed: that failure comes later in order.
-            None => out.push(Err(StoreError::Backend {
-                engine: "log",
-                detail: format!("{} was not scanned: another segment failed", h.path.display()),
-            })),
+            // Unreachable: every index up to the first failure is scanned, and the loop ends
+            // there.
+            None => {
+                out.push(Err(StoreError::Backend {
+                    engine: "log",
+                    detail: format!("{} was not scanned", h.path.display()),
+                }));
+                break;
+            }
         }
     }
     out
+}
+
+/// Syncs segment `file` (at `path`); when the sync fails, leaves `UNSYNCED_FILE` (best effort)
+/// so that the next open writes again what this sync may have left clean but unwritten.
+///
+/// # Errors
+/// [`StoreError::Io`].
+fn sync_or_mark(fs: &Arc<dyn FileSystem>, path: &Path, file: &dyn super::fs::FsFile) -> Result<(), StoreError> {
+    file.sync_data().map_err(|e| {
+        if let Some(dir) = path.parent() {
+            let _ = fs.open(&dir.join(UNSYNCED_FILE), true);
+        }
+        io_error("syncing", path, e)
+    })
 }
 
 /// Scans one segment (read into `bytes`): decodes and checks every frame, cuts a torn tail (of
@@ -601,7 +635,7 @@ fn scan_segment(
             // appended after it.
             file.set_len(offset as u64).map_err(|e| io_error("truncating", path, e))?;
             file_len = offset;
-            file.sync_data().map_err(|e| io_error("syncing", path, e))?;
+            sync_or_mark(fs, path, &*file)?;
             torn_tail = Some(TornTail {
                 segment: path.display().to_string(),
                 offset: offset as u64,
@@ -648,13 +682,7 @@ fn scan_segment(
     if h.rewrite_unsynced && from < end {
         file.write_all_at(&bytes[from..end], from as u64).map_err(|e| io_error("writing", path, e))?;
     }
-    if let Err(e) = file.sync_data() {
-        // This sync failed as well: the next open must write the bytes again too.
-        if let Some(dir) = path.parent() {
-            let _ = fs.open(&dir.join(UNSYNCED_FILE), true);
-        }
-        return Err(io_error("syncing", path, e));
-    }
+    sync_or_mark(fs, path, &*file)?;
     let state = SegmentState {
         window,
         salt,

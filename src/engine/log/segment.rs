@@ -17,13 +17,13 @@ use super::record::{self, SEGMENT_HEADER_LEN};
 use super::watermark::Watermark;
 use crate::StoreError;
 
-/// The file name of segment `id`.
 /// The file a failed sync leaves in the data directory (empty, never synced: it only has to
 /// outlive the process until the next open in the same boot): the next open writes again the
 /// bytes no completed sync covered before it syncs them (FORMAT.md, invariant 8), then removes
-/// it.
+/// it. Best effort: creating it may fail too (no space, a read-only file system).
 pub(crate) const UNSYNCED_FILE: &str = "UNSYNCED";
 
+/// The file name of segment `id`.
 pub(crate) fn segment_file_name(id: u32) -> String {
     format!("{id:010}.seg")
 }
