@@ -792,6 +792,17 @@ impl World {
             found = self.matching(&candidates[tried..], &engine_at).map(|i| i + tried);
         }
         self.clock.set(now);
+        // The open repaired two live notifications with one app id (a per-file loss): it wrote
+        // the lost delete again, under a new sequence, so no model's sequences follow the store
+        // even when its notifications read like one (finding 12: `changes` then ordered that
+        // removal after later upserts). The weak check below judges such a reopen.
+        let repaired = &self.engine().recovery_report().duplicate_app_ids_removed;
+        if !repaired.is_empty() {
+            if std::env::var_os("NOTIFEED_FUZZ_DEBUG").is_some() {
+                eprintln!("step {}: the open repaired duplicate app ids: {repaired:?}", self.step);
+            }
+            found = None;
+        }
         if let Some(i) = found {
             let (kept, with, created, model) = candidates.swap_remove(i);
             if std::env::var_os("NOTIFEED_FUZZ_DEBUG").is_some() {
