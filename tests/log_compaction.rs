@@ -32,6 +32,8 @@ fn config() -> LogConfig {
         options: StoreOptions { feed_capacity: 40, ..StoreOptions::default() },
         window: SignedDuration::from_hours(1),
         max_segment_bytes: 4096,
+        // Clean reopens load the snapshot, which compaction must keep right.
+        index_snapshot: true,
         ..LogConfig::default()
     }
 }

@@ -43,6 +43,8 @@ fn config() -> LogConfig {
         options: StoreOptions { feed_capacity: 12, removal_log_capacity: 5, ..StoreOptions::default() },
         window: SignedDuration::from_mins(10),
         max_segment_bytes: 4096,
+        // Off by default.
+        index_snapshot: true,
         ..LogConfig::default()
     }
 }

@@ -70,8 +70,13 @@ fn a_snapshot_with_an_absurd_size_is_rejected_and_the_open_scans() {
     let clock = ManualClock::at_epoch_2026();
     let f = FeedKey::new("user/app").unwrap();
     let dir = Path::new("/data");
-    let store =
-        LogStore::open_with_fs(dir, LogConfig::default(), Arc::new(clock.clone()), Arc::new(fs.clone())).unwrap();
+    let store = LogStore::open_with_fs(
+        dir,
+        LogConfig { index_snapshot: true, ..LogConfig::default() },
+        Arc::new(clock.clone()),
+        Arc::new(fs.clone()),
+    )
+    .unwrap();
     let later = clock.now() + SignedDuration::from_hours(5);
     let n = store.append(&f, NewNotification::visual("h", "n", "t").expiring_at(later)).unwrap();
     store.close().unwrap();
@@ -79,7 +84,7 @@ fn a_snapshot_with_an_absurd_size_is_rejected_and_the_open_scans() {
 
     let store = LogStore::open_with_fs(
         dir,
-        LogConfig::default(),
+        LogConfig { index_snapshot: true, ..LogConfig::default() },
         Arc::new(clock.clone()),
         Arc::new(ForwardingFs::new(Arc::new(fs), Arc::new(HugeIndex))),
     )

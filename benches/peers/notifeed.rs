@@ -114,21 +114,21 @@ pub fn engines() -> Vec<crate::workload::PeerSpec> {
 }
 
 /// Configurations of notifeed's engines other than their defaults, run only when
-/// `NOTIFEED_BENCH_ENGINES` names them: `notifeed-log-scan`, `LogStore` without its index
-/// snapshot (`LogConfig::index_snapshot: false`), whose every open scans the segments, as an
-/// open after a crash does.
+/// `NOTIFEED_BENCH_ENGINES` names them: `notifeed-log-snapshot`, `LogStore` with its index
+/// snapshot on (`LogConfig::index_snapshot: true`), whose clean reopens load the snapshot
+/// instead of scanning the segments.
 pub fn variants() -> Vec<crate::workload::PeerSpec> {
-    vec![crate::workload::PeerSpec { name: "notifeed-log-scan", open: open_log_scanning }]
+    vec![crate::workload::PeerSpec { name: "notifeed-log-snapshot", open: open_log_snapshot }]
 }
 
-/// `LogStore` as [`open_log`], without the index snapshot.
-fn open_log_scanning(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+/// `LogStore` as [`open_log`], with the index snapshot.
+fn open_log_snapshot(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
     use notifeed::engine::log::{LogConfig, LogStore};
     adapt_with_index(
         dir,
         mode,
         |dir, durability, clock, options| {
-            let config = LogConfig { options, durability, index_snapshot: false, ..Default::default() };
+            let config = LogConfig { options, durability, index_snapshot: true, ..Default::default() };
             Ok(Box::new(LogStore::open(&dir.join("log"), config, clock)?))
         },
         |store: &LogStore| Some(store.index_stats().bytes_per_notification()),

@@ -320,6 +320,8 @@ fn config(mode: Mode) -> LogConfig {
             ..StoreOptions::default()
         },
         window: SignedDuration::from_secs(600),
+        // Off by default; on here, so that clean reopens load it (and crashes scan).
+        index_snapshot: true,
         max_segment_bytes: 4096,
         max_open_files: 2,
         // Both ways of syncing a batch over several files: one volume sync, or each file.
