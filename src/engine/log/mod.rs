@@ -16,9 +16,9 @@
 //!   ([`Durability::Always`]).
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
 //!   at a file's first read, remade as it grows), checking each frame's crc32.
-//! * **Index snapshot.** A clean close writes the index; the next open uses it when every
-//!   segment is byte for byte what it was, and scans every record otherwise
-//!   (`snapshot.rs`).
+//! * **Index snapshot** (opt-in, [`LogConfig::index_snapshot`]). A clean close writes the
+//!   index; the next open uses it when every segment is byte for byte what it was, and scans
+//!   every record otherwise (`snapshot.rs`).
 //! * **Compaction.** Each sweep copies a few mostly dead sealed segments of windows still to
 //!   come without their superseded records (`compaction.rs`).
 //! * **Poisoning.** A failed write or sync poisons the store: every later mutating call returns
