@@ -14,7 +14,9 @@ use std::sync::Arc;
 use super::fs::FileSystem;
 use super::index::{Entry, Index, app_hash, id_key};
 use super::record::{self, FRAME_HEADER_LEN, Record, RecordKind, SEGMENT_HEADER_LEN};
-use super::segment::{SegmentState, UNSYNCED_FILE, WriterState, io_error, parse_segment_file_name};
+use super::segment::{
+    SegmentState, UNSYNCED_FILE, WriterState, io_error, leave_unsynced_marker, parse_segment_file_name,
+};
 use super::snapshot;
 use super::watermark::Watermark;
 use crate::codec::CodecError;
@@ -549,7 +551,7 @@ fn scan_segments(
 fn sync_or_mark(fs: &Arc<dyn FileSystem>, path: &Path, file: &dyn super::fs::FsFile) -> Result<(), StoreError> {
     file.sync_data().map_err(|e| {
         if let Some(dir) = path.parent() {
-            let _ = fs.open(&dir.join(UNSYNCED_FILE), true);
+            leave_unsynced_marker(&**fs, dir);
         }
         io_error("syncing", path, e)
     })

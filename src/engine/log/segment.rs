@@ -23,6 +23,13 @@ use crate::StoreError;
 /// it. Best effort: creating it may fail too (no space, a read-only file system).
 pub(crate) const UNSYNCED_FILE: &str = "UNSYNCED";
 
+/// Leaves [`UNSYNCED_FILE`] in `dir` after a failed sync (best effort: errors are ignored), so
+/// the next open writes again what no completed sync covered before it syncs it: a failed sync
+/// leaves pages marked clean in the page cache, which a later sync would skip.
+pub(crate) fn leave_unsynced_marker(fs: &dyn FileSystem, dir: &Path) {
+    let _ = fs.open(&dir.join(UNSYNCED_FILE), true);
+}
+
 /// The file name of segment `id`.
 pub(crate) fn segment_file_name(id: u32) -> String {
     format!("{id:010}.seg")
@@ -402,8 +409,8 @@ impl Segments {
     ///
     /// A write that fails poisons the store and *rolls the flush back*: every segment it wrote
     /// (the failed one included) is cut back to its length before the flush (zeroed from
-    /// there, see [`Segments::roll_back`]), so the files
-    /// again hold a prefix of the operations, the one up to the previous flush (a failed flush
+    /// there, see [`Segments::roll_back`]), so the files again hold a prefix of the
+    /// operations, the one up to the previous flush (a failed flush
     /// that kept the segments written before the failure would keep a later append in one
     /// window and lose an earlier delete in another: fuzz finding 9). The cut is best effort: if
     /// it fails too, or a crash strikes during a flush, a prefix of each file is kept, as a
@@ -440,11 +447,9 @@ impl Segments {
         Ok(())
     }
 
-    /// Leaves [`UNSYNCED_FILE`] in the data directory (best effort: errors are ignored), so the
-    /// next open writes again what no completed sync covered before it syncs it: a failed sync
-    /// leaves pages marked clean in the page cache, which a later sync would skip.
+    /// [`leave_unsynced_marker`] in the data directory.
     fn mark_unsynced(&self) {
-        let _ = self.fs.open(&self.dir.join(UNSYNCED_FILE), true);
+        leave_unsynced_marker(&*self.fs, &self.dir);
     }
 
     /// Cuts each `(segment, from, to)`: its bytes `from..to` become zeros, which recovery reads
