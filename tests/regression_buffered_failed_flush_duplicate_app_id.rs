@@ -21,7 +21,8 @@ use jiff::SignedDuration;
 use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
 use notifeed::engine::log::{LogConfig, LogStore};
 use notifeed::{
-    Clock, Durability, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification, SharedClock, StoreError,
+    Clock, Durability, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification, Notification, SharedClock,
+    StoreError,
 };
 
 fn open(fs: &FaultFileSystem, clock: &ManualClock) -> LogStore {
@@ -37,22 +38,34 @@ fn expiring_in(clock: &ManualClock, app_id: &str, seconds: i64) -> NewNotificati
     new
 }
 
+/// The notifications of [`delete_then_reuse_the_app_id`]: `early` and `first` durable,
+/// `second` buffered.
+struct Written {
+    early: Notification,
+    first: Notification,
+    second: Notification,
+}
+
+/// Segment 1 (the window five minutes out) gets `early`, segment 2 (two hours out) `first`,
+/// both synced; then, buffered, the delete of `first` (segment 2) and an append of its freed
+/// app id, `second` (segment 1).
+fn delete_then_reuse_the_app_id(store: &LogStore, clock: &ManualClock, f: &FeedKey) -> Written {
+    let early = store.append(f, expiring_in(clock, "early", 300)).unwrap();
+    let first = store.append(f, expiring_in(clock, "order", 7200)).unwrap();
+    store.sync().unwrap();
+    assert!(store.delete(f, first.id).unwrap());
+    let second = store.append(f, expiring_in(clock, "order", 300)).unwrap();
+    assert_ne!(second.id, first.id);
+    Written { early, first, second }
+}
+
 #[test]
 fn a_write_failing_between_segments_of_one_flush_rolls_the_flush_back_to_a_prefix_of_the_operations() {
     let clock = ManualClock::at_epoch_2026();
     let fs = FaultFileSystem::new();
     let f = FeedKey::new("user/app.example").unwrap();
     let store = open(&fs, &clock);
-    // Segment 1: the window five minutes out; segment 2: two hours out. Both durable.
-    let early = store.append(&f, expiring_in(&clock, "early", 300)).unwrap();
-    let first = store.append(&f, expiring_in(&clock, "order", 7200)).unwrap();
-    store.sync().unwrap();
-
-    // Buffered: the delete of `first` (segment 2), then an append of the freed app id
-    // (segment 1).
-    assert!(store.delete(&f, first.id).unwrap());
-    let second = store.append(&f, expiring_in(&clock, "order", 300)).unwrap();
-    assert_ne!(second.id, first.id);
+    let Written { early, first, second } = delete_then_reuse_the_app_id(&store, &clock, &f);
     // The sync writes segment 1's buffer, then fails writing segment 2's.
     fs.set_plan(FaultPlan { fail_write: Some(2), ..FaultPlan::default() });
     assert!(matches!(store.sync(), Err(StoreError::Io { .. })));
@@ -85,11 +98,7 @@ fn after_a_power_loss_keeping_one_segment_of_a_sync_the_open_deletes_the_older_o
         let clock = ManualClock::at_epoch_2026();
         let fs = FaultFileSystem::new();
         let store = open(&fs, &clock);
-        let early = store.append(&f, expiring_in(&clock, "early", 300)).unwrap();
-        let first = store.append(&f, expiring_in(&clock, "order", 7200)).unwrap();
-        store.sync().unwrap();
-        assert!(store.delete(&f, first.id).unwrap());
-        let second = store.append(&f, expiring_in(&clock, "order", 300)).unwrap();
+        let Written { early, first, second } = delete_then_reuse_the_app_id(&store, &clock, &f);
         fs.set_plan(FaultPlan { fail_sync: Some(1), volume_sync_keeps: keeps, ..FaultPlan::default() });
         assert!(matches!(store.sync(), Err(StoreError::Io { .. })), "mask {keeps:b}");
         let after = fs.crash(None);

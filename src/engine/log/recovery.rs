@@ -468,25 +468,13 @@ fn scan_segments(
     headers: &[SegmentToScan],
     mode: RecoveryMode,
 ) -> Vec<Result<SegmentScan, StoreError>> {
+    // One thread (the caller's, in order) where syncs from several threads would make fault
+    // counts nondeterministic.
     let threads = if fs.concurrent_syncs() {
         std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(headers.len())
     } else {
         1
     };
-    if threads <= 1 {
-        // One buffer for every segment: a fresh one would be page-faulted in again for each.
-        let mut bytes = Vec::new();
-        let mut out = Vec::with_capacity(headers.len());
-        for h in headers {
-            let scan = scan_segment(fs, h, mode, &mut bytes);
-            let failed = scan.is_err();
-            out.push(scan);
-            if failed {
-                break;
-            }
-        }
-        return out;
-    }
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
     // The lowest index whose scan failed: later ones not yet started are skipped, earlier ones
@@ -495,6 +483,8 @@ fn scan_segments(
     let slots: Vec<parking_lot::Mutex<Option<Result<SegmentScan, StoreError>>>> =
         headers.iter().map(|_| parking_lot::Mutex::new(None)).collect();
     let work = || {
+        // One buffer for every segment this thread reads: a fresh one would be page-faulted in
+        // again for each.
         let mut bytes = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
