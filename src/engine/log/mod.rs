@@ -515,7 +515,7 @@ impl LogStore {
                 if body.notification.id != entry.id {
                     return Err("the record is not this notification's".into());
                 }
-                Notification::try_from(body.notification.to_stored()).map_err(|e| e.to_string())
+                Notification::try_from(body.notification).map_err(|e| e.to_string())
             })?;
         decoded.ok_or_else(|| corrupt("the segment is gone".into()))?.map_err(corrupt)
     }

@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Notification;
-use crate::clock::timestamp_to_nanos;
-use crate::codec::{self, CodecError, StoredNotification};
+use crate::codec::{self, CodecError, StoredNotification, StoredNotificationRef};
 
 /// Bytes of a segment header.
 pub(crate) const SEGMENT_HEADER_LEN: usize = 40;
@@ -315,7 +314,7 @@ impl Outgoing<'_> {
         out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
         match *self {
             Outgoing::Upsert { feed, position, evicted, notification, .. } => codec::encode_into(
-                &UpsertRef { feed, position, evicted, notification: NotificationRef::from(notification) },
+                &UpsertRef { feed, position, evicted, notification: StoredNotificationRef::from(notification) },
                 &mut out,
             )?,
             Outgoing::Delete { feed, id } => codec::encode_into(&DeleteRef { feed, id }, &mut out)?,
@@ -335,8 +334,9 @@ impl Outgoing<'_> {
     }
 }
 
-/// [`UpsertBody`] with borrowed strings: encodes identically.
-#[derive(Serialize, Deserialize, Debug)]
+/// [`UpsertBody`] with borrowed strings: encodes identically (with bincode's derived encoders,
+/// see [`codec::encode_into`]).
+#[derive(bincode::Encode, bincode::BorrowDecode, Debug)]
 pub(crate) struct UpsertRef<'a> {
     /// The feed key.
     pub feed: &'a str,
@@ -345,139 +345,32 @@ pub(crate) struct UpsertRef<'a> {
     /// As [`UpsertBody::evicted`].
     pub evicted: Option<[u8; 16]>,
     /// The notification.
-    #[serde(borrow)]
-    pub notification: NotificationRef<'a>,
+    pub notification: StoredNotificationRef<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(bincode::Encode)]
 struct DeleteRef<'a> {
     feed: &'a str,
     id: [u8; 16],
 }
 
-#[derive(Serialize)]
+#[derive(bincode::Encode)]
 struct RemovalsRef<'a> {
     feed: &'a str,
     forgotten_through: u64,
     removals: &'a [(u64, [u8; 16], u8)],
 }
 
-#[derive(Serialize)]
+#[derive(bincode::Encode)]
 struct ExpiredRef<'a> {
     feed: &'a str,
     expired: &'a [([u8; 16], i64)],
 }
 
-#[derive(Serialize)]
+#[derive(bincode::Encode)]
 struct GroupDeleteRef<'a> {
     feed: &'a str,
     ids: &'a [[u8; 16]],
-}
-
-/// [`StoredNotification`] with borrowed strings: the same fields in the same order, so it
-/// encodes and decodes identically (pinned by a test).
-#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
-pub(crate) struct NotificationRef<'a> {
-    pub id: [u8; 16],
-    pub target_host_name: &'a str,
-    pub app_notification_id: &'a str,
-    #[serde(borrow)]
-    pub group_name: Option<&'a str>,
-    #[serde(borrow)]
-    pub raw_content: Option<&'a str>,
-    #[serde(borrow)]
-    pub visual_content: Option<(&'a str, Option<&'a str>)>,
-    pub platforms: u8,
-    pub priority: u8,
-    pub display_time_to_live: Option<u32>,
-    pub expiration: i64,
-    #[serde(borrow)]
-    pub fallback: Option<(u32, &'a str, Option<&'a str>)>,
-    pub created: i64,
-    pub last_modified: i64,
-    pub read_state: u8,
-    pub user_action_state: u8,
-}
-
-impl<'a> From<&'a Notification> for NotificationRef<'a> {
-    fn from(n: &'a Notification) -> Self {
-        // The numbers come from the owned form's mapping, so the two can never disagree.
-        let numbers = StoredNotificationNumbers::of(n);
-        Self {
-            id: n.id.to_bytes(),
-            target_host_name: &n.target_host_name,
-            app_notification_id: &n.app_notification_id,
-            group_name: n.group_name.as_deref(),
-            raw_content: n.payload.raw_content.as_deref(),
-            visual_content: n.payload.visual_content.as_ref().map(|v| (v.title.as_str(), v.body.as_deref())),
-            platforms: n.platforms.bits(),
-            priority: numbers.priority,
-            display_time_to_live: n.display_time_to_live,
-            expiration: timestamp_to_nanos(n.expiration),
-            fallback: n
-                .fallback_policy
-                .as_ref()
-                .map(|f| (f.fallback_delay_seconds, f.visual_content.title.as_str(), f.visual_content.body.as_deref())),
-            created: timestamp_to_nanos(n.created),
-            last_modified: timestamp_to_nanos(n.last_modified),
-            read_state: numbers.read_state,
-            user_action_state: numbers.user_action_state,
-        }
-    }
-}
-
-impl NotificationRef<'_> {
-    /// The owned form, for [`Notification::try_from`].
-    pub fn to_stored(&self) -> StoredNotification {
-        StoredNotification {
-            id: self.id,
-            target_host_name: self.target_host_name.to_owned(),
-            app_notification_id: self.app_notification_id.to_owned(),
-            group_name: self.group_name.map(str::to_owned),
-            raw_content: self.raw_content.map(str::to_owned),
-            visual_content: self.visual_content.map(|(t, b)| (t.to_owned(), b.map(str::to_owned))),
-            platforms: self.platforms,
-            priority: self.priority,
-            display_time_to_live: self.display_time_to_live,
-            expiration: self.expiration,
-            fallback: self.fallback.map(|(d, t, b)| (d, t.to_owned(), b.map(str::to_owned))),
-            created: self.created,
-            last_modified: self.last_modified,
-            read_state: self.read_state,
-            user_action_state: self.user_action_state,
-        }
-    }
-}
-
-/// The enum numbers of a notification, taken from [`StoredNotification`]'s own mapping on a
-/// copy without strings.
-struct StoredNotificationNumbers {
-    priority: u8,
-    read_state: u8,
-    user_action_state: u8,
-}
-
-impl StoredNotificationNumbers {
-    fn of(n: &Notification) -> Self {
-        let bare = Notification {
-            id: n.id,
-            target_host_name: String::new(),
-            app_notification_id: String::new(),
-            group_name: None,
-            payload: crate::Payload::default(),
-            platforms: n.platforms,
-            priority: n.priority,
-            display_time_to_live: None,
-            expiration: n.expiration,
-            fallback_policy: None,
-            created: n.created,
-            last_modified: n.last_modified,
-            read_state: n.read_state,
-            user_action_state: n.user_action_state,
-        };
-        let s = StoredNotification::from(&bare);
-        Self { priority: s.priority, read_state: s.read_state, user_action_state: s.user_action_state }
-    }
 }
 
 /// Decodes an `Append`, `Replace` or `StateChange` body without copying its strings.
@@ -738,7 +631,7 @@ mod tests {
             assert_eq!(bytes, codec::encode(&owned).unwrap());
             let view = decode_upsert(&bytes).unwrap();
             assert_eq!(view.notification.to_stored(), owned.notification);
-            assert_eq!(Notification::try_from(view.notification.to_stored()).unwrap(), n);
+            assert_eq!(Notification::try_from(view.notification).unwrap(), n);
         }
         let ids = [[1; 16], [2; 16]];
         let group = Outgoing::GroupDelete { feed: "f", ids: &ids };
