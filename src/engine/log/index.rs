@@ -7,13 +7,14 @@
 //! on; strings stay on disk. A hash match is always confirmed against the full id, or against
 //! the record for `appNotificationId`s.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
+
+use super::expiry::ExpiryOrder;
 use parking_lot::{Mutex, RwLock};
 
 use crate::model::{Platforms, ReadState, UserActionState};
@@ -492,54 +493,12 @@ pub(crate) struct FeedCell {
 
 const SHARDS: usize = 64;
 
-/// The expiry order: a min-heap of `(expiration, feed, id key)`, one element per indexed
-/// notification plus the forgotten ones (of notifications since replaced or removed), which
-/// are marked in `forgotten` and dropped when popped or when the heap is rebuilt. The
-/// rebuild happens when forgotten elements outnumber the rest, so the order's size follows
-/// the number of notifications, not of replacements.
-#[derive(Debug, Default)]
-struct Expiry {
-    heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
-    /// How many elements of each value are forgotten (two notifications of a feed may share
-    /// an id key and an expiration).
-    forgotten: HashMap<(i64, u32, u32), u32>,
-    forgotten_count: usize,
-}
-
-impl Expiry {
-    /// Whether `element` is marked forgotten; takes one mark when it is.
-    fn take_forgotten(&mut self, element: (i64, u32, u32)) -> bool {
-        let Some(count) = self.forgotten.get_mut(&element) else { return false };
-        *count -= 1;
-        if *count == 0 {
-            self.forgotten.remove(&element);
-        }
-        self.forgotten_count = self.forgotten_count.saturating_sub(1);
-        true
-    }
-
-    /// Drops every forgotten element: O(heap).
-    fn rebuild(&mut self) {
-        let elements = std::mem::take(&mut self.heap).into_vec();
-        let mut kept = Vec::with_capacity(elements.len().saturating_sub(self.forgotten_count));
-        for Reverse(element) in elements {
-            if !self.take_forgotten(element) {
-                kept.push(Reverse(element));
-            }
-        }
-        // A mark without its element (none is expected) must not outlive the rebuild.
-        self.forgotten = HashMap::new();
-        self.forgotten_count = 0;
-        self.heap = BinaryHeap::from(kept);
-    }
-}
-
 /// The whole index: feeds sharded by key, and the expiry order.
 #[derive(Debug)]
 pub(crate) struct Index {
     shards: Vec<RwLock<HashMap<Box<str>, Arc<FeedCell>>>>,
     feeds: RwLock<Vec<Arc<FeedCell>>>,
-    expiry: Mutex<Expiry>,
+    expiry: Mutex<ExpiryOrder>,
     /// What new feeds start with: (latest sequence, forgotten removals, forgotten expirations).
     new_feed_horizon: (u64, u64, i64),
 }
@@ -549,12 +508,13 @@ fn shard_of(key: &str) -> usize {
 }
 
 impl Index {
-    /// An empty index; new feeds start at `new_feed_horizon`.
-    pub fn new(new_feed_horizon: (u64, u64, i64)) -> Self {
+    /// An empty index; new feeds start at `new_feed_horizon`; expirations are bucketed by
+    /// windows `window_nanos` wide (the store's).
+    pub fn new(new_feed_horizon: (u64, u64, i64), window_nanos: i64) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             feeds: RwLock::new(Vec::new()),
-            expiry: Mutex::new(Expiry::default()),
+            expiry: Mutex::new(ExpiryOrder::new(window_nanos)),
             new_feed_horizon,
         }
     }
@@ -616,62 +576,60 @@ impl Index {
         self.feeds.read().clone()
     }
 
-    /// Records that the entry with `id_key` of feed `feed` expires at `expiration`.
-    /// Cost: O(log n).
+    /// Records that the entry with `id_key` of feed `feed` expires at `expiration`; called
+    /// under the feed's lock, once the entry is in the feed. Cost: O(1) amortized (O(log n) in
+    /// a window a sweep has reached).
     pub fn expect_expiry(&self, expiration: i64, feed: u32, id_key: u32) {
-        self.expiry.lock().heap.push(Reverse((expiration, feed, id_key)));
+        self.expiry.lock().expect(expiration, feed, id_key);
     }
 
-    /// [`Index::expect_expiry`] for many notifications at once (after recovery): O(n), not
-    /// O(n log n).
+    /// [`Index::expect_expiry`] for many notifications at once (after recovery): O(n).
     pub fn expect_expiries(&self, elements: Vec<(i64, u32, u32)>) {
-        let mut expiry = self.expiry.lock();
-        let mut all = std::mem::take(&mut expiry.heap).into_vec();
-        all.extend(elements.into_iter().map(Reverse));
-        expiry.heap = BinaryHeap::from(all);
+        self.expiry.lock().expect_many(elements);
     }
 
-    /// Takes back what [`Index::expect_expiry`] recorded for a notification that was replaced
-    /// or removed. The heap element stays, marked forgotten; once forgotten elements outnumber
-    /// the others the heap is rebuilt without them, so it holds at most about two elements per
-    /// notification whatever the number of replacements. Cost: amortized O(1).
+    /// Takes back what [`Index::expect_expiry`] recorded for an entry being replaced or
+    /// removed, under the feed's lock, so the order's size follows the number of notifications,
+    /// not of replacements. Cost: amortized O(1).
     pub fn forget_expiry(&self, expiration: i64, feed: u32, id_key: u32) {
-        let mut expiry = self.expiry.lock();
-        *expiry.forgotten.entry((expiration, feed, id_key)).or_insert(0) += 1;
-        expiry.forgotten_count += 1;
-        if expiry.forgotten_count * 2 > expiry.heap.len() {
-            expiry.rebuild();
-        }
+        self.expiry.lock().forget(expiration, feed, id_key);
     }
 
     /// Takes every expected expiry at or before `now`, oldest first: `(expiration, feed, id
     /// key)`, less the forgotten ones. The caller confirms each against the feed (an id key is
-    /// a hash).
+    /// a hash, and an element may outlive its notification). Cost: O(expired), plus a lookup
+    /// per notification of each window reached for the first time (which expire within that
+    /// window).
     pub fn take_expiring_through(&self, now: i64) -> Vec<(i64, u32, u32)> {
-        let mut expiry = self.expiry.lock();
-        let mut out = Vec::new();
-        while let Some(Reverse(top)) = expiry.heap.peek().copied() {
-            if top.0 > now {
-                break;
-            }
-            expiry.heap.pop();
-            if !expiry.take_forgotten(top) {
-                out.push(top);
+        let opened = self.expiry.lock().open_through(now);
+        for (window, elements) in opened {
+            for (feed, key) in elements {
+                let Some(cell) = self.feed_by_number(feed) else { continue };
+                // The feed's lock is held while its notifications join the heap: a removal
+                // (which forgets under this lock) comes wholly before or after.
+                let f = cell.index.read();
+                let mut expiry = self.expiry.lock();
+                for slot in f.slots_with_id_key(key) {
+                    let expiration = f.entry(slot).expiration;
+                    if expiry.window_of(expiration) == window {
+                        expiry.push_opened(expiration, feed, key);
+                    }
+                }
             }
         }
-        out
+        let mut expiry = self.expiry.lock();
+        expiry.finish_opening(now);
+        expiry.pop_through(now)
     }
 
     /// Gives back the expiry order's spare capacity (after recovery).
     pub fn shrink_expiry_to_fit(&self) {
-        self.expiry.lock().heap.shrink_to_fit();
+        self.expiry.lock().shrink_to_fit();
     }
 
-    /// Bytes of the expiry order (the heap and the forgotten marks, by capacity).
+    /// Bytes of the expiry order, by capacity.
     pub fn expiry_bytes(&self) -> usize {
-        let expiry = self.expiry.lock();
-        expiry.heap.capacity() * std::mem::size_of::<(i64, u32, u32)>()
-            + expiry.forgotten.capacity() * (std::mem::size_of::<((i64, u32, u32), u32)>() + 1)
+        self.expiry.lock().bytes()
     }
 }
 

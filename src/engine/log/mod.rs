@@ -58,6 +58,7 @@
 
 mod commit;
 mod compaction;
+mod expiry;
 pub mod fs;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -317,6 +318,7 @@ impl LogStore {
                 mode: config.recovery_mode,
                 removal_log_capacity: config.options.removal_log_capacity,
                 use_snapshot: config.index_snapshot,
+                window_nanos,
             },
         )?;
         let sizes = (config.max_segment_bytes, config.preallocate_bytes);

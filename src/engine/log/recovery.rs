@@ -169,6 +169,9 @@ pub(crate) struct RecoverySettings {
     pub removal_log_capacity: usize,
     /// Whether a snapshot a clean close wrote may be used.
     pub use_snapshot: bool,
+    /// The store's expiration window width, in nanoseconds (the index's expiry order buckets
+    /// by it).
+    pub window_nanos: i64,
 }
 
 /// The expiration window of a Unix-nanosecond time, named by its end (exclusive, Unix
@@ -269,7 +272,7 @@ pub(crate) fn recover(
             report.index_snapshot = IndexSnapshot::Rejected { reason };
         }
     } else if settings.use_snapshot {
-        match snapshot::load(fs, dir, watermark, settings.removal_log_capacity) {
+        match snapshot::load(fs, dir, watermark, settings.removal_log_capacity, settings.window_nanos) {
             Ok(Some(recovered)) => {
                 // The snapshot is read once: from here on the segments change and it would be
                 // stale (an open would also see that, by the segments' checksums).
@@ -391,7 +394,10 @@ pub(crate) fn recover(
     let last = order.last().map(|&(_, i)| &scanned[i]);
     let scanned_through = last.map_or(0, |s| s.lsn + s.span - 1);
     let next_lsn = last.map_or(0, |s| s.lsn + s.span).max(watermark.lsn_floor).max(1);
-    let mut index = Index::new((0, watermark.removals_unlinked_through, watermark.expirations_unlinked_through));
+    let mut index = Index::new(
+        (0, watermark.removals_unlinked_through, watermark.expirations_unlinked_through),
+        settings.window_nanos,
+    );
     let cells: Vec<_> = feeds.names.iter().map(|k| index.feed_or_create(k)).collect();
     let mut scanned: Vec<Option<Scanned>> = scanned.into_iter().map(Some).collect();
     for (_, i) in order {

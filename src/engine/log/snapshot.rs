@@ -216,6 +216,7 @@ pub(crate) fn load(
     dir: &Path,
     watermark: Watermark,
     removal_log_capacity: usize,
+    window_nanos: i64,
 ) -> Result<Option<Recovered>, String> {
     let path = dir.join(SNAPSHOT_FILE);
     let file = match fs.open(&path, false) {
@@ -276,19 +277,24 @@ pub(crate) fn load(
         }
     }
 
-    build(snapshot, watermark, removal_log_capacity).map(Some)
+    build(snapshot, watermark, removal_log_capacity, window_nanos).map(Some)
 }
 
 /// The recovered state a valid snapshot describes, under the floors of `watermark` (which may
 /// have been raised after the snapshot was written, never lowered).
-fn build(snapshot: Snapshot, watermark: Watermark, removal_log_capacity: usize) -> Result<Recovered, String> {
+fn build(
+    snapshot: Snapshot,
+    watermark: Watermark,
+    removal_log_capacity: usize,
+    window_nanos: i64,
+) -> Result<Recovered, String> {
     let floor = snapshot.assigned_through.max(watermark.sequence_floor);
     let horizon = (
         snapshot.new_feed_horizon.0.max(floor),
         snapshot.new_feed_horizon.1.max(watermark.removals_unlinked_through),
         snapshot.new_feed_horizon.2.max(watermark.expirations_unlinked_through),
     );
-    let mut index = Index::new(horizon);
+    let mut index = Index::new(horizon, window_nanos);
     index.set_new_feed_horizon(horizon);
     let mut expiries = Vec::new();
     for (key, mut parts) in snapshot.feeds {

@@ -1,0 +1,348 @@
+//! The expiry order: which notifications a sweep must reclaim, found in O(expired).
+//!
+//! Notifications are bucketed by expiration window, as their records are. A window still to
+//! come keeps one element per notification, `(feed, id key)`: 8 bytes, with neither the
+//! expiration nor an order. When a sweep's time reaches a window, the sweep *opens* it: it
+//! takes the window's elements, looks each up in its feed (under the feed's lock) and moves
+//! the notifications it finds, with their exact expirations, into a min-heap of
+//! `(expiration, feed, id key)`, from which it pops what has expired. So the 16-byte ordered
+//! elements exist only for windows a sweep has reached (about one window's worth), and adding
+//! a notification to a window to come is a push onto a vector.
+//!
+//! An element is a hint, not a fact: the sweep confirms each popped element against the feed
+//! (the notification with that id key and exactly that expiration), so an element left by a
+//! notification since replaced or removed only costs a lookup. Such elements are *forgotten*
+//! to keep memory following the number of notifications rather than of replacements:
+//! * in a window to come, a mark on the window's bucket (per `(feed, id key)`); a bucket whose
+//!   marks outnumber half its elements is compacted, and marks are applied when it opens;
+//! * in an opened window whose elements all reached the heap, a mark per heap value, applied
+//!   when popped or when the heap is rebuilt (once marks outnumber half the heap);
+//! * in a window being opened (its elements taken but not all looked up yet), nothing: the
+//!   element may not have reached the heap, and a mark without its element could hide a later
+//!   notification's. The stale element is popped at its time and confirmed away.
+//!
+//! Invariant: every notification in the index whose expiration lies in a window to come has an
+//! unmarked element in that window's bucket, and every one in an opened window has an unmarked
+//! element in the heap. Each push and mark above keeps it (see each method).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use foldhash::{HashMap, HashMapExt};
+
+use super::recovery::window_of;
+
+/// The notifications of one window still to come.
+#[derive(Debug, Default)]
+struct Bucket {
+    /// `(feed, id key)`, one per notification expected here (and per one forgotten since).
+    elements: Vec<(u32, u32)>,
+    /// How many elements of each value are forgotten.
+    forgotten: HashMap<(u32, u32), u32>,
+    forgotten_count: usize,
+}
+
+impl Bucket {
+    /// The elements less the forgotten ones (the marks are used up).
+    fn take_live(&mut self) -> Vec<(u32, u32)> {
+        let mut elements = std::mem::take(&mut self.elements);
+        if self.forgotten_count > 0 {
+            elements.retain(|element| match self.forgotten.get_mut(element) {
+                Some(count) if *count > 0 => {
+                    *count -= 1;
+                    false
+                }
+                _ => true,
+            });
+            self.forgotten = HashMap::new();
+            self.forgotten_count = 0;
+        }
+        elements
+    }
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<(i64, Bucket)>()
+            + self.elements.capacity() * std::mem::size_of::<(u32, u32)>()
+            + self.forgotten.capacity() * (std::mem::size_of::<((u32, u32), u32)>() + 1)
+    }
+}
+
+/// Elements a sweep takes from the windows it opens: `(window, [(feed, id key)])`. The caller
+/// looks each up and hands the notifications found to [`ExpiryOrder::push_opened`], then calls
+/// [`ExpiryOrder::finish_opening`].
+pub(crate) type Opened = Vec<(i64, Vec<(u32, u32)>)>;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct ExpiryOrder {
+    window_nanos: i64,
+    /// Windows to come, by window (its end, as `window_of` names it).
+    buckets: BTreeMap<i64, Bucket>,
+    /// Every window up to this one is opened: new elements there go to the heap.
+    opened_through: i64,
+    /// Every window up to this one had all its taken elements looked up: marks are safe there.
+    resolved_through: i64,
+    heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    /// How many heap elements of each value are forgotten (two notifications of a feed may
+    /// share an id key and an expiration).
+    forgotten: HashMap<(i64, u32, u32), u32>,
+    forgotten_count: usize,
+}
+
+impl ExpiryOrder {
+    /// An empty order over windows `window_nanos` wide (the store's).
+    pub fn new(window_nanos: i64) -> Self {
+        Self {
+            window_nanos: window_nanos.max(1),
+            buckets: BTreeMap::new(),
+            opened_through: i64::MIN,
+            resolved_through: i64::MIN,
+            heap: BinaryHeap::new(),
+            forgotten: HashMap::new(),
+            forgotten_count: 0,
+        }
+    }
+
+    /// Records that the notification `id_key` of `feed` expires at `expiration`. Called once
+    /// it is in its feed, under the feed's lock. Cost: O(1) amortized for a window to come,
+    /// O(log n) for an opened one.
+    pub fn expect(&mut self, expiration: i64, feed: u32, id_key: u32) {
+        let window = window_of(expiration, self.window_nanos);
+        if window <= self.opened_through {
+            self.heap.push(Reverse((expiration, feed, id_key)));
+        } else {
+            self.buckets.entry(window).or_default().elements.push((feed, id_key));
+        }
+    }
+
+    /// [`ExpiryOrder::expect`] for many notifications at once (after recovery), each bucket
+    /// sized exactly. Cost: O(n).
+    pub fn expect_many(&mut self, elements: Vec<(i64, u32, u32)>) {
+        let mut counts: HashMap<i64, usize> = HashMap::new();
+        for &(expiration, _, _) in &elements {
+            *counts.entry(window_of(expiration, self.window_nanos)).or_insert(0) += 1;
+        }
+        for (window, count) in counts {
+            if window > self.opened_through {
+                self.buckets.entry(window).or_default().elements.reserve_exact(count);
+            }
+        }
+        for (expiration, feed, id_key) in elements {
+            self.expect(expiration, feed, id_key);
+        }
+    }
+
+    /// Takes back what [`ExpiryOrder::expect`] recorded for a notification being replaced or
+    /// removed, under its feed's lock. Cost: amortized O(1).
+    pub fn forget(&mut self, expiration: i64, feed: u32, id_key: u32) {
+        let window = window_of(expiration, self.window_nanos);
+        if window > self.opened_through {
+            // Its element is in this bucket: the window was not opened when it was expected
+            // either (windows only open).
+            let Some(bucket) = self.buckets.get_mut(&window) else { return };
+            *bucket.forgotten.entry((feed, id_key)).or_insert(0) += 1;
+            bucket.forgotten_count += 1;
+            if bucket.forgotten_count > 16 && bucket.forgotten_count * 2 > bucket.elements.len() {
+                bucket.elements = bucket.take_live();
+            }
+        } else if window <= self.resolved_through {
+            // Its element is in the heap: pushed when expected, or by the opening, which found
+            // the notification in its feed (it is removed only now).
+            *self.forgotten.entry((expiration, feed, id_key)).or_insert(0) += 1;
+            self.forgotten_count += 1;
+            if self.forgotten_count * 2 > self.heap.len() {
+                self.rebuild();
+            }
+        }
+        // Else its window is being opened: leave the element (see the module documentation).
+    }
+
+    /// Opens every window that may hold an expiration at or before `now`: takes their
+    /// elements (less the forgotten ones); from now on, new notifications there go to the heap.
+    pub fn open_through(&mut self, now: i64) -> Opened {
+        let through = window_of(now, self.window_nanos);
+        self.opened_through = self.opened_through.max(through);
+        let mut opened = Vec::new();
+        while let Some(entry) = self.buckets.first_entry() {
+            if *entry.key() > through {
+                break;
+            }
+            let (window, mut bucket) = entry.remove_entry();
+            opened.push((window, bucket.take_live()));
+        }
+        opened
+    }
+
+    /// Adds a notification found by looking up an opened element, under its feed's lock.
+    pub fn push_opened(&mut self, expiration: i64, feed: u32, id_key: u32) {
+        self.heap.push(Reverse((expiration, feed, id_key)));
+    }
+
+    /// Ends the opening started by [`ExpiryOrder::open_through`] at `now`: every element taken
+    /// was looked up.
+    pub fn finish_opening(&mut self, now: i64) {
+        let through = window_of(now, self.window_nanos).min(self.opened_through);
+        self.resolved_through = self.resolved_through.max(through);
+    }
+
+    /// Takes every element at or before `now` from the heap, oldest first, less the forgotten
+    /// ones. Only opened windows' elements are there: open first.
+    pub fn pop_through(&mut self, now: i64) -> Vec<(i64, u32, u32)> {
+        let mut out = Vec::new();
+        while let Some(Reverse(top)) = self.heap.peek().copied() {
+            if top.0 > now {
+                break;
+            }
+            self.heap.pop();
+            if !self.take_forgotten(top) {
+                out.push(top);
+            }
+        }
+        out
+    }
+
+    /// The window a notification expiring at `expiration` belongs to.
+    pub fn window_of(&self, expiration: i64) -> i64 {
+        window_of(expiration, self.window_nanos)
+    }
+
+    /// Gives back spare capacity (after recovery).
+    pub fn shrink_to_fit(&mut self) {
+        for bucket in self.buckets.values_mut() {
+            bucket.elements.shrink_to_fit();
+        }
+        self.heap.shrink_to_fit();
+    }
+
+    /// Bytes held, by capacity.
+    pub fn bytes(&self) -> usize {
+        self.buckets.values().map(Bucket::bytes).sum::<usize>()
+            + self.heap.capacity() * std::mem::size_of::<(i64, u32, u32)>()
+            + self.forgotten.capacity() * (std::mem::size_of::<((i64, u32, u32), u32)>() + 1)
+    }
+
+    /// Whether `element` is marked forgotten; takes one mark when it is.
+    fn take_forgotten(&mut self, element: (i64, u32, u32)) -> bool {
+        let Some(count) = self.forgotten.get_mut(&element) else { return false };
+        *count -= 1;
+        if *count == 0 {
+            self.forgotten.remove(&element);
+        }
+        self.forgotten_count = self.forgotten_count.saturating_sub(1);
+        true
+    }
+
+    /// Drops every forgotten heap element: O(heap).
+    fn rebuild(&mut self) {
+        let elements = std::mem::take(&mut self.heap).into_vec();
+        let mut kept = Vec::with_capacity(elements.len().saturating_sub(self.forgotten_count));
+        for Reverse(element) in elements {
+            if !self.take_forgotten(element) {
+                kept.push(Reverse(element));
+            }
+        }
+        // A mark without its element (none is expected) must not outlive the rebuild.
+        self.forgotten = HashMap::new();
+        self.forgotten_count = 0;
+        self.heap = BinaryHeap::from(kept);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const W: i64 = 100;
+
+    /// Opens through `now`, looks elements up in `held` (the notifications in the feeds:
+    /// `(expiration, feed, id key)`), and pops: what a sweep does.
+    fn sweep(order: &mut ExpiryOrder, held: &[(i64, u32, u32)], now: i64) -> Vec<(i64, u32, u32)> {
+        for (window, elements) in order.open_through(now) {
+            for (feed, key) in elements {
+                for &(e, f, k) in held {
+                    if (f, k) == (feed, key) && order.window_of(e) == window {
+                        order.push_opened(e, f, k);
+                    }
+                }
+            }
+        }
+        order.finish_opening(now);
+        order.pop_through(now)
+    }
+
+    #[test]
+    fn expirations_come_out_exactly_at_their_time_oldest_first_across_windows() {
+        let mut order = ExpiryOrder::new(W);
+        let held = [(250, 1, 7), (120, 2, 8), (99, 1, 9), (100, 3, 1), (101, 3, 2)];
+        for &(e, f, k) in &held {
+            order.expect(e, f, k);
+        }
+        assert_eq!(sweep(&mut order, &held, 98), vec![]);
+        assert_eq!(sweep(&mut order, &held, 100), vec![(99, 1, 9), (100, 3, 1)]);
+        assert_eq!(sweep(&mut order, &held, 120), vec![(101, 3, 2), (120, 2, 8)]);
+        // Expected after its window opened: straight into the heap.
+        order.expect(130, 4, 4);
+        assert_eq!(sweep(&mut order, &held, 249), vec![(130, 4, 4)]);
+        assert_eq!(sweep(&mut order, &held, 250), vec![(250, 1, 7)]);
+        assert!(order.buckets.is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_element_does_not_come_out_in_a_window_to_come_or_an_opened_one() {
+        let mut order = ExpiryOrder::new(W);
+        order.expect(150, 1, 1);
+        order.expect(150, 1, 2);
+        order.forget(150, 1, 1);
+        let held = [(150, 1, 2), (160, 1, 1)];
+        order.expect(160, 1, 1);
+        assert_eq!(sweep(&mut order, &held, 100), vec![]);
+        // Window 200 is open now; a forget there marks the heap.
+        order.forget(160, 1, 1);
+        assert_eq!(sweep(&mut order, &held, 199), vec![(150, 1, 2)]);
+    }
+
+    #[test]
+    fn a_forget_while_its_window_is_being_opened_marks_nothing() {
+        let mut order = ExpiryOrder::new(W);
+        order.expect(150, 1, 1);
+        let opened = order.open_through(100);
+        assert_eq!(opened, vec![(200, vec![(1, 1)])]);
+        // The notification goes before the opening looked it up; a replacement in the same
+        // window comes straight into the heap.
+        order.forget(150, 1, 1);
+        order.expect(170, 1, 1);
+        order.finish_opening(100);
+        // A later forget of the replacement marks it; the expect of another with the old value
+        // must still come out (a mark left by the first forget would have hidden it).
+        order.forget(170, 1, 1);
+        order.expect(150, 1, 1);
+        assert_eq!(order.pop_through(199), vec![(150, 1, 1)]);
+    }
+
+    #[test]
+    fn replacing_in_a_window_to_come_keeps_its_bucket_near_the_live_count() {
+        let mut order = ExpiryOrder::new(W);
+        for round in 0..1_000 {
+            for key in 0..10 {
+                if round > 0 {
+                    order.forget(1_000_000, 1, key);
+                }
+                order.expect(1_000_000, 1, key);
+            }
+        }
+        let bucket = &order.buckets[&order.window_of(1_000_000)];
+        assert!(bucket.elements.len() <= 2 * 10 + 34, "{} elements for 10 notifications", bucket.elements.len());
+        let held: Vec<_> = (0..10).map(|k| (1_000_000, 1, k)).collect();
+        assert_eq!(sweep(&mut order, &held, 1_000_000).len(), 10);
+    }
+
+    #[test]
+    fn a_window_to_come_costs_eight_bytes_per_notification_after_a_bulk_expect() {
+        let mut order = ExpiryOrder::new(W);
+        order.expect_many((0..1_000u32).map(|i| (i64::from(i) * 7, i % 10, i)).collect());
+        order.shrink_to_fit();
+        let buckets = order.buckets.len();
+        assert_eq!(order.bytes(), 1_000 * 8 + buckets * std::mem::size_of::<(i64, Bucket)>());
+    }
+}
