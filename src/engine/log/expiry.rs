@@ -82,6 +82,9 @@ pub(crate) struct ExpiryOrder {
     opened_through: i64,
     /// Every window up to this one had all its taken elements looked up: marks are safe there.
     resolved_through: i64,
+    /// Openings taken and not finished (one at a time in a store, whose sweeps take turns; a
+    /// count, so that a second one could never declare the first's windows looked up).
+    openings: usize,
     heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
     /// How many heap elements of each value are forgotten (two notifications of a feed may
     /// share an id key and an expiration).
@@ -97,6 +100,7 @@ impl ExpiryOrder {
             buckets: BTreeMap::new(),
             opened_through: i64::MIN,
             resolved_through: i64::MIN,
+            openings: 0,
             heap: BinaryHeap::new(),
             forgotten: HashMap::new(),
             forgotten_count: 0,
@@ -139,7 +143,10 @@ impl ExpiryOrder {
         if window > self.opened_through {
             // Its element is in this bucket: the window was not opened when it was expected
             // either (windows only open).
-            let Some(bucket) = self.buckets.get_mut(&window) else { return };
+            let Some(bucket) = self.buckets.get_mut(&window) else {
+                debug_assert!(false, "a forget in window {window} that has no bucket");
+                return;
+            };
             *bucket.forgotten.entry((feed, id_key)).or_insert(0) += 1;
             bucket.forgotten_count += 1;
             if bucket.forgotten_count > 16 && bucket.forgotten_count * 2 > bucket.elements.len() {
@@ -158,17 +165,23 @@ impl ExpiryOrder {
     }
 
     /// Opens every window that may hold an expiration at or before `now`: takes their
-    /// elements (less the forgotten ones); from now on, new notifications there go to the heap.
+    /// elements (less the forgotten ones), each window's sorted by feed; from now on, new
+    /// notifications there go to the heap. The caller looks each element up, then calls
+    /// [`ExpiryOrder::finish_opening`], or [`ExpiryOrder::abandon_opening`] if it cannot.
     pub fn open_through(&mut self, now: i64) -> Opened {
-        let through = window_of(now, self.window_nanos);
-        self.opened_through = self.opened_through.max(through);
+        self.opened_through = self.opened_through.max(window_of(now, self.window_nanos));
+        // Every bucket up to there: an abandoned opening may have put some back.
+        let through = self.opened_through;
+        self.openings += 1;
         let mut opened = Vec::new();
         while let Some(entry) = self.buckets.first_entry() {
             if *entry.key() > through {
                 break;
             }
             let (window, mut bucket) = entry.remove_entry();
-            opened.push((window, bucket.take_live()));
+            let mut elements = bucket.take_live();
+            elements.sort_unstable();
+            opened.push((window, elements));
         }
         opened
     }
@@ -178,11 +191,28 @@ impl ExpiryOrder {
         self.heap.push(Reverse((expiration, feed, id_key)));
     }
 
-    /// Ends the opening started by [`ExpiryOrder::open_through`] at `now`: every element taken
-    /// was looked up.
-    pub fn finish_opening(&mut self, now: i64) {
-        let through = window_of(now, self.window_nanos).min(self.opened_through);
-        self.resolved_through = self.resolved_through.max(through);
+    /// Ends an opening started by [`ExpiryOrder::open_through`]: every element it took was
+    /// looked up. Once no opening is running, marks become safe in every opened window that
+    /// has no bucket (one an abandoned opening put back waits for the next opening).
+    pub fn finish_opening(&mut self) {
+        self.openings = self.openings.saturating_sub(1);
+        if self.openings == 0 {
+            let limit = self
+                .buckets
+                .first_key_value()
+                .map_or(self.opened_through, |(&first, _)| self.opened_through.min(first.saturating_sub(1)));
+            self.resolved_through = self.resolved_through.max(limit);
+        }
+    }
+
+    /// Gives back what an opening took and could not look up (its caller is unwinding): the
+    /// elements go back to their buckets, which the next opening takes again (duplicates of
+    /// what reached the heap are confirmed away). No window is declared looked up.
+    pub fn abandon_opening(&mut self, opened: Opened) {
+        for (window, elements) in opened {
+            self.buckets.entry(window).or_default().elements.extend(elements);
+        }
+        self.openings = self.openings.saturating_sub(1);
     }
 
     /// Takes every element at or before `now` from the heap, oldest first, less the forgotten
@@ -267,7 +297,7 @@ mod tests {
                 }
             }
         }
-        order.finish_opening(now);
+        order.finish_opening();
         order.pop_through(now)
     }
 
@@ -312,7 +342,7 @@ mod tests {
         // window comes straight into the heap.
         order.forget(150, 1, 1);
         order.expect(170, 1, 1);
-        order.finish_opening(100);
+        order.finish_opening();
         // A later forget of the replacement marks it; the expect of another with the old value
         // must still come out (a mark left by the first forget would have hidden it).
         order.forget(170, 1, 1);
@@ -344,5 +374,109 @@ mod tests {
         order.shrink_to_fit();
         let buckets = order.buckets.len();
         assert_eq!(order.bytes(), 1_000 * 8 + buckets * std::mem::size_of::<(i64, Bucket)>());
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Insert { feed: u32, key: u32, after: i64 },
+        Remove(usize),
+        Replace(usize, i64),
+        Open(i64),
+        LookUp(usize),
+        Finish,
+        Abandon,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (0..2u32, 0..2u32, -20..250i64).prop_map(|(feed, key, after)| Step::Insert { feed, key, after }),
+            1 => any::<usize>().prop_map(Step::Remove),
+            3 => (any::<usize>(), -20..250i64).prop_map(|(i, after)| Step::Replace(i, after)),
+            1 => (0..150i64).prop_map(Step::Open),
+            2 => (0..4usize).prop_map(Step::LookUp),
+            1 => Just(Step::Finish),
+            1 => Just(Step::Abandon),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3_000))]
+
+        /// Whatever interleaving of expectations, removals and replacements with a sweep's
+        /// opening (taken, looked up bit by bit, finished or abandoned): once a sweep finishes
+        /// at `now`, every notification that expired by `now` came out, and none still held has.
+        #[test]
+        fn no_notification_is_ever_left_behind(steps in proptest::collection::vec(step(), 1..120)) {
+            let mut order = ExpiryOrder::new(W);
+            // (expiration, feed, key) of each held notification.
+            let mut held: Vec<(i64, u32, u32)> = Vec::new();
+            let mut now = 0;
+            let mut opening: Option<Vec<(i64, u32, u32)>> = None;
+            let look_up = |order: &mut ExpiryOrder, held: &[(i64, u32, u32)], (window, feed, key): (i64, u32, u32)| {
+                for &(e, f, k) in held {
+                    if (f, k) == (feed, key) && order.window_of(e) == window {
+                        order.push_opened(e, f, k);
+                    }
+                }
+            };
+            for step in steps {
+                match step {
+                    Step::Insert { feed, key, after } => {
+                        held.push((now + after, feed, key));
+                        order.expect(now + after, feed, key);
+                    }
+                    Step::Remove(i) if !held.is_empty() => {
+                        let (e, f, k) = held.remove(i % held.len());
+                        order.forget(e, f, k);
+                    }
+                    Step::Replace(i, after) if !held.is_empty() => {
+                        let i = i % held.len();
+                        let (e, f, k) = held[i];
+                        order.forget(e, f, k);
+                        held[i].0 = now + after;
+                        order.expect(now + after, f, k);
+                    }
+                    Step::Open(advance) if opening.is_none() => {
+                        now += advance;
+                        let taken = order.open_through(now);
+                        opening = Some(taken.into_iter().flat_map(|(w, els)| els.into_iter().map(move |(f, k)| (w, f, k))).collect());
+                    }
+                    Step::LookUp(n) => {
+                        if let Some(pending) = opening.as_mut() {
+                            for element in pending.drain(..n.min(pending.len())) {
+                                look_up(&mut order, &held, element);
+                            }
+                        }
+                    }
+                    Step::Abandon => {
+                        if let Some(pending) = opening.take() {
+                            let mut back: Opened = Vec::new();
+                            for (w, f, k) in pending {
+                                back.push((w, vec![(f, k)]));
+                            }
+                            order.abandon_opening(back);
+                        }
+                    }
+                    Step::Finish => {
+                        if let Some(pending) = opening.take() {
+                            for element in pending {
+                                look_up(&mut order, &held, element);
+                            }
+                            order.finish_opening();
+                            for (e, f, k) in order.pop_through(now) {
+                                // The sweep's confirmation: that notification, at that time.
+                                if let Some(at) = held.iter().position(|&h| h == (e, f, k)) {
+                                    held.remove(at);
+                                }
+                            }
+                            let left: Vec<_> = held.iter().filter(|h| h.0 <= now).collect();
+                            proptest::prop_assert!(left.is_empty(), "expired at {now} and still held: {left:?}");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }

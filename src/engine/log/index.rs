@@ -1,7 +1,7 @@
 //! The in-memory index, rebuilt on open: per feed (each behind its own lock), the live
 //! notifications by position, by id and by `appNotificationId` hash, group membership, the
-//! remembered removals and swept expirations; and a global expiry order (one element per
-//! notification), so a sweep is O(expired).
+//! remembered removals and swept expirations; and a global expiry order (`expiry.rs`: 8 bytes
+//! per notification in a window a sweep has not reached), so a sweep is O(expired).
 //!
 //! Entries are compact (64 bytes): a record location, hashes and the few fields reads filter
 //! on; strings stay on disk. A hash match is always confirmed against the full id, or against
@@ -602,23 +602,32 @@ impl Index {
     /// window).
     pub fn take_expiring_through(&self, now: i64) -> Vec<(i64, u32, u32)> {
         let opened = self.expiry.lock().open_through(now);
-        for (window, elements) in opened {
-            for (feed, key) in elements {
+        // Should a lookup unwind (a bug), what was taken goes back rather than being lost.
+        let mut opening = Opening { order: &self.expiry, opened: Some(opened) };
+        for (window, elements) in opening.opened.iter().flatten() {
+            // Elements come sorted by feed: one lookup and one lock per feed.
+            for run in elements.chunk_by(|a, b| a.0 == b.0) {
+                let feed = run[0].0;
                 let Some(cell) = self.feed_by_number(feed) else { continue };
                 // The feed's lock is held while its notifications join the heap: a removal
                 // (which forgets under this lock) comes wholly before or after.
                 let f = cell.index.read();
                 let mut expiry = self.expiry.lock();
-                for slot in f.slots_with_id_key(key) {
-                    let expiration = f.entry(slot).expiration;
-                    if expiry.window_of(expiration) == window {
-                        expiry.push_opened(expiration, feed, key);
+                // Copies of one element (notifications of one id key) need one lookup.
+                for same in run.chunk_by(|a, b| a == b) {
+                    let key = same[0].1;
+                    for slot in f.slots_with_id_key(key) {
+                        let expiration = f.entry(slot).expiration;
+                        if expiry.window_of(expiration) == *window {
+                            expiry.push_opened(expiration, feed, key);
+                        }
                     }
                 }
             }
         }
+        opening.opened = None;
         let mut expiry = self.expiry.lock();
-        expiry.finish_opening(now);
+        expiry.finish_opening();
         expiry.pop_through(now)
     }
 
@@ -630,6 +639,21 @@ impl Index {
     /// Bytes of the expiry order, by capacity.
     pub fn expiry_bytes(&self) -> usize {
         self.expiry.lock().bytes()
+    }
+}
+
+/// An opening of the expiry order in progress: abandoned (its elements put back) if dropped
+/// before it is finished.
+struct Opening<'a> {
+    order: &'a Mutex<ExpiryOrder>,
+    opened: Option<super::expiry::Opened>,
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if let Some(opened) = self.opened.take() {
+            self.order.lock().abandon_opening(opened);
+        }
     }
 }
 
