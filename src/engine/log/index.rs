@@ -297,13 +297,9 @@ impl FeedIndex {
     }
 
     /// Slots whose id key is `key` (for the sweep).
-    pub fn slots_with_id_key(&self, key: u32) -> Vec<usize> {
+    pub fn slots_with_id_key(&self, key: u32) -> impl Iterator<Item = usize> + '_ {
         let entries = &self.entries;
-        self.by_id
-            .iter_hash(spread(key))
-            .filter(|&&s| entries[s as usize].id_key() == key)
-            .map(|&s| s as usize)
-            .collect()
+        self.by_id.iter_hash(spread(key)).filter(move |&&s| entries[s as usize].id_key() == key).map(|&s| s as usize)
     }
 
     /// Slots whose `appNotificationId` hashes to `hash`.

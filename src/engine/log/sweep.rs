@@ -35,7 +35,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     for (expiration, feed, key) in store.index.take_expiring_through(now) {
         let Some(cell) = store.index.feed_by_number(feed) else { continue };
         let mut f = cell.index.write();
-        let found = f.slots_with_id_key(key).into_iter().find(|&s| f.entry(s).expiration == expiration);
+        let found = f.slots_with_id_key(key).find(|&s| f.entry(s).expiration == expiration);
         if let Some(slot) = found {
             let e = f.remove(slot);
             f.log_swept(e.expiration, e.id);
