@@ -442,7 +442,8 @@ impl TryFrom<StoredNotification> for Notification {
 /// strings first.
 ///
 /// # Errors
-/// As [`encode`]: [`CodecError::Body`] when the encoding exceeds [`MAX_DECODE_BYTES`].
+/// [`CodecError::Body`] when the encoding exceeds [`MAX_DECODE_BYTES`] (checked once encoded:
+/// the notification is in memory already, so this allocates at most its size again).
 pub fn encode_notification(n: &Notification) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(512);
     encode_into(&StoredNotificationRef::from(n), &mut out)?;

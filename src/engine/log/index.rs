@@ -13,10 +13,9 @@ use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-
-use super::expiry::ExpiryOrder;
 use parking_lot::{Mutex, RwLock};
 
+use super::expiry::{ExpiryOrder, Opened};
 use crate::model::{Platforms, ReadState, UserActionState};
 use crate::{NotificationId, RemovalReason};
 
@@ -642,7 +641,7 @@ impl Index {
 /// before it is finished.
 struct Opening<'a> {
     order: &'a Mutex<ExpiryOrder>,
-    opened: Option<super::expiry::Opened>,
+    opened: Option<Opened>,
 }
 
 impl Drop for Opening<'_> {
