@@ -1,7 +1,9 @@
 //! The in-memory index, rebuilt on open: per feed (each behind its own lock), the live
-//! notifications by position, by id and by `appNotificationId` hash, group membership, the
-//! remembered removals and swept expirations; and a global expiry order (`expiry.rs`: 8 bytes
-//! per notification in a window a sweep has not reached), so a sweep is O(expired).
+//! notifications by position, by id and by `appNotificationId` hash (one hash table for both:
+//! the store draws each id so that its key is its app id's hash, see [`keyed_id`]), group
+//! membership, the remembered removals and swept expirations; and a global expiry order
+//! (`expiry.rs`: 8 bytes per notification in a window a sweep has not reached), so a sweep is
+//! O(expired).
 //!
 //! Entries are compact (64 bytes): a record location, hashes and the few fields reads filter
 //! on; strings stay on disk. A hash match is always confirmed against the full id, or against
@@ -102,6 +104,26 @@ fn spread(key: u32) -> u64 {
     u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// Marks a table value that is an entry's copy under its app-id hash (the rest is its slot).
+const APP_COPY: u32 = 1 << 31;
+
+/// The hash a table value was inserted under.
+fn stored_hash(entries: &[Entry], value: u32) -> u64 {
+    let e = &entries[(value & !APP_COPY) as usize];
+    spread(if value & APP_COPY != 0 { e.app_hash } else { e.id_key() })
+}
+
+/// `random` with its last 4 bytes set so that its [`id_key`] is `app_hash`: the store draws
+/// ids this way, so one table slot finds a notification by id and by `appNotificationId`
+/// (an id drawn otherwise, by an older version, takes a second slot). 96 bits stay random,
+/// and the UUID's version and variant bits are untouched.
+pub(crate) fn keyed_id(random: [u8; 16], app_hash: u32) -> [u8; 16] {
+    let mut id = random;
+    let head = u32::from_le_bytes([id[0], id[1], id[2], id[3]]);
+    id[12..16].copy_from_slice(&(head ^ app_hash).to_le_bytes());
+    id
+}
+
 /// The groups of one feed, interned.
 #[derive(Debug, Default)]
 struct Groups {
@@ -179,8 +201,8 @@ pub(crate) struct FeedParts {
 pub(crate) struct FeedIndex {
     entries: Vec<Entry>,
     dead: usize,
-    by_id: HashTable<u32>,
-    by_app: HashTable<u32>,
+    /// Slots by id key, and by app-id hash where that differs: see [`keyed_id`].
+    by_key: HashTable<u32>,
     groups: Groups,
     removals: VecDeque<(u64, [u8; 16], RemovalReason)>,
     swept: VecDeque<(i64, [u8; 16])>,
@@ -210,8 +232,7 @@ impl FeedIndex {
         Self {
             entries: Vec::new(),
             dead: 0,
-            by_id: HashTable::new(),
-            by_app: HashTable::new(),
+            by_key: HashTable::new(),
             groups: Groups::default(),
             removals: VecDeque::new(),
             swept: VecDeque::new(),
@@ -250,8 +271,7 @@ impl FeedIndex {
             }
         }
         f.entries = parts.entries;
-        f.by_id.reserve(f.entries.len(), |_| 0);
-        f.by_app.reserve(f.entries.len(), |_| 0);
+        f.by_key.reserve(f.entries.len(), |_| 0);
         for slot in 0..f.entries.len() {
             if f.slot_of(&f.entries[slot].id).is_some() {
                 return Err(format!("notification {} is held twice", notification_id(&f.entries[slot])));
@@ -292,19 +312,31 @@ impl FeedIndex {
     /// tables.
     pub fn slot_of(&self, id: &[u8; 16]) -> Option<usize> {
         let entries = &self.entries;
-        self.by_id.find(spread(id_key(id)), |&s| entries[s as usize].id == *id).map(|&s| s as usize)
+        self.by_key
+            .find(spread(id_key(id)), |&v| v & APP_COPY == 0 && entries[v as usize].id == *id)
+            .map(|&v| v as usize)
     }
 
     /// Slots whose id key is `key` (for the sweep).
     pub fn slots_with_id_key(&self, key: u32) -> impl Iterator<Item = usize> + '_ {
         let entries = &self.entries;
-        self.by_id.iter_hash(spread(key)).filter(move |&&s| entries[s as usize].id_key() == key).map(|&s| s as usize)
+        self.by_key
+            .iter_hash(spread(key))
+            .filter(move |&&v| v & APP_COPY == 0 && entries[v as usize].id_key() == key)
+            .map(|&v| v as usize)
     }
 
     /// Slots whose `appNotificationId` hashes to `hash`.
     pub fn slots_with_app_hash(&self, hash: u32) -> impl Iterator<Item = usize> + '_ {
         let entries = &self.entries;
-        self.by_app.iter_hash(spread(hash)).filter(move |&&s| entries[s as usize].app_hash == hash).map(|&s| s as usize)
+        // An entry is found once: by its copy when it has one, else where its id key put it.
+        self.by_key
+            .iter_hash(spread(hash))
+            .filter(move |&&v| {
+                let e = &entries[(v & !APP_COPY) as usize];
+                e.app_hash == hash && (v & APP_COPY != 0 || e.id_key() == hash)
+            })
+            .map(|&v| (v & !APP_COPY) as usize)
     }
 
     /// The group id of `name` (`None` when no entry has that group).
@@ -329,15 +361,17 @@ impl FeedIndex {
     }
 
     fn link(&mut self, slot: u32) {
+        debug_assert!(slot & APP_COPY == 0, "a feed holds fewer than 2^31 entries");
         let entries = &self.entries;
         let e = &entries[slot as usize];
-        self.by_id.insert_unique(spread(e.id_key()), slot, |&s| spread(entries[s as usize].id_key()));
-        self.by_app.insert_unique(spread(e.app_hash), slot, |&s| spread(entries[s as usize].app_hash));
+        self.by_key.insert_unique(spread(e.id_key()), slot, |&v| stored_hash(entries, v));
+        if e.app_hash != e.id_key() {
+            self.by_key.insert_unique(spread(e.app_hash), slot | APP_COPY, |&v| stored_hash(entries, v));
+        }
     }
 
     fn rebuild_tables(&mut self) {
-        self.by_id.clear();
-        self.by_app.clear();
+        self.by_key.clear();
         for slot in 0..self.entries.len() {
             if !self.entries[slot].is_dead() {
                 self.link(slot as u32);
@@ -349,10 +383,12 @@ impl FeedIndex {
     pub fn remove(&mut self, slot: usize) -> Entry {
         let e = self.entries[slot];
         let s32 = slot as u32;
-        if let Ok(found) = self.by_id.find_entry(spread(e.id_key()), |&s| s == s32) {
+        if let Ok(found) = self.by_key.find_entry(spread(e.id_key()), |&v| v == s32) {
             found.remove();
         }
-        if let Ok(found) = self.by_app.find_entry(spread(e.app_hash), |&s| s == s32) {
+        if e.app_hash != e.id_key()
+            && let Ok(found) = self.by_key.find_entry(spread(e.app_hash), |&v| v == s32 | APP_COPY)
+        {
             found.remove();
         }
         self.groups.release(e.group);
@@ -457,16 +493,14 @@ impl FeedIndex {
     pub fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();
         let entries = &self.entries;
-        self.by_id.shrink_to_fit(|&s| spread(entries[s as usize].id_key()));
-        self.by_app.shrink_to_fit(|&s| spread(entries[s as usize].app_hash));
+        self.by_key.shrink_to_fit(|&v| stored_hash(entries, v));
     }
 
     /// Memory held.
     pub fn bytes(&self) -> FeedIndexBytes {
         FeedIndexBytes {
             notification_bytes: self.entries.capacity() * std::mem::size_of::<Entry>()
-                + self.by_id.allocation_size()
-                + self.by_app.allocation_size()
+                + self.by_key.allocation_size()
                 + self.groups.bytes(),
             change_log_bytes: self.removals.capacity() * std::mem::size_of::<(u64, [u8; 16], RemovalReason)>()
                 + self.swept.capacity() * std::mem::size_of::<(i64, [u8; 16])>(),
@@ -697,6 +731,58 @@ mod tests {
         let below: Vec<u64> = f.newest_first(Some(30)).map(|s| f.entry(s).position).collect();
         assert_eq!(below, vec![20, 10]);
         assert!(f.group_id("even").is_some());
+    }
+
+    #[test]
+    fn a_keyed_id_has_its_app_hash_as_key_and_stays_a_version_4_uuid() {
+        for n in 0..100u32 {
+            let hash = app_hash(&format!("app-{n}"));
+            let id = keyed_id(NotificationId::new_random().to_bytes(), hash);
+            assert_eq!(id_key(&id), hash);
+            assert_eq!(uuid::Uuid::from_bytes(id).get_version_num(), 4);
+            assert_eq!(uuid::Uuid::from_bytes(id).get_variant(), uuid::Variant::RFC4122);
+        }
+    }
+
+    #[test]
+    fn keyed_and_unkeyed_entries_are_each_found_once_by_id_and_by_app_hash() {
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        let mut ids = Vec::new();
+        for n in 1..=200u32 {
+            // Four app hashes shared by 50 entries each; every other id keyed.
+            let hash = app_hash(&format!("app-{}", n % 4));
+            let random = NotificationId::new_random().to_bytes();
+            let id = if n % 2 == 0 { keyed_id(random, hash) } else { random };
+            let mut e = entry(0, u64::from(n));
+            (e.id, e.app_hash) = (id, hash);
+            f.insert(e, None);
+            ids.push(id);
+        }
+        let check = |f: &FeedIndex, ids: &[[u8; 16]]| {
+            for id in ids {
+                let slot = f.slot_of(id).expect("found by id");
+                assert_eq!(f.entry(slot).id, *id);
+                assert_eq!(f.slots_with_id_key(id_key(id)).filter(|&s| f.entry(s).id == *id).count(), 1);
+            }
+            for k in 0..4 {
+                let hash = app_hash(&format!("app-{k}"));
+                let mut found: Vec<[u8; 16]> = f.slots_with_app_hash(hash).map(|s| f.entry(s).id).collect();
+                found.sort_unstable();
+                let before = found.len();
+                found.dedup();
+                assert_eq!(found.len(), before, "an entry came out twice");
+                assert_eq!(found.len(), f.held_entries().filter(|e| e.app_hash == hash).count());
+            }
+        };
+        check(&f, &ids);
+        // Removing most (which compacts the entries and rebuilds the table) keeps it right.
+        for id in ids.drain(..150) {
+            let slot = f.slot_of(&id).expect("held");
+            f.remove(slot);
+            assert!(f.slot_of(&id).is_none());
+        }
+        f.shrink_to_fit();
+        check(&f, &ids);
     }
 
     #[test]

@@ -21,6 +21,10 @@
 //!   every record otherwise (`snapshot.rs`).
 //! * **Compaction.** Each sweep copies a few mostly dead sealed segments of windows still to
 //!   come without their superseded records (`compaction.rs`).
+//! * **Ids.** A new notification's id is a random version-4 UUID whose last 4 bytes are set so
+//!   that bytes 0..4 XOR bytes 12..16 equal a 32-bit hash (XXH3) of its `appNotificationId`:
+//!   one index slot then finds it both by id and by app id (96 bits stay random). Ids of
+//!   notifications stored by earlier versions keep working, at one more slot each.
 //! * **Poisoning.** A failed write or sync poisons the store: every later mutating call returns
 //!   [`StoreError::Poisoned`] until the store is reopened, which recovers from the files. A
 //!   failed sync also cuts every segment back to what its last successful sync made durable:
@@ -625,9 +629,12 @@ impl FeedStore for LogStore {
             self.index.expect_expiry(timestamp_to_nanos(n.expiration), cell.number, index::id_key(&n.id.to_bytes()));
             return Ok(n);
         }
-        let mut id = NotificationId::new_random();
+        // An id whose key is the app id's hash: one index slot finds it both ways.
+        let app = app_hash(&new.app_notification_id);
+        let draw = || NotificationId::from_bytes(index::keyed_id(NotificationId::new_random().to_bytes(), app));
+        let mut id = draw();
         while f.slot_of(&id.to_bytes()).is_some() {
-            id = NotificationId::new_random();
+            id = draw();
         }
         let capacity = self.config.options.feed_capacity;
         let victim = if f.held() >= capacity {
