@@ -136,13 +136,19 @@ fn decode_within<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Resul
 }
 
 /// Decodes a value written by [`encode`] (or [`encode_into`]) that borrows its strings from
-/// `bytes` (no allocation for `&str` fields); trailing bytes are an error.
+/// `bytes`; trailing bytes are an error. Meant for types whose strings and byte arrays are all
+/// borrowed or fixed-size (such as [`StoredNotificationRef`]): decoding then allocates nothing.
+///
+/// bincode counts 8 bytes against its limit for every integer and length it reads, whatever
+/// its encoded size, so a valid encoding claims up to 8 × its length: the limit here is 8 ×
+/// [`MAX_DECODE_BYTES`], and every value [`encode`] accepts decodes.
 ///
 /// # Errors
 /// [`CodecError::Body`] for anything that is not exactly one valid encoding.
 pub fn decode_borrowed<'a, T: bincode::BorrowDecode<'a, ()>>(bytes: &'a [u8]) -> Result<T, CodecError> {
+    let config = bincode::config::standard().with_limit::<{ 8 * MAX_DECODE_BYTES }>();
     let (value, used) =
-        bincode::borrow_decode_from_slice(bytes, config()).map_err(|e| CodecError::Body(e.to_string()))?;
+        bincode::borrow_decode_from_slice(bytes, config).map_err(|e| CodecError::Body(e.to_string()))?;
     if used != bytes.len() {
         return Err(CodecError::Body(format!("{} trailing bytes", bytes.len() - used)));
     }
@@ -193,7 +199,10 @@ pub fn unseal(sealed: &[u8]) -> Result<&[u8], CodecError> {
 /// The on-disk form of a [`Notification`] (format version 1). Times are Unix nanoseconds;
 /// enums are their stable numbers. [`StoredNotificationRef`] is the same fields with borrowed
 /// strings, and encodes identically.
-#[derive(Serialize, Deserialize, bincode::Encode, bincode::Decode, Clone, Debug, PartialEq, Eq)]
+// bincode's own `Decode` only for the test that pins it to the serde bytes: a caller decodes
+// the borrowed form, whose decoding allocates nothing.
+#[derive(Serialize, Deserialize, bincode::Encode, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(test, derive(bincode::Decode))]
 pub struct StoredNotification {
     /// The id's 16 bytes.
     pub id: [u8; 16],
@@ -443,7 +452,7 @@ impl TryFrom<StoredNotification> for Notification {
 ///
 /// # Errors
 /// [`CodecError::Body`] when the encoding exceeds [`MAX_DECODE_BYTES`] (checked once encoded:
-/// the notification is in memory already, so this allocates at most its size again).
+/// the notification is in memory already, so this reserves at most about twice its size).
 pub fn encode_notification(n: &Notification) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(512);
     encode_into(&StoredNotificationRef::from(n), &mut out)?;
@@ -624,6 +633,20 @@ mod tests {
         trailing.push(0);
         assert!(matches!(decode_notification(&trailing), Err(CodecError::Body(_))));
         assert!(matches!(decode_notification(&bytes[..bytes.len() - 1]), Err(CodecError::Body(_))));
+    }
+
+    #[test]
+    fn a_notification_just_under_the_size_bound_decodes() {
+        let mut n = sample();
+        n.payload.raw_content = Some(String::new());
+        let rest = encode_notification(&n).unwrap_or_default().len();
+        // The raw content's length prefix grows from 1 byte to 5.
+        n.payload.raw_content = Some("x".repeat(MAX_DECODE_BYTES - rest - 4));
+        let bytes = encode_notification(&n).unwrap_or_default();
+        assert_eq!(bytes.len(), MAX_DECODE_BYTES);
+        // bincode counts 8 bytes per integer read against its limit: a limit of exactly
+        // MAX_DECODE_BYTES refused this.
+        assert_eq!(decode_notification(&bytes), Ok(n));
     }
 
     #[test]
