@@ -29,7 +29,11 @@ pub struct Decoded {
 pub fn decode_record(bytes: &[u8], segment_id: u64) -> Result<Decoded, String> {
     // Fuzz frames are keyed with salt 0 (see [`frame`]).
     let frame = record::decode_frame(bytes, record::frame_key(segment_id, 0)).map_err(|e| e.to_string())?;
-    let rec = Record::decode(frame.kind, frame.body).map_err(|e| e.to_string())?;
+    let decoded = Record::decode(frame.kind, frame.body);
+    if let RecordKind::Append | RecordKind::Replace | RecordKind::StateChange = frame.kind {
+        same_as_the_engines_decoder(frame.body, &decoded);
+    }
+    let rec = decoded.map_err(|e| e.to_string())?;
     // A decoded body encodes again, and that encoding decodes to the same record.
     let again = rec.encode_body().map_err(|e| format!("a decoded body does not encode: {e}"))?;
     let back = Record::decode(frame.kind, &again).map_err(|e| format!("a re-encoded body does not decode: {e}"))?;
@@ -44,6 +48,29 @@ pub fn decode_record(bytes: &[u8], segment_id: u64) -> Result<Decoded, String> {
         Record::Removals(b) => b.feed.clone(),
     };
     Ok(Decoded { kind: frame.kind as u8, lsn: frame.lsn, frame_len: frame.len(), feed, span: rec.span() })
+}
+
+/// Panics unless the engine's own decoder of upsert bodies (bincode's derived decoders, strings
+/// borrowed: what recovery and reads use) agrees with the serde decoder of the owned body: both
+/// refuse, or both give the same fields; and unless its view encodes back to the bytes serde
+/// encodes the owned body to.
+fn same_as_the_engines_decoder(body: &[u8], by_serde: &Result<Record, crate::codec::CodecError>) {
+    let view = record::decode_upsert(body);
+    match (by_serde, view) {
+        (Err(_), Err(_)) => {}
+        (Ok(Record::Upsert(_, owned)), Ok(view)) => {
+            let same = view.feed == owned.feed
+                && view.position == owned.position
+                && view.evicted == owned.evicted
+                && view.notification.to_stored() == owned.notification;
+            assert!(same, "the two decoders read different bodies: {owned:?} and {view:?}");
+            let mut native = Vec::new();
+            let encoded = crate::codec::encode_into(&view, &mut native);
+            assert!(encoded.is_ok(), "a decoded view does not encode: {encoded:?}");
+            assert_eq!(Ok(native), crate::codec::encode(&**owned), "the two encoders wrote different bytes");
+        }
+        (serde, native) => panic!("the decoders disagree on a body: serde {serde:?}, the engine's {native:?}"),
+    }
 }
 
 /// The total frame length a header claims, if plausible.
