@@ -5,7 +5,7 @@
 //! (`expiry.rs`: 8 bytes per notification in a window a sweep has not reached), so a sweep is
 //! O(expired).
 //!
-//! Entries are compact (64 bytes): a record location, hashes and the few fields reads filter
+//! Entries are compact (56 bytes): a record location, hashes and the few fields reads filter
 //! on; strings stay on disk. A hash match is always confirmed against the full id, or against
 //! the record for `appNotificationId`s.
 
@@ -23,7 +23,46 @@ use crate::{NotificationId, RemovalReason};
 
 const DEAD: u8 = 0x80;
 
-/// One notification in the index. 64 bytes.
+/// A notification's index fields, unpacked, with its app-id hash: what recovery, appends and
+/// the snapshot hand to [`FeedIndex::insert`] and [`FeedIndex::from_parts`], which pack it
+/// into an [`Entry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EntryFields {
+    /// The notification id.
+    pub id: [u8; 16],
+    /// Its position (sequence of its last append or replacement).
+    pub position: u64,
+    /// The sequence of its last change.
+    pub sequence: u64,
+    /// Its expiration, Unix nanoseconds.
+    pub expiration: i64,
+    /// The segment of its latest record.
+    pub segment: u32,
+    /// The offset of that record.
+    pub offset: u32,
+    /// The length of that record's frame (at most [`MAX_ENTRY_LEN`]).
+    pub len: u32,
+    /// [`app_hash`] of its `appNotificationId`.
+    pub app_hash: u32,
+    /// Its group in the feed's group table (0: no group).
+    pub group: u32,
+    /// Platform bits (4).
+    pub platforms: u8,
+    /// Bit 0 read, bits 1..=2 action state, bit 7 dead.
+    pub states: u8,
+}
+
+/// The longest frame an entry records: 22 bits, above any frame (a body is at most 1 MiB).
+pub(crate) const MAX_ENTRY_LEN: u32 = (1 << 22) - 1;
+const _: () = assert!(super::record::MAX_BODY_LEN + super::record::FRAME_HEADER_LEN <= MAX_ENTRY_LEN as usize);
+
+const LEN_BITS: u32 = 22;
+const PLATFORM_SHIFT: u32 = LEN_BITS;
+const STATES_SHIFT: u32 = LEN_BITS + 4;
+const DEAD_BIT: u32 = 1 << 31;
+
+/// One notification in the index: 56 bytes. Its app-id hash is not here: it is the id key for
+/// ids the store draws ([`keyed_id`]), and the feed keeps it aside for others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
     /// The notification id.
@@ -38,19 +77,49 @@ pub(crate) struct Entry {
     pub segment: u32,
     /// The offset of that record.
     pub offset: u32,
-    /// The length of that record's frame.
-    pub len: u32,
-    /// [`app_hash`] of its `appNotificationId`.
-    pub app_hash: u32,
     /// Its group in the feed's group table (0: no group).
     pub group: u32,
-    /// Platform bits.
-    pub platforms: u8,
-    /// Bit 0 read, bits 1..=2 action state, bit 7 dead.
-    pub states: u8,
+    /// Bits 0..22 the record's frame length, 22..26 platform bits, 26..29 the states (read,
+    /// action), 31 dead.
+    packed: u32,
 }
 
 impl Entry {
+    fn pack(fields: &EntryFields) -> Self {
+        let states = u32::from(fields.states & 0x7);
+        let dead = if fields.states & DEAD != 0 { DEAD_BIT } else { 0 };
+        Self {
+            id: fields.id,
+            position: fields.position,
+            sequence: fields.sequence,
+            expiration: fields.expiration,
+            segment: fields.segment,
+            offset: fields.offset,
+            group: fields.group,
+            packed: (fields.len & MAX_ENTRY_LEN)
+                | (u32::from(fields.platforms & 0xF) << PLATFORM_SHIFT)
+                | (states << STATES_SHIFT)
+                | dead,
+        }
+    }
+
+    /// The fields, with `app_hash` filled in by the caller.
+    pub fn unpack(&self, app_hash: u32) -> EntryFields {
+        EntryFields {
+            id: self.id,
+            position: self.position,
+            sequence: self.sequence,
+            expiration: self.expiration,
+            segment: self.segment,
+            offset: self.offset,
+            len: self.len(),
+            app_hash,
+            group: self.group,
+            platforms: self.platforms(),
+            states: self.states(),
+        }
+    }
+
     /// Packs the two states into the `states` byte.
     pub fn pack_states(read: ReadState, action: UserActionState) -> u8 {
         let r = u8::from(read == ReadState::Read);
@@ -63,19 +132,44 @@ impl Entry {
         r | (a << 1)
     }
 
+    /// The length of its record's frame.
+    pub fn len(&self) -> u32 {
+        self.packed & MAX_ENTRY_LEN
+    }
+
+    /// Platform bits.
+    pub fn platforms(&self) -> u8 {
+        ((self.packed >> PLATFORM_SHIFT) & 0xF) as u8
+    }
+
+    /// The states byte: bit 0 read, bits 1..=2 action state, bit 7 dead.
+    pub fn states(&self) -> u8 {
+        let dead = if self.packed & DEAD_BIT != 0 { DEAD } else { 0 };
+        ((self.packed >> STATES_SHIFT) & 0x7) as u8 | dead
+    }
+
+    fn set_states(&mut self, states: u8) {
+        let dead = if states & DEAD != 0 { DEAD_BIT } else { 0 };
+        self.packed = (self.packed & ((1 << STATES_SHIFT) - 1)) | (u32::from(states & 0x7) << STATES_SHIFT) | dead;
+    }
+
+    fn set_len(&mut self, len: u32) {
+        self.packed = (self.packed & !MAX_ENTRY_LEN) | (len & MAX_ENTRY_LEN);
+    }
+
     /// The read state.
     pub fn read_state(&self) -> ReadState {
-        if self.states & 1 == 1 { ReadState::Read } else { ReadState::Unread }
+        if self.states() & 1 == 1 { ReadState::Read } else { ReadState::Unread }
     }
 
     /// The action state.
     pub fn user_action_state(&self) -> UserActionState {
-        UserActionState::ALL[usize::from((self.states >> 1) & 3)]
+        UserActionState::ALL[usize::from((self.states() >> 1) & 3)]
     }
 
     /// Whether it was removed (a hole awaiting compaction).
     pub fn is_dead(&self) -> bool {
-        self.states & DEAD != 0
+        self.packed & DEAD_BIT != 0
     }
 
     /// Whether it is live at `now_nanos`.
@@ -108,9 +202,17 @@ fn spread(key: u32) -> u64 {
 const APP_COPY: u32 = 1 << 31;
 
 /// The hash a table value was inserted under.
-fn stored_hash(entries: &[Entry], value: u32) -> u64 {
-    let e = &entries[(value & !APP_COPY) as usize];
-    spread(if value & APP_COPY != 0 { e.app_hash } else { e.id_key() })
+fn stored_hash(entries: &[Entry], app_hashes: &Option<Vec<u32>>, value: u32) -> u64 {
+    let slot = (value & !APP_COPY) as usize;
+    spread(if value & APP_COPY != 0 { app_hash_at(entries, app_hashes, slot) } else { entries[slot].id_key() })
+}
+
+/// The app-id hash of the entry at `slot`: its id key, unless the feed keeps app hashes aside.
+fn app_hash_at(entries: &[Entry], app_hashes: &Option<Vec<u32>>, slot: usize) -> u32 {
+    match app_hashes {
+        Some(hashes) => hashes[slot],
+        None => entries[slot].id_key(),
+    }
 }
 
 /// `random` with its last 4 bytes set so that its [`id_key`] is `app_hash`: the store draws
@@ -181,7 +283,7 @@ impl Groups {
 #[derive(Debug, Default)]
 pub(crate) struct FeedParts {
     /// Held entries (not dead), in position order.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<EntryFields>,
     /// The group table: slot `g - 1` names group `g`; an empty name is a free slot.
     pub group_names: Vec<Box<str>>,
     /// Remembered removals, in sequence order.
@@ -203,6 +305,12 @@ pub(crate) struct FeedIndex {
     dead: usize,
     /// Slots by id key, and by app-id hash where that differs: see [`keyed_id`].
     by_key: HashTable<u32>,
+    /// `None` while every entry's id key is its app-id hash; else the app-id hash of each
+    /// entry, slot for slot (a feed holding ids drawn before [`keyed_id`]: 4 bytes an entry, as
+    /// before ids were keyed).
+    app_hashes: Option<Vec<u32>>,
+    /// Entries held (not dead) whose id key is not their app-id hash.
+    unkeyed: usize,
     groups: Groups,
     removals: VecDeque<(u64, [u8; 16], RemovalReason)>,
     swept: VecDeque<(i64, [u8; 16])>,
@@ -233,6 +341,8 @@ impl FeedIndex {
             entries: Vec::new(),
             dead: 0,
             by_key: HashTable::new(),
+            app_hashes: None,
+            unkeyed: 0,
             groups: Groups::default(),
             removals: VecDeque::new(),
             swept: VecDeque::new(),
@@ -259,8 +369,11 @@ impl FeedIndex {
             if i > 0 && parts.entries[i - 1].position >= e.position {
                 return Err(format!("positions out of order at entry {i}"));
             }
-            if e.is_dead() {
+            if e.states & DEAD != 0 {
                 return Err(format!("entry {i} is marked removed"));
+            }
+            if e.len > MAX_ENTRY_LEN {
+                return Err(format!("entry {i} claims a record of {} bytes", e.len));
             }
             if e.group != 0 {
                 let slot = (e.group - 1) as usize;
@@ -270,7 +383,11 @@ impl FeedIndex {
                 counts[slot] += 1;
             }
         }
-        f.entries = parts.entries;
+        f.entries = parts.entries.iter().map(Entry::pack).collect();
+        f.unkeyed = parts.entries.iter().filter(|e| e.app_hash != id_key(&e.id)).count();
+        if f.unkeyed > 0 {
+            f.app_hashes = Some(parts.entries.iter().map(|e| e.app_hash).collect());
+        }
         f.by_key.reserve(f.entries.len(), |_| 0);
         for slot in 0..f.entries.len() {
             if f.slot_of(&f.entries[slot].id).is_some() {
@@ -303,6 +420,16 @@ impl FeedIndex {
         self.entries.iter().filter(|e| !e.is_dead())
     }
 
+    /// Held entries unpacked, with their app-id hashes (for the snapshot), in position order.
+    pub fn held_fields(&self) -> impl Iterator<Item = EntryFields> + '_ {
+        self.oldest_first().map(|s| self.entries[s].unpack(self.app_hash_at(s)))
+    }
+
+    /// The app-id hash of the entry at `slot`.
+    pub fn app_hash_at(&self, slot: usize) -> u32 {
+        app_hash_at(&self.entries, &self.app_hashes, slot)
+    }
+
     /// The entry at `slot`.
     pub fn entry(&self, slot: usize) -> &Entry {
         &self.entries[slot]
@@ -328,13 +455,13 @@ impl FeedIndex {
 
     /// Slots whose `appNotificationId` hashes to `hash`.
     pub fn slots_with_app_hash(&self, hash: u32) -> impl Iterator<Item = usize> + '_ {
-        let entries = &self.entries;
+        let (entries, app_hashes) = (&self.entries, &self.app_hashes);
         // An entry is found once: by its copy when it has one, else where its id key put it.
         self.by_key
             .iter_hash(spread(hash))
             .filter(move |&&v| {
-                let e = &entries[(v & !APP_COPY) as usize];
-                e.app_hash == hash && (v & APP_COPY != 0 || e.id_key() == hash)
+                let slot = (v & !APP_COPY) as usize;
+                app_hash_at(entries, app_hashes, slot) == hash && (v & APP_COPY != 0 || entries[slot].id_key() == hash)
             })
             .map(|&v| (v & !APP_COPY) as usize)
     }
@@ -346,27 +473,42 @@ impl FeedIndex {
 
     /// Adds an entry; `group` is its group name. Entries usually arrive in position order; an
     /// older position (salvage) is inserted in place at O(n) cost.
-    pub fn insert(&mut self, mut entry: Entry, group: Option<&str>) {
-        entry.group = group.map_or(0, |g| self.groups.intern(g));
-        entry.states &= !DEAD;
+    pub fn insert(&mut self, mut fields: EntryFields, group: Option<&str>) {
+        fields.group = group.map_or(0, |g| self.groups.intern(g));
+        fields.states &= !DEAD;
+        debug_assert!(fields.len <= MAX_ENTRY_LEN, "a frame longer than any record");
+        if fields.app_hash != id_key(&fields.id) {
+            self.unkeyed += 1;
+            if self.app_hashes.is_none() {
+                self.app_hashes = Some(self.entries.iter().map(Entry::id_key).collect());
+            }
+        }
+        let entry = Entry::pack(&fields);
         if self.entries.last().is_none_or(|last| last.position < entry.position) {
             self.entries.push(entry);
+            if let Some(hashes) = self.app_hashes.as_mut() {
+                hashes.push(fields.app_hash);
+            }
             let slot = (self.entries.len() - 1) as u32;
             self.link(slot);
         } else {
             let at = self.entries.partition_point(|e| e.position < entry.position);
             self.entries.insert(at, entry);
+            if let Some(hashes) = self.app_hashes.as_mut() {
+                hashes.insert(at, fields.app_hash);
+            }
             self.rebuild_tables();
         }
     }
 
     fn link(&mut self, slot: u32) {
         debug_assert!(slot & APP_COPY == 0, "a feed holds fewer than 2^31 entries");
-        let entries = &self.entries;
-        let e = &entries[slot as usize];
-        self.by_key.insert_unique(spread(e.id_key()), slot, |&v| stored_hash(entries, v));
-        if e.app_hash != e.id_key() {
-            self.by_key.insert_unique(spread(e.app_hash), slot | APP_COPY, |&v| stored_hash(entries, v));
+        let (entries, app_hashes) = (&self.entries, &self.app_hashes);
+        let key = entries[slot as usize].id_key();
+        self.by_key.insert_unique(spread(key), slot, |&v| stored_hash(entries, app_hashes, v));
+        let app = app_hash_at(entries, app_hashes, slot as usize);
+        if app != key {
+            self.by_key.insert_unique(spread(app), slot | APP_COPY, |&v| stored_hash(entries, app_hashes, v));
         }
     }
 
@@ -386,15 +528,26 @@ impl FeedIndex {
         if let Ok(found) = self.by_key.find_entry(spread(e.id_key()), |&v| v == s32) {
             found.remove();
         }
-        if e.app_hash != e.id_key()
-            && let Ok(found) = self.by_key.find_entry(spread(e.app_hash), |&v| v == s32 | APP_COPY)
-        {
-            found.remove();
+        let app = self.app_hash_at(slot);
+        if app != e.id_key() {
+            if let Ok(found) = self.by_key.find_entry(spread(app), |&v| v == s32 | APP_COPY) {
+                found.remove();
+            }
+            self.unkeyed -= 1;
+            if self.unkeyed == 0 {
+                // Every entry held has its app hash as id key again (dead slots need none).
+                self.app_hashes = None;
+            }
         }
         self.groups.release(e.group);
-        self.entries[slot].states |= DEAD;
+        let states = e.states() | DEAD;
+        self.entries[slot].set_states(states);
         self.dead += 1;
         if self.dead > 16 && self.dead * 2 > self.entries.len() {
+            if let Some(hashes) = self.app_hashes.as_mut() {
+                let mut held = self.entries.iter().map(|e| !e.is_dead());
+                hashes.retain(|_| held.next().unwrap_or(false));
+            }
             self.entries.retain(|e| !e.is_dead());
             self.dead = 0;
             self.rebuild_tables();
@@ -408,9 +561,10 @@ impl FeedIndex {
     /// Updates an entry's record location, sequence and states in place (a state change).
     pub fn update_in_place(&mut self, slot: usize, location: (u32, u32, u32), sequence: u64, states: u8) {
         let e = &mut self.entries[slot];
-        (e.segment, e.offset, e.len) = location;
+        (e.segment, e.offset) = (location.0, location.1);
+        e.set_len(location.2);
         e.sequence = sequence;
-        e.states = states;
+        e.set_states(states);
     }
 
     /// Non-dead slots, newest position first, starting below `before_position`.
@@ -431,7 +585,7 @@ impl FeedIndex {
 
     /// Whether an entry's platforms intersect `platforms`... matches one platform filter.
     pub fn platforms_of(&self, slot: usize) -> Platforms {
-        Platforms::from_bits(self.entries[slot].platforms)
+        Platforms::from_bits(self.entries[slot].platforms())
     }
 
     /// Remembers an explicit removal, forgetting the oldest beyond `capacity`.
@@ -492,8 +646,11 @@ impl FeedIndex {
     /// Gives back spare capacity (after recovery).
     pub fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();
-        let entries = &self.entries;
-        self.by_key.shrink_to_fit(|&v| stored_hash(entries, v));
+        let (entries, app_hashes) = (&self.entries, &self.app_hashes);
+        self.by_key.shrink_to_fit(|&v| stored_hash(entries, app_hashes, v));
+        if let Some(hashes) = self.app_hashes.as_mut() {
+            hashes.shrink_to_fit();
+        }
     }
 
     /// Memory held.
@@ -501,6 +658,7 @@ impl FeedIndex {
         FeedIndexBytes {
             notification_bytes: self.entries.capacity() * std::mem::size_of::<Entry>()
                 + self.by_key.allocation_size()
+                + self.app_hashes.as_ref().map_or(0, |h| h.capacity() * std::mem::size_of::<u32>())
                 + self.groups.bytes(),
             change_log_bytes: self.removals.capacity() * std::mem::size_of::<(u64, [u8; 16], RemovalReason)>()
                 + self.swept.capacity() * std::mem::size_of::<(i64, [u8; 16])>(),
@@ -696,8 +854,8 @@ pub(crate) fn notification_id(entry: &Entry) -> NotificationId {
 mod tests {
     use super::*;
 
-    fn entry(n: u8, position: u64) -> Entry {
-        Entry {
+    fn entry(n: u8, position: u64) -> EntryFields {
+        EntryFields {
             id: [n; 16],
             position,
             sequence: position,
@@ -713,8 +871,19 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_takes_64_bytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 64);
+    fn an_entry_takes_56_bytes_and_keeps_every_field() {
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
+        for (len, platforms, states) in [(0, 0, 0), (MAX_ENTRY_LEN, 0b1111, 0b111), (1_048_596, 0b1010, 0b101)] {
+            let mut fields = entry(7, 9);
+            (fields.len, fields.platforms, fields.states) = (len, platforms, states);
+            let packed = Entry::pack(&fields);
+            assert_eq!(packed.unpack(fields.app_hash), fields);
+            assert!(!packed.is_dead());
+            let mut dead = packed;
+            dead.set_states(states | DEAD);
+            assert!(dead.is_dead());
+            assert_eq!((dead.len(), dead.platforms(), dead.states()), (len, platforms, states | DEAD));
+        }
     }
 
     #[test]
@@ -745,6 +914,14 @@ mod tests {
     }
 
     #[test]
+    fn parts_claiming_a_record_longer_than_any_frame_are_refused() {
+        let mut long = entry(1, 1);
+        long.len = MAX_ENTRY_LEN + 1;
+        let parts = FeedParts { entries: vec![long], ..FeedParts::default() };
+        assert!(FeedIndex::from_parts(parts).is_err_and(|e| e.contains("claims a record of")));
+    }
+
+    #[test]
     fn keyed_and_unkeyed_entries_are_each_found_once_by_id_and_by_app_hash() {
         let mut f = FeedIndex::new(0, 0, i64::MIN);
         let mut ids = Vec::new();
@@ -771,7 +948,7 @@ mod tests {
                 let before = found.len();
                 found.dedup();
                 assert_eq!(found.len(), before, "an entry came out twice");
-                assert_eq!(found.len(), f.held_entries().filter(|e| e.app_hash == hash).count());
+                assert_eq!(found.len(), f.held_fields().filter(|e| e.app_hash == hash).count());
             }
         };
         check(&f, &ids);
@@ -782,6 +959,27 @@ mod tests {
             assert!(f.slot_of(&id).is_none());
         }
         f.shrink_to_fit();
+        check(&f, &ids);
+        // An older position inserted in place (salvage) keeps the app hashes aligned.
+        let hash = app_hash("app-1");
+        let mut older = entry(0, 0);
+        (older.id, older.app_hash) = (NotificationId::new_random().to_bytes(), hash);
+        f.insert(older, None);
+        ids.push(older.id);
+        check(&f, &ids);
+        // Once no unkeyed id is held, the app hashes are dropped, and keyed ids go on working.
+        for id in ids.drain(..) {
+            let slot = f.slot_of(&id).expect("held");
+            f.remove(slot);
+        }
+        for n in 1..=40u32 {
+            let hash = app_hash(&format!("app-{}", n % 4));
+            let mut e = entry(0, 1_000 + u64::from(n));
+            (e.id, e.app_hash) = (keyed_id(NotificationId::new_random().to_bytes(), hash), hash);
+            f.insert(e, None);
+            ids.push(e.id);
+        }
+        assert!(f.app_hashes.is_none(), "no unkeyed id is held");
         check(&f, &ids);
     }
 
@@ -822,8 +1020,8 @@ mod tests {
     fn states_pack_and_unpack() {
         for a in UserActionState::ALL {
             for r in [ReadState::Unread, ReadState::Read] {
-                let mut e = entry(1, 1);
-                e.states = Entry::pack_states(r, a);
+                let mut e = Entry::pack(&entry(1, 1));
+                e.set_states(Entry::pack_states(r, a));
                 assert_eq!((e.read_state(), e.user_action_state()), (r, a));
                 assert!(!e.is_dead());
             }

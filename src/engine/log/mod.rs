@@ -91,7 +91,7 @@ use crate::{
 };
 use commit::{GroupCommit, PendingRecord, Placed, Request};
 use fs::{FileSystem, StdFileSystem};
-use index::{Entry, FeedIndex, Index, app_hash, notification_id};
+use index::{Entry, EntryFields, FeedIndex, Index, app_hash, notification_id};
 use lock::DirectoryLock;
 use record::{Outgoing, RecordKind};
 pub use recovery::{IndexSnapshot, LostRegion, RecoveryMode, RecoveryReport, TornTail};
@@ -362,9 +362,10 @@ impl LogStore {
         let mut older_ones = Vec::new();
         for cell in self.index.all_feeds() {
             let f = cell.index.read();
-            for e in f.held_entries().filter(|e| e.is_live(now)) {
+            for slot in f.oldest_first().filter(|&s| f.entry(s).is_live(now)) {
+                let e = f.entry(slot);
                 let newer = f
-                    .slots_with_app_hash(e.app_hash)
+                    .slots_with_app_hash(f.app_hash_at(slot))
                     .map(|s| f.entry(s))
                     .filter(|o| o.id != e.id && o.is_live(now) && (o.position, o.id) > (e.position, e.id));
                 for o in newer {
@@ -488,7 +489,7 @@ impl LogStore {
             removes: record.removes(),
             expiration: record.swept_expiration(),
             frame,
-            supersedes: supersedes.iter().map(|e| (e.segment, e.len)).collect(),
+            supersedes: supersedes.iter().map(|e| (e.segment, e.len())).collect(),
         };
         self.submit(Request::Record(pending))?.ok_or_else(|| StoreError::Backend {
             engine: "log",
@@ -512,7 +513,7 @@ impl LogStore {
         let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
         let corrupt = |detail: String| StoreError::Corruption { location: location(), detail };
         let decoded =
-            self.segments.read_with(entry.segment, u64::from(entry.offset), entry.len as usize, |key, bytes| {
+            self.segments.read_with(entry.segment, u64::from(entry.offset), entry.len() as usize, |key, bytes| {
                 let frame = record::decode_frame(bytes, key).map_err(|e| e.to_string())?;
                 if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {
                     return Err(format!("a {:?} record where a notification was expected", frame.kind));
@@ -545,8 +546,8 @@ impl LogStore {
         f.slot_of(&id.to_bytes()).filter(|&s| f.entry(s).is_live(now))
     }
 
-    fn entry_for(n: &Notification, placed: Placed, position: u64, sequence: u64) -> Entry {
-        Entry {
+    fn entry_for(n: &Notification, placed: Placed, position: u64, sequence: u64) -> EntryFields {
+        EntryFields {
             id: n.id.to_bytes(),
             position,
             sequence,

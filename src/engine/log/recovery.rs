@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::fs::FileSystem;
-use super::index::{Entry, Index, app_hash, id_key};
+use super::index::{EntryFields, Index, app_hash, id_key};
 use super::record::{self, FRAME_HEADER_LEN, Record, RecordKind, SEGMENT_HEADER_LEN};
 use super::segment::{
     SegmentState, UNSYNCED_FILE, WriterState, io_error, leave_unsynced_marker, parse_segment_file_name,
@@ -105,11 +105,31 @@ pub struct RecoveryReport {
 }
 
 enum Op {
-    Upsert { kind: RecordKind, feed: u32, position: u64, evicted: Option<[u8; 16]>, entry: Entry, group: Option<u32> },
-    Delete { feed: u32, id: [u8; 16] },
-    GroupDelete { feed: u32, ids: Vec<[u8; 16]> },
-    Expired { feed: u32, expired: Vec<([u8; 16], i64)> },
-    Removals { feed: u32, forgotten_through: u64, removals: Vec<(u64, [u8; 16], u8)> },
+    Upsert {
+        kind: RecordKind,
+        feed: u32,
+        position: u64,
+        evicted: Option<[u8; 16]>,
+        entry: EntryFields,
+        group: Option<u32>,
+    },
+    Delete {
+        feed: u32,
+        id: [u8; 16],
+    },
+    GroupDelete {
+        feed: u32,
+        ids: Vec<[u8; 16]>,
+    },
+    Expired {
+        feed: u32,
+        expired: Vec<([u8; 16], i64)>,
+    },
+    Removals {
+        feed: u32,
+        forgotten_through: u64,
+        removals: Vec<(u64, [u8; 16], u8)>,
+    },
 }
 
 impl Op {
@@ -417,7 +437,7 @@ pub(crate) fn recover(
         expiries.extend(f.held_entries().map(|e| (e.expiration, cell.number, id_key(&e.id))));
         for e in f.held_entries() {
             if let Some(s) = segments.get_mut(&e.segment) {
-                s.dead_bytes = s.dead_bytes.saturating_sub(u64::from(e.len));
+                s.dead_bytes = s.dead_bytes.saturating_sub(u64::from(e.len()));
             }
         }
         f.shrink_to_fit();
@@ -709,7 +729,7 @@ fn to_op(
     if let RecordKind::Append | RecordKind::Replace | RecordKind::StateChange = frame.kind {
         let body = record::decode_upsert(frame.body)?;
         let n = &body.notification;
-        let entry = Entry {
+        let entry = EntryFields {
             id: n.id,
             position: body.position,
             sequence: 0,

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::fs::FileSystem;
-use super::index::{Entry, FeedParts, Index};
+use super::index::{EntryFields, FeedParts, Index};
 use super::record::{self, SEGMENT_HEADER_LEN};
 use super::recovery::{IndexSnapshot, Recovered, RecoveryReport};
 use super::segment::{SegmentState, WriterState, io_error, parse_segment_file_name, segment_file_name};
@@ -153,8 +153,8 @@ pub(crate) fn write(
         }
         put_len(&mut body, f.held());
         body.reserve(f.held() * ENTRY_LEN);
-        for e in f.held_entries() {
-            put_entry(&mut body, e);
+        for e in f.held_fields() {
+            put_entry(&mut body, &e);
         }
         put_len(&mut body, f.removals().count());
         for &(sequence, id, reason) in f.removals() {
@@ -444,7 +444,7 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn put_entry(out: &mut Vec<u8>, e: &Entry) {
+fn put_entry(out: &mut Vec<u8>, e: &EntryFields) {
     out.extend_from_slice(&e.id);
     put_u64(out, e.position);
     put_u64(out, e.sequence);
@@ -514,8 +514,8 @@ impl<'a> Reader<'a> {
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "a name that is not UTF-8".into())
     }
 
-    fn entry(&mut self) -> Result<Entry, String> {
-        Ok(Entry {
+    fn entry(&mut self) -> Result<EntryFields, String> {
+        Ok(EntryFields {
             id: self.id()?,
             position: self.u64()?,
             sequence: self.u64()?,
@@ -554,7 +554,7 @@ mod tests {
         put_len(&mut body, 1);
         put_entry(
             &mut body,
-            &Entry {
+            &EntryFields {
                 id: [9; 16],
                 position: 5,
                 sequence: 6,
