@@ -196,7 +196,7 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
         if let Some(slot) = f.slot_of(&nid) {
             let e = *f.entry(slot);
             if e.segment == id && e.offset == old_offset {
-                f.update_in_place(slot, (new_id, new_offset, e.len()), e.sequence, e.states());
+                f.relocate(slot, (new_id, new_offset, e.len()));
             }
         }
     }

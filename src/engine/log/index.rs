@@ -5,8 +5,9 @@
 //! (`expiry.rs`: 8 bytes per notification in a window a sweep has not reached), so a sweep is
 //! O(expired).
 //!
-//! Entries are compact (56 bytes): a record location, hashes and the few fields reads filter
-//! on; strings stay on disk. A hash match is always confirmed against the full id, or against
+//! Entries are compact (52 bytes): a record location, hashes and the few fields reads filter
+//! on; strings stay on disk (but group names, once per feed). The hash table holds 2-byte slots
+//! while a feed's slots fit (`slot_table.rs`). A hash match is always confirmed against the full id, or against
 //! the record for `appNotificationId`s.
 
 use std::collections::VecDeque;
@@ -14,10 +15,10 @@ use std::collections::VecDeque;
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
-use hashbrown::HashTable;
 use parking_lot::{Mutex, RwLock};
 
 use super::expiry::{ExpiryOrder, Opened};
+use super::slot_table::{APP_COPY, SlotTable};
 use crate::model::{Platforms, ReadState, UserActionState};
 use crate::{NotificationId, RemovalReason};
 
@@ -61,16 +62,17 @@ const PLATFORM_SHIFT: u32 = LEN_BITS;
 const STATES_SHIFT: u32 = LEN_BITS + 4;
 const DEAD_BIT: u32 = 1 << 31;
 
-/// One notification in the index: 56 bytes. Its app-id hash is not here: it is the id key for
-/// ids the store draws ([`keyed_id`]), and the feed keeps it aside for others.
+/// One notification in the index: 52 bytes (4-byte aligned, so no padding). Its app-id hash
+/// is not here: it is the id key for ids the store draws ([`keyed_id`]), and the feed keeps it
+/// aside for others. Its sequence is kept as the distance from its position; the rare entry
+/// whose distance does not fit 32 bits has its sequence in the feed's [`FeedIndex`] aside.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, packed(4))]
 pub(crate) struct Entry {
     /// The notification id.
     pub id: [u8; 16],
     /// Its position (sequence of its last append or replacement).
     pub position: u64,
-    /// The sequence of its last change.
-    pub sequence: u64,
     /// Its expiration, Unix nanoseconds.
     pub expiration: i64,
     /// The segment of its latest record.
@@ -79,10 +81,16 @@ pub(crate) struct Entry {
     pub offset: u32,
     /// Its group in the feed's group table (0: no group).
     pub group: u32,
+    /// The sequence of its last change less its position; [`WIDE_SEQUENCE`] when that does not
+    /// fit (the feed holds the sequence aside).
+    sequence_delta: u32,
     /// Bits 0..22 the record's frame length, 22..26 platform bits, 26..29 the states (read,
     /// action), 31 dead.
     packed: u32,
 }
+
+/// The `sequence_delta` of an entry whose sequence its feed keeps aside.
+const WIDE_SEQUENCE: u32 = u32::MAX;
 
 impl Entry {
     fn pack(fields: &EntryFields) -> Self {
@@ -91,11 +99,11 @@ impl Entry {
         Self {
             id: fields.id,
             position: fields.position,
-            sequence: fields.sequence,
             expiration: fields.expiration,
             segment: fields.segment,
             offset: fields.offset,
             group: fields.group,
+            sequence_delta: sequence_delta(fields.position, fields.sequence),
             packed: (fields.len & MAX_ENTRY_LEN)
                 | (u32::from(fields.platforms & 0xF) << PLATFORM_SHIFT)
                 | (states << STATES_SHIFT)
@@ -103,12 +111,18 @@ impl Entry {
         }
     }
 
-    /// The fields, with `app_hash` filled in by the caller.
-    pub fn unpack(&self, app_hash: u32) -> EntryFields {
+    /// Its sequence when it fits beside its position (`None`: ask the feed).
+    fn short_sequence(&self) -> Option<u64> {
+        let (position, delta) = (self.position, self.sequence_delta);
+        (delta != WIDE_SEQUENCE).then(|| position + u64::from(delta))
+    }
+
+    /// The fields, with `app_hash` and `sequence` filled in by the caller.
+    fn unpack(&self, app_hash: u32, sequence: u64) -> EntryFields {
         EntryFields {
             id: self.id,
             position: self.position,
-            sequence: self.sequence,
+            sequence,
             expiration: self.expiration,
             segment: self.segment,
             offset: self.offset,
@@ -188,6 +202,15 @@ pub(crate) fn id_key(id: &[u8; 16]) -> u32 {
     u32::from_le_bytes([id[0], id[1], id[2], id[3]]) ^ u32::from_le_bytes([id[12], id[13], id[14], id[15]])
 }
 
+/// `sequence - position` when it fits below [`WIDE_SEQUENCE`], else [`WIDE_SEQUENCE`].
+fn sequence_delta(position: u64, sequence: u64) -> u32 {
+    sequence
+        .checked_sub(position)
+        .and_then(|d| u32::try_from(d).ok())
+        .filter(|&d| d != WIDE_SEQUENCE)
+        .unwrap_or(WIDE_SEQUENCE)
+}
+
 /// The hash of an `appNotificationId`: the low 32 bits of its XXH3-64 (a fixed, specified
 /// algorithm: the index snapshot stores these hashes).
 pub(crate) fn app_hash(app_notification_id: &str) -> u32 {
@@ -197,9 +220,6 @@ pub(crate) fn app_hash(app_notification_id: &str) -> u32 {
 fn spread(key: u32) -> u64 {
     u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
-
-/// Marks a table value that is an entry's copy under its app-id hash (the rest is its slot).
-const APP_COPY: u32 = 1 << 31;
 
 /// The hash a table value was inserted under.
 fn stored_hash(entries: &[Entry], app_hashes: &Option<Vec<u32>>, value: u32) -> u64 {
@@ -226,17 +246,24 @@ pub(crate) fn keyed_id(random: [u8; 16], app_hash: u32) -> [u8; 16] {
     id
 }
 
-/// The groups of one feed, interned.
+/// The groups of one feed, interned: each name is held once, in its slot, and found through
+/// a table of group ids hashed by name.
 #[derive(Debug, Default)]
 struct Groups {
-    names: HashMap<Box<str>, u32>,
+    /// Group ids (`g`: slot `g - 1`) by the hash of their name.
+    names: hashbrown::HashTable<u32>,
+    /// Slot `g - 1`: group `g`'s name and member count (0: a free slot, its name empty).
     slots: Vec<(Box<str>, u32)>,
     free: Vec<u32>,
 }
 
+fn name_hash(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
+
 impl Groups {
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&g) = self.names.get(name) {
+        if let Some(g) = self.lookup(name) {
             self.slots[(g - 1) as usize].1 += 1;
             return g;
         }
@@ -250,8 +277,23 @@ impl Groups {
                 self.slots.len() as u32
             }
         };
-        self.names.insert(name.into(), g);
+        let slots = &self.slots;
+        self.names.insert_unique(name_hash(name), g, |&h| name_hash(&slots[(h - 1) as usize].0));
         g
+    }
+
+    /// Adds group `g`, the next slot, with `count` members (a snapshot's; 0: a free slot).
+    fn adopt(&mut self, name: Box<str>, count: u32) {
+        let g = self.slots.len() as u32 + 1;
+        if count == 0 {
+            self.slots.push((Box::from(""), 0));
+            self.free.push(g);
+        } else {
+            let hash = name_hash(&name);
+            self.slots.push((name, count));
+            let slots = &self.slots;
+            self.names.insert_unique(hash, g, |&h| name_hash(&slots[(h - 1) as usize].0));
+        }
     }
 
     fn release(&mut self, g: u32) {
@@ -262,19 +304,30 @@ impl Groups {
         slot.1 = slot.1.saturating_sub(1);
         if slot.1 == 0 {
             let name = std::mem::take(&mut slot.0);
-            self.names.remove(&name);
+            if let Ok(found) = self.names.find_entry(name_hash(&name), |&h| h == g) {
+                found.remove();
+            }
             self.free.push(g);
         }
     }
 
     fn lookup(&self, name: &str) -> Option<u32> {
-        self.names.get(name).copied()
+        let slots = &self.slots;
+        self.names.find(name_hash(name), |&g| &*slots[(g - 1) as usize].0 == name).copied()
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+        self.free.shrink_to_fit();
+        let slots = &self.slots;
+        self.names.shrink_to_fit(|&g| name_hash(&slots[(g - 1) as usize].0));
     }
 
     fn bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<(Box<str>, u32)>()
-            + self.slots.iter().map(|(n, _)| n.len()).sum::<usize>() * 2
-            + self.names.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+            + self.slots.iter().map(|(n, _)| n.len()).sum::<usize>()
+            + self.names.allocation_size()
+            + self.free.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -304,13 +357,17 @@ pub(crate) struct FeedIndex {
     entries: Vec<Entry>,
     dead: usize,
     /// Slots by id key, and by app-id hash where that differs: see [`keyed_id`].
-    by_key: HashTable<u32>,
+    by_key: SlotTable,
     /// `None` while every entry's id key is its app-id hash; else the app-id hash of each
     /// entry, slot for slot (a feed holding ids drawn before [`keyed_id`]: 4 bytes an entry, as
     /// before ids were keyed).
     app_hashes: Option<Vec<u32>>,
     /// Entries held (not dead) whose id key is not their app-id hash.
     unkeyed: usize,
+    /// The sequences of held entries whose sequence lies more than 2^32 - 2 past their
+    /// position (a notification left untouched across four billion changes of its feed):
+    /// empty in practice, and allocated only when not.
+    wide_sequences: HashMap<[u8; 16], u64>,
     groups: Groups,
     removals: VecDeque<(u64, [u8; 16], RemovalReason)>,
     swept: VecDeque<(i64, [u8; 16])>,
@@ -340,9 +397,10 @@ impl FeedIndex {
         Self {
             entries: Vec::new(),
             dead: 0,
-            by_key: HashTable::new(),
+            by_key: SlotTable::default(),
             app_hashes: None,
             unkeyed: 0,
+            wide_sequences: HashMap::new(),
             groups: Groups::default(),
             removals: VecDeque::new(),
             swept: VecDeque::new(),
@@ -384,25 +442,27 @@ impl FeedIndex {
             }
         }
         f.entries = parts.entries.iter().map(Entry::pack).collect();
+        for (e, fields) in f.entries.iter().zip(&parts.entries) {
+            if e.short_sequence().is_none() {
+                f.wide_sequences.insert(fields.id, fields.sequence);
+            }
+        }
         f.unkeyed = parts.entries.iter().filter(|e| e.app_hash != id_key(&e.id)).count();
         if f.unkeyed > 0 {
             f.app_hashes = Some(parts.entries.iter().map(|e| e.app_hash).collect());
         }
-        f.by_key.reserve(f.entries.len(), |_| 0);
+        f.by_key.reset_for(f.entries.len());
         for slot in 0..f.entries.len() {
             if f.slot_of(&f.entries[slot].id).is_some() {
                 return Err(format!("notification {} is held twice", notification_id(&f.entries[slot])));
             }
             f.link(slot as u32);
         }
-        for (g, (name, count)) in parts.group_names.into_iter().zip(counts).enumerate() {
-            if count == 0 {
-                f.groups.slots.push((Box::from(""), 0));
-                f.groups.free.push(g as u32 + 1);
-            } else {
-                f.groups.names.insert(name.clone(), g as u32 + 1);
-                f.groups.slots.push((name, count));
+        for (name, count) in parts.group_names.into_iter().zip(counts) {
+            if count > 0 && f.groups.lookup(&name).is_some() {
+                return Err(format!("group {name:?} is held in two slots"));
             }
+            f.groups.adopt(name, count);
         }
         f.removals = parts.removals.into();
         f.swept = parts.swept.into();
@@ -422,7 +482,30 @@ impl FeedIndex {
 
     /// Held entries unpacked, with their app-id hashes (for the snapshot), in position order.
     pub fn held_fields(&self) -> impl Iterator<Item = EntryFields> + '_ {
-        self.oldest_first().map(|s| self.entries[s].unpack(self.app_hash_at(s)))
+        self.oldest_first().map(|s| self.entries[s].unpack(self.app_hash_at(s), self.sequence(s)))
+    }
+
+    /// The sequence of the last change of the entry at `slot`.
+    pub fn sequence(&self, slot: usize) -> u64 {
+        let e = &self.entries[slot];
+        e.short_sequence().unwrap_or_else(|| {
+            let found = self.wide_sequences.get(&e.id).copied();
+            debug_assert!(found.is_some(), "a wide sequence is kept aside");
+            found.unwrap_or(e.position)
+        })
+    }
+
+    /// Sets the sequence of the entry at `slot`, keeping it aside when it does not fit.
+    fn set_sequence(&mut self, slot: usize, sequence: u64) {
+        let e = &mut self.entries[slot];
+        let was_wide = e.short_sequence().is_none();
+        e.sequence_delta = sequence_delta(e.position, sequence);
+        let id = e.id;
+        if e.short_sequence().is_none() {
+            self.wide_sequences.insert(id, sequence);
+        } else if was_wide {
+            self.wide_sequences.remove(&id);
+        }
     }
 
     /// The app-id hash of the entry at `slot`.
@@ -439,9 +522,7 @@ impl FeedIndex {
     /// tables.
     pub fn slot_of(&self, id: &[u8; 16]) -> Option<usize> {
         let entries = &self.entries;
-        self.by_key
-            .find(spread(id_key(id)), |&v| v & APP_COPY == 0 && entries[v as usize].id == *id)
-            .map(|&v| v as usize)
+        self.by_key.find(spread(id_key(id)), |v| v & APP_COPY == 0 && entries[v as usize].id == *id).map(|v| v as usize)
     }
 
     /// Slots whose id key is `key` (for the sweep).
@@ -449,8 +530,8 @@ impl FeedIndex {
         let entries = &self.entries;
         self.by_key
             .iter_hash(spread(key))
-            .filter(move |&&v| v & APP_COPY == 0 && entries[v as usize].id_key() == key)
-            .map(|&v| v as usize)
+            .filter(move |&v| v & APP_COPY == 0 && entries[v as usize].id_key() == key)
+            .map(|v| v as usize)
     }
 
     /// Slots whose `appNotificationId` hashes to `hash`.
@@ -459,11 +540,11 @@ impl FeedIndex {
         // An entry is found once: by its copy when it has one, else where its id key put it.
         self.by_key
             .iter_hash(spread(hash))
-            .filter(move |&&v| {
+            .filter(move |&v| {
                 let slot = (v & !APP_COPY) as usize;
                 app_hash_at(entries, app_hashes, slot) == hash && (v & APP_COPY != 0 || entries[slot].id_key() == hash)
             })
-            .map(|&v| (v & !APP_COPY) as usize)
+            .map(|v| (v & !APP_COPY) as usize)
     }
 
     /// The group id of `name` (`None` when no entry has that group).
@@ -484,6 +565,9 @@ impl FeedIndex {
             }
         }
         let entry = Entry::pack(&fields);
+        if entry.short_sequence().is_none() {
+            self.wide_sequences.insert(fields.id, fields.sequence);
+        }
         if self.entries.last().is_none_or(|last| last.position < entry.position) {
             self.entries.push(entry);
             if let Some(hashes) = self.app_hashes.as_mut() {
@@ -505,15 +589,15 @@ impl FeedIndex {
         debug_assert!(slot & APP_COPY == 0, "a feed holds fewer than 2^31 entries");
         let (entries, app_hashes) = (&self.entries, &self.app_hashes);
         let key = entries[slot as usize].id_key();
-        self.by_key.insert_unique(spread(key), slot, |&v| stored_hash(entries, app_hashes, v));
+        self.by_key.insert(spread(key), slot, |v| stored_hash(entries, app_hashes, v));
         let app = app_hash_at(entries, app_hashes, slot as usize);
         if app != key {
-            self.by_key.insert_unique(spread(app), slot | APP_COPY, |&v| stored_hash(entries, app_hashes, v));
+            self.by_key.insert(spread(app), slot | APP_COPY, |v| stored_hash(entries, app_hashes, v));
         }
     }
 
     fn rebuild_tables(&mut self) {
-        self.by_key.clear();
+        self.by_key.reset_for(self.entries.len());
         for slot in 0..self.entries.len() {
             if !self.entries[slot].is_dead() {
                 self.link(slot as u32);
@@ -525,14 +609,10 @@ impl FeedIndex {
     pub fn remove(&mut self, slot: usize) -> Entry {
         let e = self.entries[slot];
         let s32 = slot as u32;
-        if let Ok(found) = self.by_key.find_entry(spread(e.id_key()), |&v| v == s32) {
-            found.remove();
-        }
+        self.by_key.remove(spread(e.id_key()), s32);
         let app = self.app_hash_at(slot);
         if app != e.id_key() {
-            if let Ok(found) = self.by_key.find_entry(spread(app), |&v| v == s32 | APP_COPY) {
-                found.remove();
-            }
+            self.by_key.remove(spread(app), s32 | APP_COPY);
             self.unkeyed -= 1;
             if self.unkeyed == 0 {
                 // Every entry held has its app hash as id key again (dead slots need none).
@@ -540,6 +620,9 @@ impl FeedIndex {
             }
         }
         self.groups.release(e.group);
+        if e.short_sequence().is_none() {
+            self.wide_sequences.remove(&e.id);
+        }
         let states = e.states() | DEAD;
         self.entries[slot].set_states(states);
         self.dead += 1;
@@ -560,11 +643,16 @@ impl FeedIndex {
 
     /// Updates an entry's record location, sequence and states in place (a state change).
     pub fn update_in_place(&mut self, slot: usize, location: (u32, u32, u32), sequence: u64, states: u8) {
+        self.relocate(slot, location);
+        self.entries[slot].set_states(states);
+        self.set_sequence(slot, sequence);
+    }
+
+    /// Points an entry at a copy of its record (compaction): `(segment, offset, len)`.
+    pub fn relocate(&mut self, slot: usize, location: (u32, u32, u32)) {
         let e = &mut self.entries[slot];
         (e.segment, e.offset) = (location.0, location.1);
         e.set_len(location.2);
-        e.sequence = sequence;
-        e.set_states(states);
     }
 
     /// Non-dead slots, newest position first, starting below `before_position`.
@@ -647,10 +735,11 @@ impl FeedIndex {
     pub fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();
         let (entries, app_hashes) = (&self.entries, &self.app_hashes);
-        self.by_key.shrink_to_fit(|&v| stored_hash(entries, app_hashes, v));
+        self.by_key.shrink_to_fit(|v| stored_hash(entries, app_hashes, v));
         if let Some(hashes) = self.app_hashes.as_mut() {
             hashes.shrink_to_fit();
         }
+        self.groups.shrink_to_fit();
     }
 
     /// Memory held.
@@ -659,7 +748,8 @@ impl FeedIndex {
             notification_bytes: self.entries.capacity() * std::mem::size_of::<Entry>()
                 + self.by_key.allocation_size()
                 + self.app_hashes.as_ref().map_or(0, |h| h.capacity() * std::mem::size_of::<u32>())
-                + self.groups.bytes(),
+                + self.groups.bytes()
+                + self.wide_sequences.capacity() * (std::mem::size_of::<([u8; 16], u64)>() + 1),
             change_log_bytes: self.removals.capacity() * std::mem::size_of::<(u64, [u8; 16], RemovalReason)>()
                 + self.swept.capacity() * std::mem::size_of::<(i64, [u8; 16])>(),
             entries: self.held(),
@@ -871,13 +961,14 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_takes_56_bytes_and_keeps_every_field() {
-        assert_eq!(std::mem::size_of::<Entry>(), 56);
+    fn an_entry_takes_52_bytes_and_keeps_every_field() {
+        assert_eq!(std::mem::size_of::<Entry>(), 52);
         for (len, platforms, states) in [(0, 0, 0), (MAX_ENTRY_LEN, 0b1111, 0b111), (1_048_596, 0b1010, 0b101)] {
             let mut fields = entry(7, 9);
             (fields.len, fields.platforms, fields.states) = (len, platforms, states);
             let packed = Entry::pack(&fields);
-            assert_eq!(packed.unpack(fields.app_hash), fields);
+            assert_eq!(packed.short_sequence(), Some(fields.sequence));
+            assert_eq!(packed.unpack(fields.app_hash, fields.sequence), fields);
             assert!(!packed.is_dead());
             let mut dead = packed;
             dead.set_states(states | DEAD);
@@ -887,13 +978,75 @@ mod tests {
     }
 
     #[test]
+    fn a_sequence_far_from_its_position_is_kept_aside_and_given_back() {
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        let far = 10 + u64::from(u32::MAX);
+        let mut wide = entry(1, 10);
+        wide.sequence = far;
+        f.insert(wide, None);
+        f.insert(entry(2, 20), None);
+        let (s1, s2) = (f.slot_of(&[1; 16]).unwrap(), f.slot_of(&[2; 16]).unwrap());
+        assert_eq!((f.sequence(s1), f.sequence(s2)), (far, 20));
+        assert_eq!(f.held_fields().next().map(|e| e.sequence), Some(far));
+        // The longest distance that fits stays in the entry; one more goes aside.
+        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u32::MAX) - 1, 0);
+        assert_eq!(f.wide_sequences.len(), 1);
+        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u32::MAX), 0);
+        assert_eq!((f.wide_sequences.len(), f.sequence(s2)), (2, 20 + u64::from(u32::MAX)));
+        // Back within reach, or removed: nothing is kept aside.
+        f.update_in_place(s1, (1, 96, 10), 11, 1);
+        assert_eq!((f.sequence(s1), f.wide_sequences.len()), (11, 1));
+        f.remove(s2);
+        assert!(f.wide_sequences.is_empty());
+        // A snapshot's parts carry it through.
+        let mut parts = FeedParts { entries: vec![entry(3, 30)], ..FeedParts::default() };
+        parts.entries[0].sequence = far + 30;
+        let rebuilt = FeedIndex::from_parts(parts).unwrap();
+        assert_eq!(rebuilt.sequence(0), far + 30);
+        assert_eq!(rebuilt.held_fields().next().map(|e| e.sequence), Some(far + 30));
+    }
+
+    #[test]
+    fn a_feed_past_two_to_the_fifteen_entries_finds_every_one() {
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        let id = |n: u32| {
+            let mut id = [0u8; 16];
+            id[4..8].copy_from_slice(&n.to_le_bytes());
+            keyed_id(id, app_hash(&format!("app-{n}")))
+        };
+        let count = 40_000u32;
+        for n in 0..count {
+            let mut e = entry(0, u64::from(n) + 1);
+            (e.id, e.app_hash) = (id(n), app_hash(&format!("app-{n}")));
+            f.insert(e, None);
+        }
+        assert!(f.by_key.is_wide());
+        for n in (0..count).step_by(7) {
+            let slot = f.slot_of(&id(n)).unwrap();
+            assert_eq!({ f.entry(slot).position }, u64::from(n) + 1);
+            assert_eq!(f.slots_with_app_hash(app_hash(&format!("app-{n}"))).collect::<Vec<_>>(), vec![slot]);
+        }
+        // Removing most compacts the entries, and the rebuilt table is narrow again.
+        for n in 0..count - 100 {
+            let slot = f.slot_of(&id(n)).unwrap();
+            f.remove(slot);
+        }
+        assert_eq!(f.held(), 100);
+        assert!(!f.by_key.is_wide());
+        for n in count - 100..count {
+            assert!(f.slot_of(&id(n)).is_some());
+        }
+        assert!(f.slot_of(&id(0)).is_none());
+    }
+
+    #[test]
     fn entries_are_found_by_id_and_app_hash_and_listed_newest_first() {
         let mut f = FeedIndex::new(0, 0, i64::MIN);
         for n in 1..=5 {
             f.insert(entry(n, u64::from(n) * 10), Some(if n % 2 == 0 { "even" } else { "odd" }));
         }
         let slot = f.slot_of(&[3; 16]).unwrap();
-        assert_eq!(f.entry(slot).position, 30);
+        assert_eq!({ f.entry(slot).position }, 30);
         assert_eq!(f.slots_with_app_hash(app_hash("app-4")).count(), 1);
         let order: Vec<u64> = f.newest_first(None).map(|s| f.entry(s).position).collect();
         assert_eq!(order, vec![50, 40, 30, 20, 10]);

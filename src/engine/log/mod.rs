@@ -72,6 +72,7 @@ mod lock;
 mod record;
 mod recovery;
 mod segment;
+mod slot_table;
 mod snapshot;
 mod sweep;
 mod watermark;
@@ -852,8 +853,9 @@ impl FeedStore for LogStore {
             for slot in f.oldest_first() {
                 let e = f.entry(slot);
                 if e.expiration > now {
-                    if e.sequence > start {
-                        sequenced.push((e.sequence, Sequenced::Upsert(slot)));
+                    let sequence = f.sequence(slot);
+                    if sequence > start {
+                        sequenced.push((sequence, Sequenced::Upsert(slot)));
                     }
                 } else if since.is_some_and(|t| e.expiration > t.expired_through_nanos) {
                     expirations.push((e.expiration, index::notification_id(e)));
