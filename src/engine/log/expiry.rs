@@ -1,8 +1,10 @@
 //! The expiry order: which notifications a sweep must reclaim, found in O(expired).
 //!
 //! Notifications are bucketed by expiration window, as their records are. A window still to
-//! come keeps one element per notification, `(feed, id key)`: 8 bytes, with neither the
-//! expiration nor an order. When a sweep's time reaches a window, the sweep *opens* it: it
+//! come keeps one element per notification, `(feed, id key)`, with neither the expiration nor
+//! an order: sealed into runs by feed, an element costs its 4-byte key and each feed with
+//! notifications in the window 8 bytes (the newest elements wait in a tail of 8-byte pairs
+//! that holds at most a fifth of the bucket). When a sweep's time reaches a window, the sweep *opens* it: it
 //! takes the window's elements, looks each up in its feed (under the feed's lock) and moves
 //! the notifications it finds, with their exact expirations, into a min-heap of
 //! `(expiration, feed, id key)`, from which it pops what has expired. So the 16-byte ordered
@@ -32,20 +34,94 @@ use foldhash::{HashMap, HashMapExt};
 
 use super::recovery::window_of;
 
-/// The notifications of one window still to come.
+/// The notifications of one window still to come: `(feed, id key)` elements, most of them
+/// sealed as runs by feed (4 bytes an element, 8 a run), the latest in a tail of pairs (8 bytes
+/// an element) that is merged in once it holds a quarter as many as the runs.
 #[derive(Debug, Default)]
 struct Bucket {
-    /// `(feed, id key)`, one per notification expected here (and per one forgotten since).
-    elements: Vec<(u32, u32)>,
+    /// `(feed, elements)`, by feed: the first run's keys open `keys`, the next follow.
+    runs: Vec<(u32, u32)>,
+    /// The id keys of the sealed elements, run by run.
+    keys: Vec<u32>,
+    /// Elements expected since the last merge, in arrival order.
+    tail: Vec<(u32, u32)>,
     /// How many elements of each value are forgotten.
     forgotten: HashMap<(u32, u32), u32>,
     forgotten_count: usize,
 }
 
+/// The tail a bucket always lets grow before merging (so small buckets do not merge often).
+const MIN_TAIL: usize = 64;
+
 impl Bucket {
-    /// The elements less the forgotten ones (the marks are used up).
+    /// Elements held, forgotten ones included.
+    fn len(&self) -> usize {
+        self.keys.len() + self.tail.len()
+    }
+
+    /// Adds an element. Cost: amortized O(log n) (the merges).
+    fn push(&mut self, element: (u32, u32)) {
+        self.tail.push(element);
+        if self.tail.len() >= MIN_TAIL.max(self.keys.len() / 4) {
+            self.seal();
+        }
+    }
+
+    /// Merges the tail into the runs: O(sealed + tail log tail).
+    fn seal(&mut self) {
+        if self.tail.is_empty() {
+            return;
+        }
+        let mut tail = std::mem::take(&mut self.tail);
+        tail.sort_unstable_by_key(|&(feed, _)| feed);
+        let mut runs = Vec::with_capacity(self.runs.len() + tail.len().min(64));
+        let mut keys = Vec::with_capacity(self.keys.len() + tail.len());
+        let mut sealed = self.runs.iter().copied().peekable();
+        let mut sealed_keys = self.keys.iter().copied();
+        let mut fresh = tail.chunk_by(|a, b| a.0 == b.0).peekable();
+        loop {
+            let take_sealed = match (sealed.peek(), fresh.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(&(feed, _)), Some(run)) => feed <= run[0].0,
+            };
+            if take_sealed {
+                let Some((feed, count)) = sealed.next() else { break };
+                keys.extend(sealed_keys.by_ref().take(count as usize));
+                let mut count = count;
+                if let Some(run) = fresh.next_if(|run| run[0].0 == feed) {
+                    keys.extend(run.iter().map(|&(_, key)| key));
+                    count += run.len() as u32;
+                }
+                runs.push((feed, count));
+            } else if let Some(run) = fresh.next() {
+                keys.extend(run.iter().map(|&(_, key)| key));
+                runs.push((run[0].0, run.len() as u32));
+            }
+        }
+        runs.shrink_to_fit();
+        (self.runs, self.keys) = (runs, keys);
+        tail.clear();
+        self.tail = tail;
+    }
+
+    /// Every element, sealed and in the tail, forgotten ones included.
+    fn elements(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let mut keys = self.keys.as_slice();
+        let sealed = self.runs.iter().flat_map(move |&(feed, count)| {
+            let (run, rest) = keys.split_at(keys.len().min(count as usize));
+            keys = rest;
+            run.iter().map(move |&key| (feed, key))
+        });
+        sealed.chain(self.tail.iter().copied())
+    }
+
+    /// The elements less the forgotten ones (the marks are used up); the bucket is left empty.
     fn take_live(&mut self) -> Vec<(u32, u32)> {
-        let mut elements = std::mem::take(&mut self.elements);
+        let mut elements: Vec<(u32, u32)> = Vec::with_capacity(self.len());
+        elements.extend(self.elements());
+        (self.runs, self.keys, self.tail) = (Vec::new(), Vec::new(), Vec::new());
         if self.forgotten_count > 0 {
             elements.retain(|element| match self.forgotten.get_mut(element) {
                 Some(count) if *count > 0 => {
@@ -60,9 +136,24 @@ impl Bucket {
         elements
     }
 
+    /// Drops the forgotten elements: O(n log n).
+    fn compact(&mut self) {
+        self.tail = self.take_live();
+        self.seal();
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.seal();
+        self.tail = Vec::new();
+        self.runs.shrink_to_fit();
+        self.keys.shrink_to_fit();
+    }
+
     fn bytes(&self) -> usize {
         std::mem::size_of::<(i64, Bucket)>()
-            + self.elements.capacity() * std::mem::size_of::<(u32, u32)>()
+            + self.runs.capacity() * std::mem::size_of::<(u32, u32)>()
+            + self.keys.capacity() * std::mem::size_of::<u32>()
+            + self.tail.capacity() * std::mem::size_of::<(u32, u32)>()
             + self.forgotten.capacity() * (std::mem::size_of::<((u32, u32), u32)>() + 1)
     }
 }
@@ -115,24 +206,27 @@ impl ExpiryOrder {
         if window <= self.opened_through {
             self.heap.push(Reverse((expiration, feed, id_key)));
         } else {
-            self.buckets.entry(window).or_default().elements.push((feed, id_key));
+            self.buckets.entry(window).or_default().push((feed, id_key));
         }
     }
 
     /// [`ExpiryOrder::expect`] for many notifications at once (after recovery), each bucket
-    /// sized exactly. Cost: O(n).
+    /// sealed in one merge. Cost: O(n log n).
     pub fn expect_many(&mut self, elements: Vec<(i64, u32, u32)>) {
-        let mut counts: HashMap<i64, usize> = HashMap::new();
-        for &(expiration, _, _) in &elements {
-            *counts.entry(window_of(expiration, self.window_nanos)).or_insert(0) += 1;
-        }
-        for (window, count) in counts {
-            if window > self.opened_through {
-                self.buckets.entry(window).or_default().elements.reserve_exact(count);
+        let mut by_window: HashMap<i64, Vec<(u32, u32)>> = HashMap::new();
+        for (expiration, feed, id_key) in elements {
+            let window = window_of(expiration, self.window_nanos);
+            if window <= self.opened_through {
+                self.heap.push(Reverse((expiration, feed, id_key)));
+            } else {
+                by_window.entry(window).or_default().push((feed, id_key));
             }
         }
-        for (expiration, feed, id_key) in elements {
-            self.expect(expiration, feed, id_key);
+        for (window, elements) in by_window {
+            let bucket = self.buckets.entry(window).or_default();
+            bucket.tail.extend(elements);
+            bucket.seal();
+            bucket.tail = Vec::new();
         }
     }
 
@@ -149,8 +243,8 @@ impl ExpiryOrder {
             };
             *bucket.forgotten.entry((feed, id_key)).or_insert(0) += 1;
             bucket.forgotten_count += 1;
-            if bucket.forgotten_count > 16 && bucket.forgotten_count * 2 > bucket.elements.len() {
-                bucket.elements = bucket.take_live();
+            if bucket.forgotten_count > 16 && bucket.forgotten_count * 2 > bucket.len() {
+                bucket.compact();
             }
         } else if window <= self.resolved_through {
             // Its element is in the heap: pushed when expected, or by the opening, which found
@@ -210,7 +304,10 @@ impl ExpiryOrder {
     /// what reached the heap are confirmed away). No window is declared looked up.
     pub fn abandon_opening(&mut self, opened: Opened) {
         for (window, elements) in opened {
-            self.buckets.entry(window).or_default().elements.extend(elements);
+            let bucket = self.buckets.entry(window).or_default();
+            for element in elements {
+                bucket.push(element);
+            }
         }
         self.openings = self.openings.saturating_sub(1);
     }
@@ -239,7 +336,7 @@ impl ExpiryOrder {
     /// Gives back spare capacity (after recovery).
     pub fn shrink_to_fit(&mut self) {
         for bucket in self.buckets.values_mut() {
-            bucket.elements.shrink_to_fit();
+            bucket.shrink_to_fit();
         }
         self.heap.shrink_to_fit();
     }
@@ -362,18 +459,46 @@ mod tests {
             }
         }
         let bucket = &order.buckets[&order.window_of(1_000_000)];
-        assert!(bucket.elements.len() <= 2 * 10 + 34, "{} elements for 10 notifications", bucket.elements.len());
+        assert!(bucket.len() <= 2 * 10 + 34, "{} elements for 10 notifications", bucket.len());
         let held: Vec<_> = (0..10).map(|k| (1_000_000, 1, k)).collect();
         assert_eq!(sweep(&mut order, &held, 1_000_000).len(), 10);
     }
 
     #[test]
-    fn a_window_to_come_costs_eight_bytes_per_notification_after_a_bulk_expect() {
+    fn a_window_to_come_costs_four_bytes_per_notification_and_eight_per_feed_after_a_bulk_expect() {
         let mut order = ExpiryOrder::new(W);
         order.expect_many((0..1_000u32).map(|i| (i64::from(i) * 7, i % 10, i)).collect());
         order.shrink_to_fit();
         let buckets = order.buckets.len();
-        assert_eq!(order.bytes(), 1_000 * 8 + buckets * std::mem::size_of::<(i64, Bucket)>());
+        let runs: usize = order.buckets.values().map(|b| b.runs.len()).sum();
+        assert_eq!(runs, buckets * 10, "one run per feed in each window");
+        assert_eq!(order.bytes(), 1_000 * 4 + runs * 8 + buckets * std::mem::size_of::<(i64, Bucket)>());
+    }
+
+    #[test]
+    fn a_bucket_gives_back_every_element_pushed_merged_or_not() {
+        let mut bucket = Bucket::default();
+        let mut pushed = Vec::new();
+        // Feeds in an order that makes every merge interleave old and new runs.
+        for i in 0..5_000u32 {
+            let element = ((i * 7919) % 37, i);
+            bucket.push(element);
+            pushed.push(element);
+            if i % 1_000 == 999 {
+                let mut held: Vec<_> = bucket.elements().collect();
+                let mut expected = pushed.clone();
+                held.sort_unstable();
+                expected.sort_unstable();
+                assert_eq!(held, expected, "after {} pushes", i + 1);
+                assert!(bucket.tail.len() <= MIN_TAIL.max(bucket.keys.len() / 4));
+                assert!(bucket.runs.windows(2).all(|w| w[0].0 < w[1].0), "one run per feed, in order");
+            }
+        }
+        let mut taken = bucket.take_live();
+        taken.sort_unstable();
+        pushed.sort_unstable();
+        assert_eq!(taken, pushed);
+        assert_eq!(bucket.len(), 0);
     }
 
     #[derive(Clone, Debug)]

@@ -2,8 +2,8 @@
 //! notifications by position, by id and by `appNotificationId` hash (one hash table for both:
 //! the store draws each id so that its key is its app id's hash, see [`keyed_id`]), group
 //! membership, the remembered removals and swept expirations; and a global expiry order
-//! (`expiry.rs`: 8 bytes per notification in a window a sweep has not reached), so a sweep is
-//! O(expired).
+//! (`expiry.rs`: about 4 bytes per notification in a window a sweep has not reached), so a
+//! sweep is O(expired).
 //!
 //! Entries are compact (52 bytes): a record location, hashes and the few fields reads filter
 //! on; strings stay on disk (but group names, once per feed). The hash table holds 2-byte slots
