@@ -731,6 +731,13 @@ impl FeedIndex {
         self.swept.iter()
     }
 
+    /// Makes room for `additional` more entries (recovery, before replaying a feed).
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve_exact(additional);
+        let (entries, app_hashes) = (&self.entries, &self.app_hashes);
+        self.by_key.reserve(additional, |v| stored_hash(entries, app_hashes, v));
+    }
+
     /// Gives back spare capacity (after recovery).
     pub fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();

@@ -265,7 +265,8 @@ impl LogStore {
     /// Cost: reads every segment once (O(data)). From an index snapshot (a clean close), that
     /// is all; otherwise (a crash, a failed sync, snapshots off) every record is decoded, the
     /// segments on up to 4 threads (one whole segment each, each thread with a buffer the size
-    /// of the largest segment it read), then replayed in LSN order on one.
+    /// of the largest segment it read), then replayed in LSN order, feeds shared out among up
+    /// to 4 threads (each feed's records in order on one).
     pub fn open(dir: &Path, config: LogConfig, clock: SharedClock) -> Result<LogStore, StoreError> {
         Self::open_with_fs(dir, config, clock, Arc::new(StdFileSystem))
     }

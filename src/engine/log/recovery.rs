@@ -150,6 +150,17 @@ impl Op {
         };
         *feed = feeds[*feed as usize];
     }
+
+    /// The feed it touches (every record touches one).
+    fn feed(&self) -> u32 {
+        match self {
+            Op::Upsert { feed, .. }
+            | Op::Delete { feed, .. }
+            | Op::GroupDelete { feed, .. }
+            | Op::Expired { feed, .. }
+            | Op::Removals { feed, .. } => *feed,
+        }
+    }
 }
 
 struct Scanned {
@@ -419,12 +430,7 @@ pub(crate) fn recover(
         settings.window_nanos,
     );
     let cells: Vec<_> = feeds.names.iter().map(|k| index.feed_or_create(k)).collect();
-    let mut scanned: Vec<Option<Scanned>> = scanned.into_iter().map(Some).collect();
-    for (_, i) in order {
-        if let Some(s) = scanned[i].take() {
-            replay(&cells, &groups.names, s, settings);
-        }
-    }
+    replay_all(&cells, &groups.names, &scanned, &order, settings);
     // Feeds report at least every sequence that may have been handed out and still has its
     // records, or lost them to unlinking; a token beyond that is ahead (from lost state) and
     // stale, and new sequences start above the lease, above anything ever handed out.
@@ -777,11 +783,56 @@ fn to_op(
     Ok((op, span, true, None))
 }
 
-fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scanned, settings: &RecoverySettings) {
+/// Replays the records `order` names (indices into `scanned`, in LSN order). A record touches
+/// one feed, and feeds are independent, so feeds are shared out among up to 4 threads (the
+/// calling one among them), each replaying its feeds' records in LSN order. Deterministic:
+/// every feed sees its own records in the same order whatever the threads.
+fn replay_all(
+    cells: &[Arc<super::index::FeedCell>],
+    group_names: &[String],
+    scanned: &[Scanned],
+    order: &[(u64, usize)],
+    settings: &RecoverySettings,
+) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(cells.len()).max(1);
+    let mut shards: Vec<Vec<usize>> = (0..threads).map(|_| Vec::with_capacity(order.len() / threads + 1)).collect();
+    for &(_, i) in order {
+        shards[scanned[i].op.feed() as usize % threads].push(i);
+    }
+    let replay_shard = |shard: &[usize]| {
+        // Each feed's vectors and table sized once for the records that may add an entry.
+        let mut upserts = vec![0usize; cells.len()];
+        for &i in shard {
+            if let Op::Upsert { feed, .. } = scanned[i].op {
+                upserts[feed as usize] += 1;
+            }
+        }
+        for (cell, &n) in cells.iter().zip(&upserts) {
+            if n > 0 {
+                cell.index.write().reserve(n);
+            }
+        }
+        for &i in shard {
+            replay(cells, group_names, &scanned[i], settings);
+        }
+    };
+    std::thread::scope(|scope| {
+        for shard in &shards[1..] {
+            let builder = std::thread::Builder::new().name("notifeed-replay".into());
+            if builder.spawn_scoped(scope, || replay_shard(shard)).is_err() {
+                // No thread to be had: this one does that share too.
+                replay_shard(shard);
+            }
+        }
+        replay_shard(&shards[0]);
+    });
+}
+
+fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: &Scanned, settings: &RecoverySettings) {
     let cap = settings.removal_log_capacity;
     let feed_of = |n: u32| &cells[n as usize];
-    match s.op {
-        Op::Upsert { kind, feed, position, evicted, mut entry, group } => {
+    match &s.op {
+        &Op::Upsert { kind, feed, position, evicted, mut entry, group } => {
             let cell = feed_of(feed);
             let mut f = cell.index.write();
             let sequence = s.lsn + s.span - 1;
@@ -808,7 +859,7 @@ fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scan
             let group = group.and_then(|g| group_names.get(g as usize)).map(String::as_str);
             f.insert(entry, group);
         }
-        Op::Delete { feed, id } => {
+        &Op::Delete { feed, id } => {
             let mut f = feed_of(feed).index.write();
             if let Some(slot) = f.slot_of(&id) {
                 f.remove(slot);
@@ -817,17 +868,17 @@ fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scan
             f.latest_sequence = f.latest_sequence.max(s.lsn);
         }
         Op::Removals { feed, forgotten_through, removals } => {
-            let mut f = feed_of(feed).index.write();
-            f.forgotten_removals_through = f.forgotten_removals_through.max(forgotten_through);
-            for (sequence, id, reason) in removals {
+            let mut f = feed_of(*feed).index.write();
+            f.forgotten_removals_through = f.forgotten_removals_through.max(*forgotten_through);
+            for &(sequence, id, reason) in removals {
                 if let Some(reason) = RemovalReason::from_u8(reason) {
                     f.remember_removal(sequence, id, reason, cap);
                 }
             }
         }
         Op::Expired { feed, expired } => {
-            let mut f = feed_of(feed).index.write();
-            for (id, expiration) in expired {
+            let mut f = feed_of(*feed).index.write();
+            for &(id, expiration) in expired {
                 // Whatever version is indexed goes: every record of this notification has a
                 // lower LSN (a swept notification is never written again), and the version
                 // replayed may be an older one than the sweep counted (compaction keeps an
@@ -839,7 +890,7 @@ fn replay(cells: &[Arc<super::index::FeedCell>], group_names: &[String], s: Scan
             }
         }
         Op::GroupDelete { feed, ids } => {
-            let mut f = feed_of(feed).index.write();
+            let mut f = feed_of(*feed).index.write();
             for (i, id) in ids.iter().enumerate() {
                 if let Some(slot) = f.slot_of(id) {
                     f.remove(slot);

@@ -111,6 +111,14 @@ impl SlotTable {
         };
     }
 
+    /// Makes room for `additional` more values without growing (in the present width).
+    pub fn reserve(&mut self, additional: usize, hasher: impl Fn(u32) -> u64) {
+        match self {
+            Self::Narrow(t) => t.reserve(additional, |&v| hasher(widen(v))),
+            Self::Wide(t) => t.reserve(additional, |&v| hasher(v)),
+        }
+    }
+
     /// Gives back spare capacity.
     pub fn shrink_to_fit(&mut self, hasher: impl Fn(u32) -> u64) {
         match self {
