@@ -28,6 +28,14 @@ const WRITERS: usize = 16;
 /// Records loaded before the read benches.
 const READ_RECORDS: u64 = 100_000;
 
+/// Writes back every file system's dirty pages (`sync(1)`) before a measurement, so that the
+/// writeback of what an earlier engine or group wrote (buffered appends leave gigabytes) runs
+/// before the next engine is timed, not during it, whichever engine comes next. A failure to
+/// run `sync` only loses that fairness.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 fn open(spec: &PeerSpec, mode: Mode) -> (TempDir, Box<dyn Peer>) {
     let dir = must(tempfile::tempdir().map_err(Into::into), "temp dir");
     let peer = must((spec.open)(dir.path(), mode), spec.name);
@@ -41,6 +49,7 @@ fn append(c: &mut Criterion, group_name: &str, mode: Mode) {
     for spec in peers::selected() {
         let (_dir, peer) = open(&spec, mode);
         let mut next = 0;
+        settle();
         group.bench_function(spec.name, |b| {
             b.iter_batched(
                 || {
@@ -71,6 +80,7 @@ fn append_durable_16(c: &mut Criterion) {
     for spec in peers::selected() {
         let (_dir, peer) = open(&spec, Mode::Durable);
         let mut next = 0;
+        settle();
         group.bench_function(spec.name, |b| {
             b.iter_custom(|iters| {
                 let mut shares: Vec<Vec<workload::Record>> = vec![Vec::new(); WRITERS];
@@ -114,6 +124,7 @@ fn reads(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (spec, _, peer) in &loaded {
         let mut rng = ChaCha8Rng::seed_from_u64(workload::SEED);
+        settle();
         group.bench_function(spec.name, |b| {
             b.iter_batched(
                 // A feed holding at least one record, chosen in proportion to its size.
@@ -133,6 +144,7 @@ fn reads(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (spec, _, peer) in &loaded {
         let mut rng = ChaCha8Rng::seed_from_u64(workload::SEED);
+        settle();
         group.bench_function(spec.name, |b| {
             b.iter_batched(
                 || &records[rng.random_range(0..records.len())],
@@ -155,6 +167,7 @@ fn reads(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (name, count) in [("newest_20", 20), ("by_app_id", 1)] {
         let mut rng = ChaCha8Rng::seed_from_u64(workload::SEED);
+        settle();
         group.bench_function(name, |b| {
             b.iter_batched(
                 || {
