@@ -16,6 +16,12 @@
 //!   ([`Durability::Always`]).
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
 //!   at a file's first read, remade as it grows), checking each frame's crc32.
+//! * **Index in memory.** Per feed, 52-byte entries in position order and one hash table of
+//!   2-byte slots (4-byte past 2^15 entries) serving id and app-id lookups; a global expiry
+//!   order of about 4 bytes per notification; strings stay in the files, group names once per
+//!   feed. [`LogStore::index_stats`] counts it: 63 bytes per notification at 1M in the bench
+//!   of 2026-12-01 11:14 (`60cc569`; 66 at 100k, where a feed holds fewer notifications per
+//!   window and group). See `index.rs`, `slot_table.rs`, `expiry.rs`.
 //! * **Index snapshot** (opt-in, [`LogConfig::index_snapshot`]). A clean close writes the
 //!   index; the next open uses it when every segment is byte for byte what it was, and scans
 //!   every record otherwise (`snapshot.rs`).
@@ -323,6 +329,7 @@ impl LogStore {
             &RecoverySettings {
                 mode: config.recovery_mode,
                 removal_log_capacity: config.options.removal_log_capacity,
+                feed_capacity: config.options.feed_capacity,
                 use_snapshot: config.index_snapshot,
                 window_nanos,
             },

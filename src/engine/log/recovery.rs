@@ -198,6 +198,8 @@ pub(crate) struct Recovered {
 pub(crate) struct RecoverySettings {
     pub mode: RecoveryMode,
     pub removal_log_capacity: usize,
+    /// The most notifications a feed holds (bounds what replay reserves per feed).
+    pub feed_capacity: usize,
     /// Whether a snapshot a clean close wrote may be used.
     pub use_snapshot: bool,
     /// The store's expiration window width, in nanoseconds (the index's expiry order buckets
@@ -431,6 +433,7 @@ pub(crate) fn recover(
     );
     let cells: Vec<_> = feeds.names.iter().map(|k| index.feed_or_create(k)).collect();
     replay_all(&cells, &groups.names, &scanned, &order, settings);
+    drop((scanned, order));
     // Feeds report at least every sequence that may have been handed out and still has its
     // records, or lost them to unlinking; a token beyond that is ahead (from lost state) and
     // stale, and new sequences start above the lease, above anything ever handed out.
@@ -800,16 +803,18 @@ fn replay_all(
         shards[scanned[i].op.feed() as usize % threads].push(i);
     }
     let replay_shard = |shard: &[usize]| {
-        // Each feed's vectors and table sized once for the records that may add an entry.
-        let mut upserts = vec![0usize; cells.len()];
+        // Each feed's vectors and table sized once for what its records can add: appends that
+        // evict nothing, never more than a feed holds (replacements and state changes add
+        // nothing; a reservation is a hint, growth past it still works).
+        let mut adds = vec![0usize; cells.len()];
         for &i in shard {
-            if let Op::Upsert { feed, .. } = scanned[i].op {
-                upserts[feed as usize] += 1;
+            if let Op::Upsert { kind: RecordKind::Append, feed, evicted: None, .. } = scanned[i].op {
+                adds[feed as usize] += 1;
             }
         }
-        for (cell, &n) in cells.iter().zip(&upserts) {
+        for (cell, &n) in cells.iter().zip(&adds) {
             if n > 0 {
-                cell.index.write().reserve(n);
+                cell.index.write().reserve(n.min(settings.feed_capacity));
             }
         }
         for &i in shard {
