@@ -20,7 +20,7 @@
 //!   2-byte slots (4-byte past 2^15 entries) serving id and app-id lookups; a global expiry
 //!   order of about 4 bytes per notification; strings stay in the files, group names once per
 //!   feed. [`LogStore::index_stats`] counts it: 63 bytes per notification at 1M in the bench
-//!   of 2026-12-01 11:14 (`60cc569`; 66 at 100k, where a feed holds fewer notifications per
+//!   of 2026-12-01 11:33 (`2c5ce19`; 66 at 100k, where a feed holds fewer notifications per
 //!   window and group). See `index.rs`, `slot_table.rs`, `expiry.rs`.
 //! * **Index snapshot** (opt-in, [`LogConfig::index_snapshot`]). A clean close writes the
 //!   index; the next open uses it when every segment is byte for byte what it was, and scans
@@ -177,8 +177,8 @@ pub struct LogConfig {
     /// not clean (a crash, a poisoned store, a salvage open that lost records) leaves none, and
     /// the next open scans. Costs a read of every segment and about 62 bytes per notification
     /// written at close, kept on disk until the next open. Default: `false`: a scanning open
-    /// meets the open targets (benches/README.md, 2026-12-01: 1M notifications in 769 ms
-    /// scanning, 216 ms from a snapshot), and the snapshot would add about 14% to the disk a
+    /// meets the open targets (benches/README.md, 2026-12-01 11:33: 1M notifications in 708 ms
+    /// scanning, 241 ms from a snapshot), and the snapshot would add about 14% to the disk a
     /// closed store takes (1.28× the payload instead of 1.12×). Every open then runs the
     /// recovery that an open after a crash runs. Turn it on where restarts must be faster.
     pub index_snapshot: bool,
