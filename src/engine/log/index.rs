@@ -356,6 +356,9 @@ pub(crate) struct FeedParts {
 pub(crate) struct FeedIndex {
     entries: Vec<Entry>,
     dead: usize,
+    /// Slots below this are all dead (removed from the front, as evictions and expirations
+    /// remove): where [`FeedIndex::oldest_first`] starts.
+    dead_prefix: usize,
     /// Slots by id key, and by app-id hash where that differs: see [`keyed_id`].
     by_key: SlotTable,
     /// `None` while every entry's id key is its app-id hash; else the app-id hash of each
@@ -368,6 +371,9 @@ pub(crate) struct FeedIndex {
     /// position (a notification left untouched across four billion changes of its feed):
     /// empty in practice, and allocated only when not.
     wide_sequences: HashMap<[u8; 16], u64>,
+    /// No held entry expires before this (a lower bound: removals leave it; a scan in
+    /// [`FeedIndex::live_at_least`] makes it exact). `i64::MAX` for a feed never written.
+    earliest_expiration: i64,
     groups: Groups,
     removals: VecDeque<(u64, [u8; 16], RemovalReason)>,
     swept: VecDeque<(i64, [u8; 16])>,
@@ -397,10 +403,12 @@ impl FeedIndex {
         Self {
             entries: Vec::new(),
             dead: 0,
+            dead_prefix: 0,
             by_key: SlotTable::default(),
             app_hashes: None,
             unkeyed: 0,
             wide_sequences: HashMap::new(),
+            earliest_expiration: i64::MAX,
             groups: Groups::default(),
             removals: VecDeque::new(),
             swept: VecDeque::new(),
@@ -442,6 +450,7 @@ impl FeedIndex {
             }
         }
         f.entries = parts.entries.iter().map(Entry::pack).collect();
+        f.earliest_expiration = parts.entries.iter().map(|e| e.expiration).min().unwrap_or(i64::MAX);
         for (e, fields) in f.entries.iter().zip(&parts.entries) {
             if e.short_sequence().is_none() {
                 f.wide_sequences.insert(fields.id, fields.sequence);
@@ -565,6 +574,7 @@ impl FeedIndex {
             }
         }
         let entry = Entry::pack(&fields);
+        self.earliest_expiration = self.earliest_expiration.min(fields.expiration);
         if entry.short_sequence().is_none() {
             self.wide_sequences.insert(fields.id, fields.sequence);
         }
@@ -578,6 +588,7 @@ impl FeedIndex {
         } else {
             let at = self.entries.partition_point(|e| e.position < entry.position);
             self.entries.insert(at, entry);
+            self.dead_prefix = self.dead_prefix.min(at);
             if let Some(hashes) = self.app_hashes.as_mut() {
                 hashes.insert(at, fields.app_hash);
             }
@@ -626,6 +637,9 @@ impl FeedIndex {
         let states = e.states() | DEAD;
         self.entries[slot].set_states(states);
         self.dead += 1;
+        while self.entries.get(self.dead_prefix).is_some_and(Entry::is_dead) {
+            self.dead_prefix += 1;
+        }
         if self.dead > 16 && self.dead * 2 > self.entries.len() {
             if let Some(hashes) = self.app_hashes.as_mut() {
                 let mut held = self.entries.iter().map(|e| !e.is_dead());
@@ -633,6 +647,7 @@ impl FeedIndex {
             }
             self.entries.retain(|e| !e.is_dead());
             self.dead = 0;
+            self.dead_prefix = 0;
             self.rebuild_tables();
             if self.entries.capacity() > self.entries.len() * 2 {
                 self.entries.shrink_to_fit();
@@ -663,12 +678,33 @@ impl FeedIndex {
 
     /// Non-dead slots, oldest position first.
     pub fn oldest_first(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.entries.len()).filter(|&s| !self.entries[s].is_dead())
+        (self.dead_prefix..self.entries.len()).filter(|&s| !self.entries[s].is_dead())
     }
 
     /// Non-dead entries held (live or expired but not yet swept).
     pub fn held(&self) -> usize {
         self.entries.len() - self.dead
+    }
+
+    /// Whether at least `n` held entries are live at `now_nanos` (an append to a full feed
+    /// asks, to know whether it evicts). O(1) while no held entry can have expired; else one
+    /// pass over the entries, which also makes the earliest expiration exact, so the next
+    /// call is O(1) again until that time passes or an entry expiring earlier arrives.
+    pub fn live_at_least(&mut self, n: usize, now_nanos: i64) -> bool {
+        if self.held() < n {
+            return false;
+        }
+        if self.earliest_expiration > now_nanos {
+            return true;
+        }
+        let (mut live, mut earliest) = (0, i64::MAX);
+        for e in self.entries[self.dead_prefix..].iter().filter(|e| !e.is_dead()) {
+            let expiration = e.expiration;
+            earliest = earliest.min(expiration);
+            live += usize::from(expiration > now_nanos);
+        }
+        self.earliest_expiration = earliest;
+        live >= n
     }
 
     /// Whether an entry's platforms intersect `platforms`... matches one platform filter.
@@ -1011,6 +1047,61 @@ mod tests {
         let rebuilt = FeedIndex::from_parts(parts).unwrap();
         assert_eq!(rebuilt.sequence(0), far + 30);
         assert_eq!(rebuilt.held_fields().next().map(|e| e.sequence), Some(far + 30));
+    }
+
+    #[test]
+    fn live_counts_follow_expirations_and_removals_exactly() {
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        for (n, expiration) in [(1u8, 500i64), (2, 100), (3, 900)] {
+            let mut e = entry(n, u64::from(n) * 10);
+            e.expiration = expiration;
+            f.insert(e, None);
+        }
+        assert_eq!(f.earliest_expiration, 100);
+        // Before anything expires: the bound answers.
+        assert!(f.live_at_least(3, 99));
+        assert!(!f.live_at_least(4, 99));
+        // At 100 the second has expired (expiration is exclusive of later times).
+        assert!(!f.live_at_least(3, 100));
+        assert!(f.live_at_least(2, 100));
+        assert_eq!(f.earliest_expiration, 100, "the scan keeps the exact earliest");
+        // Once the expired one is gone, a scan raises the bound to the next expiration.
+        let slot = f.slot_of(&[2; 16]).unwrap();
+        f.remove(slot);
+        assert!(f.live_at_least(2, 100));
+        assert_eq!(f.earliest_expiration, 500);
+        assert!(!f.live_at_least(2, 500));
+        assert!(f.live_at_least(1, 500));
+        // An entry expiring earlier lowers it again.
+        let mut early = entry(4, 40);
+        early.expiration = 200;
+        f.insert(early, None);
+        assert_eq!(f.earliest_expiration, 200);
+        assert!(!f.live_at_least(3, 200));
+        assert!(f.live_at_least(3, 199));
+    }
+
+    #[test]
+    fn the_oldest_held_entry_is_found_past_the_removed_front() {
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        for n in 1..=5 {
+            f.insert(entry(n, u64::from(n) * 10), None);
+        }
+        let slot_of = |f: &FeedIndex, n: u8| f.slot_of(&[n; 16]).unwrap();
+        f.remove(slot_of(&f, 1));
+        f.remove(slot_of(&f, 4));
+        assert_eq!(f.dead_prefix, 1, "a hole in the middle does not move the front");
+        f.remove(slot_of(&f, 2));
+        assert_eq!(f.dead_prefix, 2);
+        let held: Vec<u64> = f.oldest_first().map(|s| f.entry(s).position).collect();
+        assert_eq!(held, vec![30, 50]);
+        f.remove(slot_of(&f, 3));
+        assert_eq!(f.dead_prefix, 4, "past the hole left earlier");
+        // An older position arriving (salvage) is found again.
+        f.insert(entry(6, 5), None);
+        let held: Vec<u64> = f.oldest_first().map(|s| f.entry(s).position).collect();
+        assert_eq!(held, vec![5, 50]);
+        assert_eq!(f.newest_first(None).map(|s| f.entry(s).position).collect::<Vec<_>>(), vec![50, 5]);
     }
 
     #[test]

@@ -647,12 +647,8 @@ impl FeedStore for LogStore {
             id = draw();
         }
         let capacity = self.config.options.feed_capacity;
-        let victim = if f.held() >= capacity {
-            let live = f.oldest_first().filter(|&s| f.entry(s).is_live(now_n)).count();
-            if live >= capacity { f.oldest_first().find(|&s| f.entry(s).is_live(now_n)) } else { None }
-        } else {
-            None
-        };
+        let victim =
+            if f.live_at_least(capacity, now_n) { f.oldest_first().find(|&s| f.entry(s).is_live(now_n)) } else { None };
         let victim_entry = victim.map(|s| *f.entry(s));
         let target = victim_entry.as_ref().map_or(window, |v| self.shadow_window(v, window));
         let n = Notification::from_new(id, new, expiration, now);
