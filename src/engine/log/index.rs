@@ -331,6 +331,40 @@ impl Groups {
     }
 }
 
+/// A count of a feed's expired entries, taken at `as_of` and kept exact since: an entry added
+/// or removed since is counted in or out by its expiration. It answers for any later time
+/// before `next_expiration` (the earliest expiration after `as_of` of any entry counted), since
+/// until then no entry's state changes.
+#[derive(Clone, Copy, Debug)]
+struct LiveCount {
+    as_of: i64,
+    /// Held entries whose expiration is at or before `as_of`.
+    expired: usize,
+    /// No held entry expires after `as_of` and before this (a lower bound: removals leave it).
+    next_expiration: i64,
+}
+
+impl LiveCount {
+    fn add(&mut self, expiration: i64) {
+        if expiration <= self.as_of {
+            self.expired += 1;
+        } else {
+            self.next_expiration = self.next_expiration.min(expiration);
+        }
+    }
+
+    fn remove(&mut self, expiration: i64) {
+        if expiration <= self.as_of {
+            self.expired = self.expired.saturating_sub(1);
+        }
+    }
+
+    /// The expired entries at `now`, when this count can tell.
+    fn expired_at(&self, now: i64) -> Option<usize> {
+        (self.as_of <= now && now < self.next_expiration).then_some(self.expired)
+    }
+}
+
 /// One feed's index as the index snapshot holds it (`snapshot.rs`): what
 /// [`FeedIndex::from_parts`] rebuilds the hash tables and group counts from.
 #[derive(Debug, Default)]
@@ -371,9 +405,9 @@ pub(crate) struct FeedIndex {
     /// position (a notification left untouched across four billion changes of its feed):
     /// empty in practice, and allocated only when not.
     wide_sequences: HashMap<[u8; 16], u64>,
-    /// No held entry expires before this (a lower bound: removals leave it; a scan in
-    /// [`FeedIndex::live_at_least`] makes it exact). `i64::MAX` for a feed never written.
-    earliest_expiration: i64,
+    /// How many held entries had expired at some time, kept exact as entries come and go
+    /// (`None`: not known, after a rebuild from a snapshot). See [`LiveCount`].
+    live_count: Option<LiveCount>,
     groups: Groups,
     removals: VecDeque<(u64, [u8; 16], RemovalReason)>,
     swept: VecDeque<(i64, [u8; 16])>,
@@ -408,7 +442,8 @@ impl FeedIndex {
             app_hashes: None,
             unkeyed: 0,
             wide_sequences: HashMap::new(),
-            earliest_expiration: i64::MAX,
+            // Nothing is held, so nothing has expired, whenever that is asked.
+            live_count: Some(LiveCount { as_of: i64::MIN, expired: 0, next_expiration: i64::MAX }),
             groups: Groups::default(),
             removals: VecDeque::new(),
             swept: VecDeque::new(),
@@ -450,7 +485,7 @@ impl FeedIndex {
             }
         }
         f.entries = parts.entries.iter().map(Entry::pack).collect();
-        f.earliest_expiration = parts.entries.iter().map(|e| e.expiration).min().unwrap_or(i64::MAX);
+        f.live_count = None;
         for (e, fields) in f.entries.iter().zip(&parts.entries) {
             if e.short_sequence().is_none() {
                 f.wide_sequences.insert(fields.id, fields.sequence);
@@ -574,7 +609,9 @@ impl FeedIndex {
             }
         }
         let entry = Entry::pack(&fields);
-        self.earliest_expiration = self.earliest_expiration.min(fields.expiration);
+        if let Some(count) = self.live_count.as_mut() {
+            count.add(fields.expiration);
+        }
         if entry.short_sequence().is_none() {
             self.wide_sequences.insert(fields.id, fields.sequence);
         }
@@ -634,6 +671,9 @@ impl FeedIndex {
         if e.short_sequence().is_none() {
             self.wide_sequences.remove(&e.id);
         }
+        if let Some(count) = self.live_count.as_mut() {
+            count.remove(e.expiration);
+        }
         let states = e.states() | DEAD;
         self.entries[slot].set_states(states);
         self.dead += 1;
@@ -687,24 +727,24 @@ impl FeedIndex {
     }
 
     /// Whether at least `n` held entries are live at `now_nanos` (an append to a full feed
-    /// asks, to know whether it evicts). O(1) while no held entry can have expired; else one
-    /// pass over the entries, which also makes the earliest expiration exact, so the next
-    /// call is O(1) again until that time passes or an entry expiring earlier arrives.
+    /// asks, to know whether it evicts). O(1) from the kept count while no held entry's
+    /// expiration lies between the time it was taken and `now_nanos`; else one pass over the
+    /// entries, which takes the count again at `now_nanos`.
     pub fn live_at_least(&mut self, n: usize, now_nanos: i64) -> bool {
-        if self.held() < n {
+        let held = self.held();
+        if held < n {
             return false;
         }
-        if self.earliest_expiration > now_nanos {
-            return true;
+        if let Some(expired) = self.live_count.as_ref().and_then(|c| c.expired_at(now_nanos)) {
+            return held.saturating_sub(expired) >= n;
         }
-        let (mut live, mut earliest) = (0, i64::MAX);
+        let mut count = LiveCount { as_of: now_nanos, expired: 0, next_expiration: i64::MAX };
         for e in self.entries[self.dead_prefix..].iter().filter(|e| !e.is_dead()) {
-            let expiration = e.expiration;
-            earliest = earliest.min(expiration);
-            live += usize::from(expiration > now_nanos);
+            count.add(e.expiration);
         }
-        self.earliest_expiration = earliest;
-        live >= n
+        let expired = count.expired;
+        self.live_count = Some(count);
+        held.saturating_sub(expired) >= n
     }
 
     /// Whether an entry's platforms intersect `platforms`... matches one platform filter.
@@ -1057,28 +1097,71 @@ mod tests {
             e.expiration = expiration;
             f.insert(e, None);
         }
-        assert_eq!(f.earliest_expiration, 100);
-        // Before anything expires: the bound answers.
         assert!(f.live_at_least(3, 99));
         assert!(!f.live_at_least(4, 99));
-        // At 100 the second has expired (expiration is exclusive of later times).
+        // At 100 the second has expired (an expiration is the first instant it is gone).
         assert!(!f.live_at_least(3, 100));
         assert!(f.live_at_least(2, 100));
-        assert_eq!(f.earliest_expiration, 100, "the scan keeps the exact earliest");
-        // Once the expired one is gone, a scan raises the bound to the next expiration.
+        // The count taken at 100 answers until 500 without a pass.
+        let count = f.live_count.unwrap();
+        assert_eq!((count.as_of, count.expired, count.next_expiration), (100, 1, 500));
+        assert!(f.live_at_least(2, 499));
+        // Removing the expired one counts it out; removing a live one changes nothing there.
         let slot = f.slot_of(&[2; 16]).unwrap();
         f.remove(slot);
-        assert!(f.live_at_least(2, 100));
-        assert_eq!(f.earliest_expiration, 500);
+        assert_eq!(f.live_count.unwrap().expired, 0);
+        assert!(f.live_at_least(2, 499));
         assert!(!f.live_at_least(2, 500));
         assert!(f.live_at_least(1, 500));
-        // An entry expiring earlier lowers it again.
-        let mut early = entry(4, 40);
-        early.expiration = 200;
-        f.insert(early, None);
-        assert_eq!(f.earliest_expiration, 200);
-        assert!(!f.live_at_least(3, 200));
-        assert!(f.live_at_least(3, 199));
+        // An entry already expired when counted is counted in; one expiring later bounds it.
+        let mut old = entry(4, 40);
+        old.expiration = 300;
+        f.insert(old, None);
+        assert_eq!(f.live_count.unwrap().expired, 2);
+        assert!(f.live_at_least(1, 899));
+        assert!(!f.live_at_least(2, 899));
+        let mut soon = entry(5, 50);
+        soon.expiration = 950;
+        f.insert(soon, None);
+        assert_eq!(f.live_count.unwrap().next_expiration, 900);
+        // Time running backwards takes the count again.
+        assert!(f.live_at_least(4, 299));
+        assert_eq!(f.live_count.unwrap().as_of, 299);
+    }
+
+    proptest::proptest! {
+        /// Whatever the inserts, removals and (mostly forward) times asked, the kept count
+        /// answers as a full count would.
+        #[test]
+        fn the_kept_live_count_agrees_with_a_full_count(
+            steps in proptest::collection::vec((0..3u8, 0..40i64, 0..8usize), 1..200)
+        ) {
+            let mut f = FeedIndex::new(0, 0, i64::MIN);
+            let (mut next, mut now) = (0u32, 0i64);
+            for (op, value, n) in steps {
+                match op {
+                    0 => {
+                        next += 1;
+                        let mut e = entry(0, u64::from(next));
+                        e.id[..4].copy_from_slice(&next.to_le_bytes());
+                        e.app_hash = id_key(&e.id);
+                        e.expiration = now - 5 + value;
+                        f.insert(e, None);
+                    }
+                    1 => {
+                        let held: Vec<usize> = f.oldest_first().collect();
+                        if !held.is_empty() {
+                            f.remove(held[usize::try_from(value).unwrap_or(0) % held.len()]);
+                        }
+                    }
+                    _ => {
+                        now += value - 3;
+                        let live = f.oldest_first().filter(|&s| f.entry(s).is_live(now)).count();
+                        proptest::prop_assert_eq!(f.live_at_least(n, now), live >= n, "at {}", now);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

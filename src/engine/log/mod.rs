@@ -22,9 +22,10 @@
 //!   feed. [`LogStore::index_stats`] counts it: 63 bytes per notification at 1M in the bench
 //!   of 2026-12-01 11:33 (`2c5ce19`; 66 at 100k, where a feed holds fewer notifications per
 //!   window and group). See `index.rs`, `slot_table.rs`, `expiry.rs`. An append to a full feed
-//!   (one that evicts) costs O(1) index work while none of the feed's notifications can have
-//!   expired (each feed keeps a bound on its earliest expiration), and one pass over the feed
-//!   when one has and no sweep has removed it yet.
+//!   (one that evicts) costs O(1) index work, plus a skip over expired notifications not yet
+//!   swept at the feed's old end: each feed keeps its count of expired notifications exact as
+//!   of the last time it was taken, and takes it again (one pass) only when some held
+//!   notification's expiration has passed since.
 //! * **Index snapshot** (opt-in, [`LogConfig::index_snapshot`]). A clean close writes the
 //!   index; the next open uses it when every segment is byte for byte what it was, and scans
 //!   every record otherwise (`snapshot.rs`).
