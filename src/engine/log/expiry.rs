@@ -4,12 +4,13 @@
 //! come keeps one element per notification, `(feed, id key)`, with neither the expiration nor
 //! an order: sealed into runs by feed, an element costs its 4-byte key and each feed with
 //! notifications in the window 8 bytes (the newest elements wait in a tail of 8-byte pairs
-//! that holds at most a fifth of the bucket). When a sweep's time reaches a window, the sweep *opens* it: it
-//! takes the window's elements, looks each up in its feed (under the feed's lock) and moves
-//! the notifications it finds, with their exact expirations, into a min-heap of
-//! `(expiration, feed, id key)`, from which it pops what has expired. So the 16-byte ordered
-//! elements exist only for windows a sweep has reached (about one window's worth), and adding
-//! a notification to a window to come is a push onto a vector.
+//! that holds at most a fifth of the bucket). When a sweep's time reaches a window, the sweep
+//! *opens* it: it takes the window's elements, looks each up in its feed (under the feed's
+//! lock) and moves the notifications it finds, with their exact expirations, into a min-heap
+//! of `(expiration, feed, id key)`, from which it pops what has expired. So the 16-byte
+//! ordered elements exist only for windows a sweep has reached (about one window's worth), and
+//! adding a notification to a window to come is a push onto a vector (and, now and then, a
+//! merge of the tail).
 //!
 //! An element is a hint, not a fact: the sweep confirms each popped element against the feed
 //! (the notification with that id key and exactly that expiration), so an element left by a
