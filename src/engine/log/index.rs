@@ -7,8 +7,8 @@
 //!
 //! Entries are compact (52 bytes): a record location, hashes and the few fields reads filter
 //! on; strings stay on disk (but group names, once per feed). The hash table holds 2-byte slots
-//! while a feed's slots fit (`slot_table.rs`). A hash match is always confirmed against the full id, or against
-//! the record for `appNotificationId`s.
+//! while a feed's slots fit (`slot_table.rs`). A hash match is always confirmed against the
+//! full id, or against the record for `appNotificationId`s.
 
 use std::collections::VecDeque;
 
@@ -261,6 +261,11 @@ fn name_hash(name: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(name.as_bytes())
 }
 
+/// The hash group `g` is held under: its slot's name's.
+fn group_hash(slots: &[(Box<str>, u32)], g: u32) -> u64 {
+    name_hash(&slots[(g - 1) as usize].0)
+}
+
 impl Groups {
     fn intern(&mut self, name: &str) -> u32 {
         if let Some(g) = self.lookup(name) {
@@ -277,9 +282,14 @@ impl Groups {
                 self.slots.len() as u32
             }
         };
-        let slots = &self.slots;
-        self.names.insert_unique(name_hash(name), g, |&h| name_hash(&slots[(h - 1) as usize].0));
+        self.link(g);
         g
+    }
+
+    /// Makes group `g` findable by the name in its slot.
+    fn link(&mut self, g: u32) {
+        let slots = &self.slots;
+        self.names.insert_unique(group_hash(slots, g), g, |&h| group_hash(slots, h));
     }
 
     /// Adds group `g`, the next slot, with `count` members (a snapshot's; 0: a free slot).
@@ -289,10 +299,8 @@ impl Groups {
             self.slots.push((Box::from(""), 0));
             self.free.push(g);
         } else {
-            let hash = name_hash(&name);
             self.slots.push((name, count));
-            let slots = &self.slots;
-            self.names.insert_unique(hash, g, |&h| name_hash(&slots[(h - 1) as usize].0));
+            self.link(g);
         }
     }
 
@@ -320,7 +328,7 @@ impl Groups {
         self.slots.shrink_to_fit();
         self.free.shrink_to_fit();
         let slots = &self.slots;
-        self.names.shrink_to_fit(|&g| name_hash(&slots[(g - 1) as usize].0));
+        self.names.shrink_to_fit(|&g| group_hash(slots, g));
     }
 
     fn bytes(&self) -> usize {
@@ -739,8 +747,8 @@ impl FeedIndex {
             return held.saturating_sub(expired) >= n;
         }
         let mut count = LiveCount { as_of: now_nanos, expired: 0, next_expiration: i64::MAX };
-        for e in self.entries[self.dead_prefix..].iter().filter(|e| !e.is_dead()) {
-            count.add(e.expiration);
+        for slot in self.oldest_first() {
+            count.add(self.entries[slot].expiration);
         }
         let expired = count.expired;
         self.live_count = Some(count);
