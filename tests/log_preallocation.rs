@@ -3,7 +3,8 @@
 //! * the zeros are there while the store runs, and cut at a clean close and by a sweep;
 //! * after a crash the zeros are preallocated space, not a torn tail: nothing is reported,
 //!   every acknowledged record is there, and appends go on over the zeros;
-//! * with preallocation off, files end at their records.
+//! * with preallocation off, files end at their records;
+//! * by default a `Buffered` store writes no zeros ahead (only `Always` pays for them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use jiff::SignedDuration;
 use notifeed::engine::log::fs::FaultFileSystem;
 use notifeed::engine::log::{LogConfig, LogStore};
-use notifeed::{Clock, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification};
+use notifeed::{Clock, Durability, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification};
 
 const SEGMENT: &str = "/data/0000000001.seg";
 
@@ -47,7 +48,7 @@ fn zeros_are_written_ahead_and_cut_at_a_clean_close() {
     let closed = fs.read_all(Path::new(SEGMENT)).unwrap().len();
     assert!(closed < 4096, "the clean close kept {closed} bytes");
 
-    let off = LogConfig { preallocate_bytes: 0, ..LogConfig::default() };
+    let off = LogConfig { preallocate_bytes: Some(0), ..LogConfig::default() };
     let fs2 = FaultFileSystem::new();
     let store = open(&fs2, &clock, off);
     for i in 0..3 {
@@ -99,4 +100,26 @@ fn a_sweep_cuts_the_zeros_and_reports_them_reclaimed() {
     // The next append writes zeros ahead again.
     store.append(&f, note("b", &clock)).unwrap();
     assert!(fs.read_all(Path::new(SEGMENT)).unwrap().len() >= 64 << 10);
+}
+
+#[test]
+fn by_default_only_an_always_store_writes_zeros_ahead() {
+    let clock = ManualClock::at_epoch_2026();
+    let f = FeedKey::new("user/app").unwrap();
+    let size_after_three = |config: LogConfig| {
+        let fs = FaultFileSystem::new();
+        let store = open(&fs, &clock, config);
+        for i in 0..3 {
+            store.append(&f, note(&format!("a{i}"), &clock)).unwrap();
+        }
+        store.sync().unwrap();
+        fs.read_all(Path::new(SEGMENT)).unwrap().len()
+    };
+    let buffered = LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
+    assert_eq!(buffered.preallocate_bytes(), 0);
+    let records = size_after_three(buffered.clone());
+    assert!(records < 4096, "a buffered store wrote zeros ahead: {records} bytes");
+    assert!(size_after_three(LogConfig::default()) >= 64 << 10, "an always store wrote no zeros ahead");
+    let asked = LogConfig { preallocate_bytes: Some(64 << 10), ..buffered };
+    assert!(size_after_three(asked) >= 64 << 10, "zeros asked for by a buffered store were not written");
 }

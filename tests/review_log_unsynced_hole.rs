@@ -35,7 +35,7 @@ const PAGE: usize = 4096;
 fn open(fs: &FaultFileSystem, clock: &ManualClock) -> Result<LogStore, StoreError> {
     // No preallocated zeros: the pages' arithmetic below counts on the file ending at its
     // records.
-    let config = LogConfig { durability: Durability::Buffered, preallocate_bytes: 0, ..LogConfig::default() };
+    let config = LogConfig { durability: Durability::Buffered, preallocate_bytes: Some(0), ..LogConfig::default() };
     LogStore::open_with_fs(Path::new("/data"), config, Arc::new(clock.clone()), Arc::new(fs.clone()))
 }
 
@@ -154,8 +154,9 @@ fn a_hole_in_the_synced_prefix_is_still_corruption() {
 fn a_hole_in_an_unsynced_write_over_preallocated_zeros_is_a_torn_tail() {
     let t = Setup::new();
     let (fs, clock, f, segment) = (&t.fs, &t.clock, &t.feed, t.segment);
-    let config = LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
-    assert!(config.preallocate_bytes >= 32 << 10, "the unsynced records must fit in the zeros written ahead");
+    let config =
+        LogConfig { durability: Durability::Buffered, preallocate_bytes: Some(64 << 10), ..LogConfig::default() };
+    assert!(config.preallocate_bytes() >= 32 << 10, "the unsynced records must fit in the zeros written ahead");
     let open = |fs: &FaultFileSystem| {
         LogStore::open_with_fs(Path::new("/data"), config.clone(), Arc::new(clock.clone()), Arc::new(fs.clone()))
     };

@@ -147,8 +147,12 @@ pub struct LogConfig {
     /// changes no file size, so it commits no file-system metadata (several times faster than
     /// syncing a growing file when the disk is busy). The zeros are cut when a segment rolls,
     /// at each sweep and at a clean close; after a crash the open keeps them as preallocated
-    /// space. 0 turns preallocation off. Bounds: at most `max_segment_bytes`. Default: 64 KiB.
-    pub preallocate_bytes: u64,
+    /// space. `Some(0)` turns preallocation off. Bounds: at most `max_segment_bytes`.
+    /// Default (`None`): 64 KiB with [`Durability::Always`], none with
+    /// [`Durability::Buffered`], whose writes reach the disk only at a `sync`: there the zeros
+    /// would only double the bytes written to the OS (measured: a fifth of a buffered
+    /// append's CPU time, see benches/README.md).
+    pub preallocate_bytes: Option<u64>,
     /// With [`Durability::Buffered`]: how many bytes a segment gathers in the engine's own
     /// buffer before they are written to the OS (they are also written on `sync`, on a read of
     /// a buffered record, and on close). A process crash loses what is still in the buffer;
@@ -197,6 +201,17 @@ pub struct LogConfig {
     pub compaction_bytes_per_sweep: u64,
 }
 
+impl LogConfig {
+    /// The zeros written ahead of a segment's records: [`LogConfig::preallocate_bytes`], or its
+    /// default for [`LogConfig::durability`].
+    pub fn preallocate_bytes(&self) -> u64 {
+        self.preallocate_bytes.unwrap_or(match self.durability {
+            Durability::Always => 64 << 10,
+            Durability::Buffered => 0,
+        })
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
@@ -209,7 +224,7 @@ impl Default for LogConfig {
             volume_sync: true,
             recovery_mode: RecoveryMode::TolerateTornTail,
             index_snapshot: false,
-            preallocate_bytes: 64 << 10,
+            preallocate_bytes: None,
             compaction_dead_fraction: 0.5,
             compaction_bytes_per_sweep: 64 << 20,
         }
@@ -338,7 +353,7 @@ impl LogStore {
                 window_nanos,
             },
         )?;
-        let sizes = (config.max_segment_bytes, config.preallocate_bytes);
+        let sizes = (config.max_segment_bytes, config.preallocate_bytes());
         let segments = Segments::new(dir, fs, config.max_open_files, sizes, recovered.writer).with_volume_sync(volume);
         let mut store = LogStore {
             config,
