@@ -82,9 +82,9 @@ fn a_torn_write_of_a_notification_embedding_a_frame_is_still_a_torn_tail() {
     store.append(&f, crafted).unwrap();
     let live = fs.read_all(segment).unwrap();
     let at = live.windows(forged.len()).position(|w| w == forged.as_slice()).unwrap();
-    // Where the unsynced write starts to differ from the durable bytes (the segment has zeros
-    // written ahead of its records, which the write overwrites).
-    let base = live.iter().zip(&durable).position(|(a, b)| a != b).unwrap();
+    // Where the unsynced write starts: at the end of the durable bytes (a buffered store writes
+    // no zeros ahead of its records), or where it first differs from them (zeros written ahead).
+    let base = live.iter().zip(&durable).position(|(a, b)| a != b).unwrap_or(durable.len());
     let torn_at = at + forged.len() + 10 - base;
     assert!(base + torn_at < live.len(), "the tear is inside the crafted record");
     let crashed = fs.crash(Some(torn_at));
