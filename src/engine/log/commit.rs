@@ -109,10 +109,35 @@ struct Finished<R> {
     left: usize,
 }
 
+impl<R> Finished<R> {
+    /// The outcome of the writer at `index` of the batch (taken: each writer takes its own
+    /// once), and how many writers have yet to take theirs.
+    fn take(&mut self, index: usize) -> (Result<R, BatchFailure>, usize) {
+        let mine = self.results.get_mut(index).and_then(Option::take);
+        self.left = self.left.saturating_sub(1);
+        let outcome = match (&self.failure, mine) {
+            (Some(f), _) => Err(f.clone()),
+            (None, Some(r)) => Ok(r),
+            (None, None) => Err(BatchFailure {
+                poisoned: false,
+                operation: "committing",
+                path: String::new(),
+                kind: io::ErrorKind::Other,
+                message: "the batch returned no result for this record".into(),
+            }),
+        };
+        (outcome, self.left)
+    }
+}
+
 struct State<Q, R> {
     queue: Vec<Q>,
+    /// An empty vector with the capacity of an earlier batch's queue, to queue the next batch
+    /// in without allocating.
+    spare: Vec<Q>,
     open_batch: u64,
     leader: bool,
+    /// Batches done whose writers (other than the leader) have not all taken their outcome.
     finished: HashMap<u64, Finished<R>>,
 }
 
@@ -141,7 +166,13 @@ impl<Q, R> std::fmt::Debug for GroupCommit<Q, R> {
 impl<Q, R> Default for GroupCommit<Q, R> {
     fn default() -> Self {
         Self {
-            state: Mutex::new(State { queue: Vec::new(), open_batch: 0, leader: false, finished: HashMap::new() }),
+            state: Mutex::new(State {
+                queue: Vec::new(),
+                spare: Vec::new(),
+                open_batch: 0,
+                leader: false,
+                finished: HashMap::new(),
+            }),
             done: Condvar::new(),
         }
     }
@@ -150,7 +181,8 @@ impl<Q, R> Default for GroupCommit<Q, R> {
 impl<Q, R> GroupCommit<Q, R> {
     /// Queues `request` and returns its result once its batch is done. If no batch is being
     /// written, this writer leads: it runs `execute` on every queued request (its own
-    /// included), which must return one result per request, in order. With `gather`, a new
+    /// included), which must return one result per request, in order (it may drain the
+    /// requests; what it leaves is dropped, and the vector is kept for a later batch). With `gather`, a new
     /// leader first yields the CPU to writers about to queue, until [`GATHER_PATIENCE`] yields
     /// in a row bring none (at most [`GATHER_MAX_YIELDS`]), so they join its batch: worth it
     /// when a batch costs a sync, not when it only copies into buffers.
@@ -159,7 +191,7 @@ impl<Q, R> GroupCommit<Q, R> {
     /// The batch's failure, for every writer of the batch.
     pub fn submit<F>(&self, request: Q, gather: bool, execute: F) -> Result<R, BatchFailure>
     where
-        F: FnOnce(Vec<Q>) -> Result<Vec<R>, BatchFailure>,
+        F: FnOnce(&mut Vec<Q>) -> Result<Vec<R>, BatchFailure>,
     {
         let mut st = self.state.lock();
         let batch = st.open_batch;
@@ -168,23 +200,11 @@ impl<Q, R> GroupCommit<Q, R> {
         let mut execute = Some(execute);
         loop {
             if let Some(done) = st.finished.get_mut(&batch) {
-                let mine = done.results.get_mut(index).and_then(Option::take);
-                let failure = done.failure.clone();
-                done.left -= 1;
-                if done.left == 0 {
+                let (outcome, left) = done.take(index);
+                if left == 0 {
                     st.finished.remove(&batch);
                 }
-                return match (failure, mine) {
-                    (Some(f), _) => Err(f),
-                    (None, Some(r)) => Ok(r),
-                    (None, None) => Err(BatchFailure {
-                        poisoned: false,
-                        operation: "committing",
-                        path: String::new(),
-                        kind: io::ErrorKind::Other,
-                        message: "the batch returned no result for this record".into(),
-                    }),
-                };
+                return outcome;
             }
             if !st.leader
                 && let Some(run) = execute.take()
@@ -215,15 +235,18 @@ impl<Q, R> GroupCommit<Q, R> {
                         }
                     }
                 }
-                let requests = std::mem::take(&mut st.queue);
+                let spare = std::mem::take(&mut st.spare);
+                let mut requests = std::mem::replace(&mut st.queue, spare);
                 let count = requests.len();
                 st.open_batch += 1;
                 drop(st);
                 // A panic in `run` (a bug) still ends the batch: its writers learn it failed
                 // and the next batch gets a leader; then the panic goes on in this thread.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(requests)));
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut requests)));
                 st = self.state.lock();
                 st.leader = false;
+                requests.clear();
+                st.spare = requests;
                 let (outcome, panicked) = match outcome {
                     Ok(outcome) => (outcome, None),
                     Err(payload) => (
@@ -237,7 +260,7 @@ impl<Q, R> GroupCommit<Q, R> {
                         Some(payload),
                     ),
                 };
-                let finished = match outcome {
+                let mut finished = match outcome {
                     Ok(results) if results.len() == count => {
                         Finished { results: results.into_iter().map(Some).collect(), failure: None, left: count }
                     }
@@ -254,13 +277,19 @@ impl<Q, R> GroupCommit<Q, R> {
                     },
                     Err(failure) => Finished { results: Vec::new(), failure: Some(failure), left: count },
                 };
-                st.finished.insert(batch, finished);
+                // The leader takes its own outcome here, so a batch of one never enters the
+                // table of finished batches.
+                let (mine, left) = finished.take(index);
+                if left > 0 {
+                    st.finished.insert(batch, finished);
+                }
+                // Wakes this batch's writers, and those queued meanwhile (one of them leads next).
                 self.done.notify_all();
                 if let Some(payload) = panicked {
                     drop(st);
                     std::panic::resume_unwind(payload);
                 }
-                continue;
+                return mine;
             }
             self.done.wait(&mut st);
         }
@@ -273,13 +302,13 @@ const LSN_LEASE_BLOCK: u64 = 1 << 20;
 /// Writes one batch: assigns LSNs in queue order, frames each record into the active segment
 /// of its window (rolling segments past `max_segment_bytes`), writes each touched segment with
 /// one positional write, and syncs every dirty segment when `always_sync` or a `Sync` request
-/// asks for it.
+/// asks for it. Drains `requests`.
 ///
 /// # Errors
 /// The first I/O failure; the caller poisons the store.
 pub(crate) fn write_batch(
     segments: &Segments,
-    requests: Vec<Request>,
+    requests: &mut Vec<Request>,
     always_sync: bool,
     max_segment_bytes: u64,
     buffer_limit: usize,
@@ -300,7 +329,7 @@ pub(crate) fn write_batch(
 
 fn write_batch_inner(
     segments: &Segments,
-    requests: Vec<Request>,
+    requests: &mut Vec<Request>,
     always_sync: bool,
     max_segment_bytes: u64,
     buffer_limit: usize,
@@ -320,10 +349,11 @@ fn write_batch_inner(
         segments.poison_on_error(raised.store(segments.fs(), segments.dir()))?;
         writer.watermark = raised;
     }
-    let mut buffers: Vec<(u32, u64, Vec<u8>)> = Vec::new();
+    let mut buffers = std::mem::take(&mut writer.batch_buffers);
+    buffers.clear();
     let mut results = Vec::with_capacity(requests.len());
     let mut sync_requested = always_sync;
-    for request in requests {
+    for request in requests.drain(..) {
         let mut rec = match request {
             Request::Sync => {
                 sync_requested = true;
@@ -395,9 +425,10 @@ fn write_batch_inner(
         })?;
         results.push(Some(Placed { lsn, segment, offset, len: frame_len as u32 }));
     }
-    for (id, at, buf) in buffers {
+    for (id, at, buf) in buffers.drain(..) {
         segments.append(&mut writer, id, at, &buf, buffer_limit)?;
     }
+    writer.batch_buffers = buffers;
     if sync_requested {
         let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
         // IMPORTANT 4: every file the batch touched is synced before any writer of the batch
@@ -429,7 +460,7 @@ mod tests {
                             .submit(v, t % 2 == 0, |reqs| {
                                 batches.fetch_add(1, Ordering::SeqCst);
                                 std::thread::yield_now();
-                                Ok(reqs.into_iter().map(|r| r * 2).collect())
+                                Ok(reqs.drain(..).map(|r| r * 2).collect())
                             })
                             .unwrap();
                         assert_eq!(got, v * 2);
@@ -441,6 +472,23 @@ mod tests {
             t.join().unwrap();
         }
         assert!(batches.load(Ordering::SeqCst) <= 1600);
+        assert!(commit.state.lock().finished.is_empty(), "every writer took its outcome");
+    }
+
+    #[test]
+    fn a_writer_alone_leads_a_batch_of_one_without_the_finished_table_and_reuses_the_queue() {
+        let commit: GroupCommit<u64, u64> = GroupCommit::default();
+        for v in 0..3 {
+            assert_eq!(commit.submit(v, false, |reqs| Ok(reqs.drain(..).map(|r| r + 1).collect())).unwrap(), v + 1);
+            let st = commit.state.lock();
+            assert!(st.finished.is_empty());
+            assert!(st.queue.is_empty());
+            assert!(st.queue.capacity() + st.spare.capacity() > 0, "the queue's vector was dropped");
+        }
+        // What the batch leaves undrained is dropped, and its writer still gets its outcome.
+        let failure = commit.submit(9, false, |_| Ok(Vec::new())).unwrap_err();
+        assert!(failure.to_store_error().to_string().contains("wrong number of results"), "{failure:?}");
+        assert!(commit.state.lock().spare.is_empty());
     }
 
     #[test]
@@ -454,7 +502,7 @@ mod tests {
         };
         assert!(leader.join().is_err(), "the panic goes on in the leader's thread");
         // Before, the leader flag stayed set and this writer waited forever.
-        assert_eq!(commit.submit(2, false, |reqs| Ok(reqs.into_iter().map(|r| r * 10).collect())).unwrap(), 20);
+        assert_eq!(commit.submit(2, false, |reqs| Ok(reqs.drain(..).map(|r| r * 10).collect())).unwrap(), 20);
     }
 
     #[test]

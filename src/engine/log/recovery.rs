@@ -462,6 +462,7 @@ pub(crate) fn recover(
         active,
         segments,
         watermark,
+        batch_buffers: Vec::new(),
     };
     Ok(Recovered { index, writer, report })
 }

@@ -142,6 +142,9 @@ pub(crate) struct WriterState {
     /// The persisted floors; `lsn_floor` is also the LSN lease: no LSN at or above it is
     /// assigned before it is raised durably.
     pub watermark: Watermark,
+    /// Empty between batches: a batch gathers its frames per segment here (kept for its
+    /// capacity, so a batch allocates no list of its own).
+    pub batch_buffers: Vec<(u32, u64, Vec<u8>)>,
 }
 
 impl WriterState {
@@ -711,6 +714,7 @@ mod tests {
             active: HashMap::new(),
             segments: HashMap::new(),
             watermark: Watermark::default(),
+            batch_buffers: Vec::new(),
         };
         Segments::new(dir, Arc::new(fs), max_open, (64 << 20, 64 << 10), writer)
     }

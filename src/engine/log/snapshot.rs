@@ -345,6 +345,7 @@ fn build(
         active,
         segments,
         watermark,
+        batch_buffers: Vec::new(),
     };
     Ok(Recovered { index, writer, report })
 }

@@ -94,7 +94,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
         let buffer = if store.config.durability == Durability::Always { 0 } else { store.config.write_buffer_bytes };
         // IMPORTANT 8: the Expired and Removals records are durable before the sweep reports its
         // count or unlinks anything.
-        commit::write_batch(&store.segments, requests, true, store.config.max_segment_bytes, buffer)
+        commit::write_batch(&store.segments, &mut requests, true, store.config.max_segment_bytes, buffer)
             .map_err(|f| poison(f.to_store_error()))?;
     }
 
