@@ -114,6 +114,7 @@ impl<R> Finished<R> {
     /// once), and how many writers have yet to take theirs.
     fn take(&mut self, index: usize) -> (Result<R, BatchFailure>, usize) {
         let mine = self.results.get_mut(index).and_then(Option::take);
+        debug_assert!(self.left > 0, "a writer took its outcome twice");
         self.left = self.left.saturating_sub(1);
         let outcome = match (&self.failure, mine) {
             (Some(f), _) => Err(f.clone()),
@@ -242,11 +243,17 @@ impl<Q, R> GroupCommit<Q, R> {
                 drop(st);
                 // A panic in `run` (a bug) still ends the batch: its writers learn it failed
                 // and the next batch gets a leader; then the panic goes on in this thread.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut requests)));
+                // What `run` leaves is dropped inside the guard too, and outside the lock.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let outcome = run(&mut requests);
+                    requests.clear();
+                    outcome
+                }));
                 st = self.state.lock();
                 st.leader = false;
-                requests.clear();
-                st.spare = requests;
+                if requests.is_empty() {
+                    st.spare = requests;
+                }
                 let (outcome, panicked) = match outcome {
                     Ok(outcome) => (outcome, None),
                     Err(payload) => (
@@ -484,6 +491,9 @@ mod tests {
             assert!(st.finished.is_empty());
             assert!(st.queue.is_empty());
             assert!(st.queue.capacity() + st.spare.capacity() > 0, "the queue's vector was dropped");
+            if v > 0 {
+                assert!(st.queue.capacity() > 0 && st.spare.capacity() > 0, "a warm batch allocated a queue");
+            }
         }
         // What the batch leaves undrained is dropped, and its writer still gets its outcome.
         let failure = commit.submit(9, false, |_| Ok(Vec::new())).unwrap_err();
