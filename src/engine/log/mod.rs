@@ -107,7 +107,7 @@ use lock::DirectoryLock;
 use record::{Outgoing, RecordKind};
 pub use recovery::{IndexSnapshot, LostRegion, RecoveryMode, RecoveryReport, TornTail};
 use recovery::{RecoverySettings, window_of};
-use segment::Segments;
+use segment::{SegmentReader, Segments};
 
 /// The largest `feed_capacity` a [`LogStore`] accepts.
 ///
@@ -538,10 +538,15 @@ impl LogStore {
 
     /// Reads and checks the record of `entry`.
     fn load(&self, entry: &Entry) -> Result<Notification, StoreError> {
+        self.load_with(&mut self.segments.reader(), entry)
+    }
+
+    /// As [`LogStore::load`], through `reader` (which keeps the segments a call reads).
+    fn load_with(&self, reader: &mut SegmentReader<'_>, entry: &Entry) -> Result<Notification, StoreError> {
         let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
         let corrupt = |detail: String| StoreError::Corruption { location: location(), detail };
         let decoded =
-            self.segments.read_with(entry.segment, u64::from(entry.offset), entry.len() as usize, |key, bytes| {
+            reader.read_with(entry.segment, u64::from(entry.offset), entry.len() as usize, |key, bytes| {
                 let frame = record::decode_frame(bytes, key).map_err(|e| e.to_string())?;
                 if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {
                     return Err(format!("a {:?} record where a notification was expected", frame.kind));
@@ -739,7 +744,8 @@ impl FeedStore for LogStore {
         }
         let more = slots.len() > limit;
         slots.truncate(limit);
-        let items = slots.iter().map(|&s| self.load(f.entry(s))).collect::<Result<Vec<_>, _>>()?;
+        let mut reader = self.segments.reader();
+        let items = slots.iter().map(|&s| self.load_with(&mut reader, f.entry(s))).collect::<Result<Vec<_>, _>>()?;
         let next =
             if more { slots.last().map(|&s| crate::Cursor { before_position: f.entry(s).position }) } else { None };
         Ok(Page { items, next })

@@ -171,14 +171,32 @@ struct Descriptors {
     open: HashMap<u32, (Arc<dyn FsFile>, u64)>,
 }
 
+/// What readers know of one segment; shared with [`SegmentReader`]s, which keep it for the
+/// reads of one call.
+#[derive(Debug)]
+pub(crate) struct Published {
+    /// The window whose records it holds.
+    window: i64,
+    /// The checksum key of its frames ([`record::frame_key`] of its id and salt).
+    key: u128,
+    /// How many of its bytes the OS has: reads below this need no flush. A cut after a failed
+    /// sync lowers it before it overwrites anything.
+    flushed: AtomicU64,
+}
+
+impl Published {
+    fn new(id: u32, window: i64, salt: u64, flushed: u64) -> Arc<Self> {
+        Arc::new(Published { window, key: record::frame_key(u64::from(id), salt), flushed: AtomicU64::new(flushed) })
+    }
+}
+
 /// The segment files of one store.
 #[derive(Debug)]
 pub(crate) struct Segments {
     dir: PathBuf,
     fs: Arc<dyn FileSystem>,
-    /// Per segment: its window, and how many of its bytes the OS has (readers may `pread`
-    /// below that).
-    shared: RwLock<HashMap<u32, (i64, u64, AtomicU64)>>,
+    /// Per segment, what readers need: see [`Published`].
+    shared: RwLock<HashMap<u32, Arc<Published>>>,
     descriptors: Mutex<Descriptors>,
     /// The writer's state; lock order: a feed lock, then this.
     pub writer: Mutex<WriterState>,
@@ -202,7 +220,7 @@ impl Segments {
         (max_segment_bytes, preallocate_bytes): (u64, u64),
         writer: WriterState,
     ) -> Self {
-        let shared = writer.segments.iter().map(|(&id, s)| (id, (s.window, s.salt, AtomicU64::new(s.len)))).collect();
+        let shared = writer.segments.iter().map(|(&id, s)| (id, Published::new(id, s.window, s.salt, s.len))).collect();
         Self {
             dir: dir.to_path_buf(),
             fs,
@@ -240,12 +258,12 @@ impl Segments {
 
     /// The checksum key of segment `id`'s frames (`None` once it was removed).
     pub fn frame_key(&self, id: u32) -> Option<u128> {
-        self.shared.read().get(&id).map(|(_, salt, _)| record::frame_key(u64::from(id), *salt))
+        self.shared.read().get(&id).map(|p| p.key)
     }
 
     /// The window of segment `id` (`None` once it was removed).
     pub fn window_of(&self, id: u32) -> Option<i64> {
-        self.shared.read().get(&id).map(|(w, _, _)| *w)
+        self.shared.read().get(&id).map(|p| p.window)
     }
 
     /// An open descriptor of segment `id`, from the LRU or freshly opened.
@@ -339,7 +357,7 @@ impl Segments {
             },
         );
         writer.active.insert(window, id);
-        self.shared.write().insert(id, (window, salt, AtomicU64::new(SEGMENT_HEADER_LEN as u64)));
+        self.shared.write().insert(id, Published::new(id, window, salt, SEGMENT_HEADER_LEN as u64));
         Ok(id)
     }
 
@@ -466,8 +484,8 @@ impl Segments {
     fn roll_back(&self, cuts: &[(u32, u64, u64)]) {
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
         for &(id, from, to) in cuts {
-            if let Some((_, _, flushed)) = self.shared.read().get(&id) {
-                flushed.fetch_min(from, Ordering::SeqCst);
+            if let Some(p) = self.shared.read().get(&id) {
+                p.flushed.fetch_min(from, Ordering::SeqCst);
             }
             let Ok(file) = self.file(id) else { continue };
             // From the end backwards: whatever stops the cut part-way leaves records, then
@@ -642,8 +660,8 @@ impl Segments {
     }
 
     fn publish(&self, id: u32, len: u64) {
-        if let Some((_, _, flushed)) = self.shared.read().get(&id) {
-            flushed.store(len, Ordering::Release);
+        if let Some(p) = self.shared.read().get(&id) {
+            p.flushed.store(len, Ordering::Release);
         }
     }
 
@@ -658,39 +676,74 @@ impl Segments {
         Ok(buf)
     }
 
+    /// A reader for the reads of one call (a page of a feed): it looks each segment up once.
+    pub fn reader(&self) -> SegmentReader<'_> {
+        SegmentReader { segments: self, held: Default::default(), next: 0 }
+    }
+}
+
+/// A segment a [`SegmentReader`] looked up: its id, what readers know of it, its file.
+type HeldSegment = (u32, Arc<Published>, Arc<dyn FsFile>);
+
+/// Reads records for one call. It keeps what it looked up of each segment it read (its
+/// [`Published`] state and file handle), so the reads of a page that fall in the same few
+/// segments take no lock of the segment table or of the descriptor cache after the first.
+/// Keep one only for the reads of one call: it holds the file handles it used open (beyond
+/// the descriptor cache's bound) until it is dropped, and a segment removed meanwhile stays
+/// readable through it (which a caller holding the lock of the feed it reads never meets: a
+/// segment is removed only after every feed's entries in it are).
+pub(crate) struct SegmentReader<'a> {
+    segments: &'a Segments,
+    /// The segments looked up last (a page's records lie in a few: one per window its feed's
+    /// notifications expire in), replaced in turn; inline, so a reader allocates nothing.
+    held: [Option<HeldSegment>; 4],
+    /// The slot of `held` the next segment looked up replaces.
+    next: usize,
+}
+
+impl SegmentReader<'_> {
     /// Calls `f` with the frame key of segment `id` and its `len` bytes at `offset`, written to
     /// the OS first if they are still in the engine's buffer; borrowed from the file's memory
     /// map when it covers them (see [`FsFile::read_with`]). `None` when the segment is gone.
     ///
     /// # Errors
-    /// [`StoreError::Io`] (a failed flush poisons the store).
+    /// [`StoreError::Io`] (a failed flush poisons the store); [`StoreError::Poisoned`] when a
+    /// cut after a failed sync overlapped the read.
     pub fn read_with<R>(
-        &self,
+        &mut self,
         id: u32,
         offset: u64,
         len: usize,
         f: impl FnOnce(u128, &[u8]) -> R,
     ) -> Result<Option<R>, StoreError> {
-        let end = offset + len as u64;
-        let (key, flushed) = match self.shared.read().get(&id) {
-            Some((_, salt, flushed)) => (record::frame_key(u64::from(id), *salt), flushed.load(Ordering::Acquire)),
-            None => return Ok(None),
+        let segments = self.segments;
+        let at = match self.held.iter().position(|h| h.as_ref().is_some_and(|(held, _, _)| *held == id)) {
+            Some(at) => at,
+            None => {
+                let Some(published) = segments.shared.read().get(&id).cloned() else { return Ok(None) };
+                let file = segments.file(id)?;
+                let at = self.next;
+                self.next = (self.next + 1) % self.held.len();
+                self.held[at] = Some((id, published, file));
+                at
+            }
         };
-        if flushed < end {
-            let mut writer = self.writer.lock();
-            self.flush_all(&mut writer)?;
+        let Some((_, published, file)) = &self.held[at] else { return Ok(None) };
+        let end = offset + len as u64;
+        if published.flushed.load(Ordering::Acquire) < end {
+            let mut writer = segments.writer.lock();
+            segments.flush_all(&mut writer)?;
         }
-        let file = self.file(id)?;
+        let key = published.key;
         let mut f = Some(f);
         let mut out = None;
         file.read_with(offset, len, &mut |bytes| out = f.take().map(|f| f(key, bytes)))
-            .map_err(|e| io_error("reading", &self.path(id), e))?;
+            .map_err(|e| io_error("reading", &segments.path(id), e))?;
         // A cut (after a failed sync: `cut_back_on_failed_sync`) lowers the published length
         // before it overwrites anything, so a read it may have overlapped finds the length
         // lowered now, and its result (which may mix old bytes and zeros, even past its
         // checksum) is not used. A read that finds it unchanged ended before the cut began.
-        let cut = self.shared.read().get(&id).is_some_and(|(_, _, flushed)| flushed.load(Ordering::SeqCst) < end);
-        if cut {
+        if published.flushed.load(Ordering::SeqCst) < end {
             return Err(StoreError::Poisoned);
         }
         Ok(out)
@@ -746,12 +799,15 @@ mod tests {
         s.append(&mut w, id, at, b"record bytes", 0).unwrap();
         drop(w);
         // Undisturbed, the read returns what the closure made of the bytes.
-        assert_eq!(s.read_with(id, at, 12, |_, bytes| bytes.to_vec()).unwrap(), Some(b"record bytes".to_vec()));
+        assert_eq!(
+            s.reader().read_with(id, at, 12, |_, bytes| bytes.to_vec()).unwrap(),
+            Some(b"record bytes".to_vec())
+        );
         // A cut that begins while the read is under way (its first step: the published length
         // falls) makes the read's result unusable.
-        let overlapped = s.read_with(id, at, 12, |_, bytes| {
-            if let Some((_, _, flushed)) = s.shared.read().get(&id) {
-                flushed.fetch_min(at, Ordering::SeqCst);
+        let overlapped = s.reader().read_with(id, at, 12, |_, bytes| {
+            if let Some(p) = s.shared.read().get(&id) {
+                p.flushed.fetch_min(at, Ordering::SeqCst);
             }
             bytes.to_vec()
         });
@@ -776,7 +832,7 @@ mod tests {
         assert!(bytes[10..].iter().all(|&b| b == 0));
         // Reads of the cut bytes now ask for a flush, which the (poisoned) store refuses.
         s.poisoned.store(true, Ordering::SeqCst);
-        assert!(matches!(s.read_with(id, at, 20, |_, b| b.to_vec()), Err(StoreError::Poisoned)));
+        assert!(matches!(s.reader().read_with(id, at, 20, |_, b| b.to_vec()), Err(StoreError::Poisoned)));
     }
 
     #[test]
