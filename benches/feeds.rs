@@ -183,9 +183,11 @@ fn reads(c: &mut Criterion) {
 
 fn config() -> Criterion {
     Criterion::default()
-        .sample_size(10)
-        .warm_up_time(scaled_time(Duration::from_millis(500)))
-        .measurement_time(scaled_time(Duration::from_secs(2)))
+        // 20 samples of 3 s: on 2 shared cores, 10 samples of 2 s gave one engine medians 1.7×
+        // apart in one run (benches/README.md, "Reading the targets").
+        .sample_size(20)
+        .warm_up_time(scaled_time(Duration::from_secs(1)))
+        .measurement_time(scaled_time(Duration::from_secs(3)))
         .nresamples(10_000)
         .without_plots()
         .configure_from_args()
