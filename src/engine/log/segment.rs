@@ -688,10 +688,12 @@ type HeldSegment = (u32, Arc<Published>, Arc<dyn FsFile>);
 /// Reads records for one call. It keeps what it looked up of each segment it read (its
 /// [`Published`] state and file handle), so the reads of a page that fall in the same few
 /// segments take no lock of the segment table or of the descriptor cache after the first.
-/// Keep one only for the reads of one call: it holds the file handles it used open (beyond
-/// the descriptor cache's bound) until it is dropped, and a segment removed meanwhile stays
-/// readable through it (which a caller holding the lock of the feed it reads never meets: a
-/// segment is removed only after every feed's entries in it are).
+/// Keep one only for the reads of one call: it holds the file handles (and maps) of up to 4
+/// segments open until it is dropped, beyond the descriptor cache's bound (so concurrent
+/// calls may hold up to 4 descriptors each more than `max_open_files`), and a segment removed
+/// meanwhile stays readable through it. A caller holding the lock of the feed it reads never
+/// meets that: a sweep or a compaction removes or repoints every entry in a segment, under
+/// each feed's write lock, before it forgets the segment.
 pub(crate) struct SegmentReader<'a> {
     segments: &'a Segments,
     /// The segments looked up last (a page's records lie in a few: one per window its feed's
@@ -728,6 +730,7 @@ impl SegmentReader<'_> {
                 at
             }
         };
+        // Filled by the lookup above whenever it is not a hit.
         let Some((_, published, file)) = &self.held[at] else { return Ok(None) };
         let end = offset + len as u64;
         if published.flushed.load(Ordering::Acquire) < end {
@@ -742,7 +745,9 @@ impl SegmentReader<'_> {
         // A cut (after a failed sync: `cut_back_on_failed_sync`) lowers the published length
         // before it overwrites anything, so a read it may have overlapped finds the length
         // lowered now, and its result (which may mix old bytes and zeros, even past its
-        // checksum) is not used. A read that finds it unchanged ended before the cut began.
+        // checksum) is not used. A read that finds it unchanged ended before the cut began (the
+        // fence keeps the reads of the bytes before the load of the length).
+        std::sync::atomic::fence(Ordering::Acquire);
         if published.flushed.load(Ordering::SeqCst) < end {
             return Err(StoreError::Poisoned);
         }
