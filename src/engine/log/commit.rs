@@ -183,10 +183,11 @@ impl<Q, R> GroupCommit<Q, R> {
     /// Queues `request` and returns its result once its batch is done. If no batch is being
     /// written, this writer leads: it runs `execute` on every queued request (its own
     /// included), which must return one result per request, in order (it may drain the
-    /// requests; what it leaves is dropped, and the vector is kept for a later batch). With `gather`, a new
-    /// leader first yields the CPU to writers about to queue, until [`GATHER_PATIENCE`] yields
-    /// in a row bring none (at most [`GATHER_MAX_YIELDS`]), so they join its batch: worth it
-    /// when a batch costs a sync, not when it only copies into buffers.
+    /// requests; what it leaves is dropped, and the vector is kept for a later batch). With
+    /// `gather`, a new leader first yields the CPU to writers about to queue, until
+    /// [`GATHER_PATIENCE`] yields in a row bring none (at most [`GATHER_MAX_YIELDS`]), so they
+    /// join its batch: worth it when a batch costs a sync, not when it only copies into
+    /// buffers.
     ///
     /// # Errors
     /// The batch's failure, for every writer of the batch.

@@ -150,7 +150,7 @@ pub struct LogConfig {
     /// space. `Some(0)` turns preallocation off. Bounds: at most `max_segment_bytes`.
     /// Default (`None`): 64 KiB with [`Durability::Always`], none with
     /// [`Durability::Buffered`], whose writes reach the disk only at a `sync`: there the zeros
-    /// would only double the bytes written to the OS (measured: a fifth of a buffered
+    /// would only double the bytes written to the OS (measured: 3% to 25% of a buffered
     /// append's CPU time, see benches/README.md).
     pub preallocate_bytes: Option<u64>,
     /// With [`Durability::Buffered`]: how many bytes a segment gathers in the engine's own
@@ -905,10 +905,11 @@ impl FeedStore for LogStore {
         }
         let (planned, next, more) = plan_page(since, now, &horizon, expirations, sequenced, limit);
         let mut items = Vec::with_capacity(planned.len());
+        let mut reader = self.segments.reader();
         for p in planned {
             items.push(match p {
                 Planned::Upsert(slot) => match f {
-                    Some(f) => Change::Upserted(Box::new(self.load(f.entry(slot))?)),
+                    Some(f) => Change::Upserted(Box::new(self.load_with(&mut reader, f.entry(slot))?)),
                     None => continue,
                 },
                 Planned::Removed(id, reason) => Change::Removed { id, reason },
