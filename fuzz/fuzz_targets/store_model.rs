@@ -179,8 +179,10 @@ struct FeedSnapshot {
     total: u64,
     unread: u64,
     by_app: Vec<Option<NotificationId>>,
-    upserts: Vec<Notification>,
-    removals: Vec<Change>,
+    /// The whole changes feed, in its order: two candidates that read the same (a replacement
+    /// by identical content, kept in one and lost in the other) differ only in where the
+    /// upsert falls among the removals.
+    changes: Vec<Change>,
 }
 
 fn snapshot(store: &dyn FeedStore) -> Result<Snapshot, StoreError> {
@@ -193,16 +195,8 @@ fn snapshot(store: &dyn FeedStore) -> Result<Snapshot, StoreError> {
         for app in 0..APPS {
             by_app.push(store.get_by_app_id(&f, &format!("app-{app}"))?.map(|n| n.id));
         }
-        let changes = store.changes(&f, None, 1000)?;
-        let mut upserts = Vec::new();
-        let mut removals = Vec::new();
-        for c in changes.items {
-            match c {
-                Change::Upserted(n) => upserts.push(*n),
-                removed => removals.push(removed),
-            }
-        }
-        feeds.push(FeedSnapshot { list, total: counts.total, unread: counts.unread, by_app, upserts, removals });
+        let changes = store.changes(&f, None, 1000)?.items;
+        feeds.push(FeedSnapshot { list, total: counts.total, unread: counts.unread, by_app, changes });
     }
     Ok(Snapshot { feeds })
 }
