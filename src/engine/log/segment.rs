@@ -820,6 +820,34 @@ mod tests {
     }
 
     #[test]
+    fn one_reader_reads_more_segments_than_it_holds_and_each_read_gets_its_own_segment() {
+        // Descriptors for 2 files, a reader that holds 4 segments, 6 segments read in turn twice.
+        let s = segments(2);
+        let at = SEGMENT_HEADER_LEN as u64;
+        let mut w = s.writer.lock();
+        let ids: Vec<u32> = (0..6)
+            .map(|window| {
+                let id = s.create(&mut w, window).unwrap();
+                s.append(&mut w, id, at, format!("segment {id}").as_bytes(), 0).unwrap();
+                id
+            })
+            .collect();
+        drop(w);
+        let mut reader = s.reader();
+        for id in ids.iter().chain(&ids).chain(ids.iter().rev()) {
+            let expected = format!("segment {id}");
+            let got = reader.read_with(*id, at, expected.len(), |key, bytes| (key, bytes.to_vec())).unwrap();
+            assert_eq!(got, Some((s.frame_key(*id).unwrap(), expected.into_bytes())), "segment {id}");
+        }
+        // A segment forgotten since it was held is still read through the reader that holds it,
+        // and is gone for a new one.
+        let last = ids[ids.len() - 1];
+        s.forget(&mut s.writer.lock(), last);
+        assert!(reader.read_with(last, at, 1, |_, b| b.to_vec()).unwrap().is_some());
+        assert_eq!(s.reader().read_with(last, at, 1, |_, b| b.to_vec()).unwrap(), None);
+    }
+
+    #[test]
     fn a_cut_overwrites_with_zeros_from_the_end_and_keeps_the_file_length() {
         let s = segments(4);
         let mut w = s.writer.lock();
