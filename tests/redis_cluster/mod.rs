@@ -42,11 +42,16 @@ fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// Six consecutive free client ports whose cluster bus ports (+10000) are free too.
+/// Six consecutive free client ports whose cluster bus ports (+10000) are free too, all below
+/// Linux's default range of ephemeral ports (32768 and up). A port in that range may be taken
+/// as the local port of any outgoing connection (a redis-cli call, a replica reconnecting)
+/// while a killed node is down, and its restart then cannot listen there: the failover test
+/// timed out that way once in CI (2026-12-01), with client ports from 20,000 to 50,005.
 fn pick_ports() -> Vec<u16> {
     for _ in 0..200 {
         let random = u16::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..2].try_into().unwrap());
-        let base = 20_000 + random % 30_000;
+        // Client ports 12,000..22,005, bus ports 22,000..32,005.
+        let base = 12_000 + random % 10_000;
         let ports: Vec<u16> = (base..base + 6).collect();
         if ports.iter().all(|&p| port_is_free(p) && port_is_free(p + 10_000)) {
             return ports;
@@ -112,9 +117,9 @@ impl Node {
             .spawn()
             .expect("cannot run sh");
         self.watchdog = Some(child);
-        wait_until(Duration::from_secs(20), &format!("redis-server on port {} to answer", self.port), || {
-            cli(self.port, &["ping"]).trim() == "PONG"
-        });
+        // 60 s, like the other waits here; the log says why a server that never answers did not.
+        let answered = wait_for(Duration::from_secs(60), || cli(self.port, &["ping"]).trim() == "PONG");
+        assert!(answered, "redis-server on port {} did not answer within 60 s; its log:\n{}", self.port, self.log());
     }
 
     /// The server's process id (from its pid file).
@@ -154,12 +159,20 @@ impl Node {
 
 /// Polls `ready` until it holds; panics after `limit`. Waiting for external processes is the one
 /// place these tests look at wall time.
-pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+pub fn wait_until(limit: Duration, what: &str, ready: impl FnMut() -> bool) {
+    assert!(wait_for(limit, ready), "timed out after {limit:?} waiting for {what}");
+}
+
+/// Polls `ready` until it holds (true) or `limit` has passed (false).
+pub fn wait_for(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !ready() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        if start.elapsed() >= limit {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    true
 }
 
 impl Cluster {
