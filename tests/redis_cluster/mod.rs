@@ -45,8 +45,9 @@ fn port_is_free(port: u16) -> bool {
 /// Six consecutive free client ports whose cluster bus ports (+10000) are free too, all below
 /// Linux's default range of ephemeral ports (32768 and up). A port in that range may be taken
 /// as the local port of any outgoing connection (a redis-cli call, a replica reconnecting)
-/// while a killed node is down, and its restart then cannot listen there: the failover test
-/// timed out that way once in CI (2026-12-01), with client ports from 20,000 to 50,005.
+/// while a killed node is down, and its restart then cannot listen there. The likely cause of
+/// the one CI failure of the failover test (2026-12-01, client ports then from 20,000 to
+/// 50,005): a restarted node never answered. Its log was not kept; it is printed now.
 fn pick_ports() -> Vec<u16> {
     for _ in 0..200 {
         let random = u16::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..2].try_into().unwrap());
