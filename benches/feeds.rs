@@ -183,8 +183,9 @@ fn reads(c: &mut Criterion) {
 
 fn config() -> Criterion {
     Criterion::default()
-        // 20 samples of 3 s: on 2 shared cores, 10 samples of 2 s gave one engine medians 1.7×
-        // apart in one run (benches/README.md, "Reading the targets").
+        // 20 samples of 3 s: on 2 shared cores, 10 samples of 2 s gave the log engine and its
+        // snapshot variant, the same append code, medians 1.7× apart in one run (the run of
+        // 2026-12-01 13:38, benches/README.md).
         .sample_size(20)
         .warm_up_time(scaled_time(Duration::from_secs(1)))
         .measurement_time(scaled_time(Duration::from_secs(3)))
