@@ -348,6 +348,8 @@ pub(crate) struct UpsertRef<'a> {
     pub notification: StoredNotificationRef<'a>,
 }
 
+impl codec::DecodesInPlace for UpsertRef<'_> {}
+
 #[derive(bincode::Encode)]
 struct DeleteRef<'a> {
     feed: &'a str,
@@ -371,6 +373,17 @@ struct ExpiredRef<'a> {
 struct GroupDeleteRef<'a> {
     feed: &'a str,
     ids: &'a [[u8; 16]],
+}
+
+/// The notification of an `Append`, `Replace` or `StateChange` body, without copying its
+/// strings: what a read needs. The feed key is skipped as bytes (the frame's checksum covers
+/// it, and a read checks the notification's id against its index entry), so a body this
+/// accepts and [`decode_upsert`] refuses has a feed key that is not UTF-8.
+///
+/// # Errors
+/// [`CodecError::Body`] for an invalid body.
+pub(crate) fn decode_upsert_notification(body: &[u8]) -> Result<StoredNotificationRef<'_>, CodecError> {
+    codec::decode_borrowed_last::<(&[u8], u64, Option<[u8; 16]>), StoredNotificationRef<'_>>(body)
 }
 
 /// Decodes an `Append`, `Replace` or `StateChange` body without copying its strings.
@@ -651,6 +664,48 @@ mod tests {
             delete.encode_body().unwrap(),
             codec::encode(&DeleteBody { feed: "f".into(), id: [9; 16] }).unwrap()
         );
+    }
+
+    /// The read path's decoder ([`decode_upsert_notification`]) against the full one, on every
+    /// sample body and on each with any one byte overwritten by any value: they accept the
+    /// same bodies and read the same notification, but where the full one refuses a feed key
+    /// that is not UTF-8, which the read path skips.
+    #[test]
+    fn the_notification_only_decoder_agrees_with_the_full_one_on_damaged_bytes() {
+        let mut compared = 0;
+        for (i, n) in notifications().iter().enumerate() {
+            let feed = if i % 2 == 0 { "user/app" } else { "usér/äpp" };
+            let evicted = (i % 3 == 0).then_some([5; 16]);
+            let outgoing = Outgoing::Upsert { kind: RecordKind::Replace, feed, position: 9, evicted, notification: n };
+            let body = outgoing.encode_body().unwrap();
+            let feed_bytes = 1..1 + feed.len();
+            for at in 0..body.len() {
+                for value in [0, 1, 0x7f, 0x80, 0xc3, 0xfb, 0xff, body[at].wrapping_add(1)] {
+                    let mut damaged = body.clone();
+                    damaged[at] = value;
+                    let full = decode_upsert(&damaged).map(|b| b.notification);
+                    let last = decode_upsert_notification(&damaged);
+                    match (&full, &last) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "byte {at} set to {value}"),
+                        (Err(_), Err(_)) => {}
+                        (Err(_), Ok(_)) => {
+                            let feed_is_text = std::str::from_utf8(&damaged[feed_bytes.clone()]).is_ok();
+                            assert!(
+                                feed_bytes.contains(&at) && !feed_is_text,
+                                "byte {at} set to {value}: only the full decoder refused it"
+                            );
+                        }
+                        (Ok(_), Err(e)) => panic!("byte {at} set to {value}: only the read path refused it: {e}"),
+                    }
+                    compared += 1;
+                }
+            }
+            assert_eq!(decode_upsert_notification(&body).unwrap(), decode_upsert(&body).unwrap().notification);
+            let mut longer = body.clone();
+            longer.push(0);
+            assert!(decode_upsert_notification(&longer).is_err(), "a trailing byte is refused");
+        }
+        assert!(compared > 1000);
     }
 
     #[test]
