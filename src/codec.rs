@@ -135,21 +135,42 @@ fn decode_within<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Resul
     Ok(value)
 }
 
-/// A type that decodes without allocating: each string and byte array it holds is borrowed
-/// from the input, each other field has a fixed size. [`decode_borrowed`] and
+/// A type whose successful decode allocates nothing: each string and byte array it holds is
+/// borrowed from the input, each other field has a fixed size. [`decode_borrowed`] and
 /// [`decode_borrowed_last`] take only such types, so they need no allocation limit: an input
-/// can claim any length, and the claim fails at the end of the input without sizing anything.
-/// (bincode's check of a limit, on every field, was a tenth of the instructions of a page of
-/// reads.) Implement it for nothing that holds a `Vec`, a `String` or a `Box`.
-pub trait DecodesInPlace {}
+/// can claim any length, and the claim fails at the end of the input without sizing anything
+/// (pinned by a test). Dropping bincode's check of a limit, which it makes on every field, cut
+/// 7.5% of the instructions of a page of reads (benches/README.md, "Reads, 2026-12-01
+/// evening").
+///
+/// Sealed: only this crate implements it, and only for types whose decoder allocates nothing
+/// (no `Vec`, `String`, `Box`, map or anything else that sizes memory from a claimed length,
+/// which without a limit a corrupt length could make huge).
+pub trait DecodesInPlace: sealed::Sealed {}
 
-impl DecodesInPlace for StoredNotificationRef<'_> {}
-impl DecodesInPlace for &[u8] {}
-impl DecodesInPlace for &str {}
-impl DecodesInPlace for u64 {}
-impl<const N: usize> DecodesInPlace for [u8; N] {}
-impl<T: DecodesInPlace> DecodesInPlace for Option<T> {}
-impl<A: DecodesInPlace, B: DecodesInPlace, C: DecodesInPlace> DecodesInPlace for (A, B, C) {}
+pub(crate) mod sealed {
+    /// Implemented by the crate's [`super::DecodesInPlace`] types only.
+    pub trait Sealed {}
+}
+
+macro_rules! decodes_in_place {
+    ($([$($generics:tt)*] $t:ty),* $(,)?) => {
+        $(
+            impl<$($generics)*> sealed::Sealed for $t {}
+            impl<$($generics)*> DecodesInPlace for $t {}
+        )*
+    };
+}
+
+decodes_in_place!(
+    ['a] StoredNotificationRef<'a>,
+    ['a] &'a [u8],
+    ['a] &'a str,
+    [] u64,
+    [const N: usize] [u8; N],
+    [T: DecodesInPlace] Option<T>,
+    [A: DecodesInPlace, B: DecodesInPlace, C: DecodesInPlace] (A, B, C),
+);
 
 /// Decodes a value written by [`encode`] (or [`encode_into`]) that borrows its strings from
 /// `bytes`, allocating nothing; trailing bytes are an error.
@@ -166,6 +187,18 @@ where
         return Err(CodecError::Body(format!("{} trailing bytes", bytes.len() - used)));
     }
     Ok(value)
+}
+
+/// Decodes a `T` from the start of `bytes`, as [`decode_borrowed`] does, and returns it with
+/// the number of bytes it took; what follows is not read.
+///
+/// # Errors
+/// [`CodecError::Body`] when `bytes` does not start with a valid encoding of a `T`.
+pub fn decode_borrowed_prefix<'a, T>(bytes: &'a [u8]) -> Result<(T, usize), CodecError>
+where
+    T: bincode::BorrowDecode<'a, ()> + DecodesInPlace,
+{
+    bincode::borrow_decode_from_slice(bytes, bincode::config::standard()).map_err(|e| CodecError::Body(e.to_string()))
 }
 
 /// As [`decode_borrowed`], for a struct whose leading fields are those of `P` (a tuple, read
@@ -318,10 +351,11 @@ pub struct StoredNotificationRef<'a> {
 /// checked as UTF-8 by `text` (below) rather than by `core::str::from_utf8` (the same bytes are
 /// accepted; the check was a tenth of a read's CPU).
 impl<'de: 'a, 'a, C> bincode::BorrowDecode<'de, C> for StoredNotificationRef<'a> {
-    // Two callers share one instance of this (the read path's `decode_borrowed_last` and the
-    // record decoder's `UpsertRef`), and LLVM then inlined it into neither: the decoded
-    // notification (about 200 bytes) was moved out of a call per read. Inlined, the read path
-    // ran 1.4% fewer instructions per page (callgrind; benches/README.md).
+    // Three callers share one instance of this (the read path's `decode_borrowed_last`, the
+    // record decoder's `UpsertRef` and `decode_notification`), and LLVM then inlined it into
+    // none: the decoded notification (about 200 bytes) was moved out of a call per read.
+    // Inlined, the read path ran 1.4% fewer instructions per page (callgrind;
+    // benches/README.md, "Reads, 2026-12-01 evening").
     #[inline(always)]
     fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
         d: &mut D,
@@ -618,6 +652,35 @@ mod tests {
         let mut claim = vec![252];
         claim.extend_from_slice(&1_000_000u32.to_le_bytes());
         assert!(matches!(decode::<String>(&claim), Err(CodecError::Body(_))));
+        Ok(())
+    }
+
+    /// Decoding in place takes no limit: a length claimed anywhere, up to `u64::MAX`, must
+    /// fail at the end of the input, with no allocation sized by it and no panic.
+    #[test]
+    fn in_place_decoding_refuses_any_claimed_length_beyond_the_input() -> Result<(), CodecError> {
+        let n = sample();
+        let stored = StoredNotificationRef::from(&n);
+        let mut body = Vec::new();
+        encode_into(&(&b"user/app"[..], 7u64, Some([3u8; 16]), stored), &mut body)?;
+        type Prefix<'a> = (&'a [u8], u64, Option<[u8; 16]>);
+        assert_eq!(decode_borrowed_last::<Prefix<'_>, StoredNotificationRef<'_>>(&body), Ok(stored));
+        let huge = {
+            let mut v = vec![253];
+            v.extend_from_slice(&u64::MAX.to_le_bytes());
+            v
+        };
+        let mut refused = 0;
+        // Each position where a length or a count may begin: put the huge claim there.
+        for at in 0..body.len() {
+            let mut damaged = body[..at].to_vec();
+            damaged.extend_from_slice(&huge);
+            damaged.extend_from_slice(&body[at..]);
+            let decoded = decode_borrowed_last::<Prefix<'_>, StoredNotificationRef<'_>>(&damaged);
+            refused += usize::from(decoded.is_err());
+            assert!(decode_borrowed::<&[u8]>(&damaged[at..]).is_err());
+        }
+        assert!(refused > body.len() / 2, "only {refused} of {} damaged bodies were refused", body.len());
         Ok(())
     }
 

@@ -549,6 +549,11 @@ impl LogStore {
     /// As [`LogStore::load_with`], handing the notification to `then` where it is decoded: a
     /// page pushes it straight into its vector, instead of moving the whole notification (near
     /// 300 bytes) out through each layer of results.
+    ///
+    /// `then` runs before the read's check for a cut (see [`SegmentReader::read_with`]), so it
+    /// may run for a read that then fails with [`StoreError::Poisoned`], on bytes a cut was
+    /// overwriting: on an error, drop whatever `then` made (as `list` does) and act on none
+    /// of it.
     fn load_then<R>(
         &self,
         reader: &mut SegmentReader<'_>,

@@ -348,6 +348,8 @@ pub(crate) struct UpsertRef<'a> {
     pub notification: StoredNotificationRef<'a>,
 }
 
+// Its fields are all borrowed or fixed-size (see `codec::DecodesInPlace`).
+impl codec::sealed::Sealed for UpsertRef<'_> {}
 impl codec::DecodesInPlace for UpsertRef<'_> {}
 
 #[derive(bincode::Encode)]
@@ -678,7 +680,8 @@ mod tests {
             let evicted = (i % 3 == 0).then_some([5; 16]);
             let outgoing = Outgoing::Upsert { kind: RecordKind::Replace, feed, position: 9, evicted, notification: n };
             let body = outgoing.encode_body().unwrap();
-            let feed_bytes = 1..1 + feed.len();
+            let (key, used) = codec::decode_borrowed_prefix::<&[u8]>(&body).unwrap();
+            let feed_bytes = used - key.len()..used;
             for at in 0..body.len() {
                 for value in [0, 1, 0x7f, 0x80, 0xc3, 0xfb, 0xff, body[at].wrapping_add(1)] {
                     let mut damaged = body.clone();
