@@ -181,8 +181,7 @@ pub fn decode_borrowed<'a, T>(bytes: &'a [u8]) -> Result<T, CodecError>
 where
     T: bincode::BorrowDecode<'a, ()> + DecodesInPlace,
 {
-    let (value, used) = bincode::borrow_decode_from_slice(bytes, bincode::config::standard())
-        .map_err(|e| CodecError::Body(e.to_string()))?;
+    let (value, used) = decode_borrowed_prefix(bytes)?;
     if used != bytes.len() {
         return Err(CodecError::Body(format!("{} trailing bytes", bytes.len() - used)));
     }
@@ -217,11 +216,9 @@ where
     use bincode::de::{Decoder, read::Reader};
     let reader = bincode::de::read::SliceReader::new(bytes);
     let mut decoder = bincode::de::DecoderImpl::new(reader, bincode::config::standard(), ());
-    let body = |d: &mut bincode::de::DecoderImpl<_, _, ()>| {
-        P::borrow_decode(d)?;
-        T::borrow_decode(d)
-    };
-    let value = body(&mut decoder).map_err(|e| CodecError::Body(e.to_string()))?;
+    let value = P::borrow_decode(&mut decoder)
+        .and_then(|_| T::borrow_decode(&mut decoder))
+        .map_err(|e| CodecError::Body(e.to_string()))?;
     match decoder.reader().peek_read(1) {
         None => Ok(value),
         Some(_) => Err(CodecError::Body("trailing bytes after the last field".into())),
