@@ -5,7 +5,7 @@
 //! (`expiry.rs`: about 4 bytes per notification in a window a sweep has not reached), so a
 //! sweep is O(expired).
 //!
-//! Entries are compact (52 bytes): a record location, hashes and the few fields reads filter
+//! Entries are compact (48 bytes): a record location, hashes and the few fields reads filter
 //! on; strings stay on disk (but group names, once per feed). The hash table holds 2-byte slots
 //! while a feed's slots fit (`slot_table.rs`). A hash match is always confirmed against the
 //! full id, or against the record for `appNotificationId`s.
@@ -62,10 +62,11 @@ const PLATFORM_SHIFT: u32 = LEN_BITS;
 const STATES_SHIFT: u32 = LEN_BITS + 4;
 const DEAD_BIT: u32 = 1 << 31;
 
-/// One notification in the index: 52 bytes (4-byte aligned, so no padding). Its app-id hash
+/// One notification in the index: 48 bytes (4-byte aligned, so no padding). Its app-id hash
 /// is not here: it is the id key for ids the store draws ([`keyed_id`]), and the feed keeps it
-/// aside for others. Its sequence is kept as the distance from its position; the rare entry
-/// whose distance does not fit 32 bits has its sequence in the feed's [`FeedIndex`] aside.
+/// aside for others. Its sequence is kept as the distance from its position, and its group as
+/// a 16-bit id; the rare entry whose distance or group does not fit 16 bits has it in the
+/// feed's [`FeedIndex`] aside, found by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C, packed(4))]
 pub(crate) struct Entry {
@@ -79,18 +80,21 @@ pub(crate) struct Entry {
     pub segment: u32,
     /// The offset of that record.
     pub offset: u32,
-    /// Its group in the feed's group table (0: no group).
-    pub group: u32,
+    /// Its group in the feed's group table (0: no group); [`WIDE_GROUP`] when the group's id
+    /// does not fit (the feed holds it aside).
+    group: u16,
     /// The sequence of its last change less its position; [`WIDE_SEQUENCE`] when that does not
     /// fit (the feed holds the sequence aside).
-    sequence_delta: u32,
+    sequence_delta: u16,
     /// Bits 0..22 the record's frame length, 22..26 platform bits, 26..29 the states (read,
     /// action), 31 dead.
     packed: u32,
 }
 
 /// The `sequence_delta` of an entry whose sequence its feed keeps aside.
-const WIDE_SEQUENCE: u32 = u32::MAX;
+const WIDE_SEQUENCE: u16 = u16::MAX;
+/// The `group` of an entry whose group id its feed keeps aside.
+const WIDE_GROUP: u16 = u16::MAX;
 
 impl Entry {
     fn pack(fields: &EntryFields) -> Self {
@@ -102,7 +106,7 @@ impl Entry {
             expiration: fields.expiration,
             segment: fields.segment,
             offset: fields.offset,
-            group: fields.group,
+            group: short_group(fields.group),
             sequence_delta: sequence_delta(fields.position, fields.sequence),
             packed: (fields.len & MAX_ENTRY_LEN)
                 | (u32::from(fields.platforms & 0xF) << PLATFORM_SHIFT)
@@ -117,8 +121,13 @@ impl Entry {
         (delta != WIDE_SEQUENCE).then(|| position + u64::from(delta))
     }
 
-    /// The fields, with `app_hash` and `sequence` filled in by the caller.
-    fn unpack(&self, app_hash: u32, sequence: u64) -> EntryFields {
+    /// Its group id when it fits in the entry (`None`: ask the feed).
+    fn short_group(&self) -> Option<u32> {
+        (self.group != WIDE_GROUP).then_some(u32::from(self.group))
+    }
+
+    /// The fields, with `app_hash`, `sequence` and `group` filled in by the caller.
+    fn unpack(&self, app_hash: u32, sequence: u64, group: u32) -> EntryFields {
         EntryFields {
             id: self.id,
             position: self.position,
@@ -128,7 +137,7 @@ impl Entry {
             offset: self.offset,
             len: self.len(),
             app_hash,
-            group: self.group,
+            group,
             platforms: self.platforms(),
             states: self.states(),
         }
@@ -203,12 +212,17 @@ pub(crate) fn id_key(id: &[u8; 16]) -> u32 {
 }
 
 /// `sequence - position` when it fits below [`WIDE_SEQUENCE`], else [`WIDE_SEQUENCE`].
-fn sequence_delta(position: u64, sequence: u64) -> u32 {
+fn sequence_delta(position: u64, sequence: u64) -> u16 {
     sequence
         .checked_sub(position)
-        .and_then(|d| u32::try_from(d).ok())
+        .and_then(|d| u16::try_from(d).ok())
         .filter(|&d| d != WIDE_SEQUENCE)
         .unwrap_or(WIDE_SEQUENCE)
+}
+
+/// `group` when it fits below [`WIDE_GROUP`], else [`WIDE_GROUP`].
+fn short_group(group: u32) -> u16 {
+    u16::try_from(group).ok().filter(|&g| g != WIDE_GROUP).unwrap_or(WIDE_GROUP)
 }
 
 /// The hash of an `appNotificationId`: the low 32 bits of its XXH3-64 (a fixed, specified
@@ -413,6 +427,9 @@ pub(crate) struct FeedIndex {
     /// position (a notification left untouched across four billion changes of its feed):
     /// empty in practice, and allocated only when not.
     wide_sequences: HashMap<[u8; 16], u64>,
+    /// Group ids of the entries whose id does not fit theirs (a feed with 2^16 - 1 groups or
+    /// more), by notification id.
+    wide_groups: HashMap<[u8; 16], u32>,
     /// How many held entries had expired at some time, kept exact as entries come and go
     /// (`None`: not known, after a rebuild from a snapshot). See [`LiveCount`].
     live_count: Option<LiveCount>,
@@ -450,6 +467,7 @@ impl FeedIndex {
             app_hashes: None,
             unkeyed: 0,
             wide_sequences: HashMap::new(),
+            wide_groups: HashMap::new(),
             // Nothing is held, so nothing has expired, whenever that is asked.
             live_count: Some(LiveCount { as_of: i64::MIN, expired: 0, next_expiration: i64::MAX }),
             groups: Groups::default(),
@@ -498,6 +516,9 @@ impl FeedIndex {
             if e.short_sequence().is_none() {
                 f.wide_sequences.insert(fields.id, fields.sequence);
             }
+            if e.short_group().is_none() {
+                f.wide_groups.insert(fields.id, fields.group);
+            }
         }
         f.unkeyed = parts.entries.iter().filter(|e| e.app_hash != id_key(&e.id)).count();
         if f.unkeyed > 0 {
@@ -534,7 +555,17 @@ impl FeedIndex {
 
     /// Held entries unpacked, with their app-id hashes (for the snapshot), in position order.
     pub fn held_fields(&self) -> impl Iterator<Item = EntryFields> + '_ {
-        self.oldest_first().map(|s| self.entries[s].unpack(self.app_hash_at(s), self.sequence(s)))
+        self.oldest_first().map(|s| self.entries[s].unpack(self.app_hash_at(s), self.sequence(s), self.group_at(s)))
+    }
+
+    /// The group id of the entry at `slot` (0: no group).
+    pub fn group_at(&self, slot: usize) -> u32 {
+        let e = &self.entries[slot];
+        e.short_group().unwrap_or_else(|| {
+            let found = self.wide_groups.get(&e.id).copied();
+            debug_assert!(found.is_some(), "a wide group is kept aside");
+            found.unwrap_or(0)
+        })
     }
 
     /// The sequence of the last change of the entry at `slot`.
@@ -623,6 +654,9 @@ impl FeedIndex {
         if entry.short_sequence().is_none() {
             self.wide_sequences.insert(fields.id, fields.sequence);
         }
+        if entry.short_group().is_none() {
+            self.wide_groups.insert(fields.id, fields.group);
+        }
         if self.entries.last().is_none_or(|last| last.position < entry.position) {
             self.entries.push(entry);
             if let Some(hashes) = self.app_hashes.as_mut() {
@@ -675,7 +709,10 @@ impl FeedIndex {
                 self.app_hashes = None;
             }
         }
-        self.groups.release(e.group);
+        self.groups.release(self.group_at(slot));
+        if e.short_group().is_none() {
+            self.wide_groups.remove(&e.id);
+        }
         if e.short_sequence().is_none() {
             self.wide_sequences.remove(&e.id);
         }
@@ -840,7 +877,8 @@ impl FeedIndex {
                 + self.by_key.allocation_size()
                 + self.app_hashes.as_ref().map_or(0, |h| h.capacity() * std::mem::size_of::<u32>())
                 + self.groups.bytes()
-                + self.wide_sequences.capacity() * (std::mem::size_of::<([u8; 16], u64)>() + 1),
+                + self.wide_sequences.capacity() * (std::mem::size_of::<([u8; 16], u64)>() + 1)
+                + self.wide_groups.capacity() * (std::mem::size_of::<([u8; 16], u32)>() + 1),
             change_log_bytes: self.removals.capacity() * std::mem::size_of::<(u64, [u8; 16], RemovalReason)>()
                 + self.swept.capacity() * std::mem::size_of::<(i64, [u8; 16])>(),
             entries: self.held(),
@@ -1052,14 +1090,14 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_takes_52_bytes_and_keeps_every_field() {
-        assert_eq!(std::mem::size_of::<Entry>(), 52);
+    fn an_entry_takes_48_bytes_and_keeps_every_field() {
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
         for (len, platforms, states) in [(0, 0, 0), (MAX_ENTRY_LEN, 0b1111, 0b111), (1_048_596, 0b1010, 0b101)] {
             let mut fields = entry(7, 9);
             (fields.len, fields.platforms, fields.states) = (len, platforms, states);
             let packed = Entry::pack(&fields);
             assert_eq!(packed.short_sequence(), Some(fields.sequence));
-            assert_eq!(packed.unpack(fields.app_hash, fields.sequence), fields);
+            assert_eq!(packed.unpack(fields.app_hash, fields.sequence, fields.group), fields);
             assert!(!packed.is_dead());
             let mut dead = packed;
             dead.set_states(states | DEAD);
@@ -1071,7 +1109,7 @@ mod tests {
     #[test]
     fn a_sequence_far_from_its_position_is_kept_aside_and_given_back() {
         let mut f = FeedIndex::new(0, 0, i64::MIN);
-        let far = 10 + u64::from(u32::MAX);
+        let far = 10 + u64::from(u16::MAX);
         let mut wide = entry(1, 10);
         wide.sequence = far;
         f.insert(wide, None);
@@ -1080,10 +1118,10 @@ mod tests {
         assert_eq!((f.sequence(s1), f.sequence(s2)), (far, 20));
         assert_eq!(f.held_fields().next().map(|e| e.sequence), Some(far));
         // The longest distance that fits stays in the entry; one more goes aside.
-        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u32::MAX) - 1, 0);
+        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u16::MAX) - 1, 0);
         assert_eq!(f.wide_sequences.len(), 1);
-        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u32::MAX), 0);
-        assert_eq!((f.wide_sequences.len(), f.sequence(s2)), (2, 20 + u64::from(u32::MAX)));
+        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u16::MAX), 0);
+        assert_eq!((f.wide_sequences.len(), f.sequence(s2)), (2, 20 + u64::from(u16::MAX)));
         // Back within reach, or removed: nothing is kept aside.
         f.update_in_place(s1, (1, 96, 10), 11, 1);
         assert_eq!((f.sequence(s1), f.wide_sequences.len()), (11, 1));
@@ -1095,6 +1133,39 @@ mod tests {
         let rebuilt = FeedIndex::from_parts(parts).unwrap();
         assert_eq!(rebuilt.sequence(0), far + 30);
         assert_eq!(rebuilt.held_fields().next().map(|e| e.sequence), Some(far + 30));
+    }
+
+    #[test]
+    fn a_group_id_past_sixteen_bits_is_kept_aside_and_given_back() {
+        // Group ids 1..=65,534 fit an entry; from 65,535 on the feed keeps them aside.
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        let groups = u32::from(WIDE_GROUP) + 2;
+        for g in 1..=groups {
+            let mut e = entry(0, u64::from(g));
+            e.id[..4].copy_from_slice(&g.to_le_bytes());
+            f.insert(e, Some(&format!("g{g}")));
+        }
+        assert_eq!(f.wide_groups.len(), 3);
+        for g in [1, groups - 3, groups - 2, groups - 1, groups] {
+            let slot = (g - 1) as usize;
+            assert_eq!((f.group_id(&format!("g{g}")), f.group_at(slot)), (Some(g), g));
+        }
+        // The snapshot's fields and a rebuild from them keep every group.
+        let fields: Vec<EntryFields> = f.held_fields().collect();
+        assert!(fields.iter().enumerate().all(|(i, e)| e.group == i as u32 + 1));
+        let names = f.group_names().map(Box::from).collect();
+        let rebuilt = FeedIndex::from_parts(FeedParts { entries: fields, group_names: names, ..FeedParts::default() });
+        let rebuilt = rebuilt.unwrap();
+        assert_eq!((rebuilt.wide_groups.len(), rebuilt.group_at((groups - 1) as usize)), (3, groups));
+        // Removing an entry frees its group and what was kept aside for it.
+        let slot = f.slot_of(&f.entry((groups - 1) as usize).id).unwrap();
+        f.remove(slot);
+        assert_eq!((f.wide_groups.len(), f.group_id(&format!("g{groups}"))), (2, None));
+        // A new group takes the freed id, aside again.
+        let mut e = entry(0, u64::from(groups) + 1);
+        e.id[..4].copy_from_slice(&(groups + 1).to_le_bytes());
+        f.insert(e, Some("new"));
+        assert_eq!((f.group_id("new"), f.wide_groups.len()), (Some(groups), 3));
     }
 
     #[test]

@@ -16,12 +16,12 @@
 //!   ([`Durability::Always`]).
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
 //!   at a file's first read, remade as it grows), checking each frame's crc32.
-//! * **Index in memory.** Per feed, 52-byte entries in position order and one hash table of
+//! * **Index in memory.** Per feed, 48-byte entries in position order and one hash table of
 //!   2-byte slots (4-byte past 2^15 entries) serving id and app-id lookups; a global expiry
 //!   order of about 4 bytes per notification; strings stay in the files, group names once per
-//!   feed. [`LogStore::index_stats`] counts it: 63 bytes per notification at 1M in the bench
-//!   of 2026-12-01 11:33 (`2c5ce19`; 66 at 100k, where a feed holds fewer notifications per
-//!   window and group). See `index.rs`, `slot_table.rs`, `expiry.rs`. An append to a full feed
+//!   feed. [`LogStore::index_stats`] counts it: 59 bytes per notification at 1M and 62 at
+//!   100k (where a feed holds fewer notifications per window and group), in a scratch load
+//!   shaped like the bench's on 2026-12-01. See `index.rs`, `slot_table.rs`, `expiry.rs`. An append to a full feed
 //!   (one that evicts) costs O(1) index work, plus a skip over expired notifications not yet
 //!   swept at the feed's old end: each feed keeps its count of expired notifications exact as
 //!   of the last time it was taken, and takes it again (one pass) only when some held
@@ -747,7 +747,7 @@ impl FeedStore for LogStore {
         for slot in f.newest_first(query.cursor.map(|c| c.before_position)) {
             let e = f.entry(slot);
             if e.expiration <= now
-                || group.is_some_and(|g| e.group != g)
+                || group.is_some_and(|g| f.group_at(slot) != g)
                 || query.platform.is_some_and(|p| !f.platforms_of(slot).contains(p))
                 || read_state.is_some_and(|r| e.read_state() != r)
                 || action.is_some_and(|a| e.user_action_state() != a)
@@ -847,7 +847,7 @@ impl FeedStore for LogStore {
         let Some(g) = f.group_id(group) else { return Ok(0) };
         let now = self.now_nanos();
         let members: Vec<Entry> =
-            f.oldest_first().map(|s| *f.entry(s)).filter(|e| e.group == g && e.is_live(now)).collect();
+            f.oldest_first().filter(|&s| f.group_at(s) == g).map(|s| *f.entry(s)).filter(|e| e.is_live(now)).collect();
         if members.is_empty() {
             return Ok(0);
         }
