@@ -415,6 +415,11 @@ pub(crate) struct FeedIndex {
     /// Slots below this are all dead (removed from the front, as evictions and expirations
     /// remove): where [`FeedIndex::oldest_first`] starts.
     dead_prefix: usize,
+    /// `(slot, as_of)`: every entry before `slot` is dead or expired at `as_of`, so at any later
+    /// time: where a search for the oldest live entry (an evicting append's) starts, instead of
+    /// walking the expired entries a sweep has not yet taken, again at each append. Dropped
+    /// when slots move (an insert in place, a compaction).
+    expired_front: Option<(usize, i64)>,
     /// Slots by id key, and by app-id hash where that differs: see [`keyed_id`].
     by_key: SlotTable,
     /// `None` while every entry's id key is its app-id hash; else the app-id hash of each
@@ -463,6 +468,7 @@ impl FeedIndex {
             entries: Vec::new(),
             dead: 0,
             dead_prefix: 0,
+            expired_front: None,
             by_key: SlotTable::default(),
             app_hashes: None,
             unkeyed: 0,
@@ -668,6 +674,7 @@ impl FeedIndex {
             let at = self.entries.partition_point(|e| e.position < entry.position);
             self.entries.insert(at, entry);
             self.dead_prefix = self.dead_prefix.min(at);
+            self.expired_front = None;
             if let Some(hashes) = self.app_hashes.as_mut() {
                 hashes.insert(at, fields.app_hash);
             }
@@ -733,6 +740,7 @@ impl FeedIndex {
             self.entries.retain(|e| !e.is_dead());
             self.dead = 0;
             self.dead_prefix = 0;
+            self.expired_front = None;
             self.rebuild_tables();
             if self.entries.capacity() > self.entries.len() * 2 {
                 self.entries.shrink_to_fit();
@@ -764,6 +772,21 @@ impl FeedIndex {
     /// Non-dead slots, oldest position first.
     pub fn oldest_first(&self) -> impl Iterator<Item = usize> + '_ {
         (self.dead_prefix..self.entries.len()).filter(|&s| !self.entries[s].is_dead())
+    }
+
+    /// The slot of the oldest entry live at `now_nanos` (the one an append to a full feed
+    /// evicts). Amortized O(1) while time does not go back: it starts where the last search
+    /// found every earlier entry dead or expired, so expired entries that no sweep has taken yet
+    /// are walked once, not at each call.
+    pub fn oldest_live(&mut self, now_nanos: i64) -> Option<usize> {
+        let from = match self.expired_front {
+            Some((slot, as_of)) if as_of <= now_nanos => slot.max(self.dead_prefix),
+            _ => self.dead_prefix,
+        };
+        let entries = &self.entries;
+        let found = (from..entries.len()).find(|&s| entries[s].is_live(now_nanos));
+        self.expired_front = Some((found.unwrap_or(entries.len()), now_nanos));
+        found
     }
 
     /// Non-dead entries held (live or expired but not yet swept).
@@ -1264,6 +1287,51 @@ mod tests {
         let held: Vec<u64> = f.oldest_first().map(|s| f.entry(s).position).collect();
         assert_eq!(held, vec![5, 50]);
         assert_eq!(f.newest_first(None).map(|s| f.entry(s).position).collect::<Vec<_>>(), vec![50, 5]);
+    }
+
+    #[test]
+    fn the_oldest_live_entry_is_found_past_expired_ones_and_agrees_with_a_full_scan() {
+        // Entries 1..=40 at positions 10, 20, ...; the odd ones expire at 100, the even ones
+        // at 1_000 + n.
+        let mut f = FeedIndex::new(0, 0, i64::MIN);
+        for n in 1..=40u8 {
+            let mut e = entry(n, u64::from(n) * 10);
+            e.expiration = if n % 2 == 1 { 100 } else { 1_000 + i64::from(n) };
+            f.insert(e, None);
+        }
+        let scan = |f: &FeedIndex, now: i64| f.oldest_first().find(|&s| f.entry(s).is_live(now));
+        let mut checks = 0;
+        // Time moves on, then back, while the oldest live entry is evicted at each step (as an
+        // append to a full feed does), an older position arrives in place, and removals
+        // compact the entries.
+        for (step, now) in [50, 150, 150, 1_004, 1_004, 60, 1_010, 1_010, 1_020, 2_000].into_iter().enumerate() {
+            if step == 6 {
+                let mut e = entry(99, 5);
+                e.expiration = 5_000;
+                f.insert(e, None);
+            }
+            let expected = scan(&f, now);
+            assert_eq!(f.oldest_live(now), expected, "step {step} at {now}");
+            checks += 1;
+            if let Some(slot) = expected {
+                f.remove(slot);
+            }
+        }
+        assert_eq!(checks, 10);
+        assert_eq!(f.oldest_live(2_000), None, "the entry at position 5 was evicted, the rest expired");
+        // Past the found front, a new entry is found.
+        let mut e = entry(100, 1_000);
+        e.expiration = 9_000;
+        f.insert(e, None);
+        assert_eq!(f.oldest_live(2_000).map(|s| f.entry(s).position), Some(1_000));
+        // Removals that compact the entries move every slot down: the search starts over.
+        let before = f.entries.len();
+        while f.entries.len() == before {
+            let oldest = f.oldest_first().next().unwrap();
+            assert_ne!({ f.entry(oldest).position }, 1_000);
+            f.remove(oldest);
+        }
+        assert_eq!(f.oldest_live(2_000).map(|s| f.entry(s).position), Some(1_000));
     }
 
     #[test]

@@ -21,11 +21,13 @@
 //!   order of about 4 bytes per notification; strings stay in the files, group names once per
 //!   feed. [`LogStore::index_stats`] counts it: 59 bytes per notification at 1M and 62 at
 //!   100k (where a feed holds fewer notifications per window and group), in a scratch load
-//!   shaped like the bench's on 2026-12-01. See `index.rs`, `slot_table.rs`, `expiry.rs`. An append to a full feed
-//!   (one that evicts) costs O(1) index work, plus a skip over expired notifications not yet
-//!   swept at the feed's old end: each feed keeps its count of expired notifications exact as
-//!   of the last time it was taken, and takes it again (one pass) only when some held
-//!   notification's expiration has passed since.
+//!   shaped like the bench's on 2026-12-01. See `index.rs`, `slot_table.rs`, `expiry.rs`.
+//!   An append to a full feed (one that evicts) costs amortized O(1) index work: each feed
+//!   keeps its count of expired notifications exact as of the last time it was taken, and
+//!   takes it again (one pass) only when some held notification's expiration has passed
+//!   since; and the search for the oldest live notification, the one evicted, starts where
+//!   the last one ended, so expired notifications no sweep has taken yet are walked once, not
+//!   at each append.
 //! * **Index snapshot** (opt-in, [`LogConfig::index_snapshot`]). A clean close writes the
 //!   index; the next open uses it when every segment is byte for byte what it was, and scans
 //!   every record otherwise (`snapshot.rs`).
@@ -688,8 +690,7 @@ impl FeedStore for LogStore {
             id = draw();
         }
         let capacity = self.config.options.feed_capacity;
-        let victim =
-            if f.live_at_least(capacity, now_n) { f.oldest_first().find(|&s| f.entry(s).is_live(now_n)) } else { None };
+        let victim = if f.live_at_least(capacity, now_n) { f.oldest_live(now_n) } else { None };
         let victim_entry = victim.map(|s| *f.entry(s));
         let target = victim_entry.as_ref().map_or(window, |v| self.shadow_window(v, window));
         let n = Notification::from_new(id, new, expiration, now);
