@@ -5,7 +5,7 @@
 //! (`expiry.rs`: about 4 bytes per notification in a window a sweep has not reached), so a
 //! sweep is O(expired).
 //!
-//! Entries are compact (48 bytes): a record location, hashes and the few fields reads filter
+//! Entries are compact (50 bytes): a record location, hashes and the few fields reads filter
 //! on; strings stay on disk (but group names, once per feed). The hash table holds 2-byte slots
 //! while a feed's slots fit (`slot_table.rs`). A hash match is always confirmed against the
 //! full id, or against the record for `appNotificationId`s.
@@ -62,13 +62,14 @@ const PLATFORM_SHIFT: u32 = LEN_BITS;
 const STATES_SHIFT: u32 = LEN_BITS + 4;
 const DEAD_BIT: u32 = 1 << 31;
 
-/// One notification in the index: 48 bytes (4-byte aligned, so no padding). Its app-id hash
+/// One notification in the index: 50 bytes (2-byte aligned, so no padding). Its app-id hash
 /// is not here: it is the id key for ids the store draws ([`keyed_id`]), and the feed keeps it
-/// aside for others. Its sequence is kept as the distance from its position, and its group as
-/// a 16-bit id; the rare entry whose distance or group does not fit 16 bits has it in the
-/// feed's [`FeedIndex`] aside, found by id.
+/// aside for others. Its sequence is kept as a 32-bit distance from its position (both count
+/// the store's records, so a state change lands far from the append it changes), and its group
+/// as a 16-bit id; the rare entry whose value does not fit has it in the feed's
+/// [`FeedIndex`] aside, found by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C, packed(4))]
+#[repr(C, packed(2))]
 pub(crate) struct Entry {
     /// The notification id.
     pub id: [u8; 16],
@@ -80,19 +81,19 @@ pub(crate) struct Entry {
     pub segment: u32,
     /// The offset of that record.
     pub offset: u32,
+    /// The sequence of its last change less its position; [`WIDE_SEQUENCE`] when that does not
+    /// fit (the feed holds the sequence aside).
+    sequence_delta: u32,
     /// Its group in the feed's group table (0: no group); [`WIDE_GROUP`] when the group's id
     /// does not fit (the feed holds it aside).
     group: u16,
-    /// The sequence of its last change less its position; [`WIDE_SEQUENCE`] when that does not
-    /// fit (the feed holds the sequence aside).
-    sequence_delta: u16,
     /// Bits 0..22 the record's frame length, 22..26 platform bits, 26..29 the states (read,
     /// action), 31 dead.
     packed: u32,
 }
 
 /// The `sequence_delta` of an entry whose sequence its feed keeps aside.
-const WIDE_SEQUENCE: u16 = u16::MAX;
+const WIDE_SEQUENCE: u32 = u32::MAX;
 /// The `group` of an entry whose group id its feed keeps aside.
 const WIDE_GROUP: u16 = u16::MAX;
 
@@ -212,10 +213,10 @@ pub(crate) fn id_key(id: &[u8; 16]) -> u32 {
 }
 
 /// `sequence - position` when it fits below [`WIDE_SEQUENCE`], else [`WIDE_SEQUENCE`].
-fn sequence_delta(position: u64, sequence: u64) -> u16 {
+fn sequence_delta(position: u64, sequence: u64) -> u32 {
     sequence
         .checked_sub(position)
-        .and_then(|d| u16::try_from(d).ok())
+        .and_then(|d| u32::try_from(d).ok())
         .filter(|&d| d != WIDE_SEQUENCE)
         .unwrap_or(WIDE_SEQUENCE)
 }
@@ -265,9 +266,12 @@ pub(crate) fn keyed_id(random: [u8; 16], app_hash: u32) -> [u8; 16] {
 #[derive(Debug, Default)]
 struct Groups {
     /// Group ids (`g`: slot `g - 1`) by the hash of their name.
-    names: hashbrown::HashTable<u32>,
-    /// Slot `g - 1`: group `g`'s name and member count (0: a free slot, its name empty).
-    slots: Vec<(Box<str>, u32)>,
+    table: hashbrown::HashTable<u32>,
+    /// Slot `g - 1`: group `g`'s name (empty for a free slot).
+    names: Vec<Box<str>>,
+    /// Slot `g - 1`: group `g`'s member count (0: a free slot). Apart from the names, so that
+    /// a slot takes 20 bytes, not 24.
+    counts: Vec<u32>,
     free: Vec<u32>,
 }
 
@@ -276,24 +280,26 @@ fn name_hash(name: &str) -> u64 {
 }
 
 /// The hash group `g` is held under: its slot's name's.
-fn group_hash(slots: &[(Box<str>, u32)], g: u32) -> u64 {
-    name_hash(&slots[(g - 1) as usize].0)
+fn group_hash(names: &[Box<str>], g: u32) -> u64 {
+    name_hash(&names[(g - 1) as usize])
 }
 
 impl Groups {
     fn intern(&mut self, name: &str) -> u32 {
         if let Some(g) = self.lookup(name) {
-            self.slots[(g - 1) as usize].1 += 1;
+            self.counts[(g - 1) as usize] += 1;
             return g;
         }
         let g = match self.free.pop() {
             Some(g) => {
-                self.slots[(g - 1) as usize] = (name.into(), 1);
+                let slot = (g - 1) as usize;
+                (self.names[slot], self.counts[slot]) = (name.into(), 1);
                 g
             }
             None => {
-                self.slots.push((name.into(), 1));
-                self.slots.len() as u32
+                self.names.push(name.into());
+                self.counts.push(1);
+                self.names.len() as u32
             }
         };
         self.link(g);
@@ -302,18 +308,20 @@ impl Groups {
 
     /// Makes group `g` findable by the name in its slot.
     fn link(&mut self, g: u32) {
-        let slots = &self.slots;
-        self.names.insert_unique(group_hash(slots, g), g, |&h| group_hash(slots, h));
+        let names = &self.names;
+        self.table.insert_unique(group_hash(names, g), g, |&h| group_hash(names, h));
     }
 
     /// Adds group `g`, the next slot, with `count` members (a snapshot's; 0: a free slot).
     fn adopt(&mut self, name: Box<str>, count: u32) {
-        let g = self.slots.len() as u32 + 1;
+        let g = self.names.len() as u32 + 1;
         if count == 0 {
-            self.slots.push((Box::from(""), 0));
+            self.names.push(Box::from(""));
+            self.counts.push(0);
             self.free.push(g);
         } else {
-            self.slots.push((name, count));
+            self.names.push(name);
+            self.counts.push(count);
             self.link(g);
         }
     }
@@ -322,11 +330,12 @@ impl Groups {
         if g == 0 {
             return;
         }
-        let Some(slot) = self.slots.get_mut((g - 1) as usize) else { return };
-        slot.1 = slot.1.saturating_sub(1);
-        if slot.1 == 0 {
-            let name = std::mem::take(&mut slot.0);
-            if let Ok(found) = self.names.find_entry(name_hash(&name), |&h| h == g) {
+        let slot = (g - 1) as usize;
+        let Some(count) = self.counts.get_mut(slot) else { return };
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            let name = std::mem::take(&mut self.names[slot]);
+            if let Ok(found) = self.table.find_entry(name_hash(&name), |&h| h == g) {
                 found.remove();
             }
             self.free.push(g);
@@ -334,21 +343,28 @@ impl Groups {
     }
 
     fn lookup(&self, name: &str) -> Option<u32> {
-        let slots = &self.slots;
-        self.names.find(name_hash(name), |&g| &*slots[(g - 1) as usize].0 == name).copied()
+        let names = &self.names;
+        self.table.find(name_hash(name), |&g| &*names[(g - 1) as usize] == name).copied()
+    }
+
+    /// The group table as the snapshot stores it: each slot's name, empty for a free slot.
+    fn slot_names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().zip(&self.counts).map(|(name, &count)| if count == 0 { "" } else { &**name })
     }
 
     fn shrink_to_fit(&mut self) {
-        self.slots.shrink_to_fit();
+        self.names.shrink_to_fit();
+        self.counts.shrink_to_fit();
         self.free.shrink_to_fit();
-        let slots = &self.slots;
-        self.names.shrink_to_fit(|&g| group_hash(slots, g));
+        let names = &self.names;
+        self.table.shrink_to_fit(|&g| group_hash(names, g));
     }
 
     fn bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<(Box<str>, u32)>()
-            + self.slots.iter().map(|(n, _)| n.len()).sum::<usize>()
-            + self.names.allocation_size()
+        self.names.capacity() * std::mem::size_of::<Box<str>>()
+            + self.names.iter().map(|n| n.len()).sum::<usize>()
+            + self.counts.capacity() * std::mem::size_of::<u32>()
+            + self.table.allocation_size()
             + self.free.capacity() * std::mem::size_of::<u32>()
     }
 }
@@ -429,11 +445,11 @@ pub(crate) struct FeedIndex {
     /// Entries held (not dead) whose id key is not their app-id hash.
     unkeyed: usize,
     /// The sequences of held entries whose sequence lies more than 2^32 - 2 past their
-    /// position (a notification left untouched across four billion changes of its feed):
-    /// empty in practice, and allocated only when not.
+    /// position (a notification changed four billion records of the store after it was
+    /// written): empty in practice, and allocated only when not.
     wide_sequences: HashMap<[u8; 16], u64>,
-    /// Group ids of the entries whose id does not fit theirs (a feed with 2^16 - 1 groups or
-    /// more), by notification id.
+    /// Group ids of the entries whose group id does not fit an entry's 16 bits (in a feed that
+    /// has held 2^16 - 1 groups at once), by notification id.
     wide_groups: HashMap<[u8; 16], u32>,
     /// How many held entries had expired at some time, kept exact as entries come and go
     /// (`None`: not known, after a rebuild from a snapshot). See [`LiveCount`].
@@ -551,7 +567,7 @@ impl FeedIndex {
     /// The group table (slot `g - 1` names group `g`; an empty name is a free slot), as the
     /// snapshot stores it.
     pub fn group_names(&self) -> impl Iterator<Item = &str> {
-        self.groups.slots.iter().map(|(name, count)| if *count == 0 { "" } else { &**name })
+        self.groups.slot_names()
     }
 
     /// Held entries (not dead), in position order.
@@ -1113,8 +1129,8 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_takes_48_bytes_and_keeps_every_field() {
-        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    fn an_entry_takes_50_bytes_and_keeps_every_field() {
+        assert_eq!(std::mem::size_of::<Entry>(), 50);
         for (len, platforms, states) in [(0, 0, 0), (MAX_ENTRY_LEN, 0b1111, 0b111), (1_048_596, 0b1010, 0b101)] {
             let mut fields = entry(7, 9);
             (fields.len, fields.platforms, fields.states) = (len, platforms, states);
@@ -1132,7 +1148,7 @@ mod tests {
     #[test]
     fn a_sequence_far_from_its_position_is_kept_aside_and_given_back() {
         let mut f = FeedIndex::new(0, 0, i64::MIN);
-        let far = 10 + u64::from(u16::MAX);
+        let far = 10 + u64::from(u32::MAX);
         let mut wide = entry(1, 10);
         wide.sequence = far;
         f.insert(wide, None);
@@ -1140,11 +1156,15 @@ mod tests {
         let (s1, s2) = (f.slot_of(&[1; 16]).unwrap(), f.slot_of(&[2; 16]).unwrap());
         assert_eq!((f.sequence(s1), f.sequence(s2)), (far, 20));
         assert_eq!(f.held_fields().next().map(|e| e.sequence), Some(far));
+        // Sequences count the whole store's records, so a state change lands far from its
+        // append: a million records later stays in the entry.
+        f.update_in_place(s2, (1, 64, 10), 20 + (1 << 20), 0);
+        assert_eq!((f.wide_sequences.len(), f.sequence(s2)), (1, 20 + (1 << 20)));
         // The longest distance that fits stays in the entry; one more goes aside.
-        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u16::MAX) - 1, 0);
+        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u32::MAX) - 1, 0);
         assert_eq!(f.wide_sequences.len(), 1);
-        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u16::MAX), 0);
-        assert_eq!((f.wide_sequences.len(), f.sequence(s2)), (2, 20 + u64::from(u16::MAX)));
+        f.update_in_place(s2, (1, 64, 10), 20 + u64::from(u32::MAX), 0);
+        assert_eq!((f.wide_sequences.len(), f.sequence(s2)), (2, 20 + u64::from(u32::MAX)));
         // Back within reach, or removed: nothing is kept aside.
         f.update_in_place(s1, (1, 96, 10), 11, 1);
         assert_eq!((f.sequence(s1), f.wide_sequences.len()), (11, 1));

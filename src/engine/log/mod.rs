@@ -16,11 +16,11 @@
 //!   ([`Durability::Always`]).
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
 //!   at a file's first read, remade as it grows), checking each frame's crc32.
-//! * **Index in memory.** Per feed, 48-byte entries in position order and one hash table of
+//! * **Index in memory.** Per feed, 50-byte entries in position order and one hash table of
 //!   2-byte slots (4-byte past 2^15 entries) serving id and app-id lookups; a global expiry
 //!   order of about 4 bytes per notification; strings stay in the files, group names once per
-//!   feed. [`LogStore::index_stats`] counts it: 59 bytes per notification at 1M and 62 at
-//!   100k (where a feed holds fewer notifications per window and group), in a scratch load
+//!   feed. [`LogStore::index_stats`] counts it: 60.7 bytes per notification at 1M and 63.8
+//!   at 100k (where a feed holds fewer notifications per window and group), in a scratch load
 //!   shaped like the bench's on 2026-12-01. See `index.rs`, `slot_table.rs`, `expiry.rs`.
 //!   An append to a full feed (one that evicts) costs amortized O(1) index work: each feed
 //!   keeps its count of expired notifications exact as of the last time it was taken, and
@@ -562,7 +562,7 @@ impl LogStore {
         entry: &Entry,
         then: impl FnOnce(Notification) -> R,
     ) -> Result<R, StoreError> {
-        let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), entry.offset);
+        let location = || format!("{} offset {}", self.segments.path(entry.segment).display(), { entry.offset });
         let corrupt = |detail: String| StoreError::Corruption { location: location(), detail };
         let decoded =
             reader.read_with(entry.segment, u64::from(entry.offset), entry.len() as usize, |key, bytes| {

@@ -445,7 +445,7 @@ pub(crate) fn recover(
         // What no sweep counted yet joins the expiry order.
         expiries.extend(f.held_entries().map(|e| (e.expiration, cell.number, id_key(&e.id))));
         for e in f.held_entries() {
-            if let Some(s) = segments.get_mut(&e.segment) {
+            if let Some(s) = segments.get_mut(&{ e.segment }) {
                 s.dead_bytes = s.dead_bytes.saturating_sub(u64::from(e.len()));
             }
         }
