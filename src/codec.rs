@@ -164,6 +164,7 @@ macro_rules! decodes_in_place {
 
 decodes_in_place!(
     ['a] StoredNotificationRef<'a>,
+    ['a] IndexedFieldsRef<'a>,
     ['a] &'a [u8],
     ['a] &'a str,
     [] u64,
@@ -376,6 +377,89 @@ impl<'de: 'a, 'a, C> bincode::BorrowDecode<'de, C> for StoredNotificationRef<'a>
             user_action_state: Decode::decode(d)?,
         })
     }
+}
+
+/// The fields of a stored notification that the log engine's index keeps, read from the
+/// bytes of a [`StoredNotificationRef`] without checking as UTF-8 the strings the index does
+/// not keep (the host name, the contents, the fallback; the app id is kept as bytes, for its
+/// hash): a scanning open reads every record this way. It accepts whatever
+/// [`StoredNotificationRef`]'s decoder accepts, reading the same fields, and also a body whose
+/// skipped strings are not UTF-8 (which a read of that record then reports). Kept in step with
+/// the full decoder by tests and by the `record_decoder` fuzz target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexedFieldsRef<'a> {
+    /// The id's 16 bytes.
+    pub id: [u8; 16],
+    /// `appNotificationId`, unchecked.
+    pub app_notification_id: &'a [u8],
+    /// `groupName`.
+    pub group_name: Option<&'a str>,
+    /// Platform bits.
+    pub platforms: u8,
+    /// Expiration, Unix nanoseconds.
+    pub expiration: i64,
+    /// 0 Unread, 1 Read.
+    pub read_state: u8,
+    /// 0 NoInteraction, 1 Activated, 2 Dismissed, 3 Snoozed.
+    pub user_action_state: u8,
+}
+
+impl<'a> IndexedFieldsRef<'a> {
+    /// The index's fields of a fully decoded notification.
+    pub fn of(n: &StoredNotificationRef<'a>) -> Self {
+        Self {
+            id: n.id,
+            app_notification_id: n.app_notification_id.as_bytes(),
+            group_name: n.group_name,
+            platforms: n.platforms,
+            expiration: n.expiration,
+            read_state: n.read_state,
+            user_action_state: n.user_action_state,
+        }
+    }
+}
+
+/// Walks the fields in [`StoredNotificationRef`]'s order, as its decoder does.
+impl<'de: 'a, 'a, C> bincode::BorrowDecode<'de, C> for IndexedFieldsRef<'a> {
+    #[inline(always)]
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        use bincode::Decode;
+        let id = Decode::decode(d)?;
+        skip_text(d)?; // targetHostName
+        let app_notification_id = <&'a [u8] as bincode::BorrowDecode<'de, C>>::borrow_decode(d)?;
+        let group_name = optional(d, text)?;
+        optional(d, skip_text)?; // payload.rawContent
+        optional(d, |d| skip_text(d).and_then(|()| optional(d, skip_text)))?; // visualContent
+        let platforms = Decode::decode(d)?;
+        let _priority: u8 = Decode::decode(d)?;
+        let _display_time_to_live: Option<u32> = Decode::decode(d)?;
+        let expiration = Decode::decode(d)?;
+        optional(d, |d| {
+            let _delay = u32::decode(d)?;
+            skip_text(d).and_then(|()| optional(d, skip_text))
+        })?; // fallback
+        let _created: i64 = Decode::decode(d)?;
+        let _last_modified: i64 = Decode::decode(d)?;
+        Ok(Self {
+            id,
+            app_notification_id,
+            group_name,
+            platforms,
+            expiration,
+            read_state: Decode::decode(d)?,
+            user_action_state: Decode::decode(d)?,
+        })
+    }
+}
+
+/// A string as bincode encodes `&str` (a varint length, then the bytes), passed over unchecked.
+fn skip_text<'de, C, D>(d: &mut D) -> Result<(), bincode::error::DecodeError>
+where
+    D: bincode::de::BorrowDecoder<'de, Context = C>,
+{
+    <&'de [u8] as bincode::BorrowDecode<'de, C>>::borrow_decode(d).map(|_| ())
 }
 
 /// A borrowed string, as bincode encodes `&str` (a varint length, then the bytes), checked

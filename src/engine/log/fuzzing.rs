@@ -55,8 +55,12 @@ pub fn decode_record(bytes: &[u8], segment_id: u64) -> Result<Decoded, String> {
 /// refuse, or both give the same fields; and unless its view encodes back to the bytes serde
 /// encodes the owned body to. And unless the read path's decoder of the notification alone
 /// reads the same notification wherever the full one succeeds (it may also accept a body
-/// whose feed key is not UTF-8, which it skips).
+/// whose feed key is not UTF-8, which it skips); and unless the scanning open's decoder agrees
+/// with the full one (see [`record::index_decoder_agrees`]).
 fn same_as_the_engines_decoder(body: &[u8], by_serde: &Result<Record, crate::codec::CodecError>) {
+    if let Err(e) = record::index_decoder_agrees(body) {
+        panic!("the open's decoder disagrees: {e}");
+    }
     let view = record::decode_upsert(body);
     let alone = record::decode_upsert_notification(body);
     match (&view, &alone) {

@@ -229,7 +229,12 @@ fn short_group(group: u32) -> u16 {
 /// The hash of an `appNotificationId`: the low 32 bits of its XXH3-64 (a fixed, specified
 /// algorithm: the index snapshot stores these hashes).
 pub(crate) fn app_hash(app_notification_id: &str) -> u32 {
-    xxhash_rust::xxh3::xxh3_64(app_notification_id.as_bytes()) as u32
+    app_hash_of_bytes(app_notification_id.as_bytes())
+}
+
+/// [`app_hash`] of an `appNotificationId`'s bytes.
+pub(crate) fn app_hash_of_bytes(app_notification_id: &[u8]) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(app_notification_id) as u32
 }
 
 fn spread(key: u32) -> u64 {

@@ -388,6 +388,35 @@ pub(crate) fn decode_upsert_notification(body: &[u8]) -> Result<StoredNotificati
     codec::decode_borrowed_last::<(&[u8], u64, Option<[u8; 16]>), StoredNotificationRef<'_>>(body)
 }
 
+/// [`UpsertRef`] with only the fields of its notification that the index keeps: what a
+/// scanning open reads from each upsert record (see [`codec::IndexedFieldsRef`]).
+#[derive(bincode::BorrowDecode, Debug)]
+pub(crate) struct UpsertIndexRef<'a> {
+    /// The feed key.
+    pub feed: &'a str,
+    /// As [`UpsertBody::position`].
+    pub position: u64,
+    /// As [`UpsertBody::evicted`].
+    pub evicted: Option<[u8; 16]>,
+    /// The notification's indexed fields.
+    pub notification: codec::IndexedFieldsRef<'a>,
+}
+
+// Its fields are all borrowed or fixed-size (see `codec::DecodesInPlace`).
+impl codec::sealed::Sealed for UpsertIndexRef<'_> {}
+impl codec::DecodesInPlace for UpsertIndexRef<'_> {}
+
+/// Decodes what the index keeps of an `Append`, `Replace` or `StateChange` body: it accepts
+/// what [`decode_upsert`] accepts, and also a body whose notification has strings the index
+/// does not keep that are not UTF-8 (the frame's checksum vouches for the bytes; a read of the
+/// record checks them).
+///
+/// # Errors
+/// [`CodecError::Body`] for an invalid body.
+pub(crate) fn decode_upsert_for_index(body: &[u8]) -> Result<UpsertIndexRef<'_>, CodecError> {
+    codec::decode_borrowed(body)
+}
+
 /// Decodes an `Append`, `Replace` or `StateChange` body without copying its strings.
 ///
 /// # Errors
@@ -458,6 +487,70 @@ fn frame_crc(key: u128, header_tail: &[u8], body: &[u8]) -> u32 {
     h.update(header_tail);
     h.update(body);
     h.finalize()
+}
+
+/// An upsert body with every string as bytes, in the field order of [`UpsertRef`]: the
+/// layout alone, with no string checked as UTF-8.
+#[cfg(any(test, feature = "fuzzing"))]
+type UpsertLayout<'a> = (
+    &'a [u8],
+    u64,
+    Option<[u8; 16]>,
+    (
+        [u8; 16],
+        &'a [u8],
+        &'a [u8],
+        Option<&'a [u8]>,
+        Option<&'a [u8]>,
+        Option<(&'a [u8], Option<&'a [u8]>)>,
+        u8,
+        u8,
+        Option<u32>,
+        i64,
+        Option<(u32, &'a [u8], Option<&'a [u8]>)>,
+        i64,
+        i64,
+        u8,
+        u8,
+    ),
+);
+
+/// Checks [`decode_upsert_for_index`] against [`decode_upsert`] on `body`: where the full
+/// decoder accepts, the index's reads the same fields; where only the index's accepts, the body
+/// has the layout of an upsert and one of the strings the index does not check is not UTF-8.
+///
+/// # Errors
+/// How they disagree.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn index_decoder_agrees(body: &[u8]) -> Result<(), String> {
+    let full = decode_upsert(body);
+    let index = decode_upsert_for_index(body);
+    match (&full, &index) {
+        (Ok(full), Ok(index)) => {
+            let same = full.feed == index.feed
+                && full.position == index.position
+                && full.evicted == index.evicted
+                && codec::IndexedFieldsRef::of(&full.notification) == index.notification;
+            if same { Ok(()) } else { Err(format!("they read different fields: {full:?} and {index:?}")) }
+        }
+        (Err(_), Err(_)) => Ok(()),
+        (Ok(_), Err(e)) => Err(format!("only the index's decoder refused: {e}")),
+        (Err(_), Ok(_)) => {
+            let layout: Result<(UpsertLayout<'_>, usize), _> =
+                bincode::borrow_decode_from_slice(body, bincode::config::standard());
+            let Ok(((_, _, _, n), used)) = layout else {
+                return Err("only the full decoder refused a bad layout".into());
+            };
+            let skipped = [Some(n.1), Some(n.2), n.4, n.5.map(|v| v.0), n.5.and_then(|v| v.1), n.10.map(|f| f.1)];
+            let skipped = skipped.into_iter().chain([n.10.and_then(|f| f.2)]).flatten();
+            let mut not_text = skipped.filter(|s| std::str::from_utf8(s).is_err());
+            if used == body.len() && not_text.next().is_some() {
+                Ok(())
+            } else {
+                Err("only the full decoder refused, and every unchecked string is UTF-8".into())
+            }
+        }
+    }
 }
 
 /// Appends one frame to `out`.
@@ -709,6 +802,60 @@ mod tests {
             assert!(decode_upsert_notification(&longer).is_err(), "a trailing byte is refused");
         }
         assert!(compared > 1000);
+    }
+
+    #[test]
+    fn the_open_decoder_reads_what_the_full_one_does_and_skips_only_unindexed_strings() {
+        let mut outcomes = (0, 0, 0);
+        for (i, n) in notifications().iter().enumerate() {
+            let feed = if i % 2 == 0 { "user/app" } else { "usér/äpp" };
+            let evicted = (i % 3 == 0).then_some([5; 16]);
+            let outgoing = Outgoing::Upsert { kind: RecordKind::Append, feed, position: 9, evicted, notification: n };
+            let body = outgoing.encode_body().unwrap();
+            let index = decode_upsert_for_index(&body).unwrap();
+            assert_eq!((index.feed, index.position, index.evicted), (feed, 9, evicted));
+            assert_eq!(index.notification.app_notification_id, n.app_notification_id.as_bytes());
+            assert_eq!(index.notification.group_name, n.group_name.as_deref());
+            for at in 0..body.len() {
+                for value in [0, 1, 0x7f, 0x80, 0xc3, 0xfb, 0xff, body[at].wrapping_add(1)] {
+                    let mut damaged = body.clone();
+                    damaged[at] = value;
+                    if let Err(e) = index_decoder_agrees(&damaged) {
+                        panic!("byte {at} set to {value}: {e}");
+                    }
+                    match (decode_upsert(&damaged).is_ok(), decode_upsert_for_index(&damaged).is_ok()) {
+                        (true, _) => outcomes.0 += 1,
+                        (false, true) => outcomes.1 += 1,
+                        (false, false) => outcomes.2 += 1,
+                    }
+                }
+            }
+            let mut longer = body.clone();
+            longer.push(0);
+            assert!(decode_upsert_for_index(&longer).is_err(), "a trailing byte is refused");
+        }
+        // Each way was taken: both accept, only the open's decoder accepts (a title that is no
+        // longer UTF-8), both refuse.
+        assert!(outcomes.0 > 100 && outcomes.1 > 10 && outcomes.2 > 100, "{outcomes:?}");
+    }
+
+    #[test]
+    fn a_string_the_index_keeps_is_checked_and_one_it_skips_is_not() {
+        let mut n = notifications().remove(0);
+        n.group_name = Some("group-ggg".into());
+        n.payload.raw_content = Some("raw-rrr".into());
+        let outgoing =
+            Outgoing::Upsert { kind: RecordKind::Append, feed: "u/a", position: 1, evicted: None, notification: &n };
+        let body = outgoing.encode_body().unwrap();
+        let at = |needle: &[u8]| body.windows(needle.len()).position(|w| w == needle).unwrap() + needle.len() - 1;
+        let mut bad_raw = body.clone();
+        bad_raw[at(b"raw-rrr")] = 0xff;
+        assert!(decode_upsert(&bad_raw).is_err());
+        let index = decode_upsert_for_index(&bad_raw).unwrap();
+        assert_eq!(index.notification.group_name, Some("group-ggg"));
+        let mut bad_group = body.clone();
+        bad_group[at(b"group-ggg")] = 0xff;
+        assert!(decode_upsert(&bad_group).is_err() && decode_upsert_for_index(&bad_group).is_err());
     }
 
     #[test]

@@ -6,13 +6,16 @@
 //! * Any other bad frame is corruption: the open refuses with the segment and offset, unless
 //!   the caller opted into [`RecoveryMode::Salvage`], which skips to the next valid frame and
 //!   reports the bytes it lost.
+//! * An upsert record is read for the fields the index keeps only
+//!   ([`record::decode_upsert_for_index`]: the strings it does not keep are not checked as
+//!   UTF-8, which took a third of the decoding). A read of the record decodes all of it.
 
 use foldhash::{HashMap, HashMapExt};
 use std::path::Path;
 use std::sync::Arc;
 
 use super::fs::FileSystem;
-use super::index::{EntryFields, Index, app_hash, id_key};
+use super::index::{EntryFields, Index, app_hash_of_bytes, id_key};
 use super::record::{self, FRAME_HEADER_LEN, Record, RecordKind, SEGMENT_HEADER_LEN};
 use super::segment::{
     SegmentState, UNSYNCED_FILE, WriterState, io_error, leave_unsynced_marker, parse_segment_file_name,
@@ -251,7 +254,7 @@ fn unsynced_hole(bytes: &[u8], bad: usize, from: usize, segment_id: u128) -> Opt
 fn whole(frame: &record::Frame<'_>) -> bool {
     let span = match frame.kind {
         RecordKind::Append | RecordKind::Replace | RecordKind::StateChange => {
-            record::decode_upsert(frame.body).map(|b| 1 + u64::from(b.evicted.is_some()))
+            record::decode_upsert_for_index(frame.body).map(|b| 1 + u64::from(b.evicted.is_some()))
         }
         kind => Record::decode(kind, frame.body).map(|r| r.span()),
     };
@@ -743,7 +746,7 @@ fn to_op(
     groups: &mut Interner,
 ) -> Result<(Op, u64, bool, Option<i64>), CodecError> {
     if let RecordKind::Append | RecordKind::Replace | RecordKind::StateChange = frame.kind {
-        let body = record::decode_upsert(frame.body)?;
+        let body = record::decode_upsert_for_index(frame.body)?;
         let n = &body.notification;
         let entry = EntryFields {
             id: n.id,
@@ -753,7 +756,7 @@ fn to_op(
             segment: location.0,
             offset: location.1,
             len: location.2,
-            app_hash: app_hash(n.app_notification_id),
+            app_hash: app_hash_of_bytes(n.app_notification_id),
             group: 0,
             platforms: n.platforms,
             states: (n.read_state & 1) | ((n.user_action_state & 3) << 1),
