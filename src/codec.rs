@@ -387,7 +387,7 @@ impl<'de: 'a, 'a, C> bincode::BorrowDecode<'de, C> for StoredNotificationRef<'a>
 /// skipped strings are not UTF-8 (which a read of that record then reports). Kept in step with
 /// the full decoder by tests and by the `record_decoder` fuzz target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IndexedFieldsRef<'a> {
+pub(crate) struct IndexedFieldsRef<'a> {
     /// The id's 16 bytes.
     pub id: [u8; 16],
     /// `appNotificationId`, unchecked.

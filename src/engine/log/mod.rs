@@ -399,7 +399,11 @@ impl LogStore {
                     .map(|s| f.entry(s))
                     .filter(|o| o.id != e.id && o.is_live(now) && (o.position, o.id) > (e.position, e.id));
                 for o in newer {
-                    if self.load(o)?.app_notification_id == self.load(e)?.app_notification_id {
+                    // A record that does not decode (a string that is not UTF-8 under a valid
+                    // checksum: the open does not check the strings the index skips) cannot be
+                    // compared; it stays, and its reads report the corruption.
+                    let (Ok(newer), Ok(older)) = (self.load(o), self.load(e)) else { continue };
+                    if newer.app_notification_id == older.app_notification_id {
                         older_ones.push((cell.key.to_string(), notification_id(e)));
                         break;
                     }

@@ -535,12 +535,20 @@ pub(crate) fn index_decoder_agrees(body: &[u8]) -> Result<(), String> {
         }
         (Err(_), Err(_)) => Ok(()),
         (Ok(_), Err(e)) => Err(format!("only the index's decoder refused: {e}")),
-        (Err(_), Ok(_)) => {
+        (Err(_), Ok(index)) => {
             let layout: Result<(UpsertLayout<'_>, usize), _> =
                 bincode::borrow_decode_from_slice(body, bincode::config::standard());
-            let Ok(((_, _, _, n), used)) = layout else {
+            let Ok(((feed, position, evicted, n), used)) = layout else {
                 return Err("only the full decoder refused a bad layout".into());
             };
+            let i = &index.notification;
+            let same = (feed, position, evicted) == (index.feed.as_bytes(), index.position, index.evicted)
+                && (n.0, n.2, n.3, n.6, n.9)
+                    == (i.id, i.app_notification_id, i.group_name.map(str::as_bytes), i.platforms, i.expiration)
+                && (n.13, n.14) == (i.read_state, i.user_action_state);
+            if !same {
+                return Err(format!("the index's decoder read other values than the layout: {index:?}"));
+            }
             let skipped = [Some(n.1), Some(n.2), n.4, n.5.map(|v| v.0), n.5.and_then(|v| v.1), n.10.map(|f| f.1)];
             let skipped = skipped.into_iter().chain([n.10.and_then(|f| f.2)]).flatten();
             let mut not_text = skipped.filter(|s| std::str::from_utf8(s).is_err());

@@ -441,3 +441,47 @@ fn a_segment_whose_creation_was_interrupted_is_removed_not_refused() {
     fs.overwrite(&path, image);
     assert!(matches!(open(&fs, &clock, LogConfig::default()), Err(StoreError::Corruption { .. })));
 }
+
+#[test]
+fn a_duplicate_app_id_whose_record_does_not_decode_is_left_for_its_reads_to_report() {
+    // `first` (the two-hour window's segment), its delete (the same segment), then `second`
+    // with the freed app id (the next window's segment). The delete is then lost, as a power
+    // loss that keeps one file's records and not another's may lose it, and `second`'s title
+    // is made not UTF-8 under a valid checksum (which only a faulty writer could do).
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let config =
+        || LogConfig { window: SignedDuration::from_mins(10), preallocate_bytes: Some(0), ..LogConfig::default() };
+    let f = feed("u/app");
+    let store = open(&fs, &clock, config()).unwrap();
+    let first = store.append(&f, note("dup", at(&clock, 120))).unwrap();
+    let first_segment = segment_paths(&fs)[0].clone();
+    let before_delete = fs.read_all(&first_segment).unwrap().len();
+    assert!(store.delete(&f, first.id).unwrap());
+    let second = store.append(&f, note("dup", at(&clock, 5))).unwrap();
+    drop(store);
+    let mut image = fs.read_all(&first_segment).unwrap();
+    assert!(image.len() > before_delete, "the delete went to the segment of what it removes");
+    image.truncate(before_delete);
+    fs.overwrite(&first_segment, image);
+    let second_segment = segment_paths(&fs).into_iter().find(|p| *p != first_segment).unwrap();
+    let mut image = fs.read_all(&second_segment).unwrap();
+    let (id, _, salt) = record::decode_segment_header(&image).unwrap();
+    let key = record::frame_key(id, salt);
+    let (kind, lsn, distance, len) = {
+        let frame = record::decode_frame(&image[SEGMENT_HEADER_LEN..], key).unwrap();
+        (frame.kind, frame.lsn, u64::from(frame.unsynced_distance), frame.len())
+    };
+    let frame = &mut image[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + len];
+    let title = frame.windows(12).position(|w| w == b"title of dup").unwrap();
+    frame[title + 11] = 0xff;
+    record::seal_frame(frame, key, kind, lsn, distance);
+    fs.overwrite(&second_segment, image);
+
+    // The open indexes both (it does not check the strings the index skips), cannot compare
+    // the pair, and leaves it: the damaged record's reads report it, the other reads whole.
+    let store = open(&fs, &clock, config()).unwrap();
+    assert!(store.recovery_report().duplicate_app_ids_removed.is_empty());
+    assert_eq!(store.get(&f, first.id).unwrap().map(|n| n.id), Some(first.id));
+    assert!(matches!(store.get(&f, second.id), Err(StoreError::Corruption { .. })));
+}
