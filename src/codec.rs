@@ -404,8 +404,10 @@ pub(crate) struct IndexedFieldsRef<'a> {
     pub user_action_state: u8,
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 impl<'a> IndexedFieldsRef<'a> {
-    /// The index's fields of a fully decoded notification.
+    /// The index's fields of a fully decoded notification (what the checks against the full
+    /// decoder compare).
     pub fn of(n: &StoredNotificationRef<'a>) -> Self {
         Self {
             id: n.id,
