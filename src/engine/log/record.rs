@@ -769,6 +769,36 @@ mod tests {
         );
     }
 
+    /// A sample upsert body, with the feed key, evicted id and notification it was written with.
+    type SampleBody = (Vec<u8>, &'static str, Option<[u8; 16]>, Notification);
+
+    /// Upsert bodies of every sample notification, with the feed and evicted id each was
+    /// written with (every second feed key not ASCII, every third body with an eviction).
+    fn sample_upsert_bodies() -> Vec<SampleBody> {
+        notifications()
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let feed = if i % 2 == 0 { "user/app" } else { "usér/äpp" };
+                let evicted = (i % 3 == 0).then_some([5; 16]);
+                let outgoing =
+                    Outgoing::Upsert { kind: RecordKind::Append, feed, position: 9, evicted, notification: &n };
+                (outgoing.encode_body().unwrap(), feed, evicted, n)
+            })
+            .collect()
+    }
+
+    /// `body` with one byte overwritten, for every byte and 8 values each: `(at, value, bytes)`.
+    fn damaged(body: &[u8]) -> impl Iterator<Item = (usize, u8, Vec<u8>)> + '_ {
+        (0..body.len()).flat_map(move |at| {
+            [0, 1, 0x7f, 0x80, 0xc3, 0xfb, 0xff, body[at].wrapping_add(1)].into_iter().map(move |value| {
+                let mut bytes = body.to_vec();
+                bytes[at] = value;
+                (at, value, bytes)
+            })
+        })
+    }
+
     /// The read path's decoder ([`decode_upsert_notification`]) against the full one, on every
     /// sample body and on each with any one byte overwritten by any value: they accept the
     /// same bodies and read the same notification, but where the full one refuses a feed key
@@ -776,33 +806,25 @@ mod tests {
     #[test]
     fn the_notification_only_decoder_agrees_with_the_full_one_on_damaged_bytes() {
         let mut compared = 0;
-        for (i, n) in notifications().iter().enumerate() {
-            let feed = if i % 2 == 0 { "user/app" } else { "usér/äpp" };
-            let evicted = (i % 3 == 0).then_some([5; 16]);
-            let outgoing = Outgoing::Upsert { kind: RecordKind::Replace, feed, position: 9, evicted, notification: n };
-            let body = outgoing.encode_body().unwrap();
+        for (body, ..) in sample_upsert_bodies() {
             let (key, used) = codec::decode_borrowed_prefix::<&[u8]>(&body).unwrap();
             let feed_bytes = used - key.len()..used;
-            for at in 0..body.len() {
-                for value in [0, 1, 0x7f, 0x80, 0xc3, 0xfb, 0xff, body[at].wrapping_add(1)] {
-                    let mut damaged = body.clone();
-                    damaged[at] = value;
-                    let full = decode_upsert(&damaged).map(|b| b.notification);
-                    let last = decode_upsert_notification(&damaged);
-                    match (&full, &last) {
-                        (Ok(a), Ok(b)) => assert_eq!(a, b, "byte {at} set to {value}"),
-                        (Err(_), Err(_)) => {}
-                        (Err(_), Ok(_)) => {
-                            let feed_is_text = std::str::from_utf8(&damaged[feed_bytes.clone()]).is_ok();
-                            assert!(
-                                feed_bytes.contains(&at) && !feed_is_text,
-                                "byte {at} set to {value}: only the full decoder refused it"
-                            );
-                        }
-                        (Ok(_), Err(e)) => panic!("byte {at} set to {value}: only the read path refused it: {e}"),
+            for (at, value, damaged) in damaged(&body) {
+                let full = decode_upsert(&damaged).map(|b| b.notification);
+                let last = decode_upsert_notification(&damaged);
+                match (&full, &last) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "byte {at} set to {value}"),
+                    (Err(_), Err(_)) => {}
+                    (Err(_), Ok(_)) => {
+                        let feed_is_text = std::str::from_utf8(&damaged[feed_bytes.clone()]).is_ok();
+                        assert!(
+                            feed_bytes.contains(&at) && !feed_is_text,
+                            "byte {at} set to {value}: only the full decoder refused it"
+                        );
                     }
-                    compared += 1;
+                    (Ok(_), Err(e)) => panic!("byte {at} set to {value}: only the read path refused it: {e}"),
                 }
+                compared += 1;
             }
             assert_eq!(decode_upsert_notification(&body).unwrap(), decode_upsert(&body).unwrap().notification);
             let mut longer = body.clone();
@@ -815,27 +837,19 @@ mod tests {
     #[test]
     fn the_open_decoder_reads_what_the_full_one_does_and_skips_only_unindexed_strings() {
         let mut outcomes = (0, 0, 0);
-        for (i, n) in notifications().iter().enumerate() {
-            let feed = if i % 2 == 0 { "user/app" } else { "usér/äpp" };
-            let evicted = (i % 3 == 0).then_some([5; 16]);
-            let outgoing = Outgoing::Upsert { kind: RecordKind::Append, feed, position: 9, evicted, notification: n };
-            let body = outgoing.encode_body().unwrap();
+        for (body, feed, evicted, n) in sample_upsert_bodies() {
             let index = decode_upsert_for_index(&body).unwrap();
             assert_eq!((index.feed, index.position, index.evicted), (feed, 9, evicted));
             assert_eq!(index.notification.app_notification_id, n.app_notification_id.as_bytes());
             assert_eq!(index.notification.group_name, n.group_name.as_deref());
-            for at in 0..body.len() {
-                for value in [0, 1, 0x7f, 0x80, 0xc3, 0xfb, 0xff, body[at].wrapping_add(1)] {
-                    let mut damaged = body.clone();
-                    damaged[at] = value;
-                    if let Err(e) = index_decoder_agrees(&damaged) {
-                        panic!("byte {at} set to {value}: {e}");
-                    }
-                    match (decode_upsert(&damaged).is_ok(), decode_upsert_for_index(&damaged).is_ok()) {
-                        (true, _) => outcomes.0 += 1,
-                        (false, true) => outcomes.1 += 1,
-                        (false, false) => outcomes.2 += 1,
-                    }
+            for (at, value, damaged) in damaged(&body) {
+                if let Err(e) = index_decoder_agrees(&damaged) {
+                    panic!("byte {at} set to {value}: {e}");
+                }
+                match (decode_upsert(&damaged).is_ok(), decode_upsert_for_index(&damaged).is_ok()) {
+                    (true, _) => outcomes.0 += 1,
+                    (false, true) => outcomes.1 += 1,
+                    (false, false) => outcomes.2 += 1,
                 }
             }
             let mut longer = body.clone();
