@@ -94,7 +94,21 @@ impl bincode::enc::write::Writer for BoundedVec {
 /// # Errors
 /// [`CodecError::Body`] when the value does not encode.
 pub fn encode_into<T: bincode::Encode>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    bincode::encode_into_std_write(value, out, config()).map(|_| ()).map_err(|e| CodecError::Body(e.to_string()))
+    bincode::encode_into_writer(value, AppendTo(out), config()).map_err(|e| CodecError::Body(e.to_string()))
+}
+
+/// bincode's writer for [`encode_into`]: appends to a vector directly. bincode's writer over
+/// `std::io::Write` (`encode_into_std_write`) goes through `write_all` for each field, which
+/// the compiler left as calls; this one inlines into the encoders, so a one-byte varint is a
+/// push (callgrind, 30,000 appends of the bench's notifications: see benches/README.md).
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for AppendTo<'_> {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes a value written by [`encode`]; trailing bytes are an error.

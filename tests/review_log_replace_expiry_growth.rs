@@ -3,12 +3,12 @@
 //! the number of replacements, not with the number of notifications.
 //!
 //! `LogStore::append` (src/engine/log/mod.rs, the replacement branch) calls
-//! `index.expect_expiry(...)` for the new version; the old version's `(expiration, feed, id
-//! key)` stays in the `BinaryHeap` (src/engine/log/index.rs, `Index::expiry`) until its time
-//! comes and the sweep discards it. Services update notifications in place by
-//! `appNotificationId` all the time (a counter, a "3 new messages" summary): one notification
-//! replaced once a minute with the default 30-day expiration leaves 43,200 stale heap entries
-//! (16 bytes each, about 690 KB) behind. The budget is 64 bytes of index per
+//! `index.expect_expiry(...)` (now `index.change_expiry`) for the new version; the old version's
+//! `(expiration, feed, id key)` stays in the `BinaryHeap` (src/engine/log/index.rs,
+//! `Index::expiry`) until its time comes and the sweep discards it. Services update notifications
+//! in place by `appNotificationId` all the time (a counter, a "3 new messages" summary): one
+//! notification replaced once a minute with the default 30-day expiration leaves 43,200 stale heap
+//! entries (16 bytes each, about 690 KB) behind. The budget is 64 bytes of index per
 //! notification, measured; `LogStore::index_stats` counts the heap and blows through it.
 //!
 //! Fix: when a replacement keeps the expiration window (or the exact expiration), do not push a

@@ -30,8 +30,8 @@ pub(crate) struct PendingRecord {
     /// The frame: a blank header, then the encoded body (sealed by the leader).
     pub frame: Vec<u8>,
     /// The records this one supersedes, as (segment, frame length): their bytes become dead
-    /// (compaction's estimate).
-    pub supersedes: Vec<(u32, u32)>,
+    /// (compaction's estimate). At most one but for a group delete, so one is kept inline.
+    pub supersedes: smallvec::SmallVec<[(u32, u32); 1]>,
 }
 
 /// What one writer asks of a batch.
@@ -304,6 +304,14 @@ impl<Q, R> GroupCommit<Q, R> {
     }
 }
 
+#[cfg(test)]
+impl<Q, R> GroupCommit<Q, R> {
+    /// How many batches have begun.
+    pub fn batches_begun(&self) -> u64 {
+        self.state.lock().open_batch
+    }
+}
+
 /// How far one durable raise of the LSN lease reaches.
 const LSN_LEASE_BLOCK: u64 = 1 << 20;
 
@@ -321,27 +329,69 @@ pub(crate) fn write_batch(
     max_segment_bytes: u64,
     buffer_limit: usize,
 ) -> Result<Vec<Option<Placed>>, BatchFailure> {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        write_batch_inner(segments, requests, always_sync, max_segment_bytes, buffer_limit)
-    }));
-    match outcome {
+    let mut results = Vec::with_capacity(requests.len());
+    poisoning_on_panic(segments, || {
+        write_requests(segments, requests, always_sync, max_segment_bytes, buffer_limit, |placed| results.push(placed))
+    })?;
+    requests.clear();
+    Ok(results)
+}
+
+/// Writes one record without syncing, by its own caller rather than through a batch: how a
+/// `Buffered` store appends, where a batch would only copy into buffers (there is no sync to
+/// share), so each writer takes the segment writer's lock itself and no queue, leader or table
+/// of results stands between it and the segment's buffer. Writes are ordered by that lock, as
+/// batches are; a `Sync` request (which does go through a batch) takes the same lock, so it
+/// covers every record whose write returned before it. Gives the record back, its frame
+/// sealed (its buffer can be reused).
+///
+/// # Errors
+/// As [`write_batch`]; the caller poisons the store.
+pub(crate) fn write_unsynced(
+    segments: &Segments,
+    record: PendingRecord,
+    max_segment_bytes: u64,
+    buffer_limit: usize,
+) -> Result<(Placed, PendingRecord), BatchFailure> {
+    let mut result = None;
+    let mut request = [Request::Record(record)];
+    poisoning_on_panic(segments, || {
+        write_requests(segments, &mut request, false, max_segment_bytes, buffer_limit, |placed| result = placed)
+    })?;
+    match (result, request) {
+        (Some(placed), [Request::Record(record)]) => Ok((placed, record)),
+        _ => Err(BatchFailure {
+            poisoned: false,
+            operation: "writing",
+            path: String::new(),
+            kind: io::ErrorKind::Other,
+            message: "the write returned no location for its record".into(),
+        }),
+    }
+}
+
+/// Runs `write`, poisoning the store should it panic (a bug), which may have left the writer's
+/// state half updated: nothing more may be written until a reopen recovers from the files.
+fn poisoning_on_panic(segments: &Segments, write: impl FnOnce() -> Result<(), StoreError>) -> Result<(), BatchFailure> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(write)) {
         Ok(outcome) => outcome.map_err(BatchFailure::from_store_error),
         Err(payload) => {
-            // A panic (a bug) may have left the writer's state half updated: nothing more may
-            // be written until a reopen recovers from the files.
             segments.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
             std::panic::resume_unwind(payload)
         }
     }
 }
 
-fn write_batch_inner(
+/// The body of [`write_batch`] and [`write_unsynced`]: hands `placed` each request's result,
+/// in order (`None` for a `Sync`). Takes each record's frame out of `requests`.
+fn write_requests(
     segments: &Segments,
-    requests: &mut Vec<Request>,
+    requests: &mut [Request],
     always_sync: bool,
     max_segment_bytes: u64,
     buffer_limit: usize,
-) -> Result<Vec<Option<Placed>>, StoreError> {
+    mut placed: impl FnMut(Option<Placed>),
+) -> Result<(), StoreError> {
     let mut writer = segments.writer.lock();
     // A batch never runs on a poisoned store: nothing may be written or synced after a failure.
     segments.check_poison()?;
@@ -359,13 +409,12 @@ fn write_batch_inner(
     }
     let mut buffers = std::mem::take(&mut writer.batch_buffers);
     buffers.clear();
-    let mut results = Vec::with_capacity(requests.len());
     let mut sync_requested = always_sync;
-    for request in requests.drain(..) {
-        let mut rec = match request {
+    for request in requests.iter_mut() {
+        let rec = match request {
             Request::Sync => {
                 sync_requested = true;
-                results.push(None);
+                placed(None);
                 continue;
             }
             Request::Record(rec) => rec,
@@ -404,6 +453,12 @@ fn write_batch_inner(
         let distance = (seg_len + pending_here).saturating_sub(synced);
         record::seal_frame(&mut rec.frame, record::frame_key(u64::from(segment), salt), rec.kind, lsn, distance);
         let offset = match buffers.iter_mut().find(|(id, _, _)| *id == segment) {
+            // With a write buffer, the segment's own buffer gathers the frames (no copy in
+            // between), and the frame stays with its request.
+            None if buffer_limit > 0 => {
+                segments.append(&mut writer, segment, seg_len, &rec.frame, buffer_limit)?;
+                seg_len
+            }
             Some((_, at, buf)) => {
                 let offset = *at + buf.len() as u64;
                 buf.extend_from_slice(&rec.frame);
@@ -431,7 +486,7 @@ fn write_batch_inner(
             location: segments.path(segment).display().to_string(),
             detail: "segment offset beyond 4 GiB".into(),
         })?;
-        results.push(Some(Placed { lsn, segment, offset, len: frame_len as u32 }));
+        placed(Some(Placed { lsn, segment, offset, len: frame_len as u32 }));
     }
     for (id, at, buf) in buffers.drain(..) {
         segments.append(&mut writer, id, at, &buf, buffer_limit)?;
@@ -443,7 +498,7 @@ fn write_batch_inner(
         // is told its record is durable (in parallel: one fdatasync's wait for the batch).
         segments.sync_many(&mut writer, &dirty)?;
     }
-    Ok(results)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -78,7 +78,8 @@ impl Bucket {
         let mut runs = Vec::with_capacity(self.runs.len() + tail.len().min(64));
         let mut keys = Vec::with_capacity(self.keys.len() + tail.len());
         let mut sealed = self.runs.iter().copied().peekable();
-        let mut sealed_keys = self.keys.iter().copied();
+        // The sealed keys not yet copied: each run's are copied as one slice.
+        let mut sealed_keys = self.keys.as_slice();
         let mut fresh = tail.chunk_by(|a, b| a.0 == b.0).peekable();
         loop {
             let take_sealed = match (sealed.peek(), fresh.peek()) {
@@ -89,7 +90,9 @@ impl Bucket {
             };
             if take_sealed {
                 let Some((feed, count)) = sealed.next() else { break };
-                keys.extend(sealed_keys.by_ref().take(count as usize));
+                let (run, rest) = sealed_keys.split_at(sealed_keys.len().min(count as usize));
+                keys.extend_from_slice(run);
+                sealed_keys = rest;
                 let mut count = count;
                 if let Some(run) = fresh.next_if(|run| run[0].0 == feed) {
                     keys.extend(run.iter().map(|&(_, key)| key));

@@ -1026,19 +1026,27 @@ impl Index {
         self.feeds.read().clone()
     }
 
-    /// Records that the entry with `id_key` of feed `feed` expires at `expiration`; called
-    /// under the feed's lock, once the entry is in the feed. Cost: O(1) amortized (O(log n) in
-    /// a window a sweep has reached).
-    pub fn expect_expiry(&self, expiration: i64, feed: u32, id_key: u32) {
-        self.expiry.lock().expect(expiration, feed, id_key);
+    /// Records that the entry with id key `new.1` of feed `feed` expires at `new.0`, and first
+    /// takes back (as [`Index::forget_expiry`]) what was recorded for `old` (an entry's
+    /// expiration and id key) when given: what an append, an append that evicts, or a
+    /// replacement changes, under one lock of the order. Called under the feed's lock, once the
+    /// new entry is in the feed. Cost: O(1) amortized (O(log n) in a window a sweep has
+    /// reached).
+    pub fn change_expiry(&self, feed: u32, old: Option<(i64, u32)>, new: (i64, u32)) {
+        let mut order = self.expiry.lock();
+        if let Some((expiration, id_key)) = old {
+            order.forget(expiration, feed, id_key);
+        }
+        order.expect(new.0, feed, new.1);
     }
 
-    /// [`Index::expect_expiry`] for many notifications at once (after recovery): O(n).
+    /// [`Index::change_expiry`]'s record of expirations for many notifications at once (after
+    /// recovery): O(n).
     pub fn expect_expiries(&self, elements: Vec<(i64, u32, u32)>) {
         self.expiry.lock().expect_many(elements);
     }
 
-    /// Takes back what [`Index::expect_expiry`] recorded for an entry being replaced or
+    /// Takes back what [`Index::change_expiry`] recorded for an entry being replaced or
     /// removed, under the feed's lock, so the order's size follows the number of notifications,
     /// not of replacements. Cost: amortized O(1).
     pub fn forget_expiry(&self, expiration: i64, feed: u32, id_key: u32) {

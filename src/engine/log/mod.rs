@@ -253,6 +253,15 @@ impl IndexStats {
     }
 }
 
+thread_local! {
+    /// The frame buffer of this thread's last buffered write, for its next one: a buffered
+    /// append allocates no frame (callgrind, benches/README.md).
+    static SPARE_FRAME: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The largest frame buffer [`SPARE_FRAME`] keeps (a rare large record's buffer is dropped).
+const SPARE_FRAME_MAX: usize = 4096;
+
 /// notifeed's own engine. See the module documentation.
 ///
 /// Cheap to share across threads (`Arc<LogStore>`); every method takes `&self`.
@@ -502,17 +511,22 @@ impl LogStore {
         let gather = always || matches!(request, Request::Sync);
         self.commit
             .submit(request, gather, |requests| commit::write_batch(&self.segments, requests, always, max, buffer))
-            .map_err(|failure| {
-                // IMPORTANT 7: never retry; refuse every later mutation until reopened.
-                self.segments.poisoned.store(true, Ordering::SeqCst);
-                failure.to_store_error()
-            })
+            .map_err(|failure| self.poison(failure))
+    }
+
+    /// Poisons the store after a failed write or sync, and says why.
+    fn poison(&self, failure: commit::BatchFailure) -> StoreError {
+        // IMPORTANT 7: never retry; refuse every later mutation until reopened.
+        self.segments.poisoned.store(true, Ordering::SeqCst);
+        failure.to_store_error()
     }
 
     /// Writes `record` into a segment of `window`; `supersedes` are the entries whose records
-    /// it makes dead.
+    /// it makes dead. A `Buffered` store writes it itself ([`commit::write_unsynced`]), in a
+    /// frame buffer this thread reuses; an `Always` store, through group commit.
     fn write(&self, record: &Outgoing<'_>, window: i64, supersedes: &[Entry]) -> Result<Placed, StoreError> {
-        let frame = record.encode_unsealed_frame().map_err(|e| StoreError::Corruption {
+        let mut frame = SPARE_FRAME.take();
+        record.encode_unsealed_frame_into(&mut frame).map_err(|e| StoreError::Corruption {
             location: format!("a {:?} record", record.kind()),
             detail: format!("cannot encode: {e}"),
         })?;
@@ -525,6 +539,20 @@ impl LogStore {
             frame,
             supersedes: supersedes.iter().map(|e| (e.segment, e.len())).collect(),
         };
+        if self.config.durability == Durability::Buffered {
+            self.check_poison()?;
+            let (placed, written) = commit::write_unsynced(
+                &self.segments,
+                pending,
+                self.config.max_segment_bytes,
+                self.config.write_buffer_bytes,
+            )
+            .map_err(|failure| self.poison(failure))?;
+            if written.frame.capacity() <= SPARE_FRAME_MAX {
+                SPARE_FRAME.set(written.frame);
+            }
+            return Ok(placed);
+        }
         self.submit(Request::Record(pending))?.ok_or_else(|| StoreError::Backend {
             engine: "log",
             detail: "the commit returned no location for a record".into(),
@@ -679,11 +707,14 @@ impl FeedStore for LogStore {
                 notification: &n,
             };
             let placed = self.write(&record, self.shadow_window(&old_entry, window), &[old_entry])?;
-            self.index.forget_expiry(old_entry.expiration, cell.number, old_entry.id_key());
             f.remove(slot);
             f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), n.group_name.as_deref());
             f.latest_sequence = f.latest_sequence.max(placed.lsn);
-            self.index.expect_expiry(timestamp_to_nanos(n.expiration), cell.number, index::id_key(&n.id.to_bytes()));
+            self.index.change_expiry(
+                cell.number,
+                Some((old_entry.expiration, old_entry.id_key())),
+                (timestamp_to_nanos(n.expiration), index::id_key(&n.id.to_bytes())),
+            );
             return Ok(n);
         }
         // An id whose key is the app id's hash: one index slot finds it both ways.
@@ -708,13 +739,16 @@ impl FeedStore for LogStore {
         let placed = self.write(&record, target, victim_entry.as_slice())?;
         let sequence = placed.lsn + record.span() - 1;
         if let (Some(slot), Some(v)) = (victim, victim_entry) {
-            self.index.forget_expiry(v.expiration, cell.number, v.id_key());
             f.remove(slot);
             f.log_removal(placed.lsn, v.id, RemovalReason::Evicted, self.config.options.removal_log_capacity);
         }
         f.insert(Self::entry_for(&n, placed, sequence, sequence), n.group_name.as_deref());
         f.latest_sequence = f.latest_sequence.max(sequence);
-        self.index.expect_expiry(timestamp_to_nanos(n.expiration), cell.number, index::id_key(&id.to_bytes()));
+        self.index.change_expiry(
+            cell.number,
+            victim_entry.map(|v| (v.expiration, v.id_key())),
+            (timestamp_to_nanos(n.expiration), index::id_key(&id.to_bytes())),
+        );
         Ok(n)
     }
 

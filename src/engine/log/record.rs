@@ -311,17 +311,28 @@ impl Outgoing<'_> {
     /// [`CodecError::Body`] when the body does not encode or exceeds [`MAX_BODY_LEN`].
     pub fn encode_unsealed_frame(&self) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::with_capacity(512);
+        self.encode_unsealed_frame_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`Outgoing::encode_unsealed_frame`] into `out`, which is cleared first (so a writer can
+    /// reuse one buffer for all its frames).
+    ///
+    /// # Errors
+    /// As [`Outgoing::encode_unsealed_frame`].
+    pub fn encode_unsealed_frame_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.clear();
         out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
         match *self {
             Outgoing::Upsert { feed, position, evicted, notification, .. } => codec::encode_into(
                 &UpsertRef { feed, position, evicted, notification: StoredNotificationRef::from(notification) },
-                &mut out,
+                out,
             )?,
-            Outgoing::Delete { feed, id } => codec::encode_into(&DeleteRef { feed, id }, &mut out)?,
-            Outgoing::GroupDelete { feed, ids } => codec::encode_into(&GroupDeleteRef { feed, ids }, &mut out)?,
-            Outgoing::Expired { feed, expired } => codec::encode_into(&ExpiredRef { feed, expired }, &mut out)?,
+            Outgoing::Delete { feed, id } => codec::encode_into(&DeleteRef { feed, id }, out)?,
+            Outgoing::GroupDelete { feed, ids } => codec::encode_into(&GroupDeleteRef { feed, ids }, out)?,
+            Outgoing::Expired { feed, expired } => codec::encode_into(&ExpiredRef { feed, expired }, out)?,
             Outgoing::Removals { feed, forgotten_through, removals } => {
-                codec::encode_into(&RemovalsRef { feed, forgotten_through, removals }, &mut out)?
+                codec::encode_into(&RemovalsRef { feed, forgotten_through, removals }, out)?
             }
         }
         if out.len() - FRAME_HEADER_LEN > MAX_BODY_LEN {
@@ -330,7 +341,7 @@ impl Outgoing<'_> {
                 out.len() - FRAME_HEADER_LEN
             )));
         }
-        Ok(out)
+        Ok(())
     }
 }
 

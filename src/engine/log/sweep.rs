@@ -148,6 +148,6 @@ fn sweep_request(record: &Outgoing<'_>, what: &str, window: i64, removes: bool) 
         removes,
         expiration: record.swept_expiration(),
         frame,
-        supersedes: Vec::new(),
+        supersedes: smallvec::SmallVec::new(),
     }))
 }

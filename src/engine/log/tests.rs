@@ -485,3 +485,68 @@ fn a_duplicate_app_id_whose_record_does_not_decode_is_left_for_its_reads_to_repo
     assert_eq!(store.get(&f, first.id).unwrap().map(|n| n.id), Some(first.id));
     assert!(matches!(store.get(&f, second.id), Err(StoreError::Corruption { .. })));
 }
+
+#[test]
+fn a_buffered_append_is_written_by_its_caller_and_only_a_sync_runs_a_batch() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let buffered = || LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
+    let store = open(&fs, &clock, buffered()).unwrap();
+    let appended: Vec<Notification> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let (store, clock) = (&store, &clock);
+                scope.spawn(move || {
+                    (0..50)
+                        .map(|i| {
+                            let f = feed(&format!("u{}/app", i % 3));
+                            store.append(&f, note(&format!("{t}-{i}"), at(clock, 30 + 90 * (i % 2)))).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        writers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(store.commit.batches_begun(), 0, "a buffered append went through group commit");
+    store.sync().unwrap();
+    assert_eq!(store.commit.batches_begun(), 1);
+    let crashed = fs.crash(None);
+    std::mem::forget(store);
+    let store = open(&crashed, &clock, buffered()).unwrap();
+    for n in &appended {
+        let f = feed(&format!("u{}/app", n.app_notification_id.split('-').nth(1).unwrap().parse::<u32>().unwrap() % 3));
+        assert_eq!(store.get(&f, n.id).unwrap().as_ref(), Some(n), "{} lost or altered", n.app_notification_id);
+    }
+}
+
+#[test]
+fn a_reused_frame_buffer_carries_nothing_of_the_record_before() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let buffered = || LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
+    let f = feed("u/app");
+    let store = open(&fs, &clock, buffered()).unwrap();
+    let mut long = note("long", at(&clock, 30));
+    long.payload.raw_content = Some("x".repeat(3000));
+    let mut longer = note("longer", at(&clock, 30));
+    longer.payload.raw_content = Some("y".repeat(SPARE_FRAME_MAX + 1000));
+    let written = [
+        store.append(&f, long).unwrap(),
+        store.append(&f, note("short", at(&clock, 30))).unwrap(),
+        store.append(&f, longer).unwrap(),
+        store.append(&f, note("short again", at(&clock, 30))).unwrap(),
+    ];
+    store.sync().unwrap();
+    let crashed = fs.crash(None);
+    std::mem::forget(store);
+    let paths = segment_paths(&crashed);
+    assert_eq!(paths.len(), 1);
+    let id = segment::parse_segment_file_name(&paths[0]).unwrap();
+    let bytes = crashed.read_all(&paths[0]).unwrap();
+    assert_eq!(frame_ends(&bytes, u64::from(id)).len(), written.len(), "a frame held more than its record");
+    let store = open(&crashed, &clock, buffered()).unwrap();
+    for n in &written {
+        assert_eq!(store.get(&f, n.id).unwrap().as_ref(), Some(n));
+    }
+}
