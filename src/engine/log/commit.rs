@@ -3,6 +3,10 @@
 //!
 //! Followers learn the batch's fate, success or failure. A failure poisons the store (the
 //! caller's job); a failed sync is never retried.
+//!
+//! A `Buffered` store's records skip the queue ([`write_unsynced`]): with no sync to share, a
+//! batch would only copy into buffers, so each writer writes its own record under the segment
+//! writer's lock, which orders every write (batches take it too).
 
 use foldhash::{HashMap, HashMapExt};
 use std::io;
@@ -444,9 +448,8 @@ fn write_requests(
         let lsn = writer.next_lsn;
         writer.next_lsn += rec.span.max(1);
         writer.assigned_through = writer.next_lsn - 1;
-        let seg_len = writer.segments.get(&segment).map_or(0, |s| s.len);
-        let salt = writer.segments.get(&segment).map_or(0, |s| s.salt);
-        let synced = writer.segments.get(&segment).map_or(0, |s| s.synced_len);
+        let (seg_len, salt, synced) =
+            writer.segments.get(&segment).map_or((0, 0, 0), |s| (s.len, s.salt, s.synced_len));
         let pending_here = buffers.iter().find(|(id, _, _)| *id == segment).map_or(0, |(_, _, b)| b.len() as u64);
         // The unsynced distance: how far back the durable prefix ends (recovery tells a hole in
         // an unsynced write from corruption by it).
@@ -469,7 +472,9 @@ fn write_requests(
                 seg_len
             }
         };
-        if let Some(s) = writer.segments.get_mut(&segment) {
+        if (rec.removes || rec.expiration.is_some())
+            && let Some(s) = writer.segments.get_mut(&segment)
+        {
             if rec.removes {
                 s.max_removal_lsn = s.max_removal_lsn.max(lsn + rec.span - 1);
             }

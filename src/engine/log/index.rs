@@ -11,6 +11,7 @@
 //! full id, or against the record for `appNotificationId`s.
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
@@ -943,18 +944,20 @@ pub(crate) struct FeedCell {
 
 const SHARDS: usize = 64;
 
+/// The feeds of one shard, found by the hash of their key (computed once per lookup: its bits
+/// 32..38 choose the shard, and the table uses its low and top bits).
+type Shard = RwLock<hashbrown::HashTable<Arc<FeedCell>>>;
+
 /// The whole index: feeds sharded by key, and the expiry order.
 #[derive(Debug)]
 pub(crate) struct Index {
-    shards: Vec<RwLock<HashMap<Box<str>, Arc<FeedCell>>>>,
+    shards: Vec<Shard>,
+    /// Hashes feed keys, for both the shard and the table in it.
+    key_hasher: foldhash::fast::RandomState,
     feeds: RwLock<Vec<Arc<FeedCell>>>,
     expiry: Mutex<ExpiryOrder>,
     /// What new feeds start with: (latest sequence, forgotten removals, forgotten expirations).
     new_feed_horizon: (u64, u64, i64),
-}
-
-fn shard_of(key: &str) -> usize {
-    (crc32fast::hash(key.as_bytes()) as usize) % SHARDS
 }
 
 impl Index {
@@ -962,11 +965,18 @@ impl Index {
     /// windows `window_nanos` wide (the store's).
     pub fn new(new_feed_horizon: (u64, u64, i64), window_nanos: i64) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(hashbrown::HashTable::new())).collect(),
+            key_hasher: foldhash::fast::RandomState::default(),
             feeds: RwLock::new(Vec::new()),
             expiry: Mutex::new(ExpiryOrder::new(window_nanos)),
             new_feed_horizon,
         }
+    }
+
+    /// The hash of feed key `key` and the shard that holds it.
+    fn shard_of(&self, key: &str) -> (u64, &Shard) {
+        let hash = self.key_hasher.hash_one(key);
+        (hash, &self.shards[(hash >> 32) as usize % SHARDS])
     }
 
     /// Changes the horizon of feeds created from now on (recovery sets it once replay is done).
@@ -981,16 +991,18 @@ impl Index {
 
     /// The feed named `key`, if it has ever been written since open.
     pub fn feed(&self, key: &str) -> Option<Arc<FeedCell>> {
-        self.shards[shard_of(key)].read().get(key).cloned()
+        let (hash, shard) = self.shard_of(key);
+        shard.read().find(hash, |cell| *cell.key == *key).cloned()
     }
 
     /// The feed named `key`, created when missing.
     pub fn feed_or_create(&self, key: &str) -> Arc<FeedCell> {
-        if let Some(cell) = self.feed(key) {
-            return cell;
+        let (hash, shard) = self.shard_of(key);
+        if let Some(cell) = shard.read().find(hash, |cell| *cell.key == *key) {
+            return Arc::clone(cell);
         }
-        let mut shard = self.shards[shard_of(key)].write();
-        if let Some(cell) = shard.get(key) {
+        let mut shard = shard.write();
+        if let Some(cell) = shard.find(hash, |cell| *cell.key == *key) {
             return Arc::clone(cell);
         }
         let mut feeds = self.feeds.write();
@@ -1001,7 +1013,7 @@ impl Index {
             index: RwLock::new(FeedIndex::new(seq, removed, expired)),
         });
         feeds.push(Arc::clone(&cell));
-        shard.insert(key.into(), Arc::clone(&cell));
+        shard.insert_unique(hash, Arc::clone(&cell), |cell| self.key_hasher.hash_one(&*cell.key));
         cell
     }
 

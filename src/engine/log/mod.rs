@@ -13,7 +13,9 @@
 //! * **Group commit.** Writers queue records; a leader writes the batch and syncs every file it
 //!   touched: one `fdatasync` for one file, one `syncfs` for several
 //!   ([`LogConfig::volume_sync`]; without it, the files' `fdatasync`s in parallel)
-//!   ([`Durability::Always`]).
+//!   ([`Durability::Always`]). A [`Durability::Buffered`] store has no sync to share, so each
+//!   writer writes its own record into its segment's buffer, under the lock that orders all
+//!   writes; only its `sync` runs as a batch.
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
 //!   at a file's first read, remade as it grows), checking each frame's crc32.
 //! * **Index in memory.** Per feed, 50-byte entries in position order and one hash table of
@@ -158,7 +160,7 @@ pub struct LogConfig {
     /// With [`Durability::Buffered`]: how many bytes a segment gathers in the engine's own
     /// buffer before they are written to the OS (they are also written on `sync`, on a read of
     /// a buffered record, and on close). A process crash loses what is still in the buffer;
-    /// 0 writes every batch to the OS before the call returns. Ignored with
+    /// 0 writes every record to the OS before the call returns. Ignored with
     /// [`Durability::Always`]. Default: 64 KiB.
     pub write_buffer_bytes: usize,
     /// With [`Durability::Always`] (and on `sync`): a group commit whose batch wrote to several
