@@ -31,7 +31,8 @@ pub(crate) struct PendingRecord {
     /// The latest expiration an `Expired` record lists (for the forgotten-expirations
     /// watermark).
     pub expiration: Option<i64>,
-    /// The frame: a blank header, then the encoded body (sealed by the leader).
+    /// The frame: a blank header, then the encoded body (sealed by whoever writes it, under the
+    /// segment writer's lock).
     pub frame: Vec<u8>,
     /// The records this one supersedes, as (segment, frame length): their bytes become dead
     /// (compaction's estimate). At most one but for a group delete, so one is kept inline.
@@ -321,8 +322,9 @@ const LSN_LEASE_BLOCK: u64 = 1 << 20;
 
 /// Writes one batch: assigns LSNs in queue order, frames each record into the active segment
 /// of its window (rolling segments past `max_segment_bytes`), writes each touched segment with
-/// one positional write, and syncs every dirty segment when `always_sync` or a `Sync` request
-/// asks for it. Drains `requests`.
+/// one positional write (with a write buffer, `buffer_limit > 0`: appends each frame to its
+/// segment's buffer, in order), and syncs every dirty segment when `always_sync` or a `Sync`
+/// request asks for it. Empties `requests` when it succeeds.
 ///
 /// # Errors
 /// The first I/O failure; the caller poisons the store.

@@ -252,7 +252,8 @@ impl ExpiryOrder {
             }
         } else if window <= self.resolved_through {
             // Its element is in the heap: pushed when expected, or by the opening, which found
-            // the notification in its feed (it is removed only now).
+            // the notification in its feed (its removal and this forget happen under one hold
+            // of the feed's lock, so no opening saw the feed in between).
             *self.forgotten.entry((expiration, feed, id_key)).or_insert(0) += 1;
             self.forgotten_count += 1;
             if self.forgotten_count * 2 > self.heap.len() {

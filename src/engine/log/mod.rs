@@ -527,7 +527,13 @@ impl LogStore {
     /// it makes dead. A `Buffered` store writes it itself ([`commit::write_unsynced`]), in a
     /// frame buffer this thread reuses; an `Always` store, through group commit.
     fn write(&self, record: &Outgoing<'_>, window: i64, supersedes: &[Entry]) -> Result<Placed, StoreError> {
-        let mut frame = SPARE_FRAME.take();
+        let buffered = self.config.durability == Durability::Buffered;
+        // (`try_with`: during a thread's teardown the spare may be gone already.)
+        let mut frame = if buffered { SPARE_FRAME.try_with(|f| f.take()).unwrap_or_default() } else { Vec::new() };
+        if frame.capacity() == 0 {
+            // Most frames fit: no growing while the body is encoded.
+            frame.reserve(512);
+        }
         record.encode_unsealed_frame_into(&mut frame).map_err(|e| StoreError::Corruption {
             location: format!("a {:?} record", record.kind()),
             detail: format!("cannot encode: {e}"),
@@ -541,7 +547,7 @@ impl LogStore {
             frame,
             supersedes: supersedes.iter().map(|e| (e.segment, e.len())).collect(),
         };
-        if self.config.durability == Durability::Buffered {
+        if buffered {
             self.check_poison()?;
             let (placed, written) = commit::write_unsynced(
                 &self.segments,
@@ -551,7 +557,7 @@ impl LogStore {
             )
             .map_err(|failure| self.poison(failure))?;
             if written.frame.capacity() <= SPARE_FRAME_MAX {
-                SPARE_FRAME.set(written.frame);
+                let _ = SPARE_FRAME.try_with(|f| f.set(written.frame));
             }
             return Ok(placed);
         }
