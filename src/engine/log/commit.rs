@@ -389,7 +389,8 @@ fn poisoning_on_panic(segments: &Segments, write: impl FnOnce() -> Result<(), St
 }
 
 /// The body of [`write_batch`] and [`write_unsynced`]: hands `placed` each request's result,
-/// in order (`None` for a `Sync`). Takes each record's frame out of `requests`.
+/// in order (`None` for a `Sync`). Without a write buffer (`buffer_limit` 0) it gathers a
+/// batch's frames per segment, taking the first frame of each out of its request.
 fn write_requests(
     segments: &Segments,
     requests: &mut [Request],

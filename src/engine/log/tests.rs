@@ -32,6 +32,10 @@ fn note(app: &str, expires: Timestamp) -> NewNotification {
     NewNotification::visual("app.example", app, &format!("title of {app}")).expiring_at(expires)
 }
 
+fn buffered() -> LogConfig {
+    LogConfig { durability: Durability::Buffered, ..LogConfig::default() }
+}
+
 fn segment_paths(fs: &FaultFileSystem) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = fs
         .list(Path::new(DIR))
@@ -354,7 +358,6 @@ fn a_crash_keeps_every_acknowledged_write_and_buffered_keeps_what_was_synced() {
     drop(store);
 
     let fs = FaultFileSystem::new();
-    let buffered = || LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
     let store = open(&fs, &clock, buffered()).unwrap();
     let synced = store.append(&f, note("synced", at(&clock, 30))).unwrap();
     store.sync().unwrap();
@@ -396,8 +399,7 @@ fn a_second_open_of_the_directory_is_locked() {
 fn index_bytes_per_notification_are_measured() {
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();
-    let config = || LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
-    let store = open(&fs, &clock, config()).unwrap();
+    let store = open(&fs, &clock, buffered()).unwrap();
     for feed_no in 0..100 {
         let f = feed(&format!("user{feed_no}/app.example"));
         for i in 0..100 {
@@ -406,7 +408,7 @@ fn index_bytes_per_notification_are_measured() {
         }
     }
     drop(store);
-    let store = open(&fs, &clock, config()).unwrap();
+    let store = open(&fs, &clock, buffered()).unwrap();
     let stats = store.index_stats();
     assert_eq!(stats.notifications, 10_000);
     let per = stats.bytes_per_notification();
@@ -490,9 +492,8 @@ fn a_duplicate_app_id_whose_record_does_not_decode_is_left_for_its_reads_to_repo
 fn a_buffered_append_is_written_by_its_caller_and_only_a_sync_runs_a_batch() {
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();
-    let buffered = || LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
     let store = open(&fs, &clock, buffered()).unwrap();
-    let appended: Vec<Notification> = std::thread::scope(|scope| {
+    let appended: Vec<(FeedKey, Notification)> = std::thread::scope(|scope| {
         let writers: Vec<_> = (0..4)
             .map(|t| {
                 let (store, clock) = (&store, &clock);
@@ -500,7 +501,8 @@ fn a_buffered_append_is_written_by_its_caller_and_only_a_sync_runs_a_batch() {
                     (0..50)
                         .map(|i| {
                             let f = feed(&format!("u{}/app", i % 3));
-                            store.append(&f, note(&format!("{t}-{i}"), at(clock, 30 + 90 * (i % 2)))).unwrap()
+                            let n = store.append(&f, note(&format!("{t}-{i}"), at(clock, 30 + 90 * (i % 2)))).unwrap();
+                            (f, n)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -514,9 +516,8 @@ fn a_buffered_append_is_written_by_its_caller_and_only_a_sync_runs_a_batch() {
     let crashed = fs.crash(None);
     std::mem::forget(store);
     let store = open(&crashed, &clock, buffered()).unwrap();
-    for n in &appended {
-        let f = feed(&format!("u{}/app", n.app_notification_id.split('-').nth(1).unwrap().parse::<u32>().unwrap() % 3));
-        assert_eq!(store.get(&f, n.id).unwrap().as_ref(), Some(n), "{} lost or altered", n.app_notification_id);
+    for (f, n) in &appended {
+        assert_eq!(store.get(f, n.id).unwrap().as_ref(), Some(n), "{} lost or altered", n.app_notification_id);
     }
 }
 
@@ -524,7 +525,6 @@ fn a_buffered_append_is_written_by_its_caller_and_only_a_sync_runs_a_batch() {
 fn a_reused_frame_buffer_carries_nothing_of_the_record_before() {
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();
-    let buffered = || LogConfig { durability: Durability::Buffered, ..LogConfig::default() };
     let f = feed("u/app");
     let store = open(&fs, &clock, buffered()).unwrap();
     let mut long = note("long", at(&clock, 30));
