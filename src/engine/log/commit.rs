@@ -72,6 +72,11 @@ pub(crate) struct BatchFailure {
 }
 
 impl BatchFailure {
+    /// A failure that is no I/O error (a bug, or an error of another kind), in `operation`.
+    fn internal(operation: &'static str, message: String) -> Self {
+        Self { poisoned: false, operation, path: String::new(), kind: io::ErrorKind::Other, message }
+    }
+
     fn from_store_error(e: StoreError) -> Self {
         match e {
             StoreError::Io { operation, path, source } => {
@@ -84,13 +89,7 @@ impl BatchFailure {
                 kind: io::ErrorKind::Other,
                 message: String::new(),
             },
-            other => Self {
-                poisoned: false,
-                operation: "writing",
-                path: String::new(),
-                kind: io::ErrorKind::Other,
-                message: other.to_string(),
-            },
+            other => Self::internal("writing", other.to_string()),
         }
     }
 
@@ -124,13 +123,9 @@ impl<R> Finished<R> {
         let outcome = match (&self.failure, mine) {
             (Some(f), _) => Err(f.clone()),
             (None, Some(r)) => Ok(r),
-            (None, None) => Err(BatchFailure {
-                poisoned: false,
-                operation: "committing",
-                path: String::new(),
-                kind: io::ErrorKind::Other,
-                message: "the batch returned no result for this record".into(),
-            }),
+            (None, None) => {
+                Err(BatchFailure::internal("committing", "the batch returned no result for this record".into()))
+            }
         };
         (outcome, self.left)
     }
@@ -262,16 +257,9 @@ impl<Q, R> GroupCommit<Q, R> {
                 }
                 let (outcome, panicked) = match outcome {
                     Ok(outcome) => (outcome, None),
-                    Err(payload) => (
-                        Err(BatchFailure {
-                            poisoned: false,
-                            operation: "committing",
-                            path: String::new(),
-                            kind: io::ErrorKind::Other,
-                            message: "the batch's leader panicked".into(),
-                        }),
-                        Some(payload),
-                    ),
+                    Err(payload) => {
+                        (Err(BatchFailure::internal("committing", "the batch's leader panicked".into())), Some(payload))
+                    }
                 };
                 let mut finished = match outcome {
                     Ok(results) if results.len() == count => {
@@ -279,13 +267,10 @@ impl<Q, R> GroupCommit<Q, R> {
                     }
                     Ok(_) => Finished {
                         results: Vec::new(),
-                        failure: Some(BatchFailure {
-                            poisoned: false,
-                            operation: "committing",
-                            path: String::new(),
-                            kind: io::ErrorKind::Other,
-                            message: "the batch returned the wrong number of results".into(),
-                        }),
+                        failure: Some(BatchFailure::internal(
+                            "committing",
+                            "the batch returned the wrong number of results".into(),
+                        )),
                         left: count,
                     },
                     Err(failure) => Finished { results: Vec::new(), failure: Some(failure), left: count },
@@ -366,13 +351,7 @@ pub(crate) fn write_unsynced(
     })?;
     match (result, request) {
         (Some(placed), [Request::Record(record)]) => Ok((placed, record)),
-        _ => Err(BatchFailure {
-            poisoned: false,
-            operation: "writing",
-            path: String::new(),
-            kind: io::ErrorKind::Other,
-            message: "the write returned no location for its record".into(),
-        }),
+        _ => Err(BatchFailure::internal("writing", "the write returned no location for its record".into())),
     }
 }
 
