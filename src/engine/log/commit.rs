@@ -14,7 +14,7 @@ use std::io;
 use parking_lot::{Condvar, Mutex};
 
 use super::record::{self, RecordKind};
-use super::segment::Segments;
+use super::segment::{self, Segments};
 use crate::StoreError;
 
 /// A record waiting to be written.
@@ -396,10 +396,12 @@ fn write_requests(
     let mut buffers = std::mem::take(&mut writer.batch_buffers);
     buffers.clear();
     let mut sync_requested = always_sync;
+    let mut sync_asked = false;
     for request in requests.iter_mut() {
         let rec = match request {
             Request::Sync => {
                 sync_requested = true;
+                sync_asked = true;
                 placed(None);
                 continue;
             }
@@ -475,15 +477,49 @@ fn write_requests(
         })?;
         placed(Some(Placed { lsn, segment, offset, len: frame_len as u32 }));
     }
+    // An `Always` batch's frames also go to the commit journal, in one entry: when it fits, the
+    // journal is the one file the batch syncs (journal.rs).
+    let journaling = always_sync && !sync_asked && writer.journal.is_some();
+    if let Some(journal) = writer.journal.as_mut().filter(|_| journaling) {
+        journal.begin();
+    }
     for (id, at, buf) in buffers.drain(..) {
         segments.append(&mut writer, id, at, &buf, buffer_limit)?;
+        if let Some(journal) = writer.journal.as_mut().filter(|_| journaling) {
+            journal.add(id, at, &buf);
+        }
     }
     writer.batch_buffers = buffers;
-    if sync_requested {
-        let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
-        // IMPORTANT 4: every file the batch touched is synced before any writer of the batch
-        // is told its record is durable (in parallel: one fdatasync's wait for the batch).
-        segments.sync_many(&mut writer, &dirty)?;
+    if !sync_requested {
+        return Ok(());
+    }
+    if let Some(journal) = writer.journal.as_mut().filter(|j| journaling && j.fits()) {
+        // IMPORTANT 17: every frame the batch wrote is in a synced journal entry before any
+        // writer of the batch is told its record is durable; a reopen writes it back into its
+        // segment before reading any (journal::replay).
+        let committed = journal.commit();
+        if committed.is_err() {
+            journal.discard();
+        }
+        let path = journal.path().to_path_buf();
+        segments.cut_back_on_failed_sync(&mut writer, committed.map_err(|e| segment::io_error("syncing", &path, e)))?;
+        // Every byte written to a segment since its last sync is journaled now (each earlier
+        // batch's too), so recovery may count it as durable: the unsynced distance of later
+        // frames starts here, and a failed sync cuts back no further.
+        for s in writer.segments.values_mut().filter(|s| s.dirty && s.pending.is_empty()) {
+            s.synced_len = s.len;
+        }
+        return Ok(());
+    }
+    let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
+    // IMPORTANT 4: every file the batch touched is synced before any writer of the batch is
+    // told its record is durable (in parallel: one fdatasync's wait for the batch). With a
+    // journal this is its checkpoint: every segment is synced, so its entries are dead.
+    segments.sync_many(&mut writer, &dirty)?;
+    if let Some(journal) = writer.journal.as_mut().filter(|j| !j.is_empty()) {
+        let path = journal.path().to_path_buf();
+        let reset = journal.reset().map_err(|e| segment::io_error("syncing", &path, e));
+        segments.poison_on_error(reset)?;
     }
     Ok(())
 }

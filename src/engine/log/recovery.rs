@@ -16,9 +16,11 @@ use std::sync::Arc;
 
 use super::fs::FileSystem;
 use super::index::{EntryFields, Index, app_hash_of_bytes, id_key};
+use super::journal;
 use super::record::{self, FRAME_HEADER_LEN, Record, RecordKind, SEGMENT_HEADER_LEN};
 use super::segment::{
     SegmentState, UNSYNCED_FILE, WriterState, io_error, leave_unsynced_marker, parse_segment_file_name,
+    segment_file_name,
 };
 use super::snapshot;
 use super::watermark::Watermark;
@@ -105,6 +107,10 @@ pub struct RecoveryReport {
     /// prefix of each file can leave (see `LogStore::open`). Empty after an open from the
     /// index snapshot.
     pub duplicate_app_ids_removed: Vec<(String, crate::NotificationId)>,
+    /// Entries of the commit journal written back into their segments before the scan
+    /// (`LogConfig::journal_bytes`): batches acknowledged since the last checkpoint. Their
+    /// bytes were already in the segments unless a crash lost them.
+    pub journal_entries_replayed: u64,
 }
 
 enum Op {
@@ -281,6 +287,10 @@ pub(crate) fn recover(
     settings: &RecoverySettings,
 ) -> Result<Recovered, StoreError> {
     let mut report = RecoveryReport::default();
+    // IMPORTANT 18: the commit journal's pieces are back in their segments, and synced, before
+    // any segment is read: what it holds was acknowledged as durable.
+    let replayed = journal::replay(fs.as_ref(), dir, |id| dir.join(segment_file_name(id)))?;
+    report.journal_entries_replayed = replayed.entries;
     let watermark = match Watermark::load(fs, dir) {
         Err(StoreError::Corruption { location, detail }) if settings.mode == RecoveryMode::Salvage => {
             // The floors are rebuilt from the segments; the lease starts above them.
@@ -466,6 +476,7 @@ pub(crate) fn recover(
         segments,
         watermark,
         batch_buffers: Vec::new(),
+        journal: None,
     };
     Ok(Recovered { index, writer, report })
 }

@@ -145,6 +145,8 @@ pub(crate) struct WriterState {
     /// Empty between batches: a batch gathers its frames per segment here (kept for its
     /// capacity, so a batch allocates no list of its own).
     pub batch_buffers: Vec<(u32, u64, Vec<u8>)>,
+    /// The commit journal of an `Always` store (`None`: each batch syncs its segments).
+    pub journal: Option<super::journal::Journal>,
 }
 
 impl WriterState {
@@ -546,7 +548,7 @@ impl Segments {
     /// sync. The cut zeroes those bytes ([`Segments::roll_back`]); it is best effort (its errors
     /// are ignored: the store is poisoned already), and a crash before it leaves what a crash
     /// would.
-    fn cut_back_on_failed_sync<T>(
+    pub(crate) fn cut_back_on_failed_sync<T>(
         &self,
         writer: &mut WriterState,
         synced: Result<T, StoreError>,
@@ -773,6 +775,7 @@ mod tests {
             segments: HashMap::new(),
             watermark: Watermark::default(),
             batch_buffers: Vec::new(),
+            journal: None,
         };
         Segments::new(dir, Arc::new(fs), max_open, (64 << 20, 64 << 10), writer)
     }

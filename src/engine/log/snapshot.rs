@@ -346,6 +346,7 @@ fn build(
         segments,
         watermark,
         batch_buffers: Vec::new(),
+        journal: None,
     };
     Ok(Recovered { index, writer, report })
 }
