@@ -323,3 +323,118 @@ pub(crate) fn remove(fs: &dyn FileSystem, dir: &Path) -> Result<(), StoreError> 
         Err(e) => Err(io_error("removing", &path, e)),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::log::fs::FaultFileSystem;
+
+    fn segment_path(id: u32) -> PathBuf {
+        PathBuf::from(format!("/db/{id}.seg"))
+    }
+
+    fn setup() -> (FaultFileSystem, Journal) {
+        let fs = FaultFileSystem::new();
+        fs.create_dir_all(Path::new("/db")).unwrap();
+        for id in [1, 2] {
+            fs.open(&segment_path(id), true).unwrap().write_all_at(&[0; 64], 0).unwrap();
+        }
+        let journal = Journal::open(&fs, Path::new("/db"), MIN_JOURNAL_BYTES, 0).unwrap();
+        (fs, journal)
+    }
+
+    fn commit(journal: &mut Journal, pieces: &[(u32, u64, &[u8])]) {
+        journal.begin();
+        for &(segment, offset, bytes) in pieces {
+            journal.add(segment, offset, bytes);
+        }
+        assert!(journal.fits());
+        journal.commit().unwrap();
+    }
+
+    fn segment(fs: &FaultFileSystem, id: u32) -> Vec<u8> {
+        fs.read_all(&segment_path(id)).unwrap()
+    }
+
+    #[test]
+    fn replay_writes_back_every_piece_of_the_current_generation_in_order() {
+        let (fs, mut journal) = setup();
+        commit(&mut journal, &[(1, 8, b"abc"), (2, 0, b"xy")]);
+        commit(&mut journal, &[(1, 9, b"BC")]);
+        let replayed = replay(&fs, Path::new("/db"), segment_path).unwrap();
+        assert_eq!(replayed, Replayed { entries: 2, pieces: 3, skipped: 0 });
+        assert_eq!(&segment(&fs, 1)[8..11], b"aBC");
+        assert_eq!(&segment(&fs, 2)[..2], b"xy");
+    }
+
+    #[test]
+    fn entries_of_an_earlier_generation_are_not_replayed() {
+        let (fs, mut journal) = setup();
+        commit(&mut journal, &[(1, 8, b"old1")]);
+        commit(&mut journal, &[(1, 12, b"old2")]);
+        journal.reset().unwrap();
+        commit(&mut journal, &[(2, 0, b"new!")]);
+        // The old generation's second entry lies right after the new one (same length as the
+        // first): whole, where an entry would start, but keyed by the old generation.
+        let replayed = replay(&fs, Path::new("/db"), segment_path).unwrap();
+        assert_eq!(replayed, Replayed { entries: 1, pieces: 1, skipped: 0 });
+        assert_eq!(&segment(&fs, 1)[8..16], &[0; 8]);
+        // A reopen that replayed starts a generation of its own; one that found nothing goes on.
+        let reopened = Journal::open(&fs, Path::new("/db"), MIN_JOURNAL_BYTES, replayed.entries).unwrap();
+        assert_eq!(reopened.generation, journal.generation + 1);
+        assert_eq!(replay(&fs, Path::new("/db"), segment_path).unwrap().entries, 0);
+        let again = Journal::open(&fs, Path::new("/db"), MIN_JOURNAL_BYTES, 0).unwrap();
+        assert_eq!(again.generation, reopened.generation);
+    }
+
+    #[test]
+    fn a_torn_slot_leaves_the_other_generation_and_a_piece_of_a_removed_segment_is_skipped() {
+        let (fs, mut journal) = setup();
+        commit(&mut journal, &[(1, 8, b"kept"), (3, 0, b"gone")]);
+        let path = Path::new("/db").join(JOURNAL_FILE);
+        let mut bytes = fs.read_all(&path).unwrap();
+        // A reset whose slot write tore: the newer slot is garbage, the older one rules.
+        let newer = ((journal.generation + 1) % 2 * SLOT_STRIDE) as usize;
+        bytes[newer..newer + SLOT_LEN].copy_from_slice(&[0xAB; SLOT_LEN]);
+        fs.overwrite(&path, bytes);
+        let replayed = replay(&fs, Path::new("/db"), segment_path).unwrap();
+        assert_eq!(replayed, Replayed { entries: 1, pieces: 1, skipped: 1 });
+        assert!(fs.read_all(&segment_path(3)).is_none(), "replay creates no segment");
+        assert_eq!(&segment(&fs, 1)[8..12], b"kept");
+    }
+
+    #[test]
+    fn a_whole_entry_that_does_not_parse_is_corruption_and_a_flipped_one_ends_the_replay() {
+        let (fs, mut journal) = setup();
+        // A piece claiming more bytes than its entry holds, under a valid crc32.
+        journal.begin();
+        journal.entry.extend_from_slice(&1u32.to_le_bytes());
+        journal.entry.extend_from_slice(&8u64.to_le_bytes());
+        journal.entry.extend_from_slice(&100u32.to_le_bytes());
+        journal.entry.extend_from_slice(b"short");
+        journal.commit().unwrap();
+        let refused = replay(&fs, Path::new("/db"), segment_path);
+        assert!(matches!(refused, Err(StoreError::Corruption { .. })), "{refused:?}");
+
+        let (fs, mut journal) = setup();
+        commit(&mut journal, &[(1, 8, b"one")]);
+        commit(&mut journal, &[(1, 11, b"two")]);
+        let path = Path::new("/db").join(JOURNAL_FILE);
+        let mut bytes = fs.read_all(&path).unwrap();
+        let second = ENTRIES_START as usize + ENTRY_HEADER_LEN + PIECE_HEADER_LEN + 3;
+        bytes[second + ENTRY_HEADER_LEN + PIECE_HEADER_LEN] ^= 1;
+        fs.overwrite(&path, bytes);
+        assert_eq!(replay(&fs, Path::new("/db"), segment_path).unwrap().entries, 1);
+        assert_eq!(&segment(&fs, 1)[8..14], b"one\0\0\0");
+    }
+
+    #[test]
+    fn an_entry_that_does_not_fit_is_refused_and_an_empty_one_never_fits() {
+        let (_fs, mut journal) = setup();
+        journal.begin();
+        assert!(!journal.fits(), "an entry with no piece");
+        journal.add(1, 0, &vec![7; MIN_JOURNAL_BYTES as usize]);
+        assert!(!journal.fits(), "an entry larger than the journal");
+    }
+}
