@@ -81,7 +81,11 @@ struct Input {
 
 #[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    Always,
+    /// With a commit journal of the smallest size (8 KiB), so that batches checkpoint every
+    /// few records, or with none (each batch syncs its segments).
+    Always {
+        journal: bool,
+    },
     /// `write_buffer_bytes` is `BUFFER_SIZES[buffer % 4]`; bit 2 turns the volume sync off.
     Buffered {
         buffer: u8,
@@ -94,18 +98,22 @@ enum Mode {
 const BUFFER_SIZES: [usize; 4] = [0, 200, 1500, 64 << 10];
 
 impl Mode {
+    fn always(self) -> bool {
+        matches!(self, Mode::Always { .. })
+    }
+
     /// `LogConfig::volume_sync`: on with `Always`; with `Buffered`, off when bit 2 of `buffer`
     /// is set (bits 0 and 1 pick the buffer).
     fn volume_sync(self) -> bool {
         match self {
-            Mode::Always => true,
+            Mode::Always { .. } => true,
             Mode::Buffered { buffer } => buffer & 4 == 0,
         }
     }
 
     fn buffer(self) -> Option<usize> {
         match self {
-            Mode::Always => None,
+            Mode::Always { .. } => None,
             Mode::Buffered { buffer } => Some(BUFFER_SIZES[usize::from(buffer % 4)]),
         }
     }
@@ -306,7 +314,8 @@ static TOTAL_PER_FILE: AtomicU64 = AtomicU64::new(0);
 
 fn config(mode: Mode) -> LogConfig {
     LogConfig {
-        durability: if mode == Mode::Always { Durability::Always } else { Durability::Buffered },
+        durability: if mode.always() { Durability::Always } else { Durability::Buffered },
+        journal_bytes: if matches!(mode, Mode::Always { journal: true }) { 1 } else { 0 },
         write_buffer_bytes: mode.buffer().unwrap_or(0),
         options: StoreOptions {
             feed_capacity: FEED_CAPACITY,
@@ -508,7 +517,7 @@ impl World {
                 }
                 let ids_len = self.ids.len();
                 let model = self.apply_to_model(&self.model, op, created, ids_len);
-                if self.mode != Mode::Always {
+                if !self.mode.always() {
                     // A sync, and a sweep that counted expirations (it syncs every file before
                     // it returns), make every earlier mutation durable.
                     let counted = |r: &Result<String, StoreError>| {
@@ -574,7 +583,7 @@ impl World {
     fn reopen(&mut self, crash: Option<Option<u16>>) {
         self.stats.reopens += 1;
         self.stats.crashes += u32::from(crash.is_some());
-        let buffered = self.mode != Mode::Always;
+        let buffered = !self.mode.always();
         // Buffered: the mutations acknowledged since the last durable point may be lost when the
         // machine stops, when the store is poisoned (it drops its buffers) and when a fault is
         // armed while it closes (its closing sync may fail).
@@ -689,7 +698,7 @@ impl World {
     /// store: the mutations acknowledged since the last durable point may then be lost, which
     /// the next reopen checks).
     fn read_refused(&mut self, e: &StoreError) -> bool {
-        if self.mode == Mode::Always {
+        if self.mode.always() {
             return false;
         }
         let refused = match e {
@@ -1190,7 +1199,7 @@ impl World {
 fuzz_target!(|input: Input| {
     let mut world = World::new(input.mode);
     TOTAL_RUNS.fetch_add(1, Ordering::Relaxed);
-    if input.mode != Mode::Always {
+    if !input.mode.always() {
         TOTAL_BUFFERED_RUNS.fetch_add(1, Ordering::Relaxed);
     }
     for op in input.ops.iter().take(64) {

@@ -10,12 +10,16 @@
 //! * **Segments by expiration window.** A record goes to the segment of the window its
 //!   notification expires in, or to a later one when it shadows a record there; expiring a
 //!   window is unlinking its files. Nothing is copied.
-//! * **Group commit.** Writers queue records; a leader writes the batch and syncs every file it
-//!   touched: one `fdatasync` for one file, one `syncfs` for several
-//!   ([`LogConfig::volume_sync`]; without it, the files' `fdatasync`s in parallel)
-//!   ([`Durability::Always`]). A [`Durability::Buffered`] store has no sync to share, so each
-//!   writer writes its own record into its segment's buffer, under the lock that orders all
-//!   writes; only its `sync` runs as a batch.
+//! * **Group commit.** Writers queue records; a leader writes the batch to its segments and
+//!   makes it durable for all of them ([`Durability::Always`]): by appending a copy of its
+//!   frames to the commit journal and syncing that one file (`journal.rs`,
+//!   [`LogConfig::journal_bytes`]; the segments are synced at checkpoints, and an open writes
+//!   the journal back before it reads them), or, without a journal or when the entry does
+//!   not fit, by syncing every segment it touched: one `fdatasync` for one file, one `syncfs`
+//!   for several ([`LogConfig::volume_sync`]; without it, the files' `fdatasync`s in
+//!   parallel). A [`Durability::Buffered`] store has no sync to share, so each writer writes
+//!   its own record into its segment's buffer, under the lock that orders all writes; only
+//!   its `sync` runs as a batch.
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
 //!   at a file's first read, remade as it grows), checking each frame's crc32.
 //! * **Index in memory.** Per feed, 50-byte entries in position order and one hash table of
@@ -49,7 +53,9 @@
 //!
 //! # Durability
 //! * [`Durability::Always`] (the default): a mutating call returns after its record is
-//!   `fdatasync`ed (or, when its batch wrote to several files, covered by one `syncfs`: see
+//!   `fdatasync`ed: in the commit journal's entry for its batch (see
+//!   [`LogConfig::journal_bytes`]), or in its segment (without a journal, or when the entry
+//!   does not fit; when the batch wrote to several files, covered by one `syncfs`: see
 //!   [`LogConfig::volume_sync`]), together with its segment's creation (header synced,
 //!   directory synced). Survives power loss.
 //! * [`Durability::Buffered`]: a mutating call returns once its record is in the engine's
@@ -164,8 +170,9 @@ pub struct LogConfig {
     /// 0 writes every record to the OS before the call returns. Ignored with
     /// [`Durability::Always`]. Default: 64 KiB.
     pub write_buffer_bytes: usize,
-    /// With [`Durability::Always`] (and on `sync`): a group commit whose batch wrote to several
-    /// segment files (records of several expiration windows) makes them durable with one
+    /// With [`Durability::Always`] (at the commit journal's checkpoints, or for every batch
+    /// without a journal), and on `sync`: a group commit whose batch wrote to several segment
+    /// files (records of several expiration windows) makes them durable with one
     /// `syncfs` of the file system holding the data directory, instead of one `fdatasync` per
     /// file, where that is as safe: on ext4 under Linux 5.17 or later (checked at open, see
     /// [`fs::FileSystem::volume_sync`]; elsewhere, and when a first `syncfs` at open fails, each
@@ -181,11 +188,11 @@ pub struct LogConfig {
     /// Default: `true`.
     pub volume_sync: bool,
     /// With [`Durability::Always`]: the size of the commit journal (the file `commit.journal`,
-    /// written full of zeros at open; at least 64 KiB), or 0 for none. With a journal, a group
+    /// written full of zeros at open; at least 8 KiB), or 0 for none. With a journal, a group
     /// commit appends a copy of the frames it wrote to their segments to the journal, in one
     /// place, and syncs only the journal; the segments are synced at a checkpoint (when the
-    /// journal is full, at each `sync`, at a clean close, before compaction, and when a
-    /// segment rolls), after which the journal starts over. An open writes what the journal
+    /// journal is full, at each `sync`, at a clean close, and before compaction), after which
+    /// the journal starts over. An open writes what the journal
     /// holds back into the segments before it reads them. Why: a batch writes to the segment
     /// of each window its records expire in, and the disk pays for each place written in a
     /// sync; one contiguous entry costs about what one record costs. The costs: each record is
@@ -387,8 +394,7 @@ impl LogStore {
         // Recovery wrote back what a journal held; an `Always` store starts a new generation of
         // it, any other store keeps none.
         if config.durability == Durability::Always && config.journal_bytes > 0 {
-            let replayed = recovered.report.journal_entries_replayed;
-            writer.journal = Some(journal::Journal::open(fs.as_ref(), dir, config.journal_bytes, replayed)?);
+            writer.journal = Some(journal::Journal::open(fs.as_ref(), dir, config.journal_bytes)?);
         } else {
             journal::remove(fs.as_ref(), dir)?;
         }

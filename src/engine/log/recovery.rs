@@ -319,10 +319,11 @@ pub(crate) fn recover(
         }
     } else if settings.use_snapshot {
         match snapshot::load(fs, dir, watermark, settings.removal_log_capacity, settings.window_nanos) {
-            Ok(Some(recovered)) => {
+            Ok(Some(mut recovered)) => {
                 // The snapshot is read once: from here on the segments change and it would be
                 // stale (an open would also see that, by the segments' checksums).
                 snapshot::remove(fs, dir)?;
+                recovered.report.journal_entries_replayed = replayed.entries;
                 return Ok(recovered);
             }
             Ok(None) => {}
