@@ -47,6 +47,11 @@ const PIECE_HEADER_LEN: usize = 16;
 /// The smallest journal the engine makes, whatever the configuration asks: room for 4 KiB of
 /// entries (a batch whose entry does not fit syncs its segments instead).
 pub(crate) const MIN_JOURNAL_BYTES: u64 = ENTRIES_START + 4096;
+/// The largest: an entry's length is a `u32`, and the file is written full of zeros at open.
+pub(crate) const MAX_JOURNAL_BYTES: u64 = 1 << 30;
+/// Generations at or past this are not read (no store gets there: one per open and per
+/// checkpoint), so that `generation + 1` never overflows.
+const MAX_GENERATION: u64 = 1 << 62;
 
 fn encode_slot(generation: u64, salt: u64) -> [u8; SLOT_LEN] {
     let mut slot = [0u8; SLOT_LEN];
@@ -66,7 +71,8 @@ fn decode_slot(bytes: &[u8]) -> Option<(u64, u64)> {
     if slot[..8] != MAGIC || slot[8] != JOURNAL_VERSION || crc32fast::hash(&slot[..28]) != crc {
         return None;
     }
-    Some((u64::from_le_bytes(slot[12..20].try_into().ok()?), u64::from_le_bytes(slot[20..28].try_into().ok()?)))
+    let generation = u64::from_le_bytes(slot[12..20].try_into().ok()?);
+    (generation < MAX_GENERATION).then_some((generation, u64::from_le_bytes(slot[20..28].try_into().ok()?)))
 }
 
 /// The current generation and its salt: the higher generation of the two whole slots
@@ -117,7 +123,7 @@ impl Journal {
     /// [`StoreError::Io`].
     pub fn open(fs: &dyn FileSystem, dir: &Path, capacity: u64) -> Result<Self, StoreError> {
         let path = dir.join(JOURNAL_FILE);
-        let capacity = capacity.max(MIN_JOURNAL_BYTES);
+        let capacity = capacity.clamp(MIN_JOURNAL_BYTES, MAX_JOURNAL_BYTES);
         let file = fs.open(&path, true).map_err(|e| io_error("opening", &path, e))?;
         let size = file.size().map_err(|e| io_error("reading the size of", &path, e))?;
         // Zeros up to the capacity, written (not a sparse extension), so that a later entry's
@@ -164,7 +170,9 @@ impl Journal {
 
     /// Whether the entry holds a piece and fits in what is left of the journal.
     pub fn fits(&self) -> bool {
-        self.entry.len() > ENTRY_HEADER_LEN && self.next.saturating_add(self.entry.len() as u64) <= self.capacity
+        self.entry.len() > ENTRY_HEADER_LEN
+            && self.entry.len() - ENTRY_HEADER_LEN <= u32::MAX as usize
+            && self.next.saturating_add(self.entry.len() as u64) <= self.capacity
     }
 
     /// Writes the entry and syncs the journal: on success every piece in it is durable (a
@@ -198,6 +206,9 @@ impl Journal {
     /// back bytes the segments already hold.
     pub fn reset(&mut self) -> io::Result<()> {
         let generation = self.generation + 1;
+        if generation >= MAX_GENERATION {
+            return Err(io::Error::other("the commit journal's generations are exhausted"));
+        }
         let salt = u64::from_le_bytes(crate::NotificationId::new_random().to_bytes()[..8].try_into().unwrap_or([9; 8]));
         self.file.write_all_at(&encode_slot(generation, salt), (generation % 2) * SLOT_STRIDE)?;
         self.file.sync_data()?;
@@ -288,7 +299,9 @@ pub(crate) fn replay(
             let Some(data) = from.checked_add(n).and_then(|to| body.get(from..to)) else {
                 return Err(corrupt(here, "a journal piece runs past its entry"));
             };
-            if offset < SEGMENT_HEADER_LEN as u64 || offset + n as u64 > u64::from(u32::MAX) {
+            if offset < SEGMENT_HEADER_LEN as u64
+                || offset.checked_add(n as u64).is_none_or(|end| end > u64::from(u32::MAX))
+            {
                 return Err(corrupt(here, "a journal piece lies outside a segment's records"));
             }
             if segments.write(segment, offset, data)? {
@@ -476,6 +489,7 @@ mod tests {
             (AT, 100, "runs past its entry"),
             (8, 5, "outside a segment's records"),
             (u64::from(u32::MAX), 5, "outside"),
+            (u64::MAX - 2, 5, "outside"),
         ] {
             let (fs, mut journal) = setup();
             // A piece that no writer makes, under a valid crc32.
@@ -502,6 +516,21 @@ mod tests {
         fs.overwrite(&path, bytes);
         assert_eq!(replay(&fs, Path::new("/db"), segment_path).unwrap().entries, 1);
         assert_eq!(&segment(&fs, 1)[at(AT, 6)], b"one\0\0\0");
+    }
+
+    #[test]
+    fn a_slot_past_the_last_generation_is_not_read() {
+        let (fs, mut journal) = setup();
+        commit(&mut journal, &[(1, AT, b"kept")]);
+        // A whole slot (valid crc32) naming a generation no store reaches.
+        let path = Path::new("/db").join(JOURNAL_FILE);
+        let mut bytes = fs.read_all(&path).unwrap();
+        let other = ((journal.generation + 1) % 2 * SLOT_STRIDE) as usize;
+        bytes[other..other + SLOT_LEN].copy_from_slice(&encode_slot(u64::MAX, 7));
+        fs.overwrite(&path, bytes);
+        assert_eq!(replay(&fs, Path::new("/db"), segment_path).unwrap().entries, 1, "the real slot rules");
+        let reopened = Journal::open(&fs, Path::new("/db"), MIN_JOURNAL_BYTES).unwrap();
+        assert_eq!(reopened.generation, journal.generation + 1);
     }
 
     #[test]

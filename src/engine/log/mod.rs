@@ -188,7 +188,7 @@ pub struct LogConfig {
     /// Default: `true`.
     pub volume_sync: bool,
     /// With [`Durability::Always`]: the size of the commit journal (the file `commit.journal`,
-    /// written full of zeros at open; at least 8 KiB), or 0 for none. With a journal, a group
+    /// written full of zeros at open; at least 8 KiB, at most 1 GiB), or 0 for none. With a journal, a group
     /// commit appends a copy of the frames it wrote to their segments to the journal, in one
     /// place, and syncs only the journal; the segments are synced at a checkpoint (when the
     /// journal is full, at each `sync`, at a clean close, and before compaction), after which
@@ -198,7 +198,11 @@ pub struct LogConfig {
     /// sync; one contiguous entry costs about what one record costs. The costs: each record is
     /// written twice (once to the journal), the journal's size on disk, and a checkpoint's
     /// sync of every segment written since the last one, in the batch that finds the journal
-    /// full. Without a journal (0), each batch syncs every segment it wrote
+    /// full. Segment pages stay unsynced until a checkpoint: should the kernel's background
+    /// write-back of one fail and the file's inode leave memory before the checkpoint (no
+    /// descriptor open on it), Linux may not report that error to the checkpoint's sync, and
+    /// the journal's copy would be dropped with the pages unwritten. No test here can produce
+    /// that; checkpoints by time, not only by size, would narrow it. Without a journal (0), each batch syncs every segment it wrote
     /// ([`LogConfig::volume_sync`]). Ignored with [`Durability::Buffered`], whose open removes
     /// any journal (after writing it back). Default: 1 MiB.
     pub journal_bytes: u64,
