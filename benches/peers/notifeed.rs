@@ -116,9 +116,27 @@ pub fn engines() -> Vec<crate::workload::PeerSpec> {
 /// Configurations of notifeed's engines other than their defaults, run only when
 /// `NOTIFEED_BENCH_ENGINES` names them: `notifeed-log-snapshot`, `LogStore` with its index
 /// snapshot on (`LogConfig::index_snapshot: true`), whose clean reopens load the snapshot
-/// instead of scanning the segments.
+/// instead of scanning the segments; `notifeed-log-nojournal`, `LogStore` without its commit
+/// journal (`LogConfig::journal_bytes: 0`), whose durable batches sync their segments.
 pub fn variants() -> Vec<crate::workload::PeerSpec> {
-    vec![crate::workload::PeerSpec { name: "notifeed-log-snapshot", open: open_log_snapshot }]
+    vec![
+        crate::workload::PeerSpec { name: "notifeed-log-snapshot", open: open_log_snapshot },
+        crate::workload::PeerSpec { name: "notifeed-log-nojournal", open: open_log_nojournal },
+    ]
+}
+
+/// `LogStore` as [`open_log`], without the commit journal.
+fn open_log_nojournal(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    use notifeed::engine::log::{LogConfig, LogStore};
+    adapt_with_index(
+        dir,
+        mode,
+        |dir, durability, clock, options| {
+            let config = LogConfig { options, durability, journal_bytes: 0, ..Default::default() };
+            Ok(Box::new(LogStore::open(&dir.join("log"), config, clock)?))
+        },
+        |store: &LogStore| Some(store.index_stats().bytes_per_notification()),
+    )
 }
 
 /// `LogStore` as [`open_log`], with the index snapshot.
