@@ -1,5 +1,6 @@
 //! Group commit: writers queue their records; one of them (the leader) writes the whole batch
-//! to every segment it touches, syncs those files once, and hands each writer its result.
+//! to every segment it touches, makes it durable once (a synced entry of the commit journal,
+//! `journal.rs`, or a sync of those segments), and hands each writer its result.
 //!
 //! Followers learn the batch's fate, success or failure. A failure poisons the store (the
 //! caller's job); a failed sync is never retried.
@@ -308,8 +309,10 @@ const LSN_LEASE_BLOCK: u64 = 1 << 20;
 /// Writes one batch: assigns LSNs in queue order, frames each record into the active segment
 /// of its window (rolling segments past `max_segment_bytes`), writes each touched segment with
 /// one positional write (with a write buffer, `buffer_limit > 0`: appends each frame to its
-/// segment's buffer, in order), and syncs every dirty segment when `always_sync` or a `Sync`
-/// request asks for it. Empties `requests` when it succeeds.
+/// segment's buffer, in order). With `always_sync` it then makes the batch durable: by a
+/// synced entry of the commit journal when the store has one and the entry fits, else (and for
+/// a `Sync` request) by syncing every dirty segment, which also starts the journal's next
+/// generation. Empties `requests` when it succeeds.
 ///
 /// # Errors
 /// The first I/O failure; the caller poisons the store.
