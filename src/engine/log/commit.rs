@@ -9,10 +9,10 @@
 //! batch would only copy into buffers, so each writer writes its own record under the segment
 //! writer's lock, which orders every write (batches take it too).
 
-use foldhash::{HashMap, HashMapExt};
 use std::io;
+use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use super::record::{self, RecordKind};
 use super::segment::{self, Segments};
@@ -108,39 +108,56 @@ impl BatchFailure {
     }
 }
 
-struct Finished<R> {
-    results: Vec<Option<R>>,
-    failure: Option<BatchFailure>,
-    left: usize,
+/// A writer's mailbox: what the leader of its batch tells it, and the thread to wake for it.
+struct Slot<R> {
+    thread: std::thread::Thread,
+    signal: Mutex<Signal<R>>,
 }
 
-impl<R> Finished<R> {
-    /// The outcome of the writer at `index` of the batch (taken: each writer takes its own
-    /// once), and how many writers have yet to take theirs.
-    fn take(&mut self, index: usize) -> (Result<R, BatchFailure>, usize) {
-        let mine = self.results.get_mut(index).and_then(Option::take);
-        debug_assert!(self.left > 0, "a writer took its outcome twice");
-        self.left = self.left.saturating_sub(1);
-        let outcome = match (&self.failure, mine) {
-            (Some(f), _) => Err(f.clone()),
-            (None, Some(r)) => Ok(r),
-            (None, None) => {
-                Err(BatchFailure::internal("committing", "the batch returned no result for this record".into()))
+/// What a waiting writer learns.
+enum Signal<R> {
+    /// Nothing yet: its batch has not been written.
+    Waiting,
+    /// It leads the next batch (its request is the first queued).
+    Lead,
+    /// Its batch is done, with this outcome.
+    Done(Result<R, BatchFailure>),
+}
+
+impl<R> Slot<R> {
+    /// Hands `signal` to the slot's writer and wakes it.
+    fn tell(&self, signal: Signal<R>) {
+        *self.signal.lock() = signal;
+        self.thread.unpark();
+    }
+
+    /// Parks until the slot holds something other than `Waiting`, and takes it.
+    fn wait(&self) -> Signal<R> {
+        loop {
+            let signal = std::mem::replace(&mut *self.signal.lock(), Signal::Waiting);
+            if !matches!(signal, Signal::Waiting) {
+                return signal;
             }
-        };
-        (outcome, self.left)
+            // A spurious or stale wakeup just loops; `tell` unparks after setting the signal, so
+            // a signal set before this park makes it return at once.
+            std::thread::park();
+        }
     }
 }
 
 struct State<Q, R> {
+    /// The requests of the next batch, in order.
     queue: Vec<Q>,
-    /// An empty vector with the capacity of an earlier batch's queue, to queue the next batch
-    /// in without allocating.
-    spare: Vec<Q>,
-    open_batch: u64,
+    /// Their writers' slots, index for index.
+    slots: Vec<Arc<Slot<R>>>,
+    /// Empty vectors with the capacity of an earlier batch's, to queue the next batch in
+    /// without allocating.
+    spare: (Vec<Q>, Vec<Arc<Slot<R>>>),
+    /// Batches begun.
+    begun: u64,
+    /// Whether a writer leads a batch now (gathering, writing or handing over). While one does,
+    /// the queue's first writer leads the next.
     leader: bool,
-    /// Batches done whose writers (other than the leader) have not all taken their outcome.
-    finished: HashMap<u64, Finished<R>>,
 }
 
 /// A gathering leader stops yielding after this many yields in a row during which no writer
@@ -154,9 +171,12 @@ const GATHER_MAX_YIELDS: usize = 16;
 const GATHER_MAX_TIME: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// The leader/follower barrier, generic over requests `Q` and results `R`.
+///
+/// Each writer waits on its own [`Slot`]: the leader of a batch wakes exactly the writers it
+/// has an outcome for, and hands the lead to the first writer queued meanwhile, so no writer
+/// is woken to find nothing for it, and none waits for another to take its outcome first.
 pub(crate) struct GroupCommit<Q, R> {
     state: Mutex<State<Q, R>>,
-    done: Condvar,
 }
 
 impl<Q, R> std::fmt::Debug for GroupCommit<Q, R> {
@@ -170,12 +190,11 @@ impl<Q, R> Default for GroupCommit<Q, R> {
         Self {
             state: Mutex::new(State {
                 queue: Vec::new(),
-                spare: Vec::new(),
-                open_batch: 0,
+                slots: Vec::new(),
+                spare: (Vec::new(), Vec::new()),
+                begun: 0,
                 leader: false,
-                finished: HashMap::new(),
             }),
-            done: Condvar::new(),
         }
     }
 }
@@ -184,11 +203,12 @@ impl<Q, R> GroupCommit<Q, R> {
     /// Queues `request` and returns its result once its batch is done. If no batch is being
     /// written, this writer leads: it runs `execute` on every queued request (its own
     /// included), which must return one result per request, in order (it may drain the
-    /// requests; what it leaves is dropped, and the vector is kept for a later batch). With
-    /// `gather`, a new leader first yields the CPU to writers about to queue, until
-    /// [`GATHER_PATIENCE`] yields in a row bring none (at most [`GATHER_MAX_YIELDS`]), so they
-    /// join its batch: worth it when a batch costs a sync, not when it only copies into
-    /// buffers.
+    /// requests; what it leaves is dropped, and the vector is kept for a later batch). While a
+    /// batch is written, the next one queues; its first writer is handed the lead when the
+    /// batch is done. With `gather`, a new leader first yields the CPU to writers about to
+    /// queue, until [`GATHER_PATIENCE`] yields in a row bring none (at most
+    /// [`GATHER_MAX_YIELDS`]), so they join its batch: worth it when a batch costs a sync, not
+    /// when it only copies into buffers.
     ///
     /// # Errors
     /// The batch's failure, for every writer of the batch.
@@ -196,102 +216,104 @@ impl<Q, R> GroupCommit<Q, R> {
     where
         F: FnOnce(&mut Vec<Q>) -> Result<Vec<R>, BatchFailure>,
     {
+        let own = Arc::new(Slot { thread: std::thread::current(), signal: Mutex::new(Signal::Waiting) });
         let mut st = self.state.lock();
-        let batch = st.open_batch;
-        let index = st.queue.len();
         st.queue.push(request);
-        let mut execute = Some(execute);
-        loop {
-            if let Some(done) = st.finished.get_mut(&batch) {
-                let (outcome, left) = done.take(index);
-                if left == 0 {
-                    st.finished.remove(&batch);
-                }
-                return outcome;
+        st.slots.push(Arc::clone(&own));
+        if st.leader {
+            drop(st);
+            match own.wait() {
+                Signal::Done(outcome) => return outcome,
+                // Handed the lead: this writer's request is the first of the queue.
+                Signal::Lead | Signal::Waiting => st = self.state.lock(),
             }
-            if !st.leader
-                && let Some(run) = execute.take()
-            {
-                // Our batch is the open one: batches finish in order and none is running.
-                st.leader = true;
-                if gather {
-                    // Give the CPU to writers that are about to queue (those the last batch
-                    // woke up), for as long as they keep arriving: they join this batch instead
-                    // of waiting for the next sync.
-                    let mut queued = st.queue.len();
-                    let mut idle = 0;
-                    let start = std::time::Instant::now();
-                    for _ in 0..GATHER_MAX_YIELDS {
-                        drop(st);
-                        std::thread::yield_now();
-                        st = self.state.lock();
-                        if start.elapsed() > GATHER_MAX_TIME {
-                            break;
-                        }
-                        if st.queue.len() > queued {
-                            (queued, idle) = (st.queue.len(), 0);
-                        } else {
-                            idle += 1;
-                            if idle == GATHER_PATIENCE {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let spare = std::mem::take(&mut st.spare);
-                let mut requests = std::mem::replace(&mut st.queue, spare);
-                let count = requests.len();
-                st.open_batch += 1;
-                drop(st);
-                // A panic in `run` (a bug) still ends the batch: its writers learn it failed
-                // and the next batch gets a leader; then the panic goes on in this thread.
-                // What `run` leaves is dropped inside the guard too, and outside the lock.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let outcome = run(&mut requests);
-                    requests.clear();
-                    outcome
-                }));
-                st = self.state.lock();
-                st.leader = false;
-                if requests.is_empty() {
-                    st.spare = requests;
-                }
-                let (outcome, panicked) = match outcome {
-                    Ok(outcome) => (outcome, None),
-                    Err(payload) => {
-                        (Err(BatchFailure::internal("committing", "the batch's leader panicked".into())), Some(payload))
-                    }
-                };
-                let mut finished = match outcome {
-                    Ok(results) if results.len() == count => {
-                        Finished { results: results.into_iter().map(Some).collect(), failure: None, left: count }
-                    }
-                    Ok(_) => Finished {
-                        results: Vec::new(),
-                        failure: Some(BatchFailure::internal(
-                            "committing",
-                            "the batch returned the wrong number of results".into(),
-                        )),
-                        left: count,
-                    },
-                    Err(failure) => Finished { results: Vec::new(), failure: Some(failure), left: count },
-                };
-                // The leader takes its own outcome here, so a batch of one never enters the
-                // table of finished batches.
-                let (mine, left) = finished.take(index);
-                if left > 0 {
-                    st.finished.insert(batch, finished);
-                }
-                // Wakes this batch's writers, and those queued meanwhile (one of them leads next).
-                self.done.notify_all();
-                if let Some(payload) = panicked {
-                    drop(st);
-                    std::panic::resume_unwind(payload);
-                }
-                return mine;
-            }
-            self.done.wait(&mut st);
+        } else {
+            st.leader = true;
         }
+        if gather {
+            // Give the CPU to writers that are about to queue (those the last batch woke up),
+            // for as long as they keep arriving: they join this batch instead of waiting for
+            // the next sync.
+            let mut queued = st.queue.len();
+            let mut idle = 0;
+            let start = std::time::Instant::now();
+            for _ in 0..GATHER_MAX_YIELDS {
+                drop(st);
+                std::thread::yield_now();
+                st = self.state.lock();
+                if start.elapsed() > GATHER_MAX_TIME {
+                    break;
+                }
+                if st.queue.len() > queued {
+                    (queued, idle) = (st.queue.len(), 0);
+                } else {
+                    idle += 1;
+                    if idle == GATHER_PATIENCE {
+                        break;
+                    }
+                }
+            }
+        }
+        let (spare_queue, spare_slots) = std::mem::take(&mut st.spare);
+        let mut requests = std::mem::replace(&mut st.queue, spare_queue);
+        let mut slots = std::mem::replace(&mut st.slots, spare_slots);
+        st.begun += 1;
+        drop(st);
+        let count = slots.len();
+        // A panic in `execute` (a bug) still ends the batch: its writers learn it failed and
+        // the next batch gets a leader; then the panic goes on in this thread. What `execute`
+        // leaves is dropped inside the guard too, and outside the lock.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let outcome = execute(&mut requests);
+            requests.clear();
+            outcome
+        }));
+        let (outcome, panicked) = match outcome {
+            Ok(outcome) => (outcome, None),
+            Err(payload) => {
+                (Err(BatchFailure::internal("committing", "the batch's leader panicked".into())), Some(payload))
+            }
+        };
+        let outcomes: Vec<Result<R, BatchFailure>> = match outcome {
+            Ok(results) if results.len() == count => results.into_iter().map(Ok).collect(),
+            Ok(_) => {
+                let failure =
+                    BatchFailure::internal("committing", "the batch returned the wrong number of results".into());
+                (0..count).map(|_| Err(failure.clone())).collect()
+            }
+            Err(failure) => (0..count).map(|_| Err(failure.clone())).collect(),
+        };
+        // Hand the lead over first, so that the next batch begins while this one's writers
+        // wake up.
+        let mut st = self.state.lock();
+        let next = st.slots.first().cloned();
+        st.leader = next.is_some();
+        drop(st);
+        if let Some(next) = next {
+            next.tell(Signal::Lead);
+        }
+        let mut mine = None;
+        for (slot, outcome) in slots.drain(..).zip(outcomes) {
+            if Arc::ptr_eq(&slot, &own) {
+                mine = Some(outcome);
+            } else {
+                slot.tell(Signal::Done(outcome));
+            }
+        }
+        let mut st = self.state.lock();
+        if requests.is_empty() && st.spare.0.capacity() == 0 {
+            st.spare.0 = requests;
+        }
+        if st.spare.1.capacity() == 0 {
+            st.spare.1 = slots;
+        }
+        drop(st);
+        if let Some(payload) = panicked {
+            std::panic::resume_unwind(payload);
+        }
+        mine.unwrap_or_else(|| {
+            Err(BatchFailure::internal("committing", "the batch returned no result for this record".into()))
+        })
     }
 }
 
@@ -299,7 +321,7 @@ impl<Q, R> GroupCommit<Q, R> {
 impl<Q, R> GroupCommit<Q, R> {
     /// How many batches have begun.
     pub fn batches_begun(&self) -> u64 {
-        self.state.lock().open_batch
+        self.state.lock().begun
     }
 }
 
@@ -561,26 +583,61 @@ mod tests {
             t.join().unwrap();
         }
         assert!(batches.load(Ordering::SeqCst) <= 1600);
-        assert!(commit.state.lock().finished.is_empty(), "every writer took its outcome");
+        let st = commit.state.lock();
+        assert!(st.queue.is_empty() && st.slots.is_empty(), "a request was left behind");
+        assert!(!st.leader, "the last batch kept the lead");
     }
 
     #[test]
-    fn a_writer_alone_leads_a_batch_of_one_without_the_finished_table_and_reuses_the_queue() {
+    fn the_first_writer_queued_during_a_batch_leads_the_next_with_everyone_queued_behind_it() {
+        let commit: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::default());
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let submit = |v: u64| {
+            let (commit, sizes) = (Arc::clone(&commit), Arc::clone(&sizes));
+            move || {
+                commit.submit(v, false, |reqs| {
+                    sizes.lock().push(reqs.len());
+                    if v == 0 {
+                        // The first batch ends only once three more writers wait behind it.
+                        while commit.state.lock().queue.len() < 3 {
+                            std::thread::yield_now();
+                        }
+                    }
+                    Ok(reqs.drain(..).map(|r| r + 100).collect())
+                })
+            }
+        };
+        let first = std::thread::spawn(submit(0));
+        while commit.batches_begun() == 0 {
+            std::thread::yield_now();
+        }
+        let rest: Vec<_> = (1..4).map(|v| std::thread::spawn(submit(v))).collect();
+        assert_eq!(first.join().unwrap().unwrap(), 100);
+        for (v, t) in (1..4).zip(rest) {
+            assert_eq!(t.join().unwrap().unwrap(), v + 100);
+        }
+        assert_eq!(*sizes.lock(), [1, 3], "the three who waited went in one batch");
+        assert!(!commit.state.lock().leader);
+    }
+
+    #[test]
+    fn a_writer_alone_leads_a_batch_of_one_and_reuses_the_queue() {
         let commit: GroupCommit<u64, u64> = GroupCommit::default();
         for v in 0..3 {
             assert_eq!(commit.submit(v, false, |reqs| Ok(reqs.drain(..).map(|r| r + 1).collect())).unwrap(), v + 1);
             let st = commit.state.lock();
-            assert!(st.finished.is_empty());
-            assert!(st.queue.is_empty());
-            assert!(st.queue.capacity() + st.spare.capacity() > 0, "the queue's vector was dropped");
+            assert!(st.queue.is_empty() && st.slots.is_empty() && !st.leader);
+            assert!(st.queue.capacity() + st.spare.0.capacity() > 0, "the queue's vector was dropped");
             if v > 0 {
-                assert!(st.queue.capacity() > 0 && st.spare.capacity() > 0, "a warm batch allocated a queue");
+                assert!(st.queue.capacity() > 0 && st.spare.0.capacity() > 0, "a warm batch allocated a queue");
+                assert!(st.slots.capacity() > 0 && st.spare.1.capacity() > 0, "a warm batch allocated slots");
             }
         }
         // What the batch leaves undrained is dropped, and its writer still gets its outcome.
         let failure = commit.submit(9, false, |_| Ok(Vec::new())).unwrap_err();
         assert!(failure.to_store_error().to_string().contains("wrong number of results"), "{failure:?}");
-        assert!(commit.state.lock().spare.is_empty());
+        let st = commit.state.lock();
+        assert!(st.queue.is_empty() && !st.leader);
     }
 
     #[test]
