@@ -12,7 +12,7 @@
 use std::io;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::record::{self, RecordKind};
 use super::segment::{self, Segments};
@@ -108,10 +108,12 @@ impl BatchFailure {
     }
 }
 
-/// A writer's mailbox: what the leader of its batch tells it, and the thread to wake for it.
+/// A writer's mailbox: what the leader of its batch tells it. Each has its own condition
+/// variable (parking_lot's: no thread handle and no park token of the caller's thread are
+/// used, so a caller's own parking is never disturbed).
 struct Slot<R> {
-    thread: std::thread::Thread,
     signal: Mutex<Signal<R>>,
+    told: Condvar,
 }
 
 /// What a waiting writer learns.
@@ -125,23 +127,23 @@ enum Signal<R> {
 }
 
 impl<R> Slot<R> {
+    fn new() -> Self {
+        Slot { signal: Mutex::new(Signal::Waiting), told: Condvar::new() }
+    }
+
     /// Hands `signal` to the slot's writer and wakes it.
     fn tell(&self, signal: Signal<R>) {
         *self.signal.lock() = signal;
-        self.thread.unpark();
+        self.told.notify_one();
     }
 
-    /// Parks until the slot holds something other than `Waiting`, and takes it.
+    /// Waits until the slot holds something other than `Waiting`, and takes it.
     fn wait(&self) -> Signal<R> {
-        loop {
-            let signal = std::mem::replace(&mut *self.signal.lock(), Signal::Waiting);
-            if !matches!(signal, Signal::Waiting) {
-                return signal;
-            }
-            // A spurious or stale wakeup just loops; `tell` unparks after setting the signal, so
-            // a signal set before this park makes it return at once.
-            std::thread::park();
+        let mut signal = self.signal.lock();
+        while matches!(*signal, Signal::Waiting) {
+            self.told.wait(&mut signal);
         }
+        std::mem::replace(&mut *signal, Signal::Waiting)
     }
 }
 
@@ -216,7 +218,7 @@ impl<Q, R> GroupCommit<Q, R> {
     where
         F: FnOnce(&mut Vec<Q>) -> Result<Vec<R>, BatchFailure>,
     {
-        let own = Arc::new(Slot { thread: std::thread::current(), signal: Mutex::new(Signal::Waiting) });
+        let own = Arc::new(Slot::new());
         let mut st = self.state.lock();
         st.queue.push(request);
         st.slots.push(Arc::clone(&own));
@@ -285,9 +287,13 @@ impl<Q, R> GroupCommit<Q, R> {
         };
         // Hand the lead over first, so that the next batch begins while this one's writers
         // wake up.
+        // The emptied queue goes back with it, for the batch after the next.
         let mut st = self.state.lock();
         let next = st.slots.first().cloned();
         st.leader = next.is_some();
+        if requests.is_empty() && st.spare.0.capacity() == 0 {
+            st.spare.0 = requests;
+        }
         drop(st);
         if let Some(next) = next {
             next.tell(Signal::Lead);
@@ -301,9 +307,6 @@ impl<Q, R> GroupCommit<Q, R> {
             }
         }
         let mut st = self.state.lock();
-        if requests.is_empty() && st.spare.0.capacity() == 0 {
-            st.spare.0 = requests;
-        }
         if st.spare.1.capacity() == 0 {
             st.spare.1 = slots;
         }
