@@ -4,7 +4,8 @@
 //! (`common/model.rs`, a copy of the conformance suite's reference model). Every answer is
 //! compared.
 //!
-//! The input first chooses the durability: `Always`, or `Buffered` with a write buffer of 0,
+//! The input first chooses the durability: `Always` (with a commit journal of 8 KiB, so that it
+//! checkpoints every few records, or with none), or `Buffered` with a write buffer of 0,
 //! 200 bytes (about one record), 1,500 bytes or 64 KiB (more than a segment).
 //!
 //! With `Always` every acknowledged mutation must survive a crash. An injected write or sync
