@@ -276,18 +276,19 @@ impl<Q, R> GroupCommit<Q, R> {
                 (Err(BatchFailure::internal("committing", "the batch's leader panicked".into())), Some(payload))
             }
         };
-        let outcomes: Vec<Result<R, BatchFailure>> = match outcome {
-            Ok(results) if results.len() == count => results.into_iter().map(Ok).collect(),
-            Ok(_) => {
-                let failure =
-                    BatchFailure::internal("committing", "the batch returned the wrong number of results".into());
-                (0..count).map(|_| Err(failure.clone())).collect()
+        let outcome = outcome.and_then(|results| {
+            if results.len() == count {
+                Ok(results)
+            } else {
+                Err(BatchFailure::internal("committing", "the batch returned the wrong number of results".into()))
             }
+        });
+        let outcomes: Vec<Result<R, BatchFailure>> = match outcome {
+            Ok(results) => results.into_iter().map(Ok).collect(),
             Err(failure) => (0..count).map(|_| Err(failure.clone())).collect(),
         };
         // Hand the lead over first, so that the next batch begins while this one's writers
-        // wake up.
-        // The emptied queue goes back with it, for the batch after the next.
+        // wake up; the emptied queue goes back with it, for the batch after the next.
         let mut st = self.state.lock();
         let next = st.slots.first().cloned();
         st.leader = next.is_some();
