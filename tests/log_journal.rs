@@ -227,3 +227,31 @@ fn a_reopen_after_a_failed_checkpoint_starts_a_durable_generation_before_it_writ
     acknowledged.extend(later);
     assert_all_present(&store, &acknowledged);
 }
+
+#[test]
+fn more_unsynced_segments_than_open_descriptors_make_a_checkpoint() {
+    let clock = ManualClock::at_epoch_2026();
+    let fs = FaultFileSystem::new();
+    let config = || LogConfig { max_open_files: 2, ..config(1 << 20) };
+    let store = open(&fs, &clock, config());
+    let mut acknowledged: Vec<Notification> =
+        (0..3).map(|w| store.append(&feed(), note(&clock, &format!("first-{w}"), w, 100)).unwrap()).collect();
+    store.sync().unwrap();
+    // Two segments with unsynced bytes fit in the two descriptors: one sync (the journal's)
+    // per append.
+    fs.set_plan(FaultPlan::default());
+    for w in 0..2 {
+        acknowledged.push(store.append(&feed(), note(&clock, &format!("second-{w}"), w, 100)).unwrap());
+    }
+    assert_eq!(fs.counts(), (4, 2), "a segment write, a journal write and one sync per append");
+    // A third would not: that append checkpoints (syncs the segments, starts a new generation).
+    acknowledged.push(store.append(&feed(), note(&clock, "second-2", 2, 100)).unwrap());
+    assert!(fs.counts().1 > 3, "no checkpoint: {:?}", fs.counts());
+
+    // So a power loss now finds nothing to replay, and loses nothing.
+    let crashed = fs.crash(None);
+    drop(store);
+    let store = open(&crashed, &clock, config());
+    assert_eq!(store.recovery_report().journal_entries_replayed, 0, "{:?}", store.recovery_report());
+    assert_all_present(&store, &acknowledged);
+}

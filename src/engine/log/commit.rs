@@ -508,7 +508,7 @@ fn write_requests(
     }
     // An `Always` batch's frames also go to the commit journal, in one entry: when it fits, the
     // journal is the one file the batch syncs (journal.rs).
-    let journaling = always_sync && !sync_asked && writer.journal.is_some();
+    let mut journaling = always_sync && !sync_asked && writer.journal.is_some();
     if let Some(journal) = writer.journal.as_mut().filter(|_| journaling) {
         journal.begin();
     }
@@ -522,6 +522,10 @@ fn write_requests(
     if !sync_requested {
         return Ok(());
     }
+    // A checkpoint instead once more segments hold unsynced bytes than the descriptor LRU
+    // keeps open: it would have to close one of them, and a failed write-back of a file no
+    // descriptor holds may go unreported to its sync (see `segment::Descriptors`).
+    journaling = journaling && writer.segments.values().filter(|s| s.dirty).count() <= segments.descriptor_capacity();
     if let Some(journal) = writer.journal.as_mut().filter(|j| journaling && j.fits()) {
         // IMPORTANT 17: every frame the batch wrote is in a synced journal entry before any
         // writer of the batch is told its record is durable; a reopen writes it back into its

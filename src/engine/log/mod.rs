@@ -151,7 +151,13 @@ pub struct LogConfig {
     /// (values outside are clamped). Default: 64 MiB.
     pub max_segment_bytes: u64,
     /// The most segment files kept open at once (an LRU of descriptors), whatever the number of
-    /// windows. Bounds: at least 1. Default: 128.
+    /// windows. A file written since its last sync is closed only when every file open is
+    /// such a file (Linux reports a failed background write-back to a later sync only while
+    /// the file's inode stays in memory, which an open descriptor ensures), and with the commit
+    /// journal a batch checkpoints rather than leave more than this many files unsynced
+    /// ([`LogConfig::journal_bytes`]). A `Buffered` store that writes to more windows than
+    /// this between two `sync`s may have to close such a file. Bounds: at least 1. Default:
+    /// 128.
     pub max_open_files: usize,
     /// How far ahead of its records a segment file is extended with zeros, in one write with
     /// the records that reach past the zeros. An `fdatasync` of records written over zeros
@@ -198,11 +204,12 @@ pub struct LogConfig {
     /// sync; one contiguous entry costs about what one record costs. The costs: each record is
     /// written twice (once to the journal), the journal's size on disk, and a checkpoint's
     /// sync of every segment written since the last one, in the batch that finds the journal
-    /// full. Segment pages stay unsynced until a checkpoint: should the kernel's background
-    /// write-back of one fail and the file's inode leave memory before the checkpoint (no
-    /// descriptor open on it), Linux may not report that error to the checkpoint's sync, and
-    /// the journal's copy would be dropped with the pages unwritten. No test here can produce
-    /// that; checkpoints by time, not only by size, would narrow it. Without a journal (0), each batch syncs every segment it wrote
+    /// full. Segment pages stay unsynced until a checkpoint, and the kernel may write them
+    /// back (and fail to) before it: Linux reports such a failure to the checkpoint's sync only
+    /// while the file's inode stays in memory, so every segment written since the last
+    /// checkpoint keeps its descriptor open, and a batch that would leave more such segments
+    /// than [`LogConfig::max_open_files`] checkpoints instead. (No test here can make the
+    /// kernel's write-back fail; the tests pin that the descriptors stay open.) Without a journal (0), each batch syncs every segment it wrote
     /// ([`LogConfig::volume_sync`]). Ignored with [`Durability::Buffered`], whose open removes
     /// any journal (after writing it back). Default: 1 MiB.
     pub journal_bytes: u64,

@@ -5,7 +5,7 @@
 //! new one when it would exceed the configured size; the old one is synced first, so a torn
 //! tail can only ever be in the last segment of a window.
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -165,12 +165,23 @@ impl WriterState {
     }
 }
 
-/// A small LRU of open file descriptors.
+/// A small LRU of open file descriptors, which closes a segment that holds bytes no sync has
+/// covered only when every descriptor it holds is of such a segment.
+///
+/// Why: Linux reports a failed background write-back of a file's pages to a later `fdatasync`
+/// of it (on any descriptor) only while the file's inode stays in memory, and it may drop an
+/// inode that no descriptor holds open once its pages are clean, which a failed write-back
+/// makes them. A segment written and not yet synced (with the commit journal, until the next
+/// checkpoint; with `Buffered`, until the next `sync`) therefore keeps its descriptor open
+/// while a clean one can be closed instead, so its sync reports such a failure instead of
+/// succeeding over lost pages.
 #[derive(Debug)]
 struct Descriptors {
     capacity: usize,
     tick: u64,
     open: HashMap<u32, (Arc<dyn FsFile>, u64)>,
+    /// The segments written since their last sync (their `dirty` flag, kept here for the LRU).
+    unsynced: HashSet<u32>,
 }
 
 /// What readers know of one segment; shared with [`SegmentReader`]s, which keep it for the
@@ -227,7 +238,12 @@ impl Segments {
             dir: dir.to_path_buf(),
             fs,
             shared: RwLock::new(shared),
-            descriptors: Mutex::new(Descriptors { capacity: max_open_files.max(1), tick: 0, open: HashMap::new() }),
+            descriptors: Mutex::new(Descriptors {
+                capacity: max_open_files.max(1),
+                tick: 0,
+                open: HashMap::new(),
+                unsynced: writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect(),
+            }),
             writer: Mutex::new(writer),
             poisoned: AtomicBool::new(false),
             max_segment_bytes,
@@ -282,13 +298,24 @@ impl Segments {
         }
         let path = self.path(id);
         let file = self.fs.open(&path, false).map_err(|e| io_error("opening", &path, e))?;
-        if d.open.len() >= d.capacity
-            && let Some(oldest) = d.open.iter().min_by_key(|(_, (_, used))| *used).map(|(&k, _)| k)
-        {
-            d.open.remove(&oldest);
+        if d.open.len() >= d.capacity {
+            // The least recently used of the synced segments, else of all (see `Descriptors`).
+            let Descriptors { open, unsynced, .. } = &*d;
+            let oldest = |synced_only: bool| {
+                let candidates = open.iter().filter(|(id, _)| !(synced_only && unsynced.contains(*id)));
+                candidates.min_by_key(|(_, (_, used))| *used).map(|(&k, _)| k)
+            };
+            if let Some(victim) = oldest(true).or_else(|| oldest(false)) {
+                d.open.remove(&victim);
+            }
         }
         d.open.insert(id, (Arc::clone(&file), tick));
         Ok(file)
+    }
+
+    /// How many descriptors the LRU keeps open at most.
+    pub fn descriptor_capacity(&self) -> usize {
+        self.descriptors.lock().capacity
     }
 
     /// How many descriptors the LRU holds open.
@@ -371,7 +398,9 @@ impl Segments {
             writer.active.remove(&s.window);
         }
         self.shared.write().remove(&id);
-        self.descriptors.lock().open.remove(&id);
+        let mut d = self.descriptors.lock();
+        d.open.remove(&id);
+        d.unsynced.remove(&id);
     }
 
     /// Appends `buf` at the end (`at`) of segment `id`: straight to the OS when `buffer_limit`
@@ -403,7 +432,9 @@ impl Segments {
     ) -> Result<(), StoreError> {
         let max = self.max_segment_bytes;
         let Some(s) = writer.segments.get_mut(&id) else { return Ok(()) };
-
+        if !s.dirty {
+            self.descriptors.lock().unsynced.insert(id);
+        }
         s.dirty = true;
         if buffer_limit == 0 && s.pending.is_empty() {
             let file = self.file(id)?;
@@ -531,7 +562,7 @@ impl Segments {
         let file = self.poison_on_error(self.file(id))?;
         let synced = file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e));
         self.cut_back_on_failed_sync(writer, synced)?;
-        Self::mark_synced(writer, &[id]);
+        self.mark_synced(writer, &[id]);
         Ok(())
     }
 
@@ -586,7 +617,7 @@ impl Segments {
             self.flush_all(writer)?;
             let synced = volume.sync_volume().map_err(|e| io_error("syncing the file system of", &self.dir, e));
             self.cut_back_on_failed_sync(writer, synced)?;
-            Self::mark_synced(writer, &dirty);
+            self.mark_synced(writer, &dirty);
             return Ok(());
         }
         if !self.fs.concurrent_syncs() {
@@ -620,13 +651,15 @@ impl Segments {
             let synced = outcome.map_err(|e| io_error("syncing", &self.path(id), e));
             self.cut_back_on_failed_sync(writer, synced)?;
         }
-        Self::mark_synced(writer, &dirty);
+        self.mark_synced(writer, &dirty);
         Ok(())
     }
 
     /// Records that the segments `ids` are durable up to their length.
-    fn mark_synced(writer: &mut WriterState, ids: &[u32]) {
+    fn mark_synced(&self, writer: &mut WriterState, ids: &[u32]) {
+        let mut d = self.descriptors.lock();
         for id in ids {
+            d.unsynced.remove(id);
             if let Some(s) = writer.segments.get_mut(id) {
                 s.dirty = false;
                 s.synced_len = s.len;
@@ -657,6 +690,9 @@ impl Segments {
             let trimmed =
                 trim(&*file, s).map(|()| before - s.allocated).map_err(|e| io_error("truncating", &self.path(id), e));
             cut += self.cut_back_on_failed_sync(writer, trimmed)?;
+            if writer.segments.get(&id).is_some_and(|s| !s.dirty) {
+                self.descriptors.lock().unsynced.remove(&id);
+            }
         }
         Ok(cut)
     }
@@ -869,6 +905,37 @@ mod tests {
         // Reads of the cut bytes now ask for a flush, which the (poisoned) store refuses.
         s.poisoned.store(true, Ordering::SeqCst);
         assert!(matches!(s.reader().read_with(id, at, 20, |_, b| b.to_vec()), Err(StoreError::Poisoned)));
+    }
+
+    #[test]
+    fn the_lru_closes_synced_segments_before_one_holding_unsynced_bytes() {
+        // Descriptors for 2 files; segment `written` holds bytes no sync covered.
+        let s = segments(2);
+        let at = SEGMENT_HEADER_LEN as u64;
+        let mut w = s.writer.lock();
+        let ids: Vec<u32> = (0..5).map(|window| s.create(&mut w, window).unwrap()).collect();
+        let written = ids[0];
+        s.append(&mut w, written, at, b"unsynced", 0).unwrap();
+        drop(w);
+        let held = |id: u32| s.descriptors.lock().open.contains_key(&id);
+        // Every other segment is opened in turn, each used more recently than `written`.
+        for &id in &ids[1..] {
+            s.file(id).unwrap();
+            assert!(held(written), "segment {written} was closed to open {id}");
+            assert!(s.open_descriptors() <= 2);
+        }
+        // Once synced, it is closed like any other.
+        s.sync(&mut s.writer.lock(), written).unwrap();
+        for &id in &ids[1..] {
+            s.file(id).unwrap();
+        }
+        assert!(!held(written));
+        // When every descriptor held is of an unsynced segment, the bound still holds.
+        let mut w = s.writer.lock();
+        for &id in &ids {
+            s.append(&mut w, id, at, b"unsynced", 0).unwrap();
+            assert!(s.open_descriptors() <= 2);
+        }
     }
 
     #[test]
