@@ -169,9 +169,10 @@ impl WriterState {
 /// covered only when every descriptor it holds is of such a segment.
 ///
 /// Why: Linux reports a failed background write-back of a file's pages to a later `fdatasync`
-/// of it (on any descriptor) only while the file's inode stays in memory, and it may drop an
-/// inode that no descriptor holds open once its pages are clean, which a failed write-back
-/// makes them. A segment written and not yet synced (with the commit journal, until the next
+/// of it (on any descriptor, since 4.17: "errseq: Always report a writeback error once") only
+/// while the file's inode stays in memory, and it may drop an inode that no descriptor holds
+/// open once its pages are clean, which a failed write-back makes them (that commit's message
+/// names this case). A segment written and not yet synced (with the commit journal, until the next
 /// checkpoint; with `Buffered`, until the next `sync`) therefore keeps its descriptor open
 /// while a clean one can be closed instead, so its sync reports such a failure instead of
 /// succeeding over lost pages.
