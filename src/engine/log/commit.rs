@@ -15,7 +15,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use super::record::{self, RecordKind};
-use super::segment::{self, Segments};
+use super::segment::{self, Segments, WriterState};
 use crate::StoreError;
 
 /// A record waiting to be written.
@@ -422,15 +422,36 @@ fn write_requests(
         segments.poison_on_error(raised.store(segments.fs(), segments.dir()))?;
         writer.watermark = raised;
     }
+    let sync_asked = requests.iter().any(|r| matches!(r, Request::Sync));
+    let journaling = always_sync && !sync_asked && writer.journal.is_some();
+    if journaling {
+        // IMPORTANT 19: a checkpoint first when this batch would leave the descriptor LRU no
+        // slot for a synced segment: every segment written since the last checkpoint then
+        // keeps its descriptor open until it is synced (`segment::Descriptors`). The segments
+        // this batch would newly dirty are those of its windows whose active segment is clean
+        // or not yet created (a roll's new segment is preceded by a sync of every segment).
+        let mut windows: smallvec::SmallVec<[i64; 16]> = smallvec::SmallVec::new();
+        for request in requests.iter() {
+            if let Request::Record(rec) = request
+                && !windows.contains(&rec.window)
+            {
+                windows.push(rec.window);
+            }
+        }
+        let state = &*writer;
+        let clean = |window: &&i64| {
+            let active = state.active.get(*window).and_then(|id| state.segments.get(id));
+            !active.is_some_and(|s| s.dirty)
+        };
+        if !segments.unsynced_fit(windows.iter().filter(clean).count()) {
+            checkpoint(segments, &mut writer)?;
+        }
+    }
     let mut buffers = std::mem::take(&mut writer.batch_buffers);
     buffers.clear();
-    let mut sync_requested = always_sync;
-    let mut sync_asked = false;
     for request in requests.iter_mut() {
         let rec = match request {
             Request::Sync => {
-                sync_requested = true;
-                sync_asked = true;
                 placed(None);
                 continue;
             }
@@ -508,7 +529,6 @@ fn write_requests(
     }
     // An `Always` batch's frames also go to the commit journal, in one entry: when it fits, the
     // journal is the one file the batch syncs (journal.rs).
-    let mut journaling = always_sync && !sync_asked && writer.journal.is_some();
     if let Some(journal) = writer.journal.as_mut().filter(|_| journaling) {
         journal.begin();
     }
@@ -519,14 +539,13 @@ fn write_requests(
         }
     }
     writer.batch_buffers = buffers;
-    if !sync_requested {
+    if !always_sync && !sync_asked {
         return Ok(());
     }
-    // A checkpoint instead once more segments hold unsynced bytes than the descriptor LRU
-    // keeps open: it would have to close one of them, and a failed write-back of a file no
-    // descriptor holds may go unreported to its sync (see `segment::Descriptors`).
-    journaling = journaling && writer.segments.values().filter(|s| s.dirty).count() <= segments.descriptor_capacity();
-    if let Some(journal) = writer.journal.as_mut().filter(|j| journaling && j.fits()) {
+    // A batch that alone wrote to as many segments as the LRU keeps open checkpoints too
+    // (IMPORTANT 19).
+    let fits_descriptors = segments.unsynced_fit(0);
+    if let Some(journal) = writer.journal.as_mut().filter(|j| journaling && fits_descriptors && j.fits()) {
         // IMPORTANT 17: every frame the batch wrote is in a synced journal entry before any
         // writer of the batch is told its record is durable; a reopen writes it back into its
         // segment before reading any (journal::replay).
@@ -544,11 +563,20 @@ fn write_requests(
         }
         return Ok(());
     }
-    let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
     // IMPORTANT 4: every file the batch touched is synced before any writer of the batch is
     // told its record is durable (in parallel: one fdatasync's wait for the batch). With a
     // journal this is its checkpoint: every segment is synced, so its entries are dead.
-    segments.sync_many(&mut writer, &dirty)?;
+    checkpoint(segments, &mut writer)
+}
+
+/// Syncs every segment written since its last sync and, when the commit journal holds
+/// entries, starts its next generation (they are dead: what they copy is in synced segments).
+///
+/// # Errors
+/// [`StoreError::Io`]; the store is poisoned.
+fn checkpoint(segments: &Segments, writer: &mut WriterState) -> Result<(), StoreError> {
+    let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
+    segments.sync_many(writer, &dirty)?;
     if let Some(journal) = writer.journal.as_mut().filter(|j| !j.is_empty()) {
         let path = journal.path().to_path_buf();
         let reset = journal.reset().map_err(|e| segment::io_error("syncing", &path, e));

@@ -6,8 +6,8 @@
 //! for every place written in a sync, not for the bytes (benches/README.md, "Group commit and
 //! the disk"). One contiguous copy synced costs about what one record synced costs, where a
 //! `syncfs` over a batch's ~6 segment files cost twice that. The segments are synced later, at
-//! a *checkpoint*: when an entry does not fit, when more segments would hold unsynced bytes
-//! than the descriptor LRU keeps open (`segment::Descriptors` says why), and at every `sync`
+//! a *checkpoint*: when an entry does not fit, before a batch that would leave the descriptor
+//! LRU no slot for a synced segment (`segment::Descriptors` says why), and at every `sync`
 //! request (so `FeedStore::sync`, a clean close and compaction). After a checkpoint the journal's entries
 //! are dead, and a new generation starts at its beginning. (A segment's roll also syncs every
 //! segment written, but keeps the generation: replaying its entries only writes again what the

@@ -153,11 +153,13 @@ pub struct LogConfig {
     /// The most segment files kept open at once (an LRU of descriptors), whatever the number of
     /// windows. A file written since its last sync is closed only when every file open is
     /// such a file (Linux reports a failed background write-back to a later sync only while
-    /// the file's inode stays in memory, which an open descriptor ensures), and with the commit
-    /// journal a batch checkpoints rather than leave more than this many files unsynced
-    /// ([`LogConfig::journal_bytes`]). A `Buffered` store that writes to more windows than
-    /// this between two `sync`s may have to close such a file. Bounds: at least 1. Default:
-    /// 128.
+    /// the file's inode stays in memory, which an open descriptor ensures). With the commit
+    /// journal, a batch checkpoints first when it would leave more than `max_open_files − 1`
+    /// files unsynced, so one descriptor always stays for reads of synced files
+    /// ([`LogConfig::journal_bytes`]); at 1 the journal is in effect off. A `Buffered` store
+    /// that writes to more windows than this between two `sync`s may have to close such a
+    /// file; its `sync` then holds a descriptor of every unsynced file while it syncs them.
+    /// Bounds: at least 1. Default: 128.
     pub max_open_files: usize,
     /// How far ahead of its records a segment file is extended with zeros, in one write with
     /// the records that reach past the zeros. An `fdatasync` of records written over zeros
@@ -205,11 +207,13 @@ pub struct LogConfig {
     /// written twice (once to the journal), the journal's size on disk, and a checkpoint's
     /// sync of every segment written since the last one, in the batch that finds the journal
     /// full. Segment pages stay unsynced until a checkpoint, and the kernel may write them
-    /// back (and fail to) before it: Linux reports such a failure to the checkpoint's sync only
-    /// while the file's inode stays in memory, so every segment written since the last
-    /// checkpoint keeps its descriptor open, and a batch that would leave more such segments
-    /// than [`LogConfig::max_open_files`] checkpoints instead. (No test here can make the
-    /// kernel's write-back fail; the tests pin that the descriptors stay open.) Without a journal (0), each batch syncs every segment it wrote
+    /// back (and fail to) before it: Linux reports such a failure to the checkpoint's
+    /// `fdatasync` only while the file's inode stays in memory, so every segment written since
+    /// the last checkpoint keeps its descriptor open, and a batch that would leave
+    /// [`LogConfig::max_open_files`] or more such segments checkpoints first (a checkpoint by
+    /// `syncfs`, [`LogConfig::volume_sync`], is told of such failures whatever the inodes).
+    /// No test here can make the kernel's write-back fail; the tests pin that the LRU keeps
+    /// those descriptors and that the batch checkpoints first. Without a journal (0), each batch syncs every segment it wrote
     /// ([`LogConfig::volume_sync`]). Ignored with [`Durability::Buffered`], whose open removes
     /// any journal (after writing it back). Default: 1 MiB.
     pub journal_bytes: u64,

@@ -314,9 +314,12 @@ impl Segments {
         Ok(file)
     }
 
-    /// How many descriptors the LRU keeps open at most.
-    pub fn descriptor_capacity(&self) -> usize {
-        self.descriptors.lock().capacity
+    /// Whether `more` segments could hold unsynced bytes beside those that do now and still
+    /// leave the descriptor LRU a slot for a synced one (see [`Descriptors`]): past that, a
+    /// journaled store checkpoints.
+    pub fn unsynced_fit(&self, more: usize) -> bool {
+        let d = self.descriptors.lock();
+        d.unsynced.len() + more < d.capacity
     }
 
     /// How many descriptors the LRU holds open.
