@@ -430,6 +430,8 @@ fn write_requests(
         // keeps its descriptor open until it is synced (`segment::Descriptors`). The segments
         // this batch would newly dirty are those of its windows whose active segment is clean
         // or not yet created (a roll's new segment is preceded by a sync of every segment).
+        // A batch over so many windows that it alone leaves no slot cannot be helped by a
+        // checkpoint first: it checkpoints at its end instead, its own pages exposed meanwhile.
         let mut windows: smallvec::SmallVec<[i64; 16]> = smallvec::SmallVec::new();
         for request in requests.iter() {
             if let Request::Record(rec) = request
@@ -443,7 +445,9 @@ fn write_requests(
             let active = state.active.get(*window).and_then(|id| state.segments.get(id));
             !active.is_some_and(|s| s.dirty)
         };
-        if !segments.unsynced_fit(windows.iter().filter(clean).count()) {
+        if segments.unsynced_fit(windows.len(), true)
+            && !segments.unsynced_fit(windows.iter().filter(clean).count(), false)
+        {
             checkpoint(segments, &mut writer)?;
         }
     }
@@ -544,7 +548,7 @@ fn write_requests(
     }
     // A batch that alone wrote to as many segments as the LRU keeps open checkpoints too
     // (IMPORTANT 19).
-    let fits_descriptors = segments.unsynced_fit(0);
+    let fits_descriptors = segments.unsynced_fit(0, false);
     if let Some(journal) = writer.journal.as_mut().filter(|j| journaling && fits_descriptors && j.fits()) {
         // IMPORTANT 17: every frame the batch wrote is in a synced journal entry before any
         // writer of the batch is told its record is durable; a reopen writes it back into its

@@ -155,8 +155,12 @@ pub struct LogConfig {
     /// such a file (Linux reports a failed background write-back to a later sync only while
     /// the file's inode stays in memory, which an open descriptor ensures). With the commit
     /// journal, a batch checkpoints first when it would leave more than `max_open_files − 1`
-    /// files unsynced, so one descriptor always stays for reads of synced files
-    /// ([`LogConfig::journal_bytes`]); at 1 the journal is in effect off. A `Buffered` store
+    /// files unsynced, so one descriptor stays for reads of synced files
+    /// ([`LogConfig::journal_bytes`]); a batch whose records alone span `max_open_files`
+    /// windows or more checkpoints at its end instead. So a workload that writes to more
+    /// windows than this between two checkpoints (TTLs spread over more than about 5 days, with
+    /// 1-hour windows and the default) checkpoints that much more often: raise it there. At
+    /// 2 every change of window checkpoints; at 1 the journal is in effect off. A `Buffered` store
     /// that writes to more windows than this between two `sync`s may have to close such a
     /// file; its `sync` then holds a descriptor of every unsynced file while it syncs them.
     /// Bounds: at least 1. Default: 128.

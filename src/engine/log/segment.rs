@@ -316,10 +316,10 @@ impl Segments {
 
     /// Whether `more` segments could hold unsynced bytes beside those that do now and still
     /// leave the descriptor LRU a slot for a synced one (see [`Descriptors`]): past that, a
-    /// journaled store checkpoints.
-    pub fn unsynced_fit(&self, more: usize) -> bool {
+    /// journaled store checkpoints. With `alone`, as if none did now.
+    pub fn unsynced_fit(&self, more: usize, alone: bool) -> bool {
         let d = self.descriptors.lock();
-        d.unsynced.len() + more < d.capacity
+        if alone { more < d.capacity } else { d.unsynced.len() + more < d.capacity }
     }
 
     /// How many descriptors the LRU holds open.
