@@ -445,9 +445,8 @@ fn write_requests(
             let active = state.active.get(*window).and_then(|id| state.segments.get(id));
             !active.is_some_and(|s| s.dirty)
         };
-        if segments.unsynced_fit(windows.len(), true)
-            && !segments.unsynced_fit(windows.iter().filter(clean).count(), false)
-        {
+        let (unsynced, capacity) = segments.unsynced_and_capacity();
+        if windows.len() < capacity && unsynced + windows.iter().filter(clean).count() >= capacity {
             checkpoint(segments, &mut writer)?;
         }
     }
@@ -548,7 +547,8 @@ fn write_requests(
     }
     // A batch that alone wrote to as many segments as the LRU keeps open checkpoints too
     // (IMPORTANT 19).
-    let fits_descriptors = segments.unsynced_fit(0, false);
+    let (unsynced, capacity) = segments.unsynced_and_capacity();
+    let fits_descriptors = unsynced < capacity;
     if let Some(journal) = writer.journal.as_mut().filter(|j| journaling && fits_descriptors && j.fits()) {
         // IMPORTANT 17: every frame the batch wrote is in a synced journal entry before any
         // writer of the batch is told its record is durable; a reopen writes it back into its

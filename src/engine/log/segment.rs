@@ -314,12 +314,12 @@ impl Segments {
         Ok(file)
     }
 
-    /// Whether `more` segments could hold unsynced bytes beside those that do now and still
-    /// leave the descriptor LRU a slot for a synced one (see [`Descriptors`]): past that, a
-    /// journaled store checkpoints. With `alone`, as if none did now.
-    pub fn unsynced_fit(&self, more: usize, alone: bool) -> bool {
+    /// How many segments hold bytes written since their last sync, and how many descriptors
+    /// the LRU keeps open at most: while the first stays below the second, the LRU closes no
+    /// descriptor of such a segment (see [`Descriptors`]).
+    pub fn unsynced_and_capacity(&self) -> (usize, usize) {
         let d = self.descriptors.lock();
-        if alone { more < d.capacity } else { d.unsynced.len() + more < d.capacity }
+        (d.unsynced.len(), d.capacity)
     }
 
     /// How many descriptors the LRU holds open.
