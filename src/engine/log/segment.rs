@@ -172,10 +172,11 @@ impl WriterState {
 /// of it (on any descriptor, since 4.17: "errseq: Always report a writeback error once") only
 /// while the file's inode stays in memory, and it may drop an inode that no descriptor holds
 /// open once its pages are clean, which a failed write-back makes them (that commit's message
-/// names this case). A segment written and not yet synced (with the commit journal, until the next
-/// checkpoint; with `Buffered`, until the next `sync`) therefore keeps its descriptor open
-/// while a clean one can be closed instead, so its sync reports such a failure instead of
-/// succeeding over lost pages.
+/// names this case). A segment written and not yet synced (with the commit journal, until the
+/// next checkpoint; with `Buffered`, until the next `sync`) therefore keeps its descriptor
+/// open while a clean one can be closed instead, so its sync reports such a failure instead
+/// of succeeding over lost pages. The set of such segments mirrors their `dirty` flags,
+/// which live under the writer's lock that readers opening a file do not take.
 #[derive(Debug)]
 struct Descriptors {
     capacity: usize,
