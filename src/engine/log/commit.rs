@@ -424,14 +424,17 @@ fn write_requests(
     }
     let sync_asked = requests.iter().any(|r| matches!(r, Request::Sync));
     let journaling = always_sync && !sync_asked && writer.journal.is_some();
-    if journaling {
+    if !sync_asked && (journaling || !always_sync) {
         // IMPORTANT 19: a checkpoint first when this batch would leave the descriptor LRU no
-        // slot for a synced segment: every segment written since the last checkpoint then
-        // keeps its descriptor open until it is synced (`segment::Descriptors`). The segments
+        // slot for a synced segment: every segment written since the last sync then keeps its
+        // descriptor open until it is synced (`segment::Descriptors`). That is a journaled
+        // batch's case, and a `Buffered` write's (which no batch syncs after). The segments
         // this batch would newly dirty are those of its windows whose active segment is clean
         // or not yet created (a roll's new segment is preceded by a sync of every segment).
         // A batch over so many windows that it alone leaves no slot cannot be helped by a
         // checkpoint first: it checkpoints at its end instead, its own pages exposed meanwhile.
+        // While no batch dirties a segment, the count of unsynced ones is below the bound (each
+        // batch leaves it so), so only a batch that does looks at it.
         let mut windows: smallvec::SmallVec<[i64; 16]> = smallvec::SmallVec::new();
         for request in requests.iter() {
             if let Request::Record(rec) = request
@@ -445,9 +448,12 @@ fn write_requests(
             let active = state.active.get(*window).and_then(|id| state.segments.get(id));
             !active.is_some_and(|s| s.dirty)
         };
-        let (unsynced, capacity) = segments.unsynced_and_capacity();
-        if windows.len() < capacity && unsynced + windows.iter().filter(clean).count() >= capacity {
-            checkpoint(segments, &mut writer)?;
+        let fresh = windows.iter().filter(clean).count();
+        if fresh > 0 {
+            let (unsynced, capacity) = segments.unsynced_and_capacity();
+            if windows.len() < capacity && unsynced + fresh >= capacity {
+                checkpoint(segments, &mut writer)?;
+            }
         }
     }
     let mut buffers = std::mem::take(&mut writer.batch_buffers);

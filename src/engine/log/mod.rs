@@ -153,16 +153,17 @@ pub struct LogConfig {
     /// The most segment files kept open at once (an LRU of descriptors), whatever the number of
     /// windows. A file written since its last sync is closed only when every file open is
     /// such a file (Linux reports a failed background write-back to a later sync only while
-    /// the file's inode stays in memory, which an open descriptor ensures). With the commit
-    /// journal, a batch checkpoints first when it would leave more than `max_open_files − 1`
-    /// files unsynced, so one descriptor stays for reads of synced files
-    /// ([`LogConfig::journal_bytes`]); a batch whose records alone span `max_open_files`
-    /// windows or more checkpoints at its end instead. So a workload that writes to more
-    /// windows than this between two checkpoints (TTLs spread over more than about 5 days, with
-    /// 1-hour windows and the default) checkpoints that much more often: raise it there. At
-    /// 2 every change of window checkpoints; at 1 the journal is in effect off. A `Buffered` store
-    /// that writes to more windows than this between two `sync`s may have to close such a
-    /// file; its `sync` then holds a descriptor of every unsynced file while it syncs them.
+    /// the file's inode stays in memory, which an open descriptor ensures). So a write that
+    /// would leave more than `max_open_files − 1` files unsynced syncs them first, and one
+    /// descriptor stays for reads of synced files: with the commit journal, a batch
+    /// checkpoints first ([`LogConfig::journal_bytes`]); with [`Durability::Buffered`], the
+    /// write that would dirty one file too many first syncs every unsynced one, as a `sync`
+    /// would (a failure poisons the store and that write returns the error, unwritten). A
+    /// batch whose records alone span `max_open_files` windows or more syncs at its end
+    /// instead (a `Buffered` write at 1, which then may close an unsynced file). So a workload
+    /// that writes to more windows than this between two syncs (TTLs spread over more than
+    /// about 5 days, with 1-hour windows and the default) syncs that much more often: raise it
+    /// there. At 2 every change of window syncs; at 1 the journal is in effect off.
     /// Bounds: at least 1. Default: 128.
     pub max_open_files: usize,
     /// How far ahead of its records a segment file is extended with zeros, in one write with

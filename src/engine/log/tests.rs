@@ -386,6 +386,40 @@ fn open_descriptors_stay_bounded_whatever_the_number_of_windows() {
 }
 
 #[test]
+fn a_buffered_write_syncs_first_when_unsynced_segments_would_fill_the_descriptors() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    // Three descriptors, every record written to the OS at once (no engine buffer), 1-minute
+    // windows: at most two segments may hold unsynced bytes, so one slot stays for reads.
+    let config =
+        || LogConfig { max_open_files: 3, write_buffer_bytes: 0, window: SignedDuration::from_mins(1), ..buffered() };
+    let store = open(&fs, &clock, config()).unwrap();
+    for w in 0..3 {
+        store.append(&f, note(&format!("first-{w}"), at(&clock, w + 1))).unwrap();
+    }
+    store.sync().unwrap();
+    fs.set_plan(FaultPlan::default());
+    for w in 0..2 {
+        store.append(&f, note(&format!("second-{w}"), at(&clock, w + 1))).unwrap();
+    }
+    assert_eq!(fs.counts(), (2, 0), "two unsynced segments leave a slot: no sync");
+    // A third would not: that write first syncs the two (one volume sync), then writes.
+    store.append(&f, note("second-2", at(&clock, 3))).unwrap();
+    assert_eq!(fs.counts(), (3, 1), "no sync before the third window's write");
+    assert!(store.open_descriptors() <= 3);
+
+    // So a power loss now keeps the two windows' second records, which no `sync` covered.
+    let crashed = fs.crash(None);
+    drop(store);
+    let store = open(&crashed, &clock, config()).unwrap();
+    let ids = all_app_ids(&store, &f);
+    for app in ["first-0", "first-1", "first-2", "second-0", "second-1"] {
+        assert!(ids.iter().any(|id| id == app), "{app} lost: {ids:?}");
+    }
+}
+
+#[test]
 fn a_second_open_of_the_directory_is_locked() {
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();
