@@ -327,10 +327,11 @@ fn config(mode: Mode) -> LogConfig {
         // Off by default; on here, so that clean reopens load it (and crashes scan).
         index_snapshot: true,
         max_segment_bytes: 4096,
-        // Few, so the descriptor LRU turns over; with the journal, up to 3 segments may then
-        // hold unsynced bytes before a batch checkpoints first (IMPORTANT 19), so entries over
-        // several segments build up between checkpoints.
-        max_open_files: if matches!(mode, Mode::Always { journal: true }) { 4 } else { 2 },
+        // Few, so the descriptor LRU turns over; with the journal or `Buffered`, up to 3
+        // segments may then hold unsynced bytes before a write syncs them first (IMPORTANT
+        // 19), so journal entries over several segments, and unsynced records in several
+        // windows for a power loss to keep or lose, build up between syncs.
+        max_open_files: if matches!(mode, Mode::Always { journal: false }) { 2 } else { 4 },
         // Both ways of syncing a batch over several files: one volume sync, or each file.
         volume_sync: mode.volume_sync(),
         ..LogConfig::default()
