@@ -424,17 +424,19 @@ fn write_requests(
     }
     let sync_asked = requests.iter().any(|r| matches!(r, Request::Sync));
     let journaling = always_sync && !sync_asked && writer.journal.is_some();
-    if !sync_asked && (journaling || !always_sync) {
+    if !sync_asked {
         // IMPORTANT 19: a checkpoint first when this batch would leave the descriptor LRU no
-        // slot for a synced segment: every segment written since the last sync then keeps its
-        // descriptor open until it is synced (`segment::Descriptors`). That is a journaled
-        // batch's case, and a `Buffered` write's (which no batch syncs after). The segments
-        // this batch would newly dirty are those of its windows whose active segment is clean
-        // or not yet created (a roll's new segment is preceded by a sync of every segment).
-        // A batch over so many windows that it alone leaves no slot cannot be helped by a
-        // checkpoint first: it checkpoints at its end instead, its own pages exposed meanwhile.
-        // While no batch dirties a segment, the count of unsynced ones is below the bound (each
-        // batch leaves it so), so only a batch that does looks at it.
+        // slot for a synced segment: every segment written since the last sync keeps its
+        // descriptor open until it is synced (`segment::Descriptors`). Unsynced segments build
+        // up across batches with the commit journal and with `Buffered` (whose writes and
+        // sweeps may start with some); a batch that syncs at its end starts with none
+        // otherwise. The segments this batch would newly dirty are those of its windows whose
+        // active segment is clean or not yet created (a roll's new segment is preceded by a
+        // sync of every segment). A batch over so many windows that it alone leaves no slot
+        // (with 1 descriptor, any batch) cannot be helped by a checkpoint first: it syncs at
+        // its end, if at all, its own pages exposed meanwhile. While no batch dirties a
+        // segment, the count of unsynced ones stays below the bound (each batch that can
+        // leaves it so), so only a batch that does looks at it.
         let mut windows: smallvec::SmallVec<[i64; 16]> = smallvec::SmallVec::new();
         for request in requests.iter() {
             if let Request::Record(rec) = request
@@ -484,7 +486,7 @@ fn write_requests(
             // with it, so what a power loss keeps stays a prefix of the operations up to here.
             // A sealed segment keeps no zeros past its records.
             let _cut = segments.trim_preallocated(&mut writer, &[segment])?;
-            let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
+            let dirty = writer.dirty_segments();
             segments.sync_many(&mut writer, &dirty)?;
             segment = segments.create(&mut writer, rec.window)?;
         }
@@ -585,7 +587,7 @@ fn write_requests(
 /// # Errors
 /// [`StoreError::Io`]; the store is poisoned.
 fn checkpoint(segments: &Segments, writer: &mut WriterState) -> Result<(), StoreError> {
-    let dirty: Vec<u32> = writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect();
+    let dirty = writer.dirty_segments();
     segments.sync_many(writer, &dirty)?;
     if let Some(journal) = writer.journal.as_mut().filter(|j| !j.is_empty()) {
         let path = journal.path().to_path_buf();

@@ -156,8 +156,12 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
                 // records, before a newer segment of the window exists, so a torn tail (or
                 // preallocated space) stays in a window's last segment.
                 stats.bytes_reclaimed += segments.trim_preallocated(&mut writer, &[active])?;
-                segments.sync(&mut writer, active)?;
             }
+            // With it, every other segment written since the sync above (IMPORTANT 19: the
+            // copy below is one more unsynced segment until its own sync, and must not leave
+            // the descriptor LRU only unsynced files to close).
+            let dirty = writer.dirty_segments();
+            segments.sync_many(&mut writer, &dirty)?;
             let new_id = segments.create(&mut writer, window)?;
             let new_key = segments.frame_key(new_id).ok_or_else(|| StoreError::Backend {
                 engine: "log",

@@ -158,12 +158,14 @@ pub struct LogConfig {
     /// descriptor stays for reads of synced files: with the commit journal, a batch
     /// checkpoints first ([`LogConfig::journal_bytes`]); with [`Durability::Buffered`], the
     /// write that would dirty one file too many first syncs every unsynced one, as a `sync`
-    /// would (a failure poisons the store and that write returns the error, unwritten). A
-    /// batch whose records alone span `max_open_files` windows or more syncs at its end
-    /// instead (a `Buffered` write at 1, which then may close an unsynced file). So a workload
-    /// that writes to more windows than this between two syncs (TTLs spread over more than
-    /// about 5 days, with 1-hour windows and the default) syncs that much more often: raise it
-    /// there. At 2 every change of window syncs; at 1 the journal is in effect off.
+    /// would, while it holds the writer's lock (a failure poisons the store, that write
+    /// returns the error, unwritten, and the unsynced records are cut as a failed `sync` cuts
+    /// them). A sweep does the same. A batch whose records alone span `max_open_files` windows
+    /// or more syncs at its end instead (with 1 descriptor, every batch: a `Buffered` store's
+    /// unsynced files may then be closed). So a workload that writes to more windows than this
+    /// between two syncs (TTLs spread over more than about 5 days, with 1-hour windows and the
+    /// default) syncs that much more often: raise it there. At 2 every change of window syncs;
+    /// at 1 the journal is in effect off.
     /// Bounds: at least 1. Default: 128.
     pub max_open_files: usize,
     /// How far ahead of its records a segment file is extended with zeros, in one write with

@@ -163,6 +163,11 @@ impl WriterState {
             removals_unlinked_through: w.removals_unlinked_through,
         }
     }
+
+    /// The segments written since their last sync.
+    pub fn dirty_segments(&self) -> Vec<u32> {
+        self.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect()
+    }
 }
 
 /// A small LRU of open file descriptors, which closes a segment that holds bytes no sync has
@@ -173,7 +178,8 @@ impl WriterState {
 /// while the file's inode stays in memory, and it may drop an inode that no descriptor holds
 /// open once its pages are clean, which a failed write-back makes them (that commit's message
 /// names this case). A segment written and not yet synced (with the commit journal, until the
-/// next checkpoint; with `Buffered`, until the next `sync`) therefore keeps its descriptor
+/// next checkpoint; with `Buffered`, until the next sync: a `sync`, a roll, a sweep, or the
+/// one a write runs first, see `commit::write_requests`) therefore keeps its descriptor
 /// open while a clean one can be closed instead, so its sync reports such a failure instead
 /// of succeeding over lost pages. The set of such segments mirrors their `dirty` flags,
 /// which live under the writer's lock that readers opening a file do not take.
@@ -244,7 +250,7 @@ impl Segments {
                 capacity: max_open_files.max(1),
                 tick: 0,
                 open: HashMap::new(),
-                unsynced: writer.segments.iter().filter(|(_, s)| s.dirty).map(|(&id, _)| id).collect(),
+                unsynced: writer.dirty_segments().into_iter().collect(),
             }),
             writer: Mutex::new(writer),
             poisoned: AtomicBool::new(false),

@@ -385,38 +385,91 @@ fn open_descriptors_stay_bounded_whatever_the_number_of_windows() {
     assert!(store.open_descriptors() <= 4);
 }
 
+/// A `Buffered` store with 3 descriptors and 1-minute windows, records written to the OS at
+/// once (`write_buffer_bytes` 0) or gathered in the engine's buffer; one record in each of
+/// windows 0..3, synced, so that the next writes start with every segment clean.
+fn buffered_three_descriptors(fs: &FaultFileSystem, clock: &ManualClock, write_buffer_bytes: usize) -> LogStore {
+    let config =
+        LogConfig { max_open_files: 3, write_buffer_bytes, window: SignedDuration::from_mins(1), ..buffered() };
+    let store = open(fs, clock, config).unwrap();
+    for w in 0..3 {
+        store.append(&feed("u/app"), note(&format!("first-{w}"), at(clock, w + 1))).unwrap();
+    }
+    store.sync().unwrap();
+    store
+}
+
 #[test]
 fn a_buffered_write_syncs_first_when_unsynced_segments_would_fill_the_descriptors() {
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();
     let f = feed("u/app");
-    // Three descriptors, every record written to the OS at once (no engine buffer), 1-minute
-    // windows: at most two segments may hold unsynced bytes, so one slot stays for reads.
-    let config =
-        || LogConfig { max_open_files: 3, write_buffer_bytes: 0, window: SignedDuration::from_mins(1), ..buffered() };
-    let store = open(&fs, &clock, config()).unwrap();
-    for w in 0..3 {
-        store.append(&f, note(&format!("first-{w}"), at(&clock, w + 1))).unwrap();
+    let store = buffered_three_descriptors(&fs, &clock, 0);
+    let config = store.config.clone();
+    // Two segments with unsynced bytes leave one descriptor for reads: no sync, whether a
+    // write dirties a segment or adds to one already dirty.
+    fs.set_plan(FaultPlan::default());
+    for (app, w) in [("second-0", 0), ("second-1", 1), ("third-1", 1)] {
+        store.append(&f, note(app, at(&clock, w + 1))).unwrap();
     }
-    store.sync().unwrap();
+    assert_eq!(fs.counts(), (3, 0), "one write per append and no sync");
+    assert_eq!(store.segments.unsynced_and_capacity(), (2, 3));
+    // A third would leave none: that write first syncs the two (one volume sync), then writes.
+    store.append(&f, note("second-2", at(&clock, 3))).unwrap();
+    assert_eq!(fs.counts(), (4, 1), "the two segments synced before the third window's write");
+    assert_eq!(store.segments.unsynced_and_capacity(), (1, 3));
+
+    // So a power loss now keeps the two windows' later records, which no `sync` covered.
+    let crashed = fs.crash(None);
+    drop(store);
+    let store = open(&crashed, &clock, config).unwrap();
+    let ids = all_app_ids(&store, &f);
+    for app in ["first-0", "first-1", "first-2", "second-0", "second-1", "third-1"] {
+        assert!(ids.iter().any(|id| id == app), "{app} lost: {ids:?}");
+    }
+}
+
+#[test]
+fn a_buffered_write_counts_segments_whose_bytes_are_still_in_the_engine_buffer() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    let store = buffered_three_descriptors(&fs, &clock, 64 << 10);
     fs.set_plan(FaultPlan::default());
     for w in 0..2 {
         store.append(&f, note(&format!("second-{w}"), at(&clock, w + 1))).unwrap();
     }
-    assert_eq!(fs.counts(), (2, 0), "two unsynced segments leave a slot: no sync");
-    // A third would not: that write first syncs the two (one volume sync), then writes.
+    assert_eq!(fs.counts(), (0, 0), "both records wait in the engine's buffers");
+    assert_eq!(store.segments.unsynced_and_capacity(), (2, 3));
+    // Writing the buffers out would need a descriptor for each: the third window's write
+    // first writes both and syncs them.
     store.append(&f, note("second-2", at(&clock, 3))).unwrap();
-    assert_eq!(fs.counts(), (3, 1), "no sync before the third window's write");
-    assert!(store.open_descriptors() <= 3);
+    assert_eq!(fs.counts(), (2, 1));
+    assert_eq!(store.segments.unsynced_and_capacity(), (1, 3));
+}
 
-    // So a power loss now keeps the two windows' second records, which no `sync` covered.
-    let crashed = fs.crash(None);
-    drop(store);
-    let store = open(&crashed, &clock, config()).unwrap();
-    let ids = all_app_ids(&store, &f);
-    for app in ["first-0", "first-1", "first-2", "second-0", "second-1"] {
-        assert!(ids.iter().any(|id| id == app), "{app} lost: {ids:?}");
+#[test]
+fn a_failed_sync_before_a_buffered_write_fails_that_write_and_poisons_the_store() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    let store = buffered_three_descriptors(&fs, &clock, 0);
+    let config = store.config.clone();
+    for w in 0..2 {
+        store.append(&f, note(&format!("second-{w}"), at(&clock, w + 1))).unwrap();
     }
+    fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
+    let failed = store.append(&f, note("second-2", at(&clock, 3)));
+    assert!(matches!(failed, Err(StoreError::Io { .. })), "{failed:?}");
+    assert!(matches!(store.append(&f, note("after", at(&clock, 1))), Err(StoreError::Poisoned)));
+    assert!(store.get_by_app_id(&f, "second-2").unwrap().is_none(), "the failed write is not served");
+
+    // A reopen finds what the last successful sync made durable, and nothing of the write.
+    drop(store);
+    let store = open(&fs, &clock, config).unwrap();
+    let mut ids = all_app_ids(&store, &f);
+    ids.sort();
+    assert_eq!(ids, ["first-0", "first-1", "first-2"]);
 }
 
 #[test]
