@@ -257,7 +257,7 @@ fn unsynced_hole(bytes: &[u8], bad: usize, from: usize, segment_id: u128) -> Opt
 
 /// Whether a frame that passed its checksum is also a record the scan accepts: its body
 /// decodes and its LSN range ends within [`record::MAX_LSN`] (the scan's own test, below).
-fn whole(frame: &record::Frame<'_>) -> bool {
+pub(crate) fn whole(frame: &record::Frame<'_>) -> bool {
     let span = match frame.kind {
         RecordKind::Append | RecordKind::Replace | RecordKind::StateChange => {
             record::decode_upsert_for_index(frame.body).map(|b| 1 + u64::from(b.evicted.is_some()))
