@@ -139,6 +139,7 @@ enum Op {
     Reopen,
     Crash { torn_tail_bytes: Option<u16> },
     Fault(Fault),
+    Verify,
 }
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -1170,6 +1171,7 @@ impl World {
             }
             Op::Reopen => self.reopen(None),
             Op::Crash { torn_tail_bytes } => self.reopen(Some(*torn_tail_bytes)),
+            Op::Verify => self.verify(),
             Op::Fault(fault) => {
                 if self.armed || self.poisoned() {
                     return;
@@ -1189,6 +1191,26 @@ impl World {
                 };
                 self.fs.set_plan(plan);
                 self.armed = true;
+            }
+        }
+    }
+
+    /// The scrub finds nothing wrong in a store that is not poisoned (whatever crashes, torn
+    /// tails and reopens came before), and holds at least every notification the model holds
+    /// live (it also counts expired ones no sweep has taken yet).
+    fn verify(&mut self) {
+        let verified = self.engine().verify();
+        match verified {
+            Err(StoreError::Poisoned) if self.poisoned() => self.stats.reads_refused += 1,
+            // A buffered record's flush, failed by the armed fault: the store is poisoned.
+            Err(StoreError::Io { .. }) if self.armed && self.poisoned() => {
+                self.armed = false;
+                self.stats.reads_refused += 1;
+            }
+            Err(e) => panic!("step {}: verify: {e}", self.step),
+            Ok(report) => {
+                let live: u64 = (0..FEEDS).map(|f| self.model.count(&feed_key(f)).map_or(0, |c| c.total)).sum();
+                assert!(report.notifications >= live, "step {}: verify {report:?}, model holds {live}", self.step);
             }
         }
     }

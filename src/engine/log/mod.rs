@@ -509,23 +509,32 @@ impl LogStore {
     }
 
     /// Reads every record back and checks it, without closing the store: each segment file
-    /// from its header to its length when the call starts (each frame's crc32, keyed with its
-    /// segment, and its body's decoding, as an open's scan checks them), then every
-    /// notification the index holds through the index, as a read would (the record at its
-    /// location is whole and is that notification's). Records still in a `Buffered` store's
-    /// buffer are written to the OS first, as a read of them would. The commit journal is not
-    /// read: its entries copy records of the segments, and the next open checks it.
+    /// from its header to its length when the call starts (the header, and each frame's
+    /// crc32, keyed with its segment, and its body's decoding, as an open's scan checks them),
+    /// then every notification the index holds whose record lies in what was read, through
+    /// its index entry, as a read would (the record there is whole and is that
+    /// notification's). Records still in a `Buffered` store's buffer are written to the OS
+    /// first. Reads use `pread`, never a memory map, so a disk error is an error, not a
+    /// `SIGBUS`. Regions the open's salvage reported lost ([`RecoveryReport::lost`]) are
+    /// skipped and counted. Not read: the commit journal (its entries copy records of the
+    /// segments), the `WATERMARK` file, preallocated zeros past a segment's records, and
+    /// records written after the call started (left for the next run); the next open
+    /// checks all of these.
     ///
-    /// Sweeps (and their compaction) wait while it runs, so no file goes away under it;
-    /// writers and readers go on, and what they write meanwhile is left for the next run.
-    /// Cost: reads every byte of the segments once and decodes every record, O(data + held
-    /// notifications); memory O(1) beyond a 4 MiB read buffer when a file is not memory-mapped.
+    /// Sweeps (and their compaction) wait while it runs, so no file goes away and no record
+    /// moves under it; writers and readers go on. Cost: reads every byte of the segments once
+    /// with `pread` and decodes every record and held notification, O(data); memory: a 2 MiB
+    /// read buffer and a copy of one feed's index entries at a time (50 bytes each).
     ///
     /// # Errors
-    /// [`StoreError::Corruption`] naming the file and offset of the first record that fails
-    /// (the store is not poisoned: writes go on, reads of other records too; a reopen refuses
-    /// unless [`RecoveryMode::Salvage`] is asked for); [`StoreError::Io`] when a file cannot
-    /// be read; [`StoreError::Poisoned`] when the store is poisoned, before or during the run.
+    /// [`StoreError::Corruption`] naming the file and offset of the first record that fails.
+    /// The store is not poisoned: writes go on, and reads of other records too. The next open
+    /// finds it too: it refuses (unless [`RecoveryMode::Salvage`] is asked for), or, when the
+    /// bad record is among the last of its window's newest segment, cuts it and what follows
+    /// as a torn tail ([`RecoveryReport::torn_tails`]). [`StoreError::Io`] when a file cannot
+    /// be read (or a `Buffered` store's buffer written: that poisons it);
+    /// [`StoreError::Poisoned`] when the store is poisoned, before or during the run (what
+    /// the run found is then not reported).
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         verify::verify(self)
     }
@@ -686,15 +695,7 @@ impl LogStore {
         let corrupt = |detail: String| StoreError::Corruption { location: location(), detail };
         let decoded =
             reader.read_with(entry.segment, u64::from(entry.offset), entry.len() as usize, |key, bytes| {
-                let frame = record::decode_frame(bytes, key).map_err(|e| e.to_string())?;
-                if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {
-                    return Err(format!("a {:?} record where a notification was expected", frame.kind));
-                }
-                let stored = record::decode_upsert_notification(frame.body).map_err(|e| e.to_string())?;
-                if stored.id != entry.id {
-                    return Err("the record is not this notification's".into());
-                }
-                Notification::try_from(stored).map(then).map_err(|e| e.to_string())
+                decode_entry(bytes, key, &entry.id).map(then)
             })?;
         decoded.ok_or_else(|| corrupt("the segment is gone".into()))?.map_err(corrupt)
     }
@@ -1073,6 +1074,23 @@ impl FeedStore for LogStore {
     fn sync(&self) -> Result<(), StoreError> {
         self.submit(Request::Sync).map(|_| ())
     }
+}
+
+/// The notification in the frame `bytes` (keyed with `key`) an index entry for `id` points at.
+///
+/// # Errors
+/// Why it is not: a checksum that fails, a record of another kind or of another
+/// notification, a body that does not decode.
+fn decode_entry(bytes: &[u8], key: u128, id: &[u8; 16]) -> Result<Notification, String> {
+    let frame = record::decode_frame(bytes, key).map_err(|e| e.to_string())?;
+    if !matches!(frame.kind, RecordKind::Append | RecordKind::Replace | RecordKind::StateChange) {
+        return Err(format!("a {:?} record where a notification was expected", frame.kind));
+    }
+    let stored = record::decode_upsert_notification(frame.body).map_err(|e| e.to_string())?;
+    if &stored.id != id {
+        return Err("the record is not this notification's".into());
+    }
+    Notification::try_from(stored).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
