@@ -39,6 +39,8 @@
 //!   every record otherwise (`snapshot.rs`).
 //! * **Compaction.** Each sweep copies a few mostly dead sealed segments of windows still to
 //!   come without their superseded records (`compaction.rs`).
+//! * **Backup** ([`LogStore::backup`]): a copy of the store as of one instant into a new
+//!   directory, taken while it runs (`backup.rs`).
 //! * **Verify** ([`LogStore::verify`]): an online scrub that reads every record back and
 //!   every notification through the index, reporting the first bad one (`verify.rs`).
 //! * **Ids.** A new notification's id is a random version-4 UUID whose last 4 bytes are set so
@@ -82,6 +84,7 @@
 //!   every call reaches the page cache before it returns and survives a process crash (but
 //!   not a failed sync after it, which cuts what no sync covered).
 
+mod backup;
 mod commit;
 mod compaction;
 mod expiry;
@@ -114,6 +117,7 @@ use crate::{
     Change, ChangeToken, Changes, Counts, Durability, FeedKey, FeedStore, ListQuery, NewNotification, Notification,
     NotificationId, Page, ReadState, RemovalReason, SharedClock, StateUpdate, StoreError, StoreOptions, SweepStats,
 };
+pub use backup::BackupReport;
 use commit::{GroupCommit, PendingRecord, Placed, Request};
 use fs::{FileSystem, StdFileSystem};
 use index::{Entry, EntryFields, FeedIndex, Index, app_hash, notification_id};
@@ -537,6 +541,28 @@ impl LogStore {
     /// the run found is then not reported).
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         verify::verify(self)
+    }
+
+    /// Copies the store, as of one instant, into `dest` (created if missing; it must hold no
+    /// file), as a data directory [`LogStore::open`] opens: every operation acknowledged before
+    /// the instant is in the copy, none after it, whatever the durability level (a `Buffered`
+    /// store's buffered records are written to the OS first). The copy is durable when the
+    /// call returns: each file synced, and the directory. A copy that an error or a crash cut
+    /// short keeps a `BACKUP_INCOMPLETE` file, and an open refuses it.
+    ///
+    /// Not copied: the commit journal (its entries copy records the segments hold), the index
+    /// snapshot (the copy's first open scans), preallocated zeros, the lock file. Sweeps (and
+    /// their compaction) wait while it runs; writers and readers go on. Cost: reads and
+    /// writes every record once (no memory map), O(data), with a 1 MiB buffer; the copy's
+    /// first open scans it.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when `dest` holds a file, or a file cannot be read, written or
+    /// synced (the store is not poisoned by the copy's own failures; a failed write of a
+    /// `Buffered` store's buffer does poison it); [`StoreError::Poisoned`] when the store is
+    /// poisoned, before or during the copy (which then does not count).
+    pub fn backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
+        backup::backup(self, dest)
     }
 
     /// Measures the index's memory. Cost: O(feeds).

@@ -287,6 +287,14 @@ pub(crate) fn recover(
     settings: &RecoverySettings,
 ) -> Result<Recovered, StoreError> {
     let mut report = RecoveryReport::default();
+    // A backup that did not finish is missing segments: no mode may open it.
+    let incomplete = dir.join(super::backup::INCOMPLETE_FILE);
+    if fs.list(dir).map_err(|e| io_error("listing", dir, e))?.contains(&incomplete) {
+        return Err(StoreError::Corruption {
+            location: incomplete.display().to_string(),
+            detail: "an incomplete backup (LogStore::backup did not finish): make it again".into(),
+        });
+    }
     // IMPORTANT 18: the commit journal's pieces are back in their segments, and synced, before
     // any segment is read: what it holds was acknowledged as durable.
     let replayed = journal::replay(fs.as_ref(), dir, |id| dir.join(segment_file_name(id)))?;

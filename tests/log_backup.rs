@@ -1,0 +1,189 @@
+//! `LogStore::backup`, the online copy:
+//! * the copy opens as the store it copied (every notification, byte for byte, and nothing
+//!   the store did after it), and is durable when the call returns;
+//! * a copy cut short by an error keeps its marker, and no open accepts it; the store goes on;
+//! * a directory that holds files is refused;
+//! * records still in a `Buffered` store's buffer are in the copy;
+//! * taken while writers append, the copy holds, for each writer, a prefix of its appends
+//!   that includes every one acknowledged before the call.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use jiff::SignedDuration;
+use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
+use notifeed::engine::log::{LogConfig, LogStore, RecoveryMode};
+use notifeed::{
+    Clock, Durability, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification, Notification, StoreError,
+};
+
+const DIR: &str = "/db";
+const COPY: &str = "/backup/one";
+
+fn feed(n: usize) -> FeedKey {
+    FeedKey::new(format!("user{n}/app.example")).unwrap()
+}
+
+fn open_at(fs: &FaultFileSystem, clock: &ManualClock, dir: &str, config: LogConfig) -> Result<LogStore, StoreError> {
+    LogStore::open_with_fs(Path::new(dir), config, Arc::new(clock.clone()), Arc::new(fs.clone()))
+}
+
+/// Small segments (they roll) and 10-minute windows.
+fn config() -> LogConfig {
+    LogConfig { max_segment_bytes: 4096, window: SignedDuration::from_secs(600), ..LogConfig::default() }
+}
+
+fn note(clock: &ManualClock, app: &str, w: i64) -> NewNotification {
+    NewNotification::raw("app.example", app, &format!("content of {app} {}", "x".repeat(100)))
+        .expiring_at(clock.now() + SignedDuration::from_secs(600 * w + 300))
+}
+
+/// Every notification of feeds 0..3, newest first per feed.
+fn contents(store: &LogStore) -> Vec<Vec<Notification>> {
+    (0..3)
+        .map(|f| {
+            let query = ListQuery { limit: ListQuery::MAX_LIMIT, ..ListQuery::default() };
+            let page = store.list(&feed(f), &query).unwrap();
+            assert!(page.next.is_none());
+            page.items
+        })
+        .collect()
+}
+
+/// 3 feeds, 3 windows: 60 appends, 10 replacements, 5 deletes, one state change.
+fn fill(store: &LogStore, clock: &ManualClock) {
+    for i in 0..60 {
+        store.append(&feed(i % 3), note(clock, &format!("n{i}"), (i % 3) as i64 + 1)).unwrap();
+    }
+    for i in 0..10 {
+        store.append(&feed(i % 3), note(clock, &format!("n{i}"), 3)).unwrap();
+    }
+    for i in 10..15 {
+        let n = store.get_by_app_id(&feed(i % 3), &format!("n{i}")).unwrap().unwrap();
+        assert!(store.delete(&feed(i % 3), n.id).unwrap());
+    }
+    let n = store.get_by_app_id(&feed(0), "n30").unwrap().unwrap();
+    let read = notifeed::StateUpdate { read_state: Some(notifeed::ReadState::Read), user_action_state: None };
+    store.update_state(&feed(0), n.id, read).unwrap();
+}
+
+#[test]
+fn a_backup_opens_as_the_store_it_copied_and_is_durable_when_the_call_returns() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    let before = contents(&store);
+    let report = store.backup(Path::new(COPY)).unwrap();
+    assert!(report.segments > 3 && report.bytes > 10_000, "{report:?}");
+    // It carries the store's floors (the LSN lease, what unlinking forgot).
+    let watermark = fs.read_all(&Path::new(DIR).join("WATERMARK")).unwrap();
+    assert_eq!(fs.read_all(&Path::new(COPY).join("WATERMARK")), Some(watermark));
+    // The store goes on; the copy does not see it.
+    store.append(&feed(0), note(&clock, "after", 1)).unwrap();
+    let n = store.get_by_app_id(&feed(1), "n31").unwrap().unwrap();
+    store.delete(&feed(1), n.id).unwrap();
+
+    // A power loss right after the call: the copy is whole.
+    let crashed = fs.crash(None);
+    let copy = open_at(&crashed, &clock, COPY, config()).unwrap();
+    let recovered = copy.recovery_report();
+    assert!(recovered.torn_tails.is_empty() && recovered.lost.is_empty(), "{recovered:?}");
+    assert_eq!(recovered.records, 76);
+    assert_eq!(contents(&copy), before);
+    assert_eq!(copy.verify().unwrap().notifications, 55);
+    // It is a store of its own: it takes writes, and they are not the original's.
+    copy.append(&feed(2), note(&clock, "in the copy", 2)).unwrap();
+    assert!(store.get_by_app_id(&feed(2), "in the copy").unwrap().is_none());
+}
+
+#[test]
+fn a_backup_cut_short_keeps_its_marker_and_no_open_accepts_it() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    // The third file write of the copy fails.
+    fs.set_plan(FaultPlan { fail_write: Some(3), ..FaultPlan::default() });
+    assert!(matches!(store.backup(Path::new(COPY)), Err(StoreError::Io { .. })));
+    fs.set_plan(FaultPlan::default());
+    assert!(!store.is_poisoned(), "the copy's failure is not the store's");
+    store.append(&feed(0), note(&clock, "after", 1)).unwrap();
+    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Salvage] {
+        match open_at(&fs, &clock, COPY, LogConfig { recovery_mode: mode, ..config() }) {
+            Err(StoreError::Corruption { location, .. }) => {
+                assert!(location.ends_with("BACKUP_INCOMPLETE"), "{location}")
+            }
+            other => panic!("{mode:?}: opened: {:?}", other.map(|_| ())),
+        }
+    }
+    // Another directory takes a whole copy.
+    store.backup(Path::new("/backup/two")).unwrap();
+    assert_eq!(contents(&open_at(&fs, &clock, "/backup/two", config()).unwrap()), contents(&store));
+}
+
+#[test]
+fn a_directory_that_holds_files_is_refused() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    store.backup(Path::new(COPY)).unwrap();
+    assert!(matches!(store.backup(Path::new(COPY)), Err(StoreError::Io { .. })));
+    assert!(matches!(store.backup(Path::new(DIR)), Err(StoreError::Io { .. })));
+    assert!(!store.is_poisoned());
+    assert_eq!(contents(&open_at(&fs, &clock, COPY, config()).unwrap()).concat().len(), 55);
+}
+
+#[test]
+fn records_in_a_buffered_stores_buffer_are_in_the_copy() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, LogConfig { durability: Durability::Buffered, ..config() }).unwrap();
+    for i in 0..5 {
+        store.append(&feed(0), note(&clock, &format!("n{i}"), 1)).unwrap();
+    }
+    store.backup(Path::new(COPY)).unwrap();
+    let copy = open_at(&fs.crash(None), &clock, COPY, config()).unwrap();
+    assert_eq!(contents(&copy), contents(&store));
+    assert_eq!(copy.count(&feed(0)).unwrap().total, 5);
+}
+
+#[test]
+fn a_backup_taken_while_writers_append_holds_a_prefix_of_each_that_covers_what_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_epoch_2026();
+    let config = LogConfig { durability: Durability::Buffered, write_buffer_bytes: 1024, ..config() };
+    let store = LogStore::open(&dir.path().join("db"), config.clone(), Arc::new(clock.clone())).unwrap();
+    let acknowledged: [AtomicUsize; 3] = Default::default();
+    let copy_dir = dir.path().join("copy");
+    let at_least = std::thread::scope(|scope| {
+        for (t, acked) in acknowledged.iter().enumerate() {
+            let (store, clock) = (&store, &clock);
+            scope.spawn(move || {
+                for i in 0..300 {
+                    store.append(&feed(t), note(clock, &format!("t{t}-{i:03}"), (i % 4) as i64 + 1)).unwrap();
+                    acked.store(i + 1, Ordering::SeqCst);
+                }
+            });
+        }
+        while acknowledged.iter().map(|a| a.load(Ordering::SeqCst)).sum::<usize>() < 300 {
+            std::thread::yield_now();
+        }
+        let at_least: Vec<usize> = acknowledged.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+        store.backup(&copy_dir).unwrap();
+        at_least
+    });
+    let copy = LogStore::open(&copy_dir, config, Arc::new(clock.clone())).unwrap();
+    for (t, &acked) in at_least.iter().enumerate() {
+        let query = ListQuery { limit: ListQuery::MAX_LIMIT, ..ListQuery::default() };
+        let mut apps: Vec<String> =
+            copy.list(&feed(t), &query).unwrap().items.into_iter().map(|n| n.app_notification_id).collect();
+        apps.sort();
+        let prefix: Vec<String> = (0..apps.len()).map(|i| format!("t{t}-{i:03}")).collect();
+        assert_eq!(apps, prefix, "writer {t}: not a prefix");
+        assert!(apps.len() >= acked, "writer {t}: {} in the copy, {acked} acknowledged before it", apps.len());
+    }
+}
