@@ -2,7 +2,11 @@
 //! * the copy opens as the store it copied (every notification, byte for byte, and nothing
 //!   the store did after it), and is durable when the call returns;
 //! * a copy cut short by an error keeps its marker, and no open accepts it; the store goes on;
-//! * a directory that holds files is refused;
+//! * a directory that holds files, or that a store holds, is refused;
+//! * a record that fails its checksum is never copied, and a store poisoned before the copy
+//!   finished leaves it unopenable;
+//! * after a sweep unlinked a window, the copy answers a change token as the store, reopened,
+//!   does;
 //! * records still in a `Buffered` store's buffer are in the copy;
 //! * taken while writers append, the copy holds, for each writer, a prefix of its appends
 //!   that includes every one acknowledged before the call.
@@ -13,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::SignedDuration;
-use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
+use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan, FileSystem};
 use notifeed::engine::log::{LogConfig, LogStore, RecoveryMode};
 use notifeed::{
     Clock, Durability, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification, Notification, StoreError,
@@ -132,7 +136,7 @@ fn a_directory_that_holds_files_is_refused() {
     fill(&store, &clock);
     store.backup(Path::new(COPY)).unwrap();
     assert!(matches!(store.backup(Path::new(COPY)), Err(StoreError::Io { .. })));
-    assert!(matches!(store.backup(Path::new(DIR)), Err(StoreError::Io { .. })));
+    assert!(matches!(store.backup(Path::new(DIR)), Err(StoreError::Locked { .. })), "the store holds its own");
     assert!(!store.is_poisoned());
     assert_eq!(contents(&open_at(&fs, &clock, COPY, config()).unwrap()).concat().len(), 55);
 }
@@ -185,5 +189,77 @@ fn a_backup_taken_while_writers_append_holds_a_prefix_of_each_that_covers_what_w
         let prefix: Vec<String> = (0..apps.len()).map(|i| format!("t{t}-{i:03}")).collect();
         assert_eq!(apps, prefix, "writer {t}: not a prefix");
         assert!(apps.len() >= acked, "writer {t}: {} in the copy, {acked} acknowledged before it", apps.len());
+    }
+}
+
+#[test]
+fn a_bad_record_is_never_copied_and_the_copy_stays_unopenable() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    let path = fs
+        .list(Path::new(DIR))
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .min()
+        .unwrap();
+    let mut image = fs.read_all(&path).unwrap();
+    image[200] ^= 0x02;
+    fs.overwrite(&path, image);
+    match store.backup(Path::new(COPY)) {
+        Err(StoreError::Corruption { location, .. }) => {
+            assert!(location.starts_with(&path.display().to_string()), "{location}")
+        }
+        other => panic!("copied: {other:?}"),
+    }
+    assert!(
+        matches!(open_at(&fs, &clock, COPY, config()), Err(StoreError::Corruption { location, .. }) if location.ends_with("BACKUP_INCOMPLETE"))
+    );
+}
+
+#[test]
+fn a_store_poisoned_before_the_copy_finished_leaves_it_unopenable() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, LogConfig { durability: Durability::Buffered, ..config() }).unwrap();
+    for i in 0..5 {
+        store.append(&feed(0), note(&clock, &format!("n{i}"), 1)).unwrap();
+    }
+    // Writing the buffered records out, at the copy's instant, fails.
+    fs.set_plan(FaultPlan { fail_write: Some(1), ..FaultPlan::default() });
+    assert!(store.backup(Path::new(COPY)).is_err());
+    assert!(store.is_poisoned());
+    assert!(matches!(store.backup(Path::new("/backup/two")), Err(StoreError::Poisoned)));
+    assert!(
+        matches!(open_at(&fs, &clock, COPY, config()), Err(StoreError::Corruption { location, .. }) if location.ends_with("BACKUP_INCOMPLETE"))
+    );
+}
+
+#[test]
+fn after_a_sweep_unlinked_a_window_the_copy_answers_a_change_token_as_the_reopened_store_does() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    let token = store.changes(&feed(1), None, 1000).unwrap().next;
+    let n = store.get_by_app_id(&feed(1), "n40").unwrap().unwrap();
+    store.delete(&feed(1), n.id).unwrap();
+    // Window 1 passes: its files go, its notifications are reported expired.
+    clock.advance(SignedDuration::from_secs(600 * 2 + 1));
+    let swept = store.sweep_expired().unwrap();
+    assert!(swept.expired > 0 && swept.files_removed > 0, "{swept:?}");
+    store.backup(Path::new(COPY)).unwrap();
+    let copy = open_at(&fs, &clock, COPY, config()).unwrap();
+    assert_eq!(contents(&copy), contents(&store));
+    // Compared with the store reopened, which rebuilds its feeds' floors from the same files
+    // the same way.
+    drop(store);
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    for f in 0..3 {
+        let since = if f == 1 { Some(token) } else { None };
+        let (a, b) = (store.changes(&feed(f), since, 1000), copy.changes(&feed(f), since, 1000));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "feed {f}");
     }
 }

@@ -1,30 +1,35 @@
 //! An online backup ([`LogStore::backup`]): a copy of the store, as of one instant, into a
 //! new directory that [`LogStore::open`] opens like any data directory.
 //!
-//! The instant is taken under the writer's lock, which orders every write: each segment's
-//! length and the watermark, after buffered records are written to the OS. Every operation
-//! acknowledged before it is in the copy, none after it. Nothing below a captured length
-//! changes afterwards while the store is not poisoned, and no segment goes away while the
-//! sweep's lock is held (as for `verify.rs`), so the copy reads the files while writers go
-//! on. What the copy leaves out, and why it may:
-//! * the commit journal: it holds copies of records the segments hold too (their writes
-//!   precede the journal's), and an open of the copy starts its own;
+//! The instant is taken under the writer's lock, which orders every write (each batch holds
+//! it from its first write to its last): each segment's length and the watermark, after
+//! buffered records are written to the OS. Every operation acknowledged before it is in the
+//! copy, none after it. Nothing below a captured length changes afterwards while the store
+//! is not poisoned, and no segment goes away while the sweep's lock is held (as for
+//! `verify.rs`), so the copy reads the files while writers go on. It reads with `pread`, and
+//! checks every record it copies as `verify` does. What the copy leaves out, and why it may:
+//! * the commit journal: it holds copies of records the segments hold too (a batch writes its
+//!   segments before its journal entry), and an open of the copy starts its own;
 //! * the index snapshot: a cache; the copy's first open scans the segments;
-//! * a segment's preallocated zeros: only its records are copied;
-//! * the lock file.
+//! * a segment's preallocated zeros: only its records are copied.
 //!
-//! A copy that a crash or an error cut short keeps the file [`INCOMPLETE_FILE`], and an open
-//! refuses it: it would otherwise open as a store missing whatever was not copied yet.
+//! The copy holds `dest`'s lock while it runs, so no other backup or store uses `dest`
+//! meanwhile. A copy that a crash or an error cut short keeps the file [`INCOMPLETE_FILE`],
+//! made durable before the first segment is copied, and an open refuses it: it would
+//! otherwise open as a store missing whatever was not copied yet.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
-use super::LogStore;
-use super::segment::io_error;
+use super::lock::{DirectoryLock, LOCK_FILE};
+use super::segment::{io_error, segment_file_name};
+use super::verify::{Captured, Failure, check_segment};
+use super::{LogStore, create_dir_durably};
 use crate::StoreError;
 
-/// The bytes copied at once.
-const CHUNK: usize = 1 << 20;
+/// The most bytes copied at once: more than the longest frame, as `verify` needs.
+const CHUNK: usize = 2 << 20;
 
 /// The file a backup in progress keeps in its directory, made durable before any segment is
 /// copied and removed (durably) after the last: an open refuses a directory that holds it.
@@ -55,8 +60,11 @@ pub(crate) fn backup(store: &LogStore, dest: &Path) -> Result<BackupReport, Stor
 fn copy(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
     let segments = &store.segments;
     let fs = segments.fs();
-    fs.create_dir_all(dest).map_err(|e| io_error("creating", dest, e))?;
-    if !fs.list(dest).map_err(|e| io_error("listing", dest, e))?.is_empty() {
+    create_dir_durably(fs, dest)?;
+    // Held while copying: no other backup, and no store, uses `dest` meanwhile.
+    let _lock = DirectoryLock::acquire(fs, dest)?;
+    let lock_file = dest.join(LOCK_FILE);
+    if fs.list(dest).map_err(|e| io_error("listing", dest, e))?.iter().any(|p| *p != lock_file) {
         let source = io::Error::new(io::ErrorKind::AlreadyExists, "a backup goes to an empty directory");
         return Err(io_error("backing up to", dest, source));
     }
@@ -67,29 +75,41 @@ fn copy(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
         let mut writer = segments.writer.lock();
         segments.check_poison()?;
         segments.flush_all(&mut writer)?;
-        let mut captured: Vec<(u32, u64)> = writer.segments.iter().map(|(&id, s)| (id, s.len)).collect();
-        captured.sort_unstable();
+        let captured: BTreeMap<u32, Captured> = writer
+            .segments
+            .iter()
+            .map(|(&id, s)| (id, Captured { window: s.window, salt: s.salt, len: s.len }))
+            .collect();
         (captured, writer.watermark, writer.next_lsn)
     };
     let mut report = BackupReport { next_lsn, ..BackupReport::default() };
-    let mut buf = vec![0; CHUNK];
-    for (id, len) in captured {
+    let mut buf = Vec::new();
+    for (&id, c) in &captured {
         let from = segments.path(id);
-        let Some(name) = from.file_name() else { continue };
-        let to = dest.join(name);
+        let to = dest.join(segment_file_name(id));
         let source = segments.file(id)?;
         let target = fs.open(&to, true).map_err(|e| io_error("creating", &to, e))?;
-        let mut at = 0;
-        while at < len {
-            let n = usize::try_from(len - at).unwrap_or(usize::MAX).min(CHUNK);
-            source.read_exact_at(&mut buf[..n], at).map_err(|e| io_error("reading", &from, e))?;
-            target.write_all_at(&buf[..n], at).map_err(|e| io_error("writing", &to, e))?;
-            at += n as u64;
-        }
+        // Each piece read is checked (as `verify` checks it) and then written: the copy never
+        // holds a record that fails its checksum (a store opened by salvage, whose files keep
+        // the regions it lost, is refused).
+        let mut failed_write = None;
+        let mut copy_piece = |at: u64, piece: &mut [u8]| {
+            source.read_exact_at(piece, at)?;
+            target.write_all_at(piece, at).inspect_err(|e| failed_write = Some(e.kind()))
+        };
+        let checked = check_segment(&mut copy_piece, (id, c), &[], CHUNK, &mut buf).map_err(|f| match f {
+            Failure::Io(e) if failed_write.is_some() => io_error("writing", &to, e),
+            Failure::Io(e) => io_error("reading", &from, e),
+            Failure::Bad { offset, detail } => {
+                StoreError::Corruption { location: format!("{} offset {offset}", from.display()), detail }
+            }
+        })?;
         target.sync_data().map_err(|e| io_error("syncing", &to, e))?;
         report.segments += 1;
-        report.bytes += len;
+        report.bytes += checked.bytes;
     }
+    // A cut after a failed sync may have zeroed bytes the copy read: then it must not open.
+    segments.check_poison()?;
     watermark.store(fs, dest)?;
     // Everything above is durable (each file synced, the directory synced by the watermark's
     // rename): only now may the copy open.

@@ -394,15 +394,7 @@ impl LogStore {
             });
         }
         let window_nanos = i64::try_from(config.window.as_nanos()).unwrap_or(i64::MAX);
-        let missing: Vec<&Path> = dir.ancestors().take_while(|a| fs.list(a).is_err()).collect();
-        fs.create_dir_all(dir).map_err(|e| segment::io_error("creating", dir, e))?;
-        for created in missing.iter().rev() {
-            // IMPORTANT 12: a directory this open created is durable in its parent before any
-            // write in it is acknowledged.
-            if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs.sync_dir(parent).map_err(|e| segment::io_error("syncing", parent, e))?;
-            }
-        }
+        create_dir_durably(&fs, dir)?;
         let lock = DirectoryLock::acquire(&fs, dir)?;
         let volume = if config.volume_sync {
             fs.volume_sync(dir).map_err(|e| segment::io_error("opening for syncfs", dir, e))?
@@ -543,24 +535,35 @@ impl LogStore {
         verify::verify(self)
     }
 
-    /// Copies the store, as of one instant, into `dest` (created if missing; it must hold no
-    /// file), as a data directory [`LogStore::open`] opens: every operation acknowledged before
-    /// the instant is in the copy, none after it, whatever the durability level (a `Buffered`
-    /// store's buffered records are written to the OS first). The copy is durable when the
-    /// call returns: each file synced, and the directory. A copy that an error or a crash cut
-    /// short keeps a `BACKUP_INCOMPLETE` file, and an open refuses it.
+    /// Copies the store, as of one instant, into `dest` (created if missing, durably; it must
+    /// hold no file), as a data directory [`LogStore::open`] opens: every operation
+    /// acknowledged before the instant is in the copy, none after it, whatever the durability
+    /// level (a `Buffered` store's buffered records are written to the OS first). Every record
+    /// copied is checked as [`LogStore::verify`] checks it. The copy is durable when the call
+    /// returns: each file synced, and the directory. It holds `dest`'s lock meanwhile. A copy
+    /// that an error or a crash cut short keeps a `BACKUP_INCOMPLETE` file, and an open
+    /// refuses it: remove the directory and back up again.
     ///
     /// Not copied: the commit journal (its entries copy records the segments hold), the index
-    /// snapshot (the copy's first open scans), preallocated zeros, the lock file. Sweeps (and
-    /// their compaction) wait while it runs; writers and readers go on. Cost: reads and
-    /// writes every record once (no memory map), O(data), with a 1 MiB buffer; the copy's
-    /// first open scans it.
+    /// snapshot (the copy's first open scans), preallocated zeros. Sweeps (and their
+    /// compaction) wait while it runs; writers and readers go on. Cost: reads, checks and
+    /// writes every record once (with `pread`, a 2 MiB buffer), O(data); on the store's own
+    /// file system it needs as much free space as the segments' records (a write that then
+    /// fails for want of space poisons the store, as always).
+    ///
+    /// Restoring a copy (opening it in place of the store) goes back to the instant: the
+    /// change tokens the store handed out after it name changes the copy never had, so
+    /// clients should drop theirs and start again from `list`.
     ///
     /// # Errors
     /// [`StoreError::Io`] when `dest` holds a file, or a file cannot be read, written or
-    /// synced (the store is not poisoned by the copy's own failures; a failed write of a
-    /// `Buffered` store's buffer does poison it); [`StoreError::Poisoned`] when the store is
-    /// poisoned, before or during the copy (which then does not count).
+    /// synced; [`StoreError::Locked`] when another backup or store holds `dest`;
+    /// [`StoreError::Corruption`] when a record fails its checksum (as `verify` reports it;
+    /// so a store opened by [`RecoveryMode::Salvage`], whose files keep the regions it lost,
+    /// cannot be copied this way). The copy's own failures do not poison the store (a failed
+    /// write of a `Buffered` store's buffer does). [`StoreError::Poisoned`] when the store is
+    /// poisoned, before or during the copy, which then keeps its marker. On an error, the
+    /// files written so far stay in `dest`.
     pub fn backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
         backup::backup(self, dest)
     }
@@ -1100,6 +1103,23 @@ impl FeedStore for LogStore {
     fn sync(&self) -> Result<(), StoreError> {
         self.submit(Request::Sync).map(|_| ())
     }
+}
+
+/// Creates `dir` and its missing ancestors, each durable in its parent when this returns.
+///
+/// # Errors
+/// [`StoreError::Io`].
+fn create_dir_durably(fs: &Arc<dyn FileSystem>, dir: &Path) -> Result<(), StoreError> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|a| fs.list(a).is_err()).collect();
+    fs.create_dir_all(dir).map_err(|e| segment::io_error("creating", dir, e))?;
+    for created in missing.iter().rev() {
+        // IMPORTANT 12: a directory this open (or backup) created is durable in its parent
+        // before any write in it is acknowledged.
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent).map_err(|e| segment::io_error("syncing", parent, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// The notification in the frame `bytes` (keyed with `key`) an index entry for `id` points at.

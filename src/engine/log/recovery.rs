@@ -292,7 +292,8 @@ pub(crate) fn recover(
     if fs.list(dir).map_err(|e| io_error("listing", dir, e))?.contains(&incomplete) {
         return Err(StoreError::Corruption {
             location: incomplete.display().to_string(),
-            detail: "an incomplete backup (LogStore::backup did not finish): make it again".into(),
+            detail: "an incomplete backup (LogStore::backup did not finish): remove the directory and back up again"
+                .into(),
         });
     }
     // IMPORTANT 18: the commit journal's pieces are back in their segments, and synced, before

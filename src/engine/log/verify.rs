@@ -44,10 +44,10 @@ pub struct VerifyReport {
 }
 
 /// A segment as the call found it.
-struct Captured {
-    window: i64,
-    salt: u64,
-    len: u64,
+pub(super) struct Captured {
+    pub window: i64,
+    pub salt: u64,
+    pub len: u64,
 }
 
 pub(crate) fn verify(store: &LogStore) -> Result<VerifyReport, StoreError> {
@@ -112,22 +112,23 @@ fn run(store: &LogStore) -> Result<VerifyReport, StoreError> {
 
 /// Why a segment failed.
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     Io(io::Error),
     Bad { offset: u64, detail: String },
 }
 
 /// What [`check_segment`] found sound.
 #[derive(Debug, PartialEq, Eq)]
-struct Checked {
-    records: u64,
-    bytes: u64,
-    skipped: u64,
+pub(super) struct Checked {
+    pub records: u64,
+    pub bytes: u64,
+    pub skipped: u64,
 }
 
 /// Checks segment `id`'s header and every frame up to `c.len`, reading `chunk` bytes at a
-/// time into `buf` with `read`, and skipping the regions in `lost` (`(start, end)` offsets).
-fn check_segment(
+/// time into `buf` with `read` (each byte once, in order), and skipping the regions in `lost`
+/// (`(start, end)` offsets).
+pub(super) fn check_segment(
     read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>,
     (id, c): (u32, &Captured),
     lost: &[(u64, u64)],
