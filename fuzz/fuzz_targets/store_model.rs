@@ -140,6 +140,7 @@ enum Op {
     Crash { torn_tail_bytes: Option<u16> },
     Fault(Fault),
     Verify,
+    Backup,
 }
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -263,6 +264,8 @@ struct World {
     /// may have counted some expirations, durably, before it failed).
     sweep_count_unknown: bool,
     mode: Mode,
+    /// Backups made so far (each goes to a directory of its own).
+    backups: usize,
     /// Buffered durability: the model at the last durable point, and the mutations
     /// acknowledged since.
     durable: ModelStore,
@@ -374,6 +377,7 @@ impl World {
             durable,
             since_durable: Vec::new(),
             diverged: false,
+            backups: 0,
         }
     }
 
@@ -1172,6 +1176,7 @@ impl World {
             Op::Reopen => self.reopen(None),
             Op::Crash { torn_tail_bytes } => self.reopen(Some(*torn_tail_bytes)),
             Op::Verify => self.verify(),
+            Op::Backup => self.backup(),
             Op::Fault(fault) => {
                 if self.armed || self.poisoned() {
                     return;
@@ -1211,6 +1216,27 @@ impl World {
             Ok(report) => {
                 let live: u64 = (0..FEEDS).map(|f| self.model.count(&feed_key(f)).map_or(0, |c| c.total)).sum();
                 assert!(report.notifications >= live, "step {}: verify {report:?}, model holds {live}", self.step);
+            }
+        }
+    }
+
+    /// A backup opens as a store that answers exactly as this one does now (skipped while a
+    /// fault is armed: the copy's own open would meet it).
+    fn backup(&mut self) {
+        if self.armed {
+            return;
+        }
+        self.backups += 1;
+        let dir = format!("/backup/{}", self.backups);
+        match self.engine().backup(Path::new(&dir)) {
+            Err(StoreError::Poisoned) if self.poisoned() => self.stats.reads_refused += 1,
+            Err(e) => panic!("step {}: backup: {e}", self.step),
+            Ok(_) => {
+                let shared: SharedClock = Arc::new(self.clock.clone());
+                let copy = LogStore::open_with_fs(Path::new(&dir), config(self.mode), shared, Arc::new(self.fs.clone()))
+                    .unwrap_or_else(|e| panic!("step {}: the backup does not open: {e}", self.step));
+                let (e, c) = (snapshot(self.engine()), snapshot(&copy));
+                assert_eq!(e.ok(), c.ok(), "step {}: store (left), its backup (right)", self.step);
             }
         }
     }
