@@ -12,36 +12,23 @@
 //!   that includes every one acknowledged before the call.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod filled_log;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use filled_log::{HELD, RECORDS, config, feed, fill, note};
 use jiff::SignedDuration;
-use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan, FileSystem};
+use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
 use notifeed::engine::log::{LogConfig, LogStore, RecoveryMode};
-use notifeed::{
-    Clock, Durability, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification, Notification, StoreError,
-};
+use notifeed::{Durability, FeedStore, ListQuery, ManualClock, Notification, StoreError};
 
 const DIR: &str = "/db";
 const COPY: &str = "/backup/one";
 
-fn feed(n: usize) -> FeedKey {
-    FeedKey::new(format!("user{n}/app.example")).unwrap()
-}
-
 fn open_at(fs: &FaultFileSystem, clock: &ManualClock, dir: &str, config: LogConfig) -> Result<LogStore, StoreError> {
     LogStore::open_with_fs(Path::new(dir), config, Arc::new(clock.clone()), Arc::new(fs.clone()))
-}
-
-/// Small segments (they roll) and 10-minute windows.
-fn config() -> LogConfig {
-    LogConfig { max_segment_bytes: 4096, window: SignedDuration::from_secs(600), ..LogConfig::default() }
-}
-
-fn note(clock: &ManualClock, app: &str, w: i64) -> NewNotification {
-    NewNotification::raw("app.example", app, &format!("content of {app} {}", "x".repeat(100)))
-        .expiring_at(clock.now() + SignedDuration::from_secs(600 * w + 300))
 }
 
 /// Every notification of feeds 0..3, newest first per feed.
@@ -54,23 +41,6 @@ fn contents(store: &LogStore) -> Vec<Vec<Notification>> {
             page.items
         })
         .collect()
-}
-
-/// 3 feeds, 3 windows: 60 appends, 10 replacements, 5 deletes, one state change.
-fn fill(store: &LogStore, clock: &ManualClock) {
-    for i in 0..60 {
-        store.append(&feed(i % 3), note(clock, &format!("n{i}"), (i % 3) as i64 + 1)).unwrap();
-    }
-    for i in 0..10 {
-        store.append(&feed(i % 3), note(clock, &format!("n{i}"), 3)).unwrap();
-    }
-    for i in 10..15 {
-        let n = store.get_by_app_id(&feed(i % 3), &format!("n{i}")).unwrap().unwrap();
-        assert!(store.delete(&feed(i % 3), n.id).unwrap());
-    }
-    let n = store.get_by_app_id(&feed(0), "n30").unwrap().unwrap();
-    let read = notifeed::StateUpdate { read_state: Some(notifeed::ReadState::Read), user_action_state: None };
-    store.update_state(&feed(0), n.id, read).unwrap();
 }
 
 #[test]
@@ -95,9 +65,9 @@ fn a_backup_opens_as_the_store_it_copied_and_is_durable_when_the_call_returns() 
     let copy = open_at(&crashed, &clock, COPY, config()).unwrap();
     let recovered = copy.recovery_report();
     assert!(recovered.torn_tails.is_empty() && recovered.lost.is_empty(), "{recovered:?}");
-    assert_eq!(recovered.records, 76);
+    assert_eq!(recovered.records, RECORDS);
     assert_eq!(contents(&copy), before);
-    assert_eq!(copy.verify().unwrap().notifications, 55);
+    assert_eq!(copy.verify().unwrap().notifications, HELD);
     // It is a store of its own: it takes writes, and they are not the original's.
     copy.append(&feed(2), note(&clock, "in the copy", 2)).unwrap();
     assert!(store.get_by_app_id(&feed(2), "in the copy").unwrap().is_none());
@@ -138,7 +108,7 @@ fn a_directory_that_holds_files_is_refused() {
     assert!(matches!(store.backup(Path::new(COPY)), Err(StoreError::Io { .. })));
     assert!(matches!(store.backup(Path::new(DIR)), Err(StoreError::Locked { .. })), "the store holds its own");
     assert!(!store.is_poisoned());
-    assert_eq!(contents(&open_at(&fs, &clock, COPY, config()).unwrap()).concat().len(), 55);
+    assert_eq!(contents(&open_at(&fs, &clock, COPY, config()).unwrap()).concat().len() as u64, HELD);
 }
 
 #[test]
@@ -198,13 +168,7 @@ fn a_bad_record_is_never_copied_and_the_copy_stays_unopenable() {
     let clock = ManualClock::at_epoch_2026();
     let store = open_at(&fs, &clock, DIR, config()).unwrap();
     fill(&store, &clock);
-    let path = fs
-        .list(Path::new(DIR))
-        .unwrap()
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .min()
-        .unwrap();
+    let path = filled_log::segment_paths(&fs, DIR).remove(0);
     let mut image = fs.read_all(&path).unwrap();
     image[200] ^= 0x02;
     fs.overwrite(&path, image);

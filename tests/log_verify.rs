@@ -9,54 +9,21 @@
 //! * a poisoned store is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod filled_log;
+
+use std::path::Path;
 use std::sync::Arc;
 
+use filled_log::{HELD, RECORDS, config, feed, fill, note};
 use jiff::SignedDuration;
-use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan, FileSystem};
+use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
 use notifeed::engine::log::{LogConfig, LogStore, RecoveryMode};
-use notifeed::{Clock, Durability, FeedKey, FeedStore, ManualClock, NewNotification, StoreError};
+use notifeed::{Durability, FeedStore, ManualClock, StoreError};
 
 const DIR: &str = "/db";
 
-fn feed(n: usize) -> FeedKey {
-    FeedKey::new(format!("user{n}/app.example")).unwrap()
-}
-
 fn open(fs: &FaultFileSystem, clock: &ManualClock, config: LogConfig) -> LogStore {
     LogStore::open_with_fs(Path::new(DIR), config, Arc::new(clock.clone()), Arc::new(fs.clone())).unwrap()
-}
-
-/// Small segments (they roll) and 10-minute windows.
-fn config() -> LogConfig {
-    LogConfig { max_segment_bytes: 4096, window: SignedDuration::from_secs(600), ..LogConfig::default() }
-}
-
-/// A notification expiring in window `w`.
-fn note(clock: &ManualClock, app: &str, w: i64) -> NewNotification {
-    NewNotification::raw("app.example", app, &format!("content of {app} {}", "x".repeat(100)))
-        .expiring_at(clock.now() + SignedDuration::from_secs(600 * w + 300))
-}
-
-fn segment_paths(fs: &FaultFileSystem) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> =
-        fs.list(Path::new(DIR)).unwrap().into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).collect();
-    paths.sort();
-    paths
-}
-
-/// 3 feeds, 3 windows, 60 appends, 10 replacements and 5 deletes: 75 records, 55 held.
-fn fill(store: &LogStore, clock: &ManualClock) {
-    for i in 0..60 {
-        store.append(&feed(i % 3), note(clock, &format!("n{i}"), (i % 3) as i64 + 1)).unwrap();
-    }
-    for i in 0..10 {
-        store.append(&feed(i % 3), note(clock, &format!("n{i}"), 3)).unwrap();
-    }
-    for i in 10..15 {
-        let n = store.get_by_app_id(&feed(i % 3), &format!("n{i}")).unwrap().unwrap();
-        assert!(store.delete(&feed(i % 3), n.id).unwrap());
-    }
 }
 
 #[test]
@@ -66,8 +33,11 @@ fn a_sound_store_reads_back_every_record_and_every_notification() {
     let store = open(&fs, &clock, config());
     fill(&store, &clock);
     let report = store.verify().unwrap();
-    let on_disk: u64 = segment_paths(&fs).iter().map(|p| fs.read_all(p).unwrap().len() as u64).sum();
-    assert_eq!((report.segments, report.records, report.notifications), (segment_paths(&fs).len() as u64, 75, 55));
+    let on_disk: u64 = filled_log::segment_paths(&fs, DIR).iter().map(|p| fs.read_all(p).unwrap().len() as u64).sum();
+    assert_eq!(
+        (report.segments, report.records, report.notifications),
+        (filled_log::segment_paths(&fs, DIR).len() as u64, RECORDS, HELD)
+    );
     assert_eq!(report.lost_bytes_skipped, 0);
     assert!(report.segments > 3, "small segments roll: {report:?}");
     // Every byte of the files but their preallocated zeros.
@@ -75,8 +45,8 @@ fn a_sound_store_reads_back_every_record_and_every_notification() {
     // The reopen's scan agrees.
     drop(store);
     let store = open(&fs, &clock, config());
-    assert_eq!(store.recovery_report().records, 75);
-    assert_eq!(store.verify().unwrap().records, 75);
+    assert_eq!(store.recovery_report().records, RECORDS);
+    assert_eq!(store.verify().unwrap().records, RECORDS);
 }
 
 #[test]
@@ -87,7 +57,7 @@ fn every_flipped_byte_under_a_running_store_is_reported_with_its_file() {
     fill(&store, &clock);
     store.sync().unwrap();
     let before = store.verify().unwrap();
-    let paths = segment_paths(&fs);
+    let paths = filled_log::segment_paths(&fs, DIR);
     let path = &paths[0];
     let name = path.file_name().unwrap().to_str().unwrap().to_string();
     let image = fs.read_all(path).unwrap();
@@ -122,7 +92,7 @@ fn a_bad_record_nothing_points_at_is_found() {
     store.append(&feed(0), note(&clock, "replaced", 2)).unwrap();
     store.append(&feed(0), note(&clock, "other", 1)).unwrap();
     assert_eq!(store.verify().unwrap().notifications, 2);
-    let path = segment_paths(&fs).into_iter().next().unwrap();
+    let path = filled_log::segment_paths(&fs, DIR).into_iter().next().unwrap();
     let mut image = fs.read_all(&path).unwrap();
     let content = b"content of replaced";
     let at = image.windows(content.len()).position(|w| w == content).unwrap();
@@ -148,10 +118,10 @@ fn records_in_a_buffered_stores_buffer_are_written_out_and_read() {
     for i in 0..5 {
         store.append(&feed(0), note(&clock, &format!("n{i}"), 1)).unwrap();
     }
-    let written: usize = segment_paths(&fs).iter().map(|p| fs.read_all(p).unwrap().len()).sum();
+    let written: usize = filled_log::segment_paths(&fs, DIR).iter().map(|p| fs.read_all(p).unwrap().len()).sum();
     let report = store.verify().unwrap();
     assert_eq!((report.records, report.notifications), (5, 5));
-    let now: usize = segment_paths(&fs).iter().map(|p| fs.read_all(p).unwrap().len()).sum();
+    let now: usize = filled_log::segment_paths(&fs, DIR).iter().map(|p| fs.read_all(p).unwrap().len()).sum();
     assert!(now > written, "the buffer was written out: {written} then {now}");
 }
 
@@ -197,7 +167,7 @@ fn a_sound_header_naming_another_segment_is_reported() {
     let clock = ManualClock::at_epoch_2026();
     let store = open(&fs, &clock, config());
     fill(&store, &clock);
-    let paths = segment_paths(&fs);
+    let paths = filled_log::segment_paths(&fs, DIR);
     let first = fs.read_all(&paths[0]).unwrap();
     let mut second = fs.read_all(&paths[1]).unwrap();
     second[..40].copy_from_slice(&first[..40]);
@@ -216,7 +186,7 @@ fn a_store_opened_by_salvage_verifies_with_the_lost_region_skipped() {
     let fs = FaultFileSystem::new();
     let clock = ManualClock::at_epoch_2026();
     fill(&open(&fs, &clock, config()), &clock);
-    let path = segment_paths(&fs).into_iter().next().unwrap();
+    let path = filled_log::segment_paths(&fs, DIR).into_iter().next().unwrap();
     let mut image = fs.read_all(&path).unwrap();
     image[100] ^= 0x08;
     fs.overwrite(&path, image);
@@ -226,5 +196,5 @@ fn a_store_opened_by_salvage_verifies_with_the_lost_region_skipped() {
     assert_eq!(lost.len(), 1, "{lost:?}");
     let report = store.verify().unwrap();
     assert_eq!(report.lost_bytes_skipped, lost[0].len);
-    assert!(report.records < 75 && report.records > 60, "{report:?}");
+    assert!(report.records < RECORDS && report.records > 60, "{report:?}");
 }
