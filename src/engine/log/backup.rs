@@ -18,13 +18,12 @@
 //! made durable before the first segment is copied, and an open refuses it: it would
 //! otherwise open as a store missing whatever was not copied yet.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
 use super::lock::{DirectoryLock, LOCK_FILE};
 use super::segment::{io_error, segment_file_name};
-use super::verify::{Captured, Failure, check_segment};
+use super::verify::{Failure, capture, check_segment};
 use super::{LogStore, create_dir_durably};
 use crate::StoreError;
 
@@ -71,20 +70,10 @@ fn copy(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
     let marker = dest.join(INCOMPLETE_FILE);
     fs.open(&marker, true).map_err(|e| io_error("creating", &marker, e))?;
     fs.sync_dir(dest).map_err(|e| io_error("syncing", dest, e))?;
-    let (captured, watermark, next_lsn) = {
-        let mut writer = segments.writer.lock();
-        segments.check_poison()?;
-        segments.flush_all(&mut writer)?;
-        let captured: BTreeMap<u32, Captured> = writer
-            .segments
-            .iter()
-            .map(|(&id, s)| (id, Captured { window: s.window, salt: s.salt, len: s.len }))
-            .collect();
-        (captured, writer.watermark, writer.next_lsn)
-    };
-    let mut report = BackupReport { next_lsn, ..BackupReport::default() };
+    let cut = capture(segments)?;
+    let mut report = BackupReport { next_lsn: cut.next_lsn, ..BackupReport::default() };
     let mut buf = Vec::new();
-    for (&id, c) in &captured {
+    for (&id, c) in &cut.segments {
         let from = segments.path(id);
         let to = dest.join(segment_file_name(id));
         let source = segments.file(id)?;
@@ -92,13 +81,13 @@ fn copy(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
         // Each piece read is checked (as `verify` checks it) and then written: the copy never
         // holds a record that fails its checksum (a store opened by salvage, whose files keep
         // the regions it lost, is refused).
-        let mut failed_write = None;
+        let mut failed_write = false;
         let mut copy_piece = |at: u64, piece: &mut [u8]| {
             source.read_exact_at(piece, at)?;
-            target.write_all_at(piece, at).inspect_err(|e| failed_write = Some(e.kind()))
+            target.write_all_at(piece, at).inspect_err(|_| failed_write = true)
         };
         let checked = check_segment(&mut copy_piece, (id, c), &[], CHUNK, &mut buf).map_err(|f| match f {
-            Failure::Io(e) if failed_write.is_some() => io_error("writing", &to, e),
+            Failure::Io(e) if failed_write => io_error("writing", &to, e),
             Failure::Io(e) => io_error("reading", &from, e),
             Failure::Bad { offset, detail } => {
                 StoreError::Corruption { location: format!("{} offset {offset}", from.display()), detail }
@@ -110,7 +99,7 @@ fn copy(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
     }
     // A cut after a failed sync may have zeroed bytes the copy read: then it must not open.
     segments.check_poison()?;
-    watermark.store(fs, dest)?;
+    cut.watermark.store(fs, dest)?;
     // Everything above is durable (each file synced, the directory synced by the watermark's
     // rename): only now may the copy open.
     fs.remove_file(&marker).map_err(|e| io_error("removing", &marker, e))?;

@@ -17,7 +17,8 @@ use std::io;
 
 use super::record::{self, SEGMENT_HEADER_LEN};
 use super::recovery::whole;
-use super::segment::io_error;
+use super::segment::{SegmentState, Segments, io_error};
+use super::watermark::Watermark;
 use super::{LogStore, decode_entry};
 use crate::StoreError;
 
@@ -50,6 +51,33 @@ pub(super) struct Captured {
     pub len: u64,
 }
 
+/// The store at one instant (a cut through its history): every segment, its length, the
+/// watermark and the next LSN, taken under the writer's lock (which orders every write) after
+/// every buffered record is written to the OS, so each captured range is in its file. Shared
+/// with `backup.rs`.
+pub(super) struct Cut {
+    pub segments: BTreeMap<u32, Captured>,
+    pub watermark: Watermark,
+    pub next_lsn: u64,
+}
+
+/// Takes the [`Cut`].
+///
+/// # Errors
+/// [`StoreError::Poisoned`]; [`StoreError::Io`] when writing the buffers out fails (which
+/// poisons the store).
+pub(super) fn capture(segments: &Segments) -> Result<Cut, StoreError> {
+    let mut writer = segments.writer.lock();
+    segments.check_poison()?;
+    segments.flush_all(&mut writer)?;
+    let captured = |s: &SegmentState| Captured { window: s.window, salt: s.salt, len: s.len };
+    Ok(Cut {
+        segments: writer.segments.iter().map(|(&id, s)| (id, captured(s))).collect(),
+        watermark: writer.watermark,
+        next_lsn: writer.next_lsn,
+    })
+}
+
 pub(crate) fn verify(store: &LogStore) -> Result<VerifyReport, StoreError> {
     let _no_sweep = store.sweeping.lock();
     let outcome = run(store);
@@ -63,13 +91,7 @@ pub(crate) fn verify(store: &LogStore) -> Result<VerifyReport, StoreError> {
 
 fn run(store: &LogStore) -> Result<VerifyReport, StoreError> {
     let segments = &store.segments;
-    // Every buffered record is written to the OS first, so each captured range is in its file.
-    let captured: BTreeMap<u32, Captured> = {
-        let mut writer = segments.writer.lock();
-        segments.check_poison()?;
-        segments.flush_all(&mut writer)?;
-        writer.segments.iter().map(|(&id, s)| (id, Captured { window: s.window, salt: s.salt, len: s.len })).collect()
-    };
+    let captured = capture(segments)?.segments;
     let mut report = VerifyReport::default();
     let mut buf = Vec::new();
     for (&id, c) in &captured {
