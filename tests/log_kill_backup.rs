@@ -1,0 +1,167 @@
+//! Kill -9 during `LogStore::backup`: a child process appends one notification, acknowledged,
+//! then backs the store up into a directory of its own, over and over, printing `START n`
+//! before each backup and `DONE n` after it returns. The parent kills it (SIGKILL) 20 times:
+//! mostly mid-copy (once the copy holds its marker and a first segment), else right after a
+//! `DONE`. Then every copy the child began:
+//! * if its backup returned, opens, verifies, and holds the notification appended before it;
+//! * if not, is refused by every open (its `BACKUP_INCOMPLETE` marker), or holds no segment
+//!   yet, or is whole (the kill came between the return and the `DONE`): a copy cut short
+//!   never opens as a store with part of the data.
+//!
+//! The child is this test binary itself, re-run with `--ignored` on `backup_child`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use notifeed::engine::log::{LogConfig, LogStore, RecoveryMode};
+use notifeed::{Clock, FeedKey, FeedStore, ManualClock, NewNotification, StoreError};
+
+const CHILD_DIR: &str = "NOTIFEED_BACKUP_CHILD_DIR";
+const CHILD_ROUND: &str = "NOTIFEED_BACKUP_CHILD_ROUND";
+
+fn config() -> LogConfig {
+    LogConfig { max_segment_bytes: 256 * 1024, ..LogConfig::default() }
+}
+
+fn clock() -> ManualClock {
+    ManualClock::at_epoch_2026()
+}
+
+fn feed(n: usize) -> FeedKey {
+    FeedKey::new(format!("user{n}/app.example")).unwrap()
+}
+
+fn note(app: &str, hours: i64) -> NewNotification {
+    NewNotification::raw("app.example", app, &format!("payload of {app} ").repeat(40))
+        .expiring_at(clock().now() + SignedDuration::from_hours(hours))
+}
+
+fn copy_dir(root: &Path, round: &str, n: u64) -> PathBuf {
+    root.join("copies").join(format!("{round}-{n}"))
+}
+
+/// The child: appends `before-<round>-<n>`, then backs up into `copies/<round>-<n>`, forever.
+#[test]
+#[ignore = "run by a_backup_killed_midway_never_opens_and_one_that_returned_is_whole as its child process"]
+fn backup_child() {
+    let Ok(root) = std::env::var(CHILD_DIR) else { return };
+    let root = PathBuf::from(root);
+    let round = std::env::var(CHILD_ROUND).unwrap_or_default();
+    let store = LogStore::open(&root.join("db"), config(), Arc::new(clock())).unwrap();
+    for n in 0.. {
+        store.append(&feed(0), note(&format!("before-{round}-{n}"), 48)).unwrap();
+        println!("START {n}");
+        store.backup(&copy_dir(&root, &round, n)).unwrap();
+        println!("DONE {n}");
+    }
+}
+
+/// Whether the copy in `dir` holds its marker and a segment already, or is whole.
+fn mid_copy_or_done(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let names: Vec<String> =
+        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let has = |name: &str| names.iter().any(|n| n == name);
+    let segments = names.iter().filter(|n| n.ends_with(".seg")).count();
+    (has("BACKUP_INCOMPLETE") && segments > 0) || (has("WATERMARK") && !has("BACKUP_INCOMPLETE"))
+}
+
+/// A small deterministic generator.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    *state >> 33
+}
+
+#[test]
+fn a_backup_killed_midway_never_opens_and_one_that_returned_is_whole() {
+    let root = tempfile::tempdir().unwrap();
+    {
+        // About 3 MB over 4 windows and several segments each.
+        let store = LogStore::open(&root.path().join("db"), config(), Arc::new(clock())).unwrap();
+        for i in 0..4_000 {
+            store.append(&feed(i % 7), note(&format!("n{i}"), 24 * (i as i64 % 4 + 1))).unwrap();
+        }
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut random = 0xbac_u64;
+    let (mut cut_short, mut whole) = (0, 0);
+    for round in 0..20 {
+        // Kill right after the k-th START (mid-copy) or the k-th DONE.
+        let k = next_random(&mut random) % 3;
+        let after_start = !next_random(&mut random).is_multiple_of(4);
+        let mut child = Command::new(&exe)
+            .args(["backup_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DIR, root.path())
+            .env(CHILD_ROUND, round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut returned: BTreeMap<u64, bool> = BTreeMap::new();
+        let mut killed = false;
+        while let Some(Ok(line)) = lines.next() {
+            // The last two words (the test harness may print its own text before the first).
+            let mut words = line.split_whitespace().rev();
+            let (started, n) = match (words.next().and_then(|n| n.parse::<u64>().ok()), words.next()) {
+                (Some(n), Some("START")) => (true, n),
+                (Some(n), Some("DONE")) => (false, n),
+                _ => continue,
+            };
+            returned.insert(n, !started);
+            if !killed && n == k && started == after_start {
+                if started {
+                    // Mid-copy: once the marker and a first segment are in the copy (or, should
+                    // the copy finish first, once it is whole).
+                    let dir = copy_dir(root.path(), &round.to_string(), n);
+                    while !mid_copy_or_done(&dir) && child.try_wait().unwrap().is_none() {
+                        std::thread::yield_now();
+                    }
+                }
+                child.kill().unwrap();
+                killed = true;
+            }
+        }
+        child.wait().unwrap();
+        assert!(killed, "round {round}: the child ended by itself");
+
+        for (&n, &done) in &returned {
+            let dir = copy_dir(root.path(), &round.to_string(), n);
+            let opened = LogStore::open(&dir, config(), Arc::new(clock()));
+            if done {
+                let copy = opened.unwrap_or_else(|e| panic!("round {round}: copy {n} returned but does not open: {e}"));
+                let held = copy.verify().unwrap().notifications;
+                assert!(held > 4_000 + n, "round {round}: copy {n} holds {held}");
+                let before = format!("before-{round}-{n}");
+                assert!(copy.get_by_app_id(&feed(0), &before).unwrap().is_some(), "round {round}: {before}");
+                whole += 1;
+                continue;
+            }
+            match opened {
+                Err(StoreError::Corruption { location, .. }) if location.ends_with("BACKUP_INCOMPLETE") => {
+                    let salvage = LogConfig { recovery_mode: RecoveryMode::Salvage, ..config() };
+                    assert!(LogStore::open(&dir, salvage, Arc::new(clock())).is_err(), "round {round}: copy {n}");
+                    cut_short += 1;
+                }
+                Err(e) => panic!("round {round}: copy {n}: {e}"),
+                Ok(copy) => {
+                    // Killed before the marker was made (nothing copied yet), or after the
+                    // backup returned and before `DONE` was printed (all of it copied). A
+                    // copy missing a segment would hold less than the 4,000 loaded.
+                    let verified = copy.verify().unwrap();
+                    let before = format!("before-{round}-{n}");
+                    let whole_copy =
+                        verified.notifications > 4_000 + n && copy.get_by_app_id(&feed(0), &before).unwrap().is_some();
+                    assert!(verified.records == 0 || whole_copy, "round {round}: copy {n} opened: {verified:?}");
+                }
+            }
+        }
+    }
+    eprintln!("{cut_short} copies cut short, {whole} whole");
+    assert!(cut_short > 0 && whole > 0, "{cut_short} copies cut short, {whole} whole");
+}
