@@ -23,7 +23,7 @@ use std::path::Path;
 
 use super::lock::{DirectoryLock, LOCK_FILE};
 use super::segment::{io_error, segment_file_name};
-use super::verify::{Failure, capture, check_segment};
+use super::verify::{Failure, capture, check_segment, reading_a_cut};
 use super::{LogStore, create_dir_durably};
 use crate::StoreError;
 
@@ -47,13 +47,7 @@ pub struct BackupReport {
 }
 
 pub(crate) fn backup(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
-    let _no_sweep = store.sweeping.lock();
-    let outcome = copy(store, dest);
-    // A store poisoned meanwhile may have cut bytes the copy was reading.
-    if store.is_poisoned() {
-        return Err(StoreError::Poisoned);
-    }
-    outcome
+    reading_a_cut(store, || copy(store, dest))
 }
 
 fn copy(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {

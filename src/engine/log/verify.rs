@@ -79,10 +79,21 @@ pub(super) fn capture(segments: &Segments) -> Result<Cut, StoreError> {
 }
 
 pub(crate) fn verify(store: &LogStore) -> Result<VerifyReport, StoreError> {
+    reading_a_cut(store, || run(store))
+}
+
+/// Runs `read`, which reads the files below a [`Cut`], with sweeps held off (nothing is
+/// unlinked or moved under it). A store poisoned meanwhile may have cut bytes it was reading:
+/// its answer is then not trusted, whatever it was. Shared with `backup.rs`.
+///
+/// # Errors
+/// `read`'s; [`StoreError::Poisoned`] when the store is poisoned at its end.
+pub(super) fn reading_a_cut<T>(
+    store: &LogStore,
+    read: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let _no_sweep = store.sweeping.lock();
-    let outcome = run(store);
-    // A store poisoned meanwhile may have cut bytes a read was reading: its answer is not
-    // trusted, whatever it was.
+    let outcome = read();
     if store.is_poisoned() {
         return Err(StoreError::Poisoned);
     }
