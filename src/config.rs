@@ -268,6 +268,49 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     /// The Redis cluster, when `engine = "redis"`. Default: [`RedisSettings::default`].
     pub redis: RedisSettings,
+    /// Scheduled verification and backups (log engine only). Default: none.
+    pub maintenance: MaintenanceConfig,
+}
+
+/// Scheduled verification and backups of the log engine while the server runs (see
+/// [`crate::maintenance`]). Both are off by default.
+///
+/// ```toml
+/// [maintenance]
+/// verify_interval_seconds = 86400
+/// backup_dir = "/var/backups/notifeed"
+/// backup_interval_seconds = 3600
+/// backup_keep = 24
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// How often to read every record back and check it (`LogStore::verify`), in seconds;
+    /// 0: never. A failure is logged on stderr (`VERIFY FAILED`). Default: 0.
+    pub verify_interval_seconds: u64,
+    /// The folder that receives a backup every `backup_interval_seconds`, each in a new
+    /// directory `notifeed-backup-<UTC instant>` that `LogStore::open` opens; relative to the
+    /// working directory. It must lie outside the data directory. Default: none (no backups).
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// How often to back up, in seconds, at least 1. Default: 86,400 (daily).
+    pub backup_interval_seconds: u64,
+    /// How many complete backups to keep, at least 1: once a new one is complete, older ones
+    /// beyond this count are removed, and so are copies an error or a crash cut short.
+    /// Default: 7.
+    pub backup_keep: usize,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        Self { verify_interval_seconds: 0, backup_dir: None, backup_interval_seconds: 86_400, backup_keep: 7 }
+    }
+}
+
+impl MaintenanceConfig {
+    /// Whether anything is scheduled.
+    pub fn any(&self) -> bool {
+        self.verify_interval_seconds > 0 || self.backup_dir.is_some()
+    }
 }
 
 impl Default for Config {
@@ -286,6 +329,7 @@ impl Default for Config {
             sweep_interval_seconds: 60,
             shutdown_grace_seconds: 30,
             redis: RedisSettings::default(),
+            maintenance: MaintenanceConfig::default(),
         }
     }
 }
@@ -405,6 +449,19 @@ impl Config {
         if self.sweep_interval_seconds == 0 {
             return bad("sweep_interval_seconds", "must be at least 1");
         }
+        let m = &self.maintenance;
+        if m.any() && self.engine != EngineChoice::Log {
+            return bad("maintenance", "verification and backups need engine = \"log\"");
+        }
+        if m.backup_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return bad("maintenance.backup_dir", "must not be empty");
+        }
+        if m.backup_interval_seconds == 0 {
+            return bad("maintenance.backup_interval_seconds", "must be at least 1");
+        }
+        if m.backup_keep == 0 {
+            return bad("maintenance.backup_keep", "must be at least 1");
+        }
         Ok(())
     }
 
@@ -480,6 +537,8 @@ mod tests {
         let config = Config::from_toml(block).unwrap();
         assert_eq!(config.apps[0].id, "contoso");
         assert_eq!(config.blocked_callers, ["spammy-app"]);
+        assert_eq!(config.maintenance.backup_keep, 24);
+        assert_eq!(config.maintenance.backup_dir, Some("/var/backups/notifeed".into()));
         let module_doc: String = include_str!("config.rs")
             .lines()
             .take_while(|l| l.starts_with("//!"))
@@ -507,5 +566,26 @@ mod tests {
         let config = Config::from_toml("engine = \"sled\"\n[limits]\nmax_expiration_days = 2\n").unwrap();
         assert_eq!(config.engine, EngineChoice::Sled);
         assert_eq!(config.contract_limits().max_expiration, SignedDuration::from_hours(48));
+    }
+
+    #[test]
+    fn maintenance_is_off_by_default_and_needs_the_log_engine_and_sane_values() {
+        assert!(!Config::default().maintenance.any());
+        let config = Config::from_toml("[maintenance]\nverify_interval_seconds = 60\n").unwrap();
+        assert!(config.maintenance.any() && config.maintenance.backup_dir.is_none());
+        for (text, field) in [
+            ("engine = \"sled\"\n[maintenance]\nbackup_dir = \"b\"\n", "maintenance"),
+            ("engine = \"sled\"\n[maintenance]\nverify_interval_seconds = 1\n", "maintenance"),
+            ("[maintenance]\nbackup_dir = \"\"\n", "maintenance.backup_dir"),
+            ("[maintenance]\nbackup_dir = \"b\"\nbackup_interval_seconds = 0\n", "maintenance.backup_interval_seconds"),
+            ("[maintenance]\nbackup_dir = \"b\"\nbackup_keep = 0\n", "maintenance.backup_keep"),
+        ] {
+            match Config::from_toml(text) {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Off, the engine does not matter.
+        assert!(Config::from_toml("engine = \"sled\"\n[maintenance]\nbackup_keep = 3\n").is_ok());
     }
 }

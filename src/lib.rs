@@ -18,7 +18,8 @@
 //!    `engine::redis::RedisStore` on a Redis Cluster (cargo feature `redis`). [`codec`] is the one
 //!    place values are encoded for disk.
 //! 5. [`handler`]: Graph's HTTP endpoints over any store, free of any HTTP framework, configured
-//!    by [`config`]; [`server`] wraps it in axum for the `notifeed` binary.
+//!    by [`config`]; [`server`] wraps it in axum for the `notifeed` binary, and runs
+//!    [`maintenance`] (scheduled verification and backups of the log engine) beside it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod changes;
@@ -28,6 +29,7 @@ pub mod config;
 pub mod contract;
 pub mod engine;
 pub mod handler;
+pub mod maintenance;
 pub mod model;
 pub mod server;
 pub mod store;

@@ -1,7 +1,9 @@
-//! `notifeed`: the reference notification server.
+//! `notifeed`: the reference notification server, and its log engine's offline checks.
 //!
 //! ```text
-//! notifeed [--address ADDR] [--data-dir DIR] [--config FILE]
+//! notifeed [serve] [--address ADDR] [--data-dir DIR] [--config FILE]
+//! notifeed verify [--data-dir DIR] [--config FILE]
+//! notifeed backup DEST [--data-dir DIR] [--config FILE]
 //! ```
 //!
 //! | Flag | Environment variable | Default |
@@ -10,8 +12,17 @@
 //! | `--data-dir` | `NOTIFEED_DATA_DIR` | `./notifeed-data` |
 //! | `--config` | `NOTIFEED_CONFIG` | none: the built-in configuration with the demo app |
 //!
-//! A flag wins over its variable. On start it prints `notifeed listening on http://<address>`
-//! (with the port actually bound, so `--address 127.0.0.1:0` is usable by tests).
+//! A flag wins over its variable. `serve` (the default) prints `notifeed listening on
+//! http://<address>` on start (with the port actually bound, so `--address 127.0.0.1:0` is usable
+//! by tests), and runs the scheduled verification and backups of the configuration's
+//! `[maintenance]` section.
+//!
+//! `verify` and `backup` open the log store of a data directory no server is running on (the
+//! store's lock refuses a second opener), as a server's start would (recovering from a crash
+//! first), then check every record (`LogStore::verify`) or copy the store into `DEST`, which
+//! must be empty or missing (`LogStore::backup`). They exit with 0 on success, and 1 with the
+//! reason on stderr otherwise: a corrupt record is reported with its file and offset. For a
+//! running server, use `[maintenance]` instead.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,15 +33,31 @@ use notifeed::config::{Config, EngineChoice};
 use notifeed::engine::log::{LogConfig, LogStore};
 use notifeed::engine::sled::{SledConfig, SledStore};
 use notifeed::handler::Handler;
+use notifeed::maintenance::{BackupSchedule, Maintenance};
+use notifeed::server::Background;
 use notifeed::{FeedStore, SharedClock, SystemClock};
 
-const USAGE: &str = "usage: notifeed [--address ADDR] [--data-dir DIR] [--config FILE]
+const USAGE: &str = "usage: notifeed [serve] [--address ADDR] [--data-dir DIR] [--config FILE]
+       notifeed verify [--data-dir DIR] [--config FILE]
+       notifeed backup DEST [--data-dir DIR] [--config FILE]
+
+  serve            run the server (the default)
+  verify           check every record of a stopped server's log store
+  backup DEST      copy a stopped server's log store into DEST (empty or missing)
 
   --address ADDR   where to listen (env NOTIFEED_ADDRESS; default 127.0.0.1:8080)
   --data-dir DIR   where the store and subscriptions live (env NOTIFEED_DATA_DIR; default ./notifeed-data)
   --config FILE    TOML configuration (env NOTIFEED_CONFIG; default: built-in, with the demo app)";
 
+/// What to do.
+enum Command {
+    Serve,
+    Verify,
+    Backup(PathBuf),
+}
+
 struct Options {
+    command: Command,
     address: String,
     data_dir: PathBuf,
     config: Option<PathBuf>,
@@ -39,11 +66,30 @@ struct Options {
 fn parse_options() -> Result<Options, String> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut options = Options {
+        command: Command::Serve,
         address: env("NOTIFEED_ADDRESS").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
         data_dir: env("NOTIFEED_DATA_DIR").map_or_else(|| PathBuf::from("notifeed-data"), PathBuf::from),
         config: env("NOTIFEED_CONFIG").map(PathBuf::from),
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    match args.peek().map(String::as_str) {
+        Some("serve") => {
+            args.next();
+        }
+        Some("verify") => {
+            args.next();
+            options.command = Command::Verify;
+        }
+        Some("backup") => {
+            args.next();
+            let dest = args
+                .next()
+                .filter(|d| !d.starts_with("--"))
+                .ok_or("backup needs a destination: notifeed backup DEST")?;
+            options.command = Command::Backup(PathBuf::from(dest));
+        }
+        _ => {}
+    }
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
@@ -54,7 +100,7 @@ fn parse_options() -> Result<Options, String> {
         }
         let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"))?;
         match name.as_str() {
-            "--address" => options.address = value,
+            "--address" if matches!(options.command, Command::Serve) => options.address = value,
             "--data-dir" => options.data_dir = PathBuf::from(value),
             "--config" => options.config = Some(PathBuf::from(value)),
             other => return Err(format!("unknown flag {other}")),
@@ -63,26 +109,38 @@ fn parse_options() -> Result<Options, String> {
     Ok(options)
 }
 
+/// The opened engine: as the handler sees it, and as the log store it may be (for
+/// [`Maintenance`]).
+struct Opened {
+    store: Arc<dyn FeedStore>,
+    log: Option<Arc<LogStore>>,
+}
+
+/// Opens the log store of `data_dir` (its `log/` folder) with the configuration's limits.
+fn open_log(config: &Config, data_dir: &Path, clock: SharedClock) -> Result<LogStore, String> {
+    let path = data_dir.join("log");
+    LogStore::open(&path, LogConfig { options: config.store_options(), ..LogConfig::default() }, clock)
+        .map_err(|e| format!("cannot open the log store in {}: {e}", path.display()))
+}
+
 /// Opens the configured engine in `data_dir`.
 ///
 /// The engine's files go in a folder of the data directory named for it (`log/`, `sled/`), next
 /// to `subscriptions.json`. Both engines run with `Durability::Always`: a 201 means on disk.
-fn open_store(config: &Config, data_dir: &Path, clock: SharedClock) -> Result<Arc<dyn FeedStore>, String> {
+fn open_store(config: &Config, data_dir: &Path, clock: SharedClock) -> Result<Opened, String> {
     let options = config.store_options();
     match config.engine {
         EngineChoice::Log => {
-            let path = data_dir.join("log");
-            let store = LogStore::open(&path, LogConfig { options, ..LogConfig::default() }, clock)
-                .map_err(|e| format!("cannot open the log store in {}: {e}", path.display()))?;
-            Ok(Arc::new(store))
+            let log = Arc::new(open_log(config, data_dir, clock)?);
+            Ok(Opened { store: Arc::clone(&log) as Arc<dyn FeedStore>, log: Some(log) })
         }
         EngineChoice::Sled => {
             let path = data_dir.join("sled");
             let store = SledStore::open(&path, SledConfig { options, ..SledConfig::default() }, clock)
                 .map_err(|e| format!("cannot open the sled store in {}: {e}", path.display()))?;
-            Ok(Arc::new(store))
+            Ok(Opened { store: Arc::new(store), log: None })
         }
-        EngineChoice::Redis => open_redis(config, options, clock),
+        EngineChoice::Redis => Ok(Opened { store: open_redis(config, options, clock)?, log: None }),
     }
 }
 
@@ -125,7 +183,12 @@ fn main() -> ExitCode {
             return if message.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
         }
     };
-    match serve(options) {
+    let done = match options.command {
+        Command::Serve => serve(options),
+        Command::Verify => verify(&options),
+        Command::Backup(ref dest) => backup(&options, dest),
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("notifeed: {message}");
@@ -134,16 +197,96 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(options: Options) -> Result<(), String> {
-    let config = match &options.config {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
+fn load_config(options: &Options) -> Result<Config, String> {
+    match &options.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None => Ok(Config::default()),
+    }
+}
+
+/// The log store of a data directory no server runs on, for `verify` and `backup`.
+fn open_offline(options: &Options) -> Result<LogStore, String> {
+    let config = load_config(options)?;
+    if config.engine != EngineChoice::Log {
+        return Err(format!("verify and backup work on the log engine; the configuration names {:?}", config.engine));
+    }
+    if !options.data_dir.join("log").is_dir() {
+        return Err(format!("{} holds no log store (no log/ folder)", options.data_dir.display()));
+    }
+    let store = open_log(&config, &options.data_dir, Arc::new(SystemClock))?;
+    let report = store.recovery_report();
+    println!(
+        "opened {}: {} segments, {} records scanned, {} torn tails cut, {} journal entries replayed",
+        store.dir().display(),
+        report.segments,
+        report.records,
+        report.torn_tails.len(),
+        report.journal_entries_replayed
+    );
+    Ok(store)
+}
+
+fn verify(options: &Options) -> Result<(), String> {
+    let store = open_offline(options)?;
+    let report = store.verify().map_err(|e| format!("verify failed: {e}"))?;
+    println!(
+        "verified: {} records in {} segments ({} bytes) sound; {} notifications readable",
+        report.records, report.segments, report.bytes, report.notifications
+    );
+    store.close().map_err(|e| format!("closing the store failed: {e}"))
+}
+
+fn backup(options: &Options, dest: &Path) -> Result<(), String> {
+    let store = open_offline(options)?;
+    let report = store.backup(dest).map_err(|e| format!("backup into {} failed: {e}", dest.display()))?;
+    println!("backed up {} segments ({} bytes) into {}", report.segments, report.bytes, dest.display());
+    store.close().map_err(|e| format!("closing the store failed: {e}"))
+}
+
+/// The scheduled verification and backups `config` asks for, over `log`.
+fn maintenance(
+    config: &Config,
+    data_dir: &Path,
+    log: Option<Arc<LogStore>>,
+    clock: SharedClock,
+) -> Result<Option<Maintenance>, String> {
+    let settings = &config.maintenance;
+    let Some(store) = log.filter(|_| settings.any()) else { return Ok(None) };
+    let backup = match &settings.backup_dir {
+        Some(dir) => {
+            // A backup folder inside the data directory would be copied into itself, or sit
+            // among the store's files.
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create the backup folder {}: {e}", dir.display()))?;
+            let (folder, data) = (dir.canonicalize(), data_dir.canonicalize());
+            if let (Ok(folder), Ok(data)) = (folder, data)
+                && folder.starts_with(&data)
+            {
+                return Err(format!("maintenance.backup_dir {} lies inside the data directory", dir.display()));
+            }
+            Some(BackupSchedule {
+                dir: dir.clone(),
+                every: Duration::from_secs(settings.backup_interval_seconds),
+                keep: settings.backup_keep,
+            })
+        }
+        None => None,
     };
+    let verify_every =
+        (settings.verify_interval_seconds > 0).then(|| Duration::from_secs(settings.verify_interval_seconds));
+    Ok(Some(Maintenance { store, clock, verify_every, backup }))
+}
+
+fn serve(options: Options) -> Result<(), String> {
+    let config = load_config(&options)?;
     std::fs::create_dir_all(&options.data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", options.data_dir.display()))?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let store = open_store(&config, &options.data_dir, Arc::clone(&clock))?;
-    let sweep_interval = Duration::from_secs(config.sweep_interval_seconds);
+    let Opened { store, log } = open_store(&config, &options.data_dir, Arc::clone(&clock))?;
+    let background = Background {
+        sweep_interval: Duration::from_secs(config.sweep_interval_seconds),
+        maintenance: maintenance(&config, &options.data_dir, log, Arc::clone(&clock))?,
+    };
     let engine = format!("{:?}", config.engine).to_ascii_lowercase();
     let demo = config.apps.iter().any(|a| a.id == notifeed::config::DEMO_APP_ID);
     let handler =
@@ -158,7 +301,7 @@ fn serve(options: Options) -> Result<(), String> {
         if demo {
             println!("notifeed: the demo app is enabled (token in the README); pass --config for real apps");
         }
-        notifeed::server::run(listener, handler, store, sweep_interval, notifeed::server::shutdown_signal())
+        notifeed::server::run(listener, handler, store, background, notifeed::server::shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     })

@@ -6,7 +6,9 @@
 //!   tokio's blocking pool (store calls do I/O; delta long polls wait). A larger body is read
 //!   on (up to 32 MiB more) and thrown away, so the client sees the 413.
 //! * One log line per request on stderr: method, path, status, milliseconds.
-//! * The sweeper calls [`FeedStore::sweep_expired`] every `sweep_interval`.
+//! * The sweeper calls [`FeedStore::sweep_expired`] every [`Background::sweep_interval`]; a
+//!   log store's scheduled verification and backups ([`crate::maintenance`]) run beside it
+//!   when [`Background::maintenance`] asks for them.
 //! * On shutdown (SIGINT or SIGTERM, see [`shutdown_signal`]) the server stops accepting,
 //!   finishes in-flight requests (waiting at most [`Handler::shutdown_grace`]; one still
 //!   unanswered then is dropped, so never acknowledged), stops the sweeper and calls
@@ -23,7 +25,24 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 
 use crate::handler::{Handler, Request};
+use crate::maintenance::Maintenance;
 use crate::store::{FeedStore, StoreError};
+
+/// What the server runs in the background while it serves.
+#[derive(Clone)]
+pub struct Background {
+    /// How often to sweep expired notifications.
+    pub sweep_interval: Duration,
+    /// Scheduled verification and backups of a log store; `None`: none.
+    pub maintenance: Option<Maintenance>,
+}
+
+impl Background {
+    /// Sweeps every `every`, and nothing else.
+    pub fn sweeping(every: Duration) -> Self {
+        Self { sweep_interval: every, maintenance: None }
+    }
+}
 
 /// The axum router: every path and method goes to the handler, which answers 404 and 405
 /// itself.
@@ -155,8 +174,9 @@ pub enum ServerError {
     Join(String),
 }
 
-/// Serves `handler` on `listener` until `shutdown` resolves, sweeping `store` every
-/// `sweep_interval`; then finishes in-flight requests (for at most
+/// Serves `handler` on `listener` until `shutdown` resolves, sweeping `store` and running the
+/// rest of `background`; then stops the background tasks (a backup or verification already
+/// running on a blocking thread finishes there), finishes in-flight requests (for at most
 /// [`Handler::shutdown_grace`]) and syncs the store.
 ///
 /// The caller drops its own handles afterwards; the store closes when the last `Arc` goes.
@@ -167,10 +187,11 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     handler: Arc<Handler>,
     store: Arc<dyn FeedStore>,
-    sweep_interval: Duration,
+    background: Background,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let sweeper = tokio::spawn(sweep_forever(Arc::clone(&store), sweep_interval));
+    let sweeper = tokio::spawn(sweep_forever(Arc::clone(&store), background.sweep_interval));
+    let maintainer = background.maintenance.map(|m| tokio::spawn(crate::maintenance::run_forever(m)));
     let grace = handler.shutdown_grace();
     let stopping = Arc::clone(&handler);
     let (signalled, signal_seen) = tokio::sync::oneshot::channel::<()>();
@@ -196,6 +217,9 @@ pub async fn run(
             Ok(())
         }
     };
+    if let Some(maintainer) = maintainer {
+        maintainer.abort();
+    }
     sweeper.abort();
     // The sweeper may be mid-sweep on the blocking pool; sync after it, in order.
     let _ = sweeper.await;

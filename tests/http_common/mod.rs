@@ -80,7 +80,7 @@ impl TestServer {
             listener,
             handler,
             Arc::clone(&store),
-            Duration::from_secs(3600),
+            notifeed::server::Background::sweeping(Duration::from_secs(3600)),
             async move {
                 let _ = rx.await;
             },

@@ -128,6 +128,11 @@ use recovery::{RecoverySettings, window_of};
 use segment::{SegmentReader, Segments};
 pub use verify::VerifyReport;
 
+/// The file a directory that [`LogStore::backup`] is copying into (or that a failure or a crash
+/// cut short) holds: every open refuses a directory that holds it, and the copy removes it
+/// last, once whole and durable.
+pub const BACKUP_INCOMPLETE_FILE: &str = backup::INCOMPLETE_FILE;
+
 /// The largest `feed_capacity` a [`LogStore`] accepts.
 ///
 /// A group delete is one record (one operation = one record, so a crash never leaves half of
