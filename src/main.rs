@@ -20,9 +20,9 @@
 //! `verify` and `backup` open the log store of a data directory no server is running on (the
 //! store's lock refuses a second opener), as a server's start would (recovering from a crash
 //! first), then check every record (`LogStore::verify`) or copy the store into `DEST`, which
-//! must be empty or missing (`LogStore::backup`). They exit with 0 on success, and 1 with the
-//! reason on stderr otherwise: a corrupt record is reported with its file and offset. For a
-//! running server, use `[maintenance]` instead.
+//! must be empty or missing, and outside the store (`LogStore::backup`). They exit with 0 on
+//! success, 1 with the reason on stderr otherwise (a corrupt record is reported with its file
+//! and offset), and 2 for a usage error. For a running server, use `[maintenance]` instead.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,7 +84,7 @@ fn parse_options() -> Result<Options, String> {
             args.next();
             let dest = args
                 .next()
-                .filter(|d| !d.starts_with("--"))
+                .filter(|d| !d.starts_with('-'))
                 .ok_or("backup needs a destination: notifeed backup DEST")?;
             options.command = Command::Backup(PathBuf::from(dest));
         }
@@ -98,9 +98,15 @@ fn parse_options() -> Result<Options, String> {
         if name == "--help" || name == "-h" {
             return Err(String::new());
         }
+        if !name.starts_with("--") {
+            return Err(format!("unexpected argument {name} (a command comes first: serve, verify or backup DEST)"));
+        }
+        if name == "--address" && !matches!(options.command, Command::Serve) {
+            return Err("--address applies to serve only".to_owned());
+        }
         let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"))?;
         match name.as_str() {
-            "--address" if matches!(options.command, Command::Serve) => options.address = value,
+            "--address" => options.address = value,
             "--data-dir" => options.data_dir = PathBuf::from(value),
             "--config" => options.config = Some(PathBuf::from(value)),
             other => return Err(format!("unknown flag {other}")),
@@ -237,10 +243,24 @@ fn verify(options: &Options) -> Result<(), String> {
 }
 
 fn backup(options: &Options, dest: &Path) -> Result<(), String> {
+    let store_dir = options.data_dir.join("log");
+    if store_dir.is_dir() && overlapping(dest, &store_dir)? {
+        return Err(format!(
+            "{} and the log store {} must not lie one inside the other",
+            dest.display(),
+            store_dir.display()
+        ));
+    }
     let store = open_offline(options)?;
     let report = store.backup(dest).map_err(|e| format!("backup into {} failed: {e}", dest.display()))?;
     println!("backed up {} segments ({} bytes) into {}", report.segments, report.bytes, dest.display());
     store.close().map_err(|e| format!("closing the store failed: {e}"))
+}
+
+/// Whether `a` and `b` lie one inside the other ([`notifeed::maintenance::overlapping`]).
+fn overlapping(a: &Path, b: &Path) -> Result<bool, String> {
+    notifeed::maintenance::overlapping(a, b)
+        .map_err(|e| format!("cannot compare {} with {}: {e}", a.display(), b.display()))
 }
 
 /// The scheduled verification and backups `config` asks for, over `log`.
@@ -255,14 +275,13 @@ fn maintenance(
     let backup = match &settings.backup_dir {
         Some(dir) => {
             // A backup folder inside the data directory would be copied into itself, or sit
-            // among the store's files.
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create the backup folder {}: {e}", dir.display()))?;
-            let (folder, data) = (dir.canonicalize(), data_dir.canonicalize());
-            if let (Ok(folder), Ok(data)) = (folder, data)
-                && folder.starts_with(&data)
-            {
-                return Err(format!("maintenance.backup_dir {} lies inside the data directory", dir.display()));
+            // among the store's files; one that holds the data directory would prune it.
+            if overlapping(dir, data_dir)? {
+                return Err(format!(
+                    "maintenance.backup_dir {} and the data directory {} must not lie one inside the other",
+                    dir.display(),
+                    data_dir.display()
+                ));
             }
             Some(BackupSchedule {
                 dir: dir.clone(),

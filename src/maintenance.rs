@@ -3,13 +3,14 @@
 //!
 //! * [`verify_now`] reads every record back ([`LogStore::verify`]) and says what it found.
 //! * [`backup_now`] copies the store ([`LogStore::backup`]) into a new directory of a backup
-//!   folder, named for the instant (`notifeed-backup-20261202T061500.000Z`, to the millisecond), then removes the
-//!   folder's older backups beyond the number kept. Only directories this module named are
-//!   ever removed, and only after a new copy is complete.
-//! * [`run_forever`] runs both on their intervals; the server spawns it.
+//!   folder, named for the instant to the millisecond (`notifeed-backup-20261202T061500.000Z`),
+//!   then removes the folder's older backups beyond the number kept. Only directories this
+//!   module names are ever removed, only after a new copy is complete, and only once their
+//!   lock is held.
+//! * [`run_until`] runs both on their intervals until told to stop; the server spawns it.
 //!
 //! Both run beside writers and readers (sweeps wait for them). Both are blocking calls: an
-//! async caller runs them on a blocking thread, as [`run_forever`] does.
+//! async caller runs them on a blocking thread, as [`run_until`] does.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::SharedClock;
-use crate::engine::log::{BACKUP_INCOMPLETE_FILE, BackupReport, LogStore, VerifyReport};
+use crate::engine::log::{BackupDirectory, BackupReport, LogStore, VerifyReport};
 use crate::store::StoreError;
 
 /// The name every scheduled backup directory starts with; the rest is its UTC instant.
@@ -64,17 +65,28 @@ pub enum MaintenanceError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The folder holds the store's directory, or lies inside it.
+    #[error("backup folder {folder} and the store's directory {store} overlap")]
+    Overlap {
+        /// The folder, as configured.
+        folder: PathBuf,
+        /// The store's directory.
+        store: PathBuf,
+    },
     /// A directory of that name exists already (two backups within one millisecond).
     #[error("backup directory {0} exists already")]
     Exists(PathBuf),
-    /// The copy failed (see [`LogStore::backup`]); the directory keeps its
-    /// `BACKUP_INCOMPLETE` marker, and the next complete backup removes it.
+    /// The copy failed (see [`LogStore::backup`]). Its directory was removed, unless
+    /// `removed` is false: then it keeps its `BACKUP_INCOMPLETE` marker, no open accepts
+    /// it, and the next complete backup removes it.
     #[error("backup into {path} failed: {source}")]
     Store {
         /// The backup directory.
         path: PathBuf,
         /// What failed.
         source: StoreError,
+        /// Whether the partial copy was removed.
+        removed: bool,
     },
 }
 
@@ -88,6 +100,9 @@ pub struct BackupOutcome {
     /// Older backup directories removed: complete ones beyond [`BackupSchedule::keep`], and
     /// incomplete ones (earlier attempts cut short).
     pub removed: Vec<PathBuf>,
+    /// Older backup directories that were to go but could not be removed, with why; the next
+    /// backup tries again.
+    pub not_removed: Vec<(PathBuf, String)>,
 }
 
 /// Runs [`LogStore::verify`] once.
@@ -99,30 +114,83 @@ pub fn verify_now(store: &LogStore) -> Result<VerifyReport, StoreError> {
 }
 
 /// Backs `store` up into a new directory of `schedule.dir` named for `now`, then removes the
-/// backups that fall beyond `schedule.keep`. Removal only follows a complete copy, and only
-/// touches directories named `notifeed-backup-<instant>` that are older than the new one; a
-/// failed copy removes nothing.
+/// backups that fall beyond `schedule.keep`.
+///
+/// * The folder must not hold the store's directory, nor lie inside it (checked on each call,
+///   with symbolic links resolved).
+/// * The new directory is created here (so its name is this call's alone) and made durable in
+///   the folder; [`LogStore::backup`] then fills it. A copy that fails is removed.
+/// * Removal follows a complete copy only. It looks at directories named
+///   `notifeed-backup-<instant>` older than the new one, never at symbolic links or other
+///   names, and takes each one's lock first ([`BackupDirectory::claim`]): a directory a backup
+///   is still copying into, or a store has open, is left alone. Of the rest, the complete
+///   ones beyond `keep` (the new one included) go, and so do incomplete ones (copies an error
+///   or a crash cut short).
+///
+/// One server per folder: two stores backing up into one folder would count, and remove,
+/// each other's backups.
 ///
 /// # Errors
+/// [`MaintenanceError::Overlap`] when the folder and the store's directory overlap;
 /// [`MaintenanceError::Exists`] when a backup of the same millisecond exists;
 /// [`MaintenanceError::Store`] when the copy fails; [`MaintenanceError::Folder`] when the
-/// folder cannot be created or listed, or an old backup removed (the new one is complete
-/// then).
+/// folder cannot be created, synced or listed. An old backup that cannot be removed is not an
+/// error: it is listed in [`BackupOutcome::not_removed`].
 pub fn backup_now(
     store: &LogStore,
     schedule: &BackupSchedule,
     now: Timestamp,
 ) -> Result<BackupOutcome, MaintenanceError> {
     let folder = &schedule.dir;
-    std::fs::create_dir_all(folder).map_err(|source| MaintenanceError::Folder { path: folder.clone(), source })?;
+    let folder_error = |source| MaintenanceError::Folder { path: folder.clone(), source };
+    if overlapping(store.dir(), folder).map_err(folder_error)? {
+        return Err(MaintenanceError::Overlap { folder: folder.clone(), store: store.dir().to_path_buf() });
+    }
+    std::fs::create_dir_all(folder).map_err(folder_error)?;
     let name = backup_name(now);
     let path = folder.join(&name);
-    if path.exists() {
-        return Err(MaintenanceError::Exists(path));
+    match std::fs::create_dir(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(MaintenanceError::Exists(path)),
+        Err(source) => return Err(MaintenanceError::Folder { path, source }),
     }
-    let report = store.backup(&path).map_err(|source| MaintenanceError::Store { path: path.clone(), source })?;
-    let removed = prune(folder, &name, schedule.keep.max(1))?;
-    Ok(BackupOutcome { path, report, removed })
+    // The backup makes its files and its directory durable; the directory's entry in the
+    // folder is this call's to sync.
+    std::fs::File::open(folder).and_then(|f| f.sync_all()).map_err(folder_error)?;
+    let report = match store.backup(&path) {
+        Ok(report) => report,
+        Err(source) => {
+            let removed = std::fs::remove_dir_all(&path).is_ok();
+            return Err(MaintenanceError::Store { path, source, removed });
+        }
+    };
+    let (removed, not_removed) = prune(folder, &name, schedule.keep.max(1))?;
+    Ok(BackupOutcome { path, report, removed, not_removed })
+}
+
+/// Whether `a` and `b` lie one inside the other (or are one directory), with symbolic links
+/// and `..` resolved. Either may not exist yet: its longest existing ancestor is resolved and
+/// the rest appended as written.
+///
+/// # Errors
+/// When a path cannot be made absolute or resolved, or has a `..` past a missing directory.
+pub fn overlapping(a: &Path, b: &Path) -> std::io::Result<bool> {
+    let (a, b) = (resolved(a)?, resolved(b)?);
+    Ok(a.starts_with(&b) || b.starts_with(&a))
+}
+
+fn resolved(path: &Path) -> std::io::Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    for existing in absolute.ancestors() {
+        if let Ok(real) = existing.canonicalize() {
+            let rest = absolute.strip_prefix(existing).map_err(std::io::Error::other)?;
+            if rest.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                return Err(std::io::Error::other("'..' past a directory that does not exist"));
+            }
+            return Ok(real.join(rest));
+        }
+    }
+    Err(std::io::Error::other("no ancestor of the path exists"))
 }
 
 /// The directory name of a backup taken at `at`.
@@ -130,50 +198,68 @@ pub fn backup_name(at: Timestamp) -> String {
     format!("{BACKUP_PREFIX}{}", at.strftime(BACKUP_TIME_FORMAT))
 }
 
-/// Whether `name` is one [`backup_name`] gives.
+/// Whether `name` is exactly one [`backup_name`] gives.
 fn is_backup_name(name: &str) -> bool {
-    name.strip_prefix(BACKUP_PREFIX).is_some_and(|instant| {
-        jiff::fmt::strtime::parse(BACKUP_TIME_FORMAT, instant).is_ok_and(|t| t.to_datetime().is_ok())
-    })
+    let parsed = name
+        .strip_prefix(BACKUP_PREFIX)
+        .and_then(|instant| jiff::fmt::strtime::parse(BACKUP_TIME_FORMAT, instant).ok())
+        .and_then(|t| t.to_datetime().ok())
+        .and_then(|t| jiff::tz::TimeZone::UTC.to_timestamp(t).ok());
+    parsed.is_some_and(|t| backup_name(t) == name)
 }
 
-/// Removes, from `folder`, backups older than `newest` (a complete one, just made): complete
-/// ones beyond the `keep` newest, and every incomplete one.
-fn prune(folder: &Path, newest: &str, keep: usize) -> Result<Vec<PathBuf>, MaintenanceError> {
-    let listing =
-        std::fs::read_dir(folder).map_err(|source| MaintenanceError::Folder { path: folder.into(), source })?;
+/// Removes, from `folder`, backups older than `newest` (a complete one, just made), as
+/// [`backup_now`] says. Returns the directories removed, and those that could not be (with
+/// why).
+#[allow(clippy::type_complexity)]
+fn prune(folder: &Path, newest: &str, keep: usize) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>), MaintenanceError> {
+    let folder_error = |source| MaintenanceError::Folder { path: folder.into(), source };
     let mut older = Vec::new();
-    for entry in listing {
-        let entry = entry.map_err(|source| MaintenanceError::Folder { path: folder.into(), source })?;
+    for entry in std::fs::read_dir(folder).map_err(folder_error)? {
+        let entry = entry.map_err(folder_error)?;
         let Ok(name) = entry.file_name().into_string() else { continue };
-        // Names of one format sort as their instants do.
+        // Names of one format sort as their instants do. `file_type` does not follow a
+        // symbolic link, so a link is never taken for a directory.
         if is_backup_name(&name) && name.as_str() < newest && entry.file_type().is_ok_and(|t| t.is_dir()) {
             older.push(name);
         }
     }
     older.sort_unstable_by(|a, b| b.cmp(a));
     let mut complete_kept = 1; // the new one
-    let mut removed = Vec::new();
+    let (mut removed, mut not_removed) = (Vec::new(), Vec::new());
     for name in older {
         let path = folder.join(&name);
-        let complete = !path.join(BACKUP_INCOMPLETE_FILE).exists();
-        if complete && complete_kept < keep {
+        let claimed = match BackupDirectory::claim(&path) {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => continue, // in use
+            Err(e) => {
+                not_removed.push((path, e.to_string()));
+                continue;
+            }
+        };
+        if claimed.is_complete() && complete_kept < keep {
             complete_kept += 1;
             continue;
         }
-        std::fs::remove_dir_all(&path).map_err(|source| MaintenanceError::Folder { path: path.clone(), source })?;
-        removed.push(path);
+        // Removed while its lock is held (unlinking a locked file is allowed).
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) => not_removed.push((path, e.to_string())),
+        }
+        drop(claimed);
     }
-    Ok(removed)
+    Ok((removed, not_removed))
 }
 
-/// Runs `maintenance`'s verifications and backups on their intervals, forever (until the task
-/// is dropped), each on a blocking thread, logging one line per run on stderr. The first run
-/// of each comes one interval after the start.
-pub async fn run_forever(maintenance: Maintenance) {
+/// Runs `maintenance`'s verifications and backups on their intervals, each on a blocking
+/// thread, logging one line per run on stderr, until `stop` holds `true` (or its sender is
+/// dropped). The first run of each comes one interval after the start. A run in progress when
+/// `stop` changes is finished before this returns, so a caller that awaits it and then syncs
+/// or closes the store does so after the last backup.
+pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Receiver<bool>) {
     let verify = maintenance.verify_every.map(|every| {
         let store = Arc::clone(&maintenance.store);
-        every_interval(every, move || match verify_now(&store) {
+        every_interval(every, stop.clone(), move || match verify_now(&store) {
             Ok(r) => eprintln!(
                 "notifeed: verify found {} records in {} segments ({} bytes) sound, {} notifications readable",
                 r.records, r.segments, r.bytes, r.notifications
@@ -184,35 +270,52 @@ pub async fn run_forever(maintenance: Maintenance) {
     let backup = maintenance.backup.clone().map(|schedule| {
         let store = Arc::clone(&maintenance.store);
         let clock = Arc::clone(&maintenance.clock);
-        every_interval(schedule.every, move || match backup_now(&store, &schedule, clock.now()) {
-            Ok(done) => eprintln!(
-                "notifeed: backed up {} segments ({} bytes) into {}; removed {} older backups",
-                done.report.segments,
-                done.report.bytes,
-                done.path.display(),
-                done.removed.len()
-            ),
+        every_interval(schedule.every, stop.clone(), move || match backup_now(&store, &schedule, clock.now()) {
+            Ok(done) => {
+                eprintln!(
+                    "notifeed: backed up {} segments ({} bytes) into {}; removed {} older backups",
+                    done.report.segments,
+                    done.report.bytes,
+                    done.path.display(),
+                    done.removed.len()
+                );
+                for (path, why) in done.not_removed {
+                    eprintln!("notifeed: could not remove the old backup {}: {why}", path.display());
+                }
+            }
             Err(e) => eprintln!("notifeed: BACKUP FAILED: {e}"),
         })
     });
-    match (verify, backup) {
-        (Some(v), Some(b)) => {
-            tokio::join!(v, b);
+    tokio::join!(
+        async move {
+            if let Some(v) = verify {
+                v.await
+            }
+        },
+        async move {
+            if let Some(b) = backup {
+                b.await
+            }
         }
-        (Some(v), None) => v.await,
-        (None, Some(b)) => b.await,
-        (None, None) => std::future::pending().await,
-    }
+    );
 }
 
-/// Calls `job` on a blocking thread every `every`, one run at a time.
-async fn every_interval(every: Duration, job: impl Fn() + Send + Sync + 'static) {
+/// Calls `job` on a blocking thread every `every`, one run at a time, until `stop` holds
+/// `true`; a run in progress is finished first.
+async fn every_interval(
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    job: impl Fn() + Send + Sync + 'static,
+) {
     let job = Arc::new(job);
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
         let job = Arc::clone(&job);
         if let Err(e) = tokio::task::spawn_blocking(move || job()).await {
             eprintln!("notifeed: a maintenance task failed: {e}");
@@ -224,7 +327,7 @@ async fn every_interval(every: Duration, job: impl Fn() + Send + Sync + 'static)
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::engine::log::LogConfig;
+    use crate::engine::log::{BACKUP_INCOMPLETE_FILE, LogConfig};
     use crate::{FeedKey, FeedStore, ListQuery, ManualClock, NewNotification};
 
     fn at(s: &str) -> Timestamp {
@@ -255,7 +358,16 @@ mod tests {
         assert_eq!(later, "notifeed-backup-20261202T061501.000Z");
         assert!(earlier < later);
         assert!(is_backup_name(&earlier) && is_backup_name(&later));
-        for other in ["notifeed-backup-", "notifeed-backup-latest", "backup-20261202T061500.000Z", "log", ""] {
+        for other in [
+            "notifeed-backup-",
+            "notifeed-backup-latest",
+            "backup-20261202T061500.000Z",
+            "notifeed-backup-20261202T061500.5Z",
+            "notifeed-backup-20261202T061500.000000Z",
+            "notifeed-backup-20261202T061500.000Z.old",
+            "log",
+            "",
+        ] {
             assert!(!is_backup_name(other), "{other}");
         }
     }
@@ -295,14 +407,17 @@ mod tests {
         let newer = folder.join(backup_name(at("2026-12-03T00:00:00Z")));
         let foreign = folder.join("keep-me");
         let named_file = folder.join(backup_name(at("2026-11-01T00:00:00Z")));
-        for d in [&old_incomplete, &newer, &foreign] {
+        // A directory a crash left empty before its marker was durable: not complete.
+        let old_empty = folder.join(backup_name(at("2026-11-30T00:00:00Z")));
+        for d in [&old_incomplete, &newer, &foreign, &old_empty] {
             std::fs::create_dir_all(d).unwrap();
         }
         std::fs::write(old_incomplete.join(BACKUP_INCOMPLETE_FILE), b"").unwrap();
         std::fs::write(&named_file, b"not a directory").unwrap();
         let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 5 };
         let outcome = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z")).unwrap();
-        assert_eq!(outcome.removed, vec![old_incomplete]);
+        assert_eq!(outcome.removed, vec![old_incomplete, old_empty]);
+        assert!(outcome.not_removed.is_empty());
         let mut expected = vec![
             outcome.path.file_name().unwrap().to_str().unwrap().to_owned(),
             backup_name(at("2026-11-01T00:00:00Z")),
@@ -329,5 +444,63 @@ mod tests {
         let failed = backup_now(&live, &blocked, at("2026-12-02T01:00:00Z"));
         assert!(matches!(failed, Err(MaintenanceError::Folder { .. })), "{failed:?}");
         assert_eq!(names(&folder), vec![backup_name(at("2026-12-02T00:00:00Z"))]);
+    }
+
+    #[test]
+    fn a_directory_whose_lock_is_held_is_left_until_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = store(&dir.path().join("log"));
+        let folder = dir.path().join("backups");
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1 };
+        let first = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z")).unwrap();
+        // As if a store were open on the first copy, or a backup still copying into it.
+        let held = BackupDirectory::claim(&first.path).unwrap().expect("free");
+        assert!(BackupDirectory::claim(&first.path).unwrap().is_none());
+        let second = backup_now(&live, &schedule, at("2026-12-02T01:00:00Z")).unwrap();
+        assert!(second.removed.is_empty() && first.path.is_dir());
+        drop(held);
+        let third = backup_now(&live, &schedule, at("2026-12-02T02:00:00Z")).unwrap();
+        assert_eq!(third.removed, vec![second.path.clone(), first.path.clone()]);
+    }
+
+    #[test]
+    fn a_copy_that_fails_is_removed_and_the_older_backups_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("log");
+        let live = store(&store_dir);
+        live.append(&feed(), NewNotification::raw("app.example", "n0", "data")).unwrap();
+        let folder = dir.path().join("backups");
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1 };
+        let first = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z")).unwrap();
+        // A byte of the record's body flipped under the running store: the copy checks every
+        // record, so it fails.
+        let segment = std::fs::read_dir(&store_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .unwrap();
+        let mut bytes = std::fs::read(&segment).unwrap();
+        bytes[40 + 20 + 10] ^= 1; // segment header, frame header, then into the body
+        std::fs::write(&segment, &bytes).unwrap();
+        let failed = backup_now(&live, &schedule, at("2026-12-02T01:00:00Z"));
+        assert!(
+            matches!(failed, Err(MaintenanceError::Store { source: StoreError::Corruption { .. }, removed: true, .. })),
+            "{failed:?}"
+        );
+        assert_eq!(names(&folder), vec![backup_name(at("2026-12-02T00:00:00Z"))]);
+        assert!(first.path.is_dir());
+    }
+
+    #[test]
+    fn a_folder_that_holds_the_store_or_lies_inside_it_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("log");
+        let live = store(&store_dir);
+        for folder in [dir.path().to_path_buf(), store_dir.clone(), store_dir.join("backups")] {
+            let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1 };
+            let refused = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z"));
+            assert!(matches!(refused, Err(MaintenanceError::Overlap { .. })), "{}: {refused:?}", folder.display());
+        }
+        assert!(!store_dir.join("backups").exists(), "nothing is created inside the store");
     }
 }

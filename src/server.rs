@@ -11,7 +11,8 @@
 //!   when [`Background::maintenance`] asks for them.
 //! * On shutdown (SIGINT or SIGTERM, see [`shutdown_signal`]) the server stops accepting,
 //!   finishes in-flight requests (waiting at most [`Handler::shutdown_grace`]; one still
-//!   unanswered then is dropped, so never acknowledged), stops the sweeper and calls
+//!   unanswered then is dropped, so never acknowledged), stops the background tasks (a sweep,
+//!   verification or backup in progress finishes first) and calls
 //!   [`FeedStore::sync`], so nothing acknowledged is lost whatever the engine's durability
 //!   setting.
 
@@ -175,9 +176,9 @@ pub enum ServerError {
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves, sweeping `store` and running the
-/// rest of `background`; then stops the background tasks (a backup or verification already
-/// running on a blocking thread finishes there), finishes in-flight requests (for at most
-/// [`Handler::shutdown_grace`]) and syncs the store.
+/// rest of `background`; then finishes in-flight requests (for at most
+/// [`Handler::shutdown_grace`]), stops the background tasks (waiting for a sweep,
+/// verification or backup in progress to finish) and syncs the store.
 ///
 /// The caller drops its own handles afterwards; the store closes when the last `Arc` goes.
 ///
@@ -190,8 +191,10 @@ pub async fn run(
     background: Background,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let sweeper = tokio::spawn(sweep_forever(Arc::clone(&store), background.sweep_interval));
-    let maintainer = background.maintenance.map(|m| tokio::spawn(crate::maintenance::run_forever(m)));
+    let (stop_background, stopping_background) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(sweep_until(Arc::clone(&store), background.sweep_interval, stopping_background.clone()));
+    let maintainer =
+        background.maintenance.map(|m| tokio::spawn(crate::maintenance::run_until(m, stopping_background)));
     let grace = handler.shutdown_grace();
     let stopping = Arc::clone(&handler);
     let (signalled, signal_seen) = tokio::sync::oneshot::channel::<()>();
@@ -217,11 +220,14 @@ pub async fn run(
             Ok(())
         }
     };
-    if let Some(maintainer) = maintainer {
-        maintainer.abort();
+    // A sweep, verification or backup in progress finishes first: the sync comes after it.
+    let _ = stop_background.send(true);
+    if let Some(mut maintainer) = maintainer
+        && tokio::time::timeout(Duration::from_millis(100), &mut maintainer).await.is_err()
+    {
+        eprintln!("notifeed: waiting for the running verification or backup to finish");
+        let _ = maintainer.await;
     }
-    sweeper.abort();
-    // The sweeper may be mid-sweep on the blocking pool; sync after it, in order.
     let _ = sweeper.await;
     // IMPORTANT: every request has been answered; sync makes everything acknowledged durable
     // before the process exits, even under `Durability::Buffered`.
@@ -233,12 +239,16 @@ pub async fn run(
     Ok(())
 }
 
-async fn sweep_forever(store: Arc<dyn FeedStore>, every: Duration) {
+/// Sweeps every `every` until `stop` holds `true`; a sweep in progress is finished first.
+async fn sweep_until(store: Arc<dyn FeedStore>, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
         let store = Arc::clone(&store);
         match tokio::task::spawn_blocking(move || store.sweep_expired()).await {
             Ok(Ok(stats)) if stats.expired > 0 => eprintln!(

@@ -218,20 +218,23 @@ fn verify_command_checks_every_record_and_reports_a_flipped_byte_with_its_file()
     assert!(stdout.contains("verified: 30 records"), "{stdout}");
     assert!(stdout.contains("30 notifications readable"), "{stdout}");
 
-    // One byte of the first record's body flipped: the store closed cleanly, so the open
-    // trusts its index snapshot, and verify is what finds the damage.
+    // One byte of the first record's body flipped. The open that `verify` starts with scans
+    // every record (the server's configuration keeps no index snapshot), so it is the open
+    // that reports it, naming the segment and offset; a snapshot-trusting open would leave it
+    // to `LogStore::verify` (tests/log_verify.rs).
     let segment = std::fs::read_dir(dir.path().join("log"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "seg"))
         .expect("a segment file");
     let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[40 + 20 + 10] ^= 0x40;
+    bytes[40 + 20 + 10] ^= 0x40; // the 40-byte segment header, a 20-byte frame header, the body
     std::fs::write(&segment, &bytes).unwrap();
     let (ok, stdout, stderr) = run(&["verify".as_ref(), "--data-dir".as_ref(), data]);
     assert!(!ok, "{stdout}");
+    assert!(!stdout.contains("verified"), "{stdout}");
     let name = segment.file_name().unwrap().to_str().unwrap();
-    assert!(stderr.contains("corruption in") && stderr.contains(name), "{stderr}");
+    assert!(stderr.contains("corruption in") && stderr.contains(&format!("{name} offset 40")), "{stderr}");
 }
 
 #[test]
@@ -252,9 +255,20 @@ fn backup_command_copies_a_stopped_store_that_then_opens_with_the_same_feeds() {
     assert!(stderr.contains("backup into"), "{stderr}");
     assert_eq!(held_ids(&dest), ids);
 
-    // No destination, or a directory without a log store: clear errors.
+    // A destination inside the store, no destination, a flag or a stray argument where a
+    // value belongs, or a directory without a log store: clear errors.
+    let inside = data.join("log").join("copy");
+    let (ok, _, stderr) = run(&["backup".as_ref(), inside.as_os_str(), "--data-dir".as_ref(), data.as_os_str()]);
+    assert!(!ok && stderr.contains("must not lie one inside the other"), "{stderr}");
+    assert!(!inside.exists());
     let (ok, _, stderr) = run(&["backup".as_ref()]);
     assert!(!ok && stderr.contains("backup needs a destination"), "{stderr}");
+    let (ok, _, stderr) = run(&["backup".as_ref(), "-h".as_ref()]);
+    assert!(!ok && stderr.contains("backup needs a destination"), "{stderr}");
+    let (ok, _, stderr) = run(&["--data-dir".as_ref(), data.as_os_str(), "verify".as_ref()]);
+    assert!(!ok && stderr.contains("unexpected argument verify"), "{stderr}");
+    let (ok, _, stderr) = run(&["verify".as_ref(), "--address".as_ref(), "127.0.0.1:0".as_ref()]);
+    assert!(!ok && stderr.contains("--address applies to serve only"), "{stderr}");
     let empty = tempfile::tempdir().unwrap();
     let (ok, _, stderr) = run(&["verify".as_ref(), "--data-dir".as_ref(), empty.path().as_os_str()]);
     assert!(!ok && stderr.contains("holds no log store"), "{stderr}");
@@ -325,5 +339,25 @@ fn a_running_server_backs_up_and_verifies_on_its_schedule() {
         assert!(name.starts_with(notifeed::maintenance::BACKUP_PREFIX), "{name}");
         assert!(!backup.join(notifeed::engine::log::BACKUP_INCOMPLETE_FILE).exists());
         assert_eq!(held_ids(backup), ids);
+    }
+}
+
+#[test]
+fn a_server_refuses_a_backup_folder_that_overlaps_its_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for folder in [data.join("backups"), dir.path().to_path_buf()] {
+        let config = dir.path().join("overlap.toml");
+        std::fs::write(&config, format!("[maintenance]\nbackup_dir = {:?}\n", folder.to_str().unwrap())).unwrap();
+        let (ok, _, stderr) = run(&[
+            "--address".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ]);
+        assert!(!ok, "{stderr}");
+        assert!(stderr.contains("must not lie one inside the other"), "{stderr}");
     }
 }

@@ -46,6 +46,44 @@ pub struct BackupReport {
     pub next_lsn: u64,
 }
 
+/// A backup directory on the real file system, locked so that nothing copies into it or
+/// opens it meanwhile: what a job that removes old backups needs before it removes one
+/// (`crate::maintenance` prunes its folder this way).
+#[derive(Debug)]
+pub struct BackupDirectory {
+    complete: bool,
+    _lock: DirectoryLock,
+}
+
+impl BackupDirectory {
+    /// Takes `dir`'s lock, as [`LogStore::backup`] and [`LogStore::open`] do, so that no
+    /// backup runs into it and no store opens it while it is held, and says whether it holds
+    /// a complete copy. `None` when another holder has the lock: a backup in progress, or a
+    /// store opened on the copy.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the lock file cannot be opened.
+    pub fn claim(dir: &Path) -> Result<Option<Self>, StoreError> {
+        let fs: std::sync::Arc<dyn super::fs::FileSystem> = std::sync::Arc::new(super::fs::StdFileSystem);
+        match DirectoryLock::acquire(&fs, dir) {
+            Ok(lock) => Ok(Some(Self { complete: is_complete(dir), _lock: lock })),
+            Err(StoreError::Locked { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the directory holds a complete copy: no [`INCOMPLETE_FILE`] and a watermark
+    /// file (every copy writes one before it removes the marker, so a directory a crash left
+    /// empty, before the marker was made durable, is not complete).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+}
+
+fn is_complete(dir: &Path) -> bool {
+    !dir.join(INCOMPLETE_FILE).exists() && dir.join(super::watermark::WATERMARK_FILE).is_file()
+}
+
 pub(crate) fn backup(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
     reading_a_cut(store, || copy(store, dest))
 }

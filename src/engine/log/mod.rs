@@ -117,7 +117,7 @@ use crate::{
     Change, ChangeToken, Changes, Counts, Durability, FeedKey, FeedStore, ListQuery, NewNotification, Notification,
     NotificationId, Page, ReadState, RemovalReason, SharedClock, StateUpdate, StoreError, StoreOptions, SweepStats,
 };
-pub use backup::BackupReport;
+pub use backup::{BackupDirectory, BackupReport};
 use commit::{GroupCommit, PendingRecord, Placed, Request};
 use fs::{FileSystem, StdFileSystem};
 use index::{Entry, EntryFields, FeedIndex, Index, app_hash, notification_id};
