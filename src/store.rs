@@ -522,6 +522,16 @@ pub trait FeedStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Io`] (the store then poisons), [`StoreError::Poisoned`].
     fn sync(&self) -> Result<(), StoreError>;
+
+    /// Whether the store takes writes, as a health check asks it: no I/O, O(1). The default
+    /// says yes; an engine that poisons says no once poisoned.
+    ///
+    /// # Errors
+    /// [`StoreError::Poisoned`] once a failed write or sync has poisoned the store (until it
+    /// is reopened).
+    fn check_health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Clamps a change-page limit into `1..=1000`.

@@ -181,6 +181,7 @@ fn injected_faults_poison_and_a_crash_keeps_exactly_the_acknowledged() {
         .unwrap();
         let mut acked = Vec::new();
         fs.set_plan(plan.clone());
+        assert!(store.check_health().is_ok());
         let mut failed = false;
         for i in 0..6 {
             match store.append(&f, note(&format!("a{i}"), hours(5 + i))) {
@@ -194,11 +195,13 @@ fn injected_faults_poison_and_a_crash_keeps_exactly_the_acknowledged() {
             }
         }
         assert!(failed, "{plan:?}: the fault never fired");
+        assert!(matches!(store.check_health(), Err(StoreError::Poisoned)), "{plan:?}");
         drop(store);
         let crashed = fs.crash(Some(9));
         let store =
             LogStore::open_with_fs(Path::new("/data"), LogConfig::default(), Arc::new(clock), Arc::new(crashed))
                 .unwrap();
+        assert!(store.check_health().is_ok(), "{plan:?}: reopening recovers");
         let mut present = all(&store, &f);
         present.reverse();
         assert_eq!(present, acked, "{plan:?}");

@@ -315,7 +315,12 @@ impl Handler {
     fn dispatch(&self, request: &mut Request, now: Timestamp) -> Result<Response, HandlerError> {
         let route = Self::route(request)?;
         if route == routes::Route::Health {
-            return Ok(Response::json(200, &serde_json::json!({ "status": "ok" })));
+            // A store that must be reopened is out of service: a load balancer should stop
+            // sending it traffic.
+            return Ok(match self.store.check_health() {
+                Ok(()) => Response::json(200, &serde_json::json!({ "status": "ok" })),
+                Err(e) => Response::json(503, &serde_json::json!({ "status": "unavailable", "reason": e.to_string() })),
+            });
         }
         Self::refuse_conditional_headers(request)?;
         let caller = self.auth.authenticate(request.header("authorization"))?;
@@ -379,8 +384,10 @@ mod tests {
     use crate::{NewNotification, Notification, NotificationId};
 
     /// A store that fails every call: these tests cover what the handler answers before (or
-    /// instead of) touching a store.
-    struct FailingStore;
+    /// instead of) touching a store. Its health check reports `Poisoned` when `poisoned`.
+    struct FailingStore {
+        poisoned: bool,
+    }
 
     fn fail<T>() -> Result<T, StoreError> {
         Err(StoreError::Backend { engine: "test", detail: "unreachable in these tests".into() })
@@ -428,11 +435,18 @@ mod tests {
         fn sync(&self) -> Result<(), StoreError> {
             fail()
         }
+        fn check_health(&self) -> Result<(), StoreError> {
+            if self.poisoned { Err(StoreError::Poisoned) } else { Ok(()) }
+        }
+    }
+
+    fn handler_over(store: FailingStore) -> Handler {
+        let clock: SharedClock = Arc::new(ManualClock::at_epoch_2026());
+        Handler::new(Arc::new(store), clock, Config::default(), None).unwrap()
     }
 
     fn handler() -> Handler {
-        let clock: SharedClock = Arc::new(ManualClock::at_epoch_2026());
-        Handler::new(Arc::new(FailingStore), clock, Config::default(), None).unwrap()
+        handler_over(FailingStore { poisoned: false })
     }
 
     fn subscribed(h: &Handler) -> String {
@@ -443,6 +457,17 @@ mod tests {
         assert_eq!(r.status, 201);
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         v["id"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn health_is_200_until_the_store_is_poisoned_then_503() {
+        let r = handler().handle(Request::new("GET", "/health"));
+        assert_eq!(r.status, 200);
+        let r = handler_over(FailingStore { poisoned: true }).handle(Request::new("GET", "/health"));
+        assert_eq!(r.status, 503);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["status"], "unavailable");
+        assert!(v["reason"].as_str().unwrap().contains("poisoned"), "{v}");
     }
 
     #[test]

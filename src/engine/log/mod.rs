@@ -1105,6 +1105,10 @@ impl FeedStore for LogStore {
         sweep::sweep(self)
     }
 
+    fn check_health(&self) -> Result<(), StoreError> {
+        if self.is_poisoned() { Err(StoreError::Poisoned) } else { Ok(()) }
+    }
+
     fn sync(&self) -> Result<(), StoreError> {
         self.submit(Request::Sync).map(|_| ())
     }

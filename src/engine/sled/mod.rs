@@ -514,6 +514,10 @@ impl FeedStore for SledStore {
         Ok(stats)
     }
 
+    fn check_health(&self) -> Result<(), StoreError> {
+        self.check_poisoned()
+    }
+
     fn sync(&self) -> Result<(), StoreError> {
         self.check_poisoned()?;
         // Every acknowledged mutation has a ticket up to `committed` and is in sled already.
