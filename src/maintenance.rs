@@ -118,14 +118,16 @@ pub fn verify_now(store: &LogStore) -> Result<VerifyReport, StoreError> {
 ///
 /// * The folder must not hold the store's directory, nor lie inside it (checked on each call,
 ///   with symbolic links resolved).
-/// * The new directory is created here (so its name is this call's alone) and made durable in
-///   the folder; [`LogStore::backup`] then fills it. A copy that fails is removed.
+/// * The folder is created if missing, durably (as a data directory is). The new directory is
+///   created here (so its name is this call's alone) and made durable in the folder;
+///   [`LogStore::backup`] then fills it. A copy that fails is removed, as pruning removes.
 /// * Removal follows a complete copy only. It looks at directories named
 ///   `notifeed-backup-<instant>` older than the new one, never at symbolic links or other
 ///   names, and takes each one's lock first ([`BackupDirectory::claim`]): a directory a backup
-///   is still copying into, or a store has open, is left alone. Of the rest, the complete
-///   ones beyond `keep` (the new one included) go, and so do incomplete ones (copies an error
-///   or a crash cut short).
+///   is still copying into, or a store has open, or one that cannot be looked at, is left
+///   alone and not counted. Of the rest, the complete ones beyond `keep` (the new one
+///   included) go, and so do incomplete ones (copies an error or a crash cut short). Each is
+///   marked incomplete, durably, before its files go ([`BackupDirectory::discard`]).
 ///
 /// One server per folder: two stores backing up into one folder would count, and remove,
 /// each other's backups.
@@ -134,7 +136,7 @@ pub fn verify_now(store: &LogStore) -> Result<VerifyReport, StoreError> {
 /// [`MaintenanceError::Overlap`] when the folder and the store's directory overlap;
 /// [`MaintenanceError::Exists`] when a backup of the same millisecond exists;
 /// [`MaintenanceError::Store`] when the copy fails; [`MaintenanceError::Folder`] when the
-/// folder cannot be created, synced or listed. An old backup that cannot be removed is not an
+/// folder cannot be created durably, synced or listed. An old backup that cannot be removed is not an
 /// error: it is listed in [`BackupOutcome::not_removed`].
 pub fn backup_now(
     store: &LogStore,
@@ -146,7 +148,7 @@ pub fn backup_now(
     if overlapping(store.dir(), folder).map_err(folder_error)? {
         return Err(MaintenanceError::Overlap { folder: folder.clone(), store: store.dir().to_path_buf() });
     }
-    std::fs::create_dir_all(folder).map_err(folder_error)?;
+    BackupDirectory::create_folder(folder).map_err(|e| folder_error(std::io::Error::other(e)))?;
     let name = backup_name(now);
     let path = folder.join(&name);
     match std::fs::create_dir(&path) {
@@ -160,7 +162,12 @@ pub fn backup_now(
     let report = match store.backup(&path) {
         Ok(report) => report,
         Err(source) => {
-            let removed = std::fs::remove_dir_all(&path).is_ok();
+            // The name is this call's (created above); a holder of its lock is not, and is
+            // left alone.
+            let removed = match BackupDirectory::claim(&path) {
+                Ok(Some(ours)) => ours.discard().is_ok(),
+                _ => false,
+            };
             return Err(MaintenanceError::Store { path, source, removed });
         }
     };
@@ -229,24 +236,16 @@ fn prune(folder: &Path, newest: &str, keep: usize) -> Result<(Vec<PathBuf>, Vec<
     let (mut removed, mut not_removed) = (Vec::new(), Vec::new());
     for name in older {
         let path = folder.join(&name);
-        let claimed = match BackupDirectory::claim(&path) {
-            Ok(Some(claimed)) => claimed,
-            Ok(None) => continue, // in use
-            Err(e) => {
-                not_removed.push((path, e.to_string()));
-                continue;
-            }
-        };
+        // In use (locked), or not readable: neither counted nor removed.
+        let Ok(Some(claimed)) = BackupDirectory::claim(&path) else { continue };
         if claimed.is_complete() && complete_kept < keep {
             complete_kept += 1;
             continue;
         }
-        // Removed while its lock is held (unlinking a locked file is allowed).
-        match std::fs::remove_dir_all(&path) {
+        match claimed.discard() {
             Ok(()) => removed.push(path),
             Err(e) => not_removed.push((path, e.to_string())),
         }
-        drop(claimed);
     }
     Ok((removed, not_removed))
 }
@@ -312,9 +311,12 @@ async fn every_interval(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
+        // Biased: when a tick and the stop are both ready, the stop wins, so no run starts
+        // once it is asked.
         tokio::select! {
-            _ = interval.tick() => {}
+            biased;
             _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = interval.tick() => {}
         }
         let job = Arc::clone(&job);
         if let Err(e) = tokio::task::spawn_blocking(move || job()).await {
@@ -502,5 +504,77 @@ mod tests {
             assert!(matches!(refused, Err(MaintenanceError::Overlap { .. })), "{}: {refused:?}", folder.display());
         }
         assert!(!store_dir.join("backups").exists(), "nothing is created inside the store");
+    }
+
+    #[test]
+    fn incomplete_copies_never_count_toward_keep_even_with_a_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = store(&dir.path().join("log"));
+        let folder = dir.path().join("backups");
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 2 };
+        let complete = backup_now(&live, &schedule, at("2026-12-01T00:00:00Z")).unwrap();
+        // A whole copy (watermark and all) whose marker is back: as a removal cut short leaves it.
+        let marked = backup_now(&live, &schedule, at("2026-12-01T01:00:00Z")).unwrap();
+        std::fs::write(marked.path.join(BACKUP_INCOMPLETE_FILE), b"").unwrap();
+        let newest = backup_now(&live, &schedule, at("2026-12-01T02:00:00Z")).unwrap();
+        assert_eq!(newest.removed, vec![marked.path.clone()]);
+        assert!(complete.path.is_dir(), "the complete copy is the second one kept");
+    }
+
+    #[test]
+    fn stopping_waits_for_the_run_in_progress_and_starts_no_other() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (started, has_started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = parking_lot::Mutex::new(released);
+        let counted = Arc::clone(&runs);
+        let job = move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = started.send(());
+            let _ = released.lock().recv();
+        };
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let mut task = runtime.spawn(every_interval(Duration::from_millis(1), stopping, job));
+        has_started.recv().unwrap();
+        stop.send(true).unwrap();
+        // The run in progress holds the task: it cannot end before the job is released.
+        let early = runtime.block_on(async { tokio::time::timeout(Duration::from_millis(200), &mut task).await });
+        assert!(early.is_err(), "the task ended while its job was running");
+        drop(release);
+        runtime.block_on(task).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "a run started after the stop");
+    }
+
+    #[test]
+    fn overlap_is_judged_on_resolved_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("log")).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(data.join("log"), &link).unwrap();
+        let yes = [
+            (data.join("log"), data.clone()),
+            (data.join("log"), data.join("log")),
+            (data.join("log"), data.join("log/not-yet/deeper")),
+            (data.join("log"), elsewhere.join("../data/log/x")),
+            (data.join("log"), link.join("backups")),
+            (link.clone(), data.join("log")),
+        ];
+        for (a, b) in yes {
+            assert!(overlapping(&a, &b).unwrap(), "{} {}", a.display(), b.display());
+        }
+        let no = [
+            (data.join("log"), elsewhere.clone()),
+            (data.join("log"), data.join("logs")),
+            (data.join("log"), dir.path().join("missing/backups")),
+        ];
+        for (a, b) in no {
+            assert!(!overlapping(&a, &b).unwrap(), "{} {}", a.display(), b.display());
+        }
+        assert!(overlapping(&data, &dir.path().join("missing/../data")).is_err(), "'..' past a missing directory");
     }
 }

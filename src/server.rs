@@ -245,9 +245,11 @@ async fn sweep_until(store: Arc<dyn FeedStore>, every: Duration, mut stop: tokio
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
+        // Biased: the stop wins over a tick that is ready too.
         tokio::select! {
-            _ = interval.tick() => {}
+            biased;
             _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = interval.tick() => {}
         }
         let store = Arc::clone(&store);
         match tokio::task::spawn_blocking(move || store.sweep_expired()).await {

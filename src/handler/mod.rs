@@ -317,10 +317,15 @@ impl Handler {
         if route == routes::Route::Health {
             // A store that must be reopened is out of service: a load balancer should stop
             // sending it traffic.
-            return Ok(match self.store.check_health() {
-                Ok(()) => Response::json(200, &serde_json::json!({ "status": "ok" })),
-                Err(e) => Response::json(503, &serde_json::json!({ "status": "unavailable", "reason": e.to_string() })),
-            });
+            // No token is needed here, so the reason is a fixed text, never an error's detail.
+            let reason = match self.store.check_health() {
+                Ok(()) => return Ok(Response::json(200, &serde_json::json!({ "status": "ok" }))),
+                Err(crate::StoreError::Poisoned) => {
+                    "the store is poisoned by a failed write or sync; restart to recover"
+                }
+                Err(_) => "the store is unavailable",
+            };
+            return Ok(Response::json(503, &serde_json::json!({ "status": "unavailable", "reason": reason })));
         }
         Self::refuse_conditional_headers(request)?;
         let caller = self.auth.authenticate(request.header("authorization"))?;

@@ -51,6 +51,7 @@ pub struct BackupReport {
 /// (`crate::maintenance` prunes its folder this way).
 #[derive(Debug)]
 pub struct BackupDirectory {
+    path: std::path::PathBuf,
     complete: bool,
     _lock: DirectoryLock,
 }
@@ -62,11 +63,11 @@ impl BackupDirectory {
     /// store opened on the copy.
     ///
     /// # Errors
-    /// [`StoreError::Io`] when the lock file cannot be opened.
+    /// [`StoreError::Io`] when the lock file cannot be opened, or the directory's files cannot
+    /// be looked at.
     pub fn claim(dir: &Path) -> Result<Option<Self>, StoreError> {
-        let fs: std::sync::Arc<dyn super::fs::FileSystem> = std::sync::Arc::new(super::fs::StdFileSystem);
-        match DirectoryLock::acquire(&fs, dir) {
-            Ok(lock) => Ok(Some(Self { complete: is_complete(dir), _lock: lock })),
+        match DirectoryLock::acquire(&std_fs(), dir) {
+            Ok(lock) => Ok(Some(Self { path: dir.to_path_buf(), complete: is_complete(dir)?, _lock: lock })),
             Err(StoreError::Locked { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -78,10 +79,42 @@ impl BackupDirectory {
     pub fn is_complete(&self) -> bool {
         self.complete
     }
+
+    /// Removes the directory and everything in it, its lock held throughout. The
+    /// [`INCOMPLETE_FILE`] marker is made durable first, so a removal that a failure or a
+    /// crash cuts short leaves a directory every open refuses and that never counts as
+    /// complete, never a copy with some segments gone.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the marker cannot be made durable (nothing is removed then), or
+    /// a file cannot be removed.
+    pub fn discard(self) -> Result<(), StoreError> {
+        let marker = self.path.join(INCOMPLETE_FILE);
+        std::fs::File::create(&marker).and_then(|f| f.sync_all()).map_err(|e| io_error("creating", &marker, e))?;
+        std_fs().sync_dir(&self.path).map_err(|e| io_error("syncing", &self.path, e))?;
+        std::fs::remove_dir_all(&self.path).map_err(|e| io_error("removing", &self.path, e))
+    }
+
+    /// Creates `dir` and each missing ancestor, every one made durable in its parent, as
+    /// [`LogStore::open`] creates a data directory: a folder that is to receive backups.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when a directory cannot be created or synced.
+    pub fn create_folder(dir: &Path) -> Result<(), StoreError> {
+        create_dir_durably(&std_fs(), dir)
+    }
 }
 
-fn is_complete(dir: &Path) -> bool {
-    !dir.join(INCOMPLETE_FILE).exists() && dir.join(super::watermark::WATERMARK_FILE).is_file()
+fn std_fs() -> std::sync::Arc<dyn super::fs::FileSystem> {
+    std::sync::Arc::new(super::fs::StdFileSystem)
+}
+
+fn is_complete(dir: &Path) -> Result<bool, StoreError> {
+    let present = |name: &str| {
+        let path = dir.join(name);
+        path.try_exists().map_err(|e| io_error("looking at", &path, e))
+    };
+    Ok(!present(INCOMPLETE_FILE)? && present(super::watermark::WATERMARK_FILE)?)
 }
 
 pub(crate) fn backup(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
