@@ -60,6 +60,7 @@ fn append(c: &mut Criterion, group_name: &str, mode: Mode) {
                 BatchSize::SmallInput,
             )
         });
+        report_batches(group_name, spec.name, peer.as_ref());
     }
     group.finish();
 }
@@ -102,8 +103,17 @@ fn append_durable_16(c: &mut Criterion) {
                 start.elapsed()
             })
         });
+        report_batches("append_durable_16", spec.name, peer.as_ref());
     }
     group.finish();
+}
+
+/// Prints the mean group commit of an engine that counts it (over every append of the group,
+/// warm-up included): what the durable rows' throughput rests on.
+fn report_batches(group: &str, engine: &str, peer: &dyn Peer) {
+    if let Some(mean) = peer.mean_commit_batch().filter(|m| *m > 0.0) {
+        println!("{group}/{engine}: {mean:.2} records per group commit");
+    }
 }
 
 /// Loads each engine in turn with the same records, times the two reads on it, and drops it

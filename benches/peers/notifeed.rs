@@ -15,28 +15,37 @@ use crate::workload::{BenchResult, Mode, Peer, Record, SweepOutcome, Workload};
 /// How to open one notifeed engine: `S` is the engine's type, or `dyn FeedStore` for any engine.
 pub type EngineOpener<S> = fn(&Path, Durability, SharedClock, StoreOptions) -> Result<Box<S>, StoreError>;
 
-/// What an engine says its index holds per notification, when it says (`None` otherwise).
-pub type IndexBytes<S> = fn(&S) -> Option<f64>;
+/// What an engine counts of itself, when it does: the report and the durable benches show it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OwnCounts {
+    /// Bytes its in-memory index holds per notification.
+    pub index_bytes: Option<f64>,
+    /// Records per group commit since it opened.
+    pub mean_batch: Option<f64>,
+}
+
+/// Reads an engine's [`OwnCounts`].
+pub type CountsOf<S> = fn(&S) -> OwnCounts;
 
 /// A notifeed engine under the bench workload: any `Box<dyn FeedStore>`, or a concrete engine
 /// whose own index accounting the report shows.
 pub struct Notifeed<S: FeedStore + ?Sized> {
     store: Box<S>,
     clock: ManualClock,
-    index_bytes: IndexBytes<S>,
+    counts: CountsOf<S>,
 }
 
 /// Opens any notifeed engine with `open` on `dir`.
 pub fn adapt(dir: &Path, mode: Mode, open: EngineOpener<dyn FeedStore>) -> BenchResult<Box<dyn Peer>> {
-    adapt_with_index(dir, mode, open, |_| None)
+    adapt_with_counts(dir, mode, open, |_| OwnCounts::default())
 }
 
-/// Opens a notifeed engine with `open` on `dir`; `index_bytes` reads its own index accounting.
-pub fn adapt_with_index<S: FeedStore + ?Sized + 'static>(
+/// Opens a notifeed engine with `open` on `dir`; `counts` reads what it counts of itself.
+pub fn adapt_with_counts<S: FeedStore + ?Sized + 'static>(
     dir: &Path,
     mode: Mode,
     open: EngineOpener<S>,
-    index_bytes: IndexBytes<S>,
+    counts: CountsOf<S>,
 ) -> BenchResult<Box<dyn Peer>> {
     let clock = ManualClock::new(Workload::default().start());
     let durability = match mode {
@@ -45,7 +54,7 @@ pub fn adapt_with_index<S: FeedStore + ?Sized + 'static>(
     };
     let options = StoreOptions { feed_capacity: 10_000, ..StoreOptions::default() };
     let store = open(dir, durability, Arc::new(clock.clone()), options)?;
-    Ok(Box::new(Notifeed { store, clock, index_bytes }))
+    Ok(Box::new(Notifeed { store, clock, counts }))
 }
 
 impl<S: FeedStore + ?Sized> Notifeed<S> {
@@ -93,7 +102,11 @@ impl<S: FeedStore + ?Sized> Peer for Notifeed<S> {
     }
 
     fn index_bytes_per_notification(&self) -> Option<f64> {
-        (self.index_bytes)(&self.store)
+        (self.counts)(&self.store).index_bytes
+    }
+
+    fn mean_commit_batch(&self) -> Option<f64> {
+        (self.counts)(&self.store).mean_batch
     }
 }
 
@@ -125,46 +138,56 @@ pub fn variants() -> Vec<crate::workload::PeerSpec> {
     ]
 }
 
+/// What `LogStore` counts of itself: its index (`LogStore::index_stats`) and its group commits
+/// (`LogStore::stats`).
+fn log_counts(store: &notifeed::engine::log::LogStore) -> OwnCounts {
+    OwnCounts {
+        index_bytes: Some(store.index_stats().bytes_per_notification()),
+        mean_batch: Some(store.stats().mean_batch()),
+    }
+}
+
 /// `LogStore` as [`open_log`], without the commit journal.
 fn open_log_nojournal(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
     use notifeed::engine::log::{LogConfig, LogStore};
-    adapt_with_index(
+    adapt_with_counts(
         dir,
         mode,
         |dir, durability, clock, options| {
             let config = LogConfig { options, durability, journal_bytes: 0, ..Default::default() };
             Ok(Box::new(LogStore::open(&dir.join("log"), config, clock)?))
         },
-        |store: &LogStore| Some(store.index_stats().bytes_per_notification()),
+        log_counts,
     )
 }
 
 /// `LogStore` as [`open_log`], with the index snapshot.
 fn open_log_snapshot(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
     use notifeed::engine::log::{LogConfig, LogStore};
-    adapt_with_index(
+    adapt_with_counts(
         dir,
         mode,
         |dir, durability, clock, options| {
             let config = LogConfig { options, durability, index_snapshot: true, ..Default::default() };
             Ok(Box::new(LogStore::open(&dir.join("log"), config, clock)?))
         },
-        |store: &LogStore| Some(store.index_stats().bytes_per_notification()),
+        log_counts,
     )
 }
 
 /// `LogStore` with its defaults (1-hour windows, 64 MiB segments) in `dir/log`; the report also
-/// shows its own index accounting (`LogStore::index_stats`).
+/// shows its own index accounting, and the durable benches its mean group commit
+/// ([`log_counts`]).
 fn open_log(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
     use notifeed::engine::log::{LogConfig, LogStore};
-    adapt_with_index(
+    adapt_with_counts(
         dir,
         mode,
         |dir, durability, clock, options| {
             let config = LogConfig { options, durability, ..Default::default() };
             Ok(Box::new(LogStore::open(&dir.join("log"), config, clock)?))
         },
-        |store: &LogStore| Some(store.index_stats().bytes_per_notification()),
+        log_counts,
     )
 }
 

@@ -221,6 +221,11 @@ pub trait Peer: Send + Sync {
     fn index_bytes_per_notification(&self) -> Option<f64> {
         None
     }
+
+    /// Records per group commit since the engine opened, when it counts them.
+    fn mean_commit_batch(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Opens a peer on a directory (created empty or holding an earlier peer's data).

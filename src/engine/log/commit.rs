@@ -15,7 +15,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use super::record::{self, RecordKind};
-use super::segment::{self, Segments, WriterState};
+use super::segment::{self, Counters, Segments, WriterState};
 use crate::StoreError;
 
 /// A record waiting to be written.
@@ -353,6 +353,11 @@ pub(crate) fn write_batch(
     poisoning_on_panic(segments, || {
         write_requests(segments, requests, always_sync, max_segment_bytes, buffer_limit, |placed| results.push(placed))
     })?;
+    let records = requests.iter().filter(|r| matches!(r, Request::Record(_))).count() as u64;
+    if records > 0 {
+        Counters::add(&segments.counters.batches, 1);
+        Counters::add(&segments.counters.batched_records, records);
+    }
     requests.clear();
     Ok(results)
 }
@@ -536,6 +541,8 @@ fn write_requests(
             location: segments.path(segment).display().to_string(),
             detail: "segment offset beyond 4 GiB".into(),
         })?;
+        Counters::add(&segments.counters.records, 1);
+        Counters::add(&segments.counters.record_bytes, frame_len);
         placed(Some(Placed { lsn, segment, offset, len: frame_len as u32 }));
     }
     // An `Always` batch's frames also go to the commit journal, in one entry: when it fits, the
@@ -561,6 +568,7 @@ fn write_requests(
         // IMPORTANT 17: every frame the batch wrote is in a synced journal entry before any
         // writer of the batch is told its record is durable; a reopen writes it back into its
         // segment before reading any (journal::replay).
+        Counters::add(&segments.counters.file_syncs, 1);
         let committed = journal.commit();
         if committed.is_err() {
             journal.discard();
@@ -587,9 +595,11 @@ fn write_requests(
 /// # Errors
 /// [`StoreError::Io`]; the store is poisoned.
 fn checkpoint(segments: &Segments, writer: &mut WriterState) -> Result<(), StoreError> {
+    Counters::add(&segments.counters.checkpoints, 1);
     let dirty = writer.dirty_segments();
     segments.sync_many(writer, &dirty)?;
     if let Some(journal) = writer.journal.as_mut().filter(|j| !j.is_empty()) {
+        Counters::add(&segments.counters.file_syncs, 1);
         let path = journal.path().to_path_buf();
         let reset = journal.reset().map_err(|e| segment::io_error("syncing", &path, e));
         segments.poison_on_error(reset)?;

@@ -314,6 +314,45 @@ impl IndexStats {
     }
 }
 
+/// What a [`LogStore`] has done since it opened ([`LogStore::stats`]): how its writes were
+/// grouped and made durable. Counts start at zero on each open; the files an open, a
+/// verification, a backup or a snapshot reads, writes or syncs are not counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LogStats {
+    /// Records written: one per operation (append, replacement, state change, delete, group
+    /// delete, eviction), plus those a sweep writes (`Expired` records, per feed, listing
+    /// what it expired; `Removals`). Records compaction copies are not counted.
+    pub records: u64,
+    /// Bytes of those records' frames (headers included).
+    pub record_bytes: u64,
+    /// Group commits: batches of `Always` writes (or of `sync` calls with writes) made durable
+    /// together, each holding at least one record.
+    pub batches: u64,
+    /// Records those batches held: `batched_records / batches` is the mean batch.
+    pub batched_records: u64,
+    /// `fdatasync` calls of the write path: commit journal entries and generations, segment
+    /// syncs, new segments' headers.
+    pub file_syncs: u64,
+    /// `syncfs` calls (`LogConfig::volume_sync`), each for several segments at once.
+    pub volume_syncs: u64,
+    /// Checkpoints: every segment written since its last sync synced, and the commit journal
+    /// restarted (when it was full, at `sync`, before compaction, and before a batch that
+    /// would leave more unsynced segments than `max_open_files`).
+    pub checkpoints: u64,
+    /// Segment files created.
+    pub segments_created: u64,
+    /// Segment files removed, by sweeps (expired windows) and compaction.
+    pub segments_removed: u64,
+}
+
+impl LogStats {
+    /// Records per group commit (0 before the first).
+    pub fn mean_batch(&self) -> f64 {
+        if self.batches == 0 { 0.0 } else { self.batched_records as f64 / self.batches as f64 }
+    }
+}
+
 thread_local! {
     /// The frame buffer of this thread's last buffered write, for its next one: a buffered
     /// append allocates no frame (callgrind, benches/README.md).
@@ -571,6 +610,26 @@ impl LogStore {
     /// files written so far stay in `dest`.
     pub fn backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
         backup::backup(self, dest)
+    }
+
+    /// What the store has done since it opened: records and bytes written, group commits and
+    /// the records they held, syncs, checkpoints, segment files created and removed. Cost:
+    /// O(1), a few atomic loads; counting costs the write path a few relaxed atomic additions
+    /// (most under the writer's lock, which serialises them anyway).
+    pub fn stats(&self) -> LogStats {
+        let c = &self.segments.counters;
+        let get = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        LogStats {
+            records: get(&c.records),
+            record_bytes: get(&c.record_bytes),
+            batches: get(&c.batches),
+            batched_records: get(&c.batched_records),
+            file_syncs: get(&c.file_syncs),
+            volume_syncs: get(&c.volume_syncs),
+            checkpoints: get(&c.checkpoints),
+            segments_created: get(&c.segments_created),
+            segments_removed: get(&c.segments_removed),
+        }
     }
 
     /// Measures the index's memory. Cost: O(feeds).

@@ -211,6 +211,39 @@ impl Published {
     }
 }
 
+/// What the engine has done since it opened, counted where it happens (read by
+/// `LogStore::stats`). Relaxed: each count is exact on its own; several read together may
+/// straddle one operation.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Records framed and written (to the OS or the engine's buffer).
+    pub records: AtomicU64,
+    /// Their frames' bytes.
+    pub record_bytes: AtomicU64,
+    /// Batches of the group commit that held at least one record.
+    pub batches: AtomicU64,
+    /// Records those batches held.
+    pub batched_records: AtomicU64,
+    /// `fdatasync` calls of the write path: a new segment's header, a segment's sync, a
+    /// commit journal entry or generation.
+    pub file_syncs: AtomicU64,
+    /// `syncfs` calls (one for several segments).
+    pub volume_syncs: AtomicU64,
+    /// Checkpoints: every written segment synced (and the journal's generation restarted).
+    pub checkpoints: AtomicU64,
+    /// Segment files created.
+    pub segments_created: AtomicU64,
+    /// Segment files removed (by sweeps and compaction).
+    pub segments_removed: AtomicU64,
+}
+
+impl Counters {
+    /// Adds `n` to `counter`.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// The segment files of one store.
 #[derive(Debug)]
 pub(crate) struct Segments {
@@ -230,6 +263,8 @@ pub(crate) struct Segments {
     preallocate_bytes: u64,
     /// Syncs a batch that touched several files in one call, when set.
     volume: Option<Arc<dyn VolumeSync>>,
+    /// What the engine did since it opened.
+    pub counters: Counters,
 }
 
 impl Segments {
@@ -257,6 +292,7 @@ impl Segments {
             max_segment_bytes,
             preallocate_bytes,
             volume: None,
+            counters: Counters::default(),
         }
     }
 
@@ -374,6 +410,7 @@ impl Segments {
         let header = record::encode_segment_header(u64::from(id), window, salt);
         file.write_all_at(&header, 0).map_err(|e| io_error("writing", &path, e))?;
         // IMPORTANT 1: the header is durable before any record is appended after it.
+        Counters::add(&self.counters.file_syncs, 1);
         if let Err(e) = file.sync_data() {
             self.mark_unsynced();
             return Err(io_error("syncing", &path, e));
@@ -398,15 +435,17 @@ impl Segments {
         );
         writer.active.insert(window, id);
         self.shared.write().insert(id, Published::new(id, window, salt, SEGMENT_HEADER_LEN as u64));
+        Counters::add(&self.counters.segments_created, 1);
         Ok(id)
     }
 
     /// Forgets segment `id` (after its file was unlinked).
     pub fn forget(&self, writer: &mut WriterState, id: u32) {
-        if let Some(s) = writer.segments.remove(&id)
-            && writer.active.get(&s.window) == Some(&id)
-        {
-            writer.active.remove(&s.window);
+        if let Some(s) = writer.segments.remove(&id) {
+            Counters::add(&self.counters.segments_removed, 1);
+            if writer.active.get(&s.window) == Some(&id) {
+                writer.active.remove(&s.window);
+            }
         }
         self.shared.write().remove(&id);
         let mut d = self.descriptors.lock();
@@ -571,6 +610,7 @@ impl Segments {
         }
         self.flush_all(writer)?;
         let file = self.poison_on_error(self.file(id))?;
+        Counters::add(&self.counters.file_syncs, 1);
         let synced = file.sync_data().map_err(|e| io_error("syncing", &self.path(id), e));
         self.cut_back_on_failed_sync(writer, synced)?;
         self.mark_synced(writer, &[id]);
@@ -626,6 +666,7 @@ impl Segments {
         }
         if let Some(volume) = &self.volume {
             self.flush_all(writer)?;
+            Counters::add(&self.counters.volume_syncs, 1);
             let synced = volume.sync_volume().map_err(|e| io_error("syncing the file system of", &self.dir, e));
             self.cut_back_on_failed_sync(writer, synced)?;
             self.mark_synced(writer, &dirty);
@@ -639,6 +680,7 @@ impl Segments {
         for &id in &dirty {
             files.push((id, self.poison_on_error(self.file(id))?));
         }
+        Counters::add(&self.counters.file_syncs, files.len() as u64);
         let outcomes: Vec<(u32, std::io::Result<()>)> = std::thread::scope(|scope| {
             let mut spawned = Vec::new();
             let mut inline = Vec::new();

@@ -637,3 +637,60 @@ fn a_reused_frame_buffer_carries_nothing_of_the_record_before() {
         assert_eq!(store.get(&f, n.id).unwrap().as_ref(), Some(n));
     }
 }
+
+/// The counters of `LogStore::stats` against what the fault-injecting file system saw: every
+/// `fdatasync` or `syncfs` of the write path is counted, once.
+#[test]
+fn stats_count_records_group_commits_and_every_sync_of_the_write_path() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = Arc::new(
+        open(&fs, &clock, LogConfig { window: SignedDuration::from_mins(10), ..LogConfig::default() }).unwrap(),
+    );
+    assert_eq!(store.stats(), LogStats::default());
+    // The first write raises the LSN lease (a WATERMARK file sync, not the write path's).
+    store.append(&feed("u/app"), note("warm-up", at(&clock, 5))).unwrap();
+    let before = store.stats();
+    assert_eq!((before.records, before.batches, before.batched_records, before.segments_created), (1, 1, 1, 1));
+    fs.set_plan(FaultPlan::default());
+
+    // One writer, `Always`: one batch and one journal sync per append; a new window's segment
+    // adds its header's sync.
+    for i in 0..5 {
+        store.append(&feed("u/app"), note(&format!("one-{i}"), at(&clock, 5 + 10 * (i % 2)))).unwrap();
+    }
+    let one = store.stats();
+    assert_eq!((one.records - before.records, one.batches - before.batches), (5, 5));
+    assert_eq!(one.segments_created - before.segments_created, 1);
+    let syncs = |s: &LogStats| s.file_syncs + s.volume_syncs;
+    assert_eq!(syncs(&one) - syncs(&before), fs.counts().1);
+    assert_eq!(syncs(&one) - syncs(&before), 5 + 1);
+
+    // 8 writers: every record in exactly one batch.
+    let expires = at(&clock, 5);
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let store = Arc::clone(&store);
+            scope.spawn(move || {
+                for i in 0..25 {
+                    store.append(&feed(&format!("u{t}/app")), note(&format!("w{t}-{i}"), expires)).unwrap();
+                }
+            });
+        }
+    });
+    let many = store.stats();
+    assert_eq!((many.records - one.records, many.batched_records - one.batched_records), (200, 200));
+    assert!(many.batches - one.batches <= 200 && many.mean_batch() >= 1.0);
+    assert_eq!(syncs(&many) - syncs(&before), fs.counts().1);
+    assert!(many.record_bytes > one.record_bytes);
+
+    // `sync` checkpoints; a sweep past both windows removes their segments.
+    store.sync().unwrap();
+    let synced = store.stats();
+    assert_eq!(synced.checkpoints - many.checkpoints, 1);
+    assert_eq!(syncs(&synced) - syncs(&before), fs.counts().1);
+    clock.set(at(&clock, 60));
+    let swept = store.sweep_expired().unwrap();
+    assert_eq!(swept.expired, 206);
+    assert_eq!(store.stats().segments_removed, 2);
+}
