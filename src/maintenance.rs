@@ -258,7 +258,7 @@ fn prune(folder: &Path, newest: &str, keep: usize) -> Result<(Vec<PathBuf>, Vec<
 pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Receiver<bool>) {
     let verify = maintenance.verify_every.map(|every| {
         let store = Arc::clone(&maintenance.store);
-        every_interval(every, stop.clone(), move || match verify_now(&store) {
+        every_interval("the verification task", every, stop.clone(), move || match verify_now(&store) {
             Ok(r) => eprintln!(
                 "notifeed: verify found {} records in {} segments ({} bytes) sound, {} notifications readable",
                 r.records, r.segments, r.bytes, r.notifications
@@ -269,20 +269,22 @@ pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Recei
     let backup = maintenance.backup.clone().map(|schedule| {
         let store = Arc::clone(&maintenance.store);
         let clock = Arc::clone(&maintenance.clock);
-        every_interval(schedule.every, stop.clone(), move || match backup_now(&store, &schedule, clock.now()) {
-            Ok(done) => {
-                eprintln!(
-                    "notifeed: backed up {} segments ({} bytes) into {}; removed {} older backups",
-                    done.report.segments,
-                    done.report.bytes,
-                    done.path.display(),
-                    done.removed.len()
-                );
-                for (path, why) in done.not_removed {
-                    eprintln!("notifeed: could not remove the old backup {}: {why}", path.display());
+        every_interval("the backup task", schedule.every, stop.clone(), move || {
+            match backup_now(&store, &schedule, clock.now()) {
+                Ok(done) => {
+                    eprintln!(
+                        "notifeed: backed up {} segments ({} bytes) into {}; removed {} older backups",
+                        done.report.segments,
+                        done.report.bytes,
+                        done.path.display(),
+                        done.removed.len()
+                    );
+                    for (path, why) in done.not_removed {
+                        eprintln!("notifeed: could not remove the old backup {}: {why}", path.display());
+                    }
                 }
+                Err(e) => eprintln!("notifeed: BACKUP FAILED: {e}"),
             }
-            Err(e) => eprintln!("notifeed: BACKUP FAILED: {e}"),
         })
     });
     tokio::join!(
@@ -299,9 +301,12 @@ pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Recei
     );
 }
 
-/// Calls `job` on a blocking thread every `every`, one run at a time, until `stop` holds
-/// `true`; a run in progress is finished first.
-async fn every_interval(
+/// Calls `job` on a blocking thread every `every` (the first time one interval after the
+/// start), one run at a time, until `stop` holds `true`; a run in progress is finished first.
+/// A run that panics is logged as `what` and the next runs on time. The server's sweeper runs
+/// this way too.
+pub(crate) async fn every_interval(
+    what: &'static str,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
     job: impl Fn() + Send + Sync + 'static,
@@ -320,7 +325,7 @@ async fn every_interval(
         }
         let job = Arc::clone(&job);
         if let Err(e) = tokio::task::spawn_blocking(move || job()).await {
-            eprintln!("notifeed: a maintenance task failed: {e}");
+            eprintln!("notifeed: {what} failed: {e}");
         }
     }
 }
@@ -536,7 +541,7 @@ mod tests {
             let _ = released.lock().recv();
         };
         let (stop, stopping) = tokio::sync::watch::channel(false);
-        let mut task = runtime.spawn(every_interval(Duration::from_millis(1), stopping, job));
+        let mut task = runtime.spawn(every_interval("the test job", Duration::from_millis(1), stopping, job));
         has_started.recv().unwrap();
         stop.send(true).unwrap();
         // The run in progress holds the task: it cannot end before the job is released.

@@ -240,28 +240,16 @@ pub async fn run(
 }
 
 /// Sweeps every `every` until `stop` holds `true`; a sweep in progress is finished first.
-async fn sweep_until(store: Arc<dyn FeedStore>, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    interval.tick().await;
-    loop {
-        // Biased: the stop wins over a tick that is ready too.
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|stopped| *stopped) => return,
-            _ = interval.tick() => {}
-        }
-        let store = Arc::clone(&store);
-        match tokio::task::spawn_blocking(move || store.sweep_expired()).await {
-            Ok(Ok(stats)) if stats.expired > 0 => eprintln!(
-                "notifeed: sweep reclaimed {} expired notifications, {} bytes, in {}ms",
-                stats.expired,
-                stats.bytes_reclaimed,
-                stats.duration.as_millis()
-            ),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => eprintln!("notifeed: sweep failed: {e}"),
-            Err(e) => eprintln!("notifeed: sweep task failed: {e}"),
-        }
-    }
+async fn sweep_until(store: Arc<dyn FeedStore>, every: Duration, stop: tokio::sync::watch::Receiver<bool>) {
+    crate::maintenance::every_interval("the sweep task", every, stop, move || match store.sweep_expired() {
+        Ok(stats) if stats.expired > 0 => eprintln!(
+            "notifeed: sweep reclaimed {} expired notifications, {} bytes, in {}ms",
+            stats.expired,
+            stats.bytes_reclaimed,
+            stats.duration.as_millis()
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("notifeed: sweep failed: {e}"),
+    })
+    .await;
 }
