@@ -1,7 +1,7 @@
 //! Scheduled checks and copies of a running log store: what the reference server runs in the
 //! background besides its sweeps, and what an embedding server can run the same way.
 //!
-//! * [`verify_now`] reads every record back ([`LogStore::verify`]) and says what it found.
+//! * [`LogStore::verify`] reads every record back; [`run_until`] logs what it found.
 //! * [`backup_now`] copies the store ([`LogStore::backup`]) into a new directory of a backup
 //!   folder, named for the instant to the millisecond (`notifeed-backup-20261202T061500.000Z`),
 //!   then removes the folder's older backups beyond the number kept. Only directories this
@@ -19,7 +19,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::SharedClock;
-use crate::engine::log::{BackupDirectory, BackupReport, LogStore, VerifyReport};
+use crate::engine::log::{BackupDirectory, BackupReport, LogStore};
 use crate::store::StoreError;
 
 /// The name every scheduled backup directory starts with; the rest is its UTC instant.
@@ -57,7 +57,7 @@ pub struct Maintenance {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MaintenanceError {
-    /// The backup folder could not be created or listed, or an old backup removed.
+    /// The backup folder could not be created, synced or listed.
     #[error("backup folder {path}: {source}")]
     Folder {
         /// The folder or directory concerned.
@@ -105,14 +105,6 @@ pub struct BackupOutcome {
     pub not_removed: Vec<(PathBuf, String)>,
 }
 
-/// Runs [`LogStore::verify`] once.
-///
-/// # Errors
-/// As [`LogStore::verify`]: [`StoreError::Corruption`] names the first bad record.
-pub fn verify_now(store: &LogStore) -> Result<VerifyReport, StoreError> {
-    store.verify()
-}
-
 /// Backs `store` up into a new directory of `schedule.dir` named for `now`, then removes the
 /// backups that fall beyond `schedule.keep`.
 ///
@@ -136,8 +128,8 @@ pub fn verify_now(store: &LogStore) -> Result<VerifyReport, StoreError> {
 /// [`MaintenanceError::Overlap`] when the folder and the store's directory overlap;
 /// [`MaintenanceError::Exists`] when a backup of the same millisecond exists;
 /// [`MaintenanceError::Store`] when the copy fails; [`MaintenanceError::Folder`] when the
-/// folder cannot be created durably, synced or listed. An old backup that cannot be removed is not an
-/// error: it is listed in [`BackupOutcome::not_removed`].
+/// folder cannot be created durably, synced or listed. An old backup that cannot be removed
+/// is not an error: it is listed in [`BackupOutcome::not_removed`].
 pub fn backup_now(
     store: &LogStore,
     schedule: &BackupSchedule,
@@ -258,7 +250,7 @@ fn prune(folder: &Path, newest: &str, keep: usize) -> Result<(Vec<PathBuf>, Vec<
 pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Receiver<bool>) {
     let verify = maintenance.verify_every.map(|every| {
         let store = Arc::clone(&maintenance.store);
-        every_interval("the verification task", every, stop.clone(), move || match verify_now(&store) {
+        every_interval("the verification task", every, stop.clone(), move || match store.verify() {
             Ok(r) => eprintln!(
                 "notifeed: verify found {} records in {} segments ({} bytes) sound, {} notifications readable",
                 r.records, r.segments, r.bytes, r.notifications
