@@ -15,7 +15,7 @@
 //! A flag wins over its variable. `serve` (the default) prints `notifeed listening on
 //! http://<address>` on start (with the port actually bound, so `--address 127.0.0.1:0` is usable
 //! by tests), and runs the scheduled verification and backups of the configuration's
-//! `[maintenance]` section.
+//! `[maintenance]` section; `SIGUSR1` asks it for a backup now (`kill -USR1 <pid>`).
 //!
 //! `verify` and `backup` open the log store of a data directory no server is running on (the
 //! store's lock refuses a second opener), as a server's start would (recovering from a crash
@@ -293,7 +293,7 @@ fn maintenance(
     };
     let verify_every =
         (settings.verify_interval_seconds > 0).then(|| Duration::from_secs(settings.verify_interval_seconds));
-    Ok(Some(Maintenance { store, clock, verify_every, backup }))
+    Ok(Some(Maintenance { store, clock, verify_every, backup, backup_requests: Arc::default() }))
 }
 
 fn serve(options: Options) -> Result<(), String> {
@@ -316,6 +316,15 @@ fn serve(options: Options) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.address))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        // `SIGUSR1` asks for a backup now (and never ends the process).
+        #[cfg(unix)]
+        {
+            let requests =
+                background.maintenance.as_ref().filter(|m| m.backup.is_some()).map(|m| Arc::clone(&m.backup_requests));
+            let listening = notifeed::server::backups_on_sigusr1(requests)
+                .map_err(|e| format!("cannot listen for SIGUSR1: {e}"))?;
+            tokio::spawn(listening);
+        }
         println!("notifeed listening on http://{bound} (engine {engine}, data {})", options.data_dir.display());
         if demo {
             println!("notifeed: the demo app is enabled (token in the README); pass --config for real apps");

@@ -51,6 +51,9 @@ pub struct Maintenance {
     pub verify_every: Option<Duration>,
     /// Scheduled backups; `None`: none.
     pub backup: Option<BackupSchedule>,
+    /// Asks for a backup now, between the scheduled ones (`notify_one`; the reference server
+    /// does on `SIGUSR1`). Ignored without [`Maintenance::backup`].
+    pub backup_requests: Arc<tokio::sync::Notify>,
 }
 
 /// Why a scheduled backup failed.
@@ -250,7 +253,7 @@ fn prune(folder: &Path, newest: &str, keep: usize) -> Result<(Vec<PathBuf>, Vec<
 pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Receiver<bool>) {
     let verify = maintenance.verify_every.map(|every| {
         let store = Arc::clone(&maintenance.store);
-        every_interval("the verification task", every, stop.clone(), move || match store.verify() {
+        every_interval("the verification task", every, stop.clone(), None, move || match store.verify() {
             Ok(r) => eprintln!(
                 "notifeed: verify found {} records in {} segments ({} bytes) sound, {} notifications readable",
                 r.records, r.segments, r.bytes, r.notifications
@@ -261,7 +264,8 @@ pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Recei
     let backup = maintenance.backup.clone().map(|schedule| {
         let store = Arc::clone(&maintenance.store);
         let clock = Arc::clone(&maintenance.clock);
-        every_interval("the backup task", schedule.every, stop.clone(), move || {
+        let requests = Some(Arc::clone(&maintenance.backup_requests));
+        every_interval("the backup task", schedule.every, stop.clone(), requests, move || {
             match backup_now(&store, &schedule, clock.now()) {
                 Ok(done) => {
                     eprintln!(
@@ -294,13 +298,15 @@ pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Recei
 }
 
 /// Calls `job` on a blocking thread every `every` (the first time one interval after the
-/// start), one run at a time, until `stop` holds `true`; a run in progress is finished first.
-/// A run that panics is logged as `what` and the next runs on time. The server's sweeper runs
-/// this way too.
+/// start), and whenever `requests` is notified, one run at a time, until `stop` holds `true`;
+/// a run in progress is finished first. A request made during a run starts one more after
+/// it; the interval then counts from that one. A run that panics is logged as `what` and the
+/// next runs on time. The server's sweeper runs this way too.
 pub(crate) async fn every_interval(
     what: &'static str,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    requests: Option<Arc<tokio::sync::Notify>>,
     job: impl Fn() + Send + Sync + 'static,
 ) {
     let job = Arc::new(job);
@@ -314,6 +320,12 @@ pub(crate) async fn every_interval(
             biased;
             _ = stop.wait_for(|stopped| *stopped) => return,
             _ = interval.tick() => {}
+            () = async {
+                match &requests {
+                    Some(requests) => requests.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => interval.reset(),
         }
         let job = Arc::clone(&job);
         if let Err(e) = tokio::task::spawn_blocking(move || job()).await {
@@ -533,7 +545,7 @@ mod tests {
             let _ = released.lock().recv();
         };
         let (stop, stopping) = tokio::sync::watch::channel(false);
-        let mut task = runtime.spawn(every_interval("the test job", Duration::from_millis(1), stopping, job));
+        let mut task = runtime.spawn(every_interval("the test job", Duration::from_millis(1), stopping, None, job));
         has_started.recv().unwrap();
         stop.send(true).unwrap();
         // The run in progress holds the task: it cannot end before the job is released.

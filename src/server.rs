@@ -160,6 +160,32 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Listens for `SIGUSR1` from now on (call it inside the runtime, before the server says it
+/// is up, so no signal comes before the handler) and, on each, asks `requests` for a backup
+/// now ([`crate::maintenance::Maintenance::backup_requests`]); with `None` (no backup folder
+/// configured) it logs that the signal is ignored. Either way a `SIGUSR1` no longer ends the
+/// process, as it would by default. Spawn the future it returns.
+///
+/// # Errors
+/// When the signal handler cannot be installed.
+#[cfg(unix)]
+pub fn backups_on_sigusr1(
+    requests: Option<Arc<tokio::sync::Notify>>,
+) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    Ok(async move {
+        while signal.recv().await.is_some() {
+            match &requests {
+                Some(requests) => {
+                    eprintln!("notifeed: SIGUSR1: backing up now");
+                    requests.notify_one();
+                }
+                None => eprintln!("notifeed: SIGUSR1 ignored: no [maintenance] backup_dir is configured"),
+            }
+        }
+    })
+}
+
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -241,7 +267,7 @@ pub async fn run(
 
 /// Sweeps every `every` until `stop` holds `true`; a sweep in progress is finished first.
 async fn sweep_until(store: Arc<dyn FeedStore>, every: Duration, stop: tokio::sync::watch::Receiver<bool>) {
-    crate::maintenance::every_interval("the sweep task", every, stop, move || match store.sweep_expired() {
+    crate::maintenance::every_interval("the sweep task", every, stop, None, move || match store.sweep_expired() {
         Ok(stats) if stats.expired > 0 => eprintln!(
             "notifeed: sweep reclaimed {} expired notifications, {} bytes, in {}ms",
             stats.expired,

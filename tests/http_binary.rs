@@ -292,6 +292,68 @@ fn offline_commands_are_refused_while_a_server_holds_the_store() {
     assert!(ok, "{stdout}{stderr}");
 }
 
+/// A running server's stderr, line by line, as it comes.
+struct Log {
+    lines: Vec<String>,
+    incoming: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Log {
+    fn of(server: &mut Running) -> Self {
+        let (sender, incoming) = std::sync::mpsc::channel();
+        let stderr = BufReader::new(server.child.stderr.take().unwrap());
+        let reader = std::thread::spawn(move || {
+            for line in stderr.lines() {
+                let _ = sender.send(line.unwrap());
+            }
+        });
+        Log { lines: Vec::new(), incoming, reader }
+    }
+
+    /// How many lines so far start with `what`.
+    fn count(&self, what: &str) -> usize {
+        self.lines.iter().filter(|l| l.starts_with(what)).count()
+    }
+
+    /// Reads lines until `done` holds (each line waited for up to a minute).
+    fn until(&mut self, done: impl Fn(&Self) -> bool) {
+        while !done(self) {
+            match self.incoming.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(line) => self.lines.push(line),
+                Err(e) => panic!("{e}; logged so far: {:#?}", self.lines),
+            }
+        }
+    }
+
+    /// Terminates the server and reads the rest of its log; returns whether it exited cleanly.
+    fn terminate(mut self, server: Running) -> (bool, Vec<String>) {
+        let (clean, _) = terminate(server);
+        self.reader.join().unwrap();
+        self.lines.extend(self.incoming.try_iter());
+        (clean, self.lines)
+    }
+}
+
+/// Every directory in `backups`, each checked complete and holding `ids`.
+fn complete_backups(backups: &std::path::Path, ids: &[Vec<notifeed::NotificationId>]) -> Vec<std::path::PathBuf> {
+    let left: Vec<_> = std::fs::read_dir(backups).unwrap().map(|e| e.unwrap().path()).collect();
+    for backup in &left {
+        let name = backup.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(notifeed::maintenance::BACKUP_PREFIX), "{name}");
+        assert!(!backup.join(notifeed::engine::log::BACKUP_INCOMPLETE_FILE).exists());
+        assert_eq!(held_ids(backup), ids);
+    }
+    left
+}
+
+/// Writes a config with `maintenance` as its `[maintenance]` section; returns its path.
+fn maintenance_config(dir: &std::path::Path, maintenance: &str) -> String {
+    let config = dir.join("maintenance.toml");
+    std::fs::write(&config, format!("[maintenance]\n{maintenance}")).unwrap();
+    config.to_str().unwrap().to_owned()
+}
+
 /// The schedule runs every second here; the test waits (up to a minute) for the server's log
 /// lines saying what it did, then checks the backups themselves.
 #[test]
@@ -300,46 +362,56 @@ fn a_running_server_backs_up_and_verifies_on_its_schedule() {
     let data = dir.path().join("data");
     let ids = fill_log(&data, 12);
     let backups = dir.path().join("backups");
-    let config = dir.path().join("maintenance.toml");
-    let toml = format!(
-        "[maintenance]\nverify_interval_seconds = 1\nbackup_dir = {:?}\nbackup_interval_seconds = 1\nbackup_keep = 2\n",
-        backups.to_str().unwrap()
+    let config = maintenance_config(
+        dir.path(),
+        &format!(
+            "verify_interval_seconds = 1\nbackup_dir = {:?}\nbackup_interval_seconds = 1\nbackup_keep = 2\n",
+            backups.to_str().unwrap()
+        ),
     );
-    std::fs::write(&config, toml).unwrap();
-    let mut server = start(&data, &["--config", config.to_str().unwrap()]);
-    let (lines, logged) = std::sync::mpsc::channel();
-    let stderr = BufReader::new(server.child.stderr.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        for line in stderr.lines() {
-            let _ = lines.send(line.unwrap());
-        }
-    });
-    let mut log = Vec::new();
-    let done = |log: &[String], what: &str| log.iter().filter(|l| l.starts_with(what)).count();
-    while done(&log, "notifeed: backed up") < 3 || done(&log, "notifeed: verify found") < 1 {
-        match logged.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(line) => log.push(line),
-            Err(e) => panic!("{e}; logged so far: {log:#?}"),
-        }
-    }
-    let (clean, _) = terminate(server);
-    reader.join().unwrap();
-    log.extend(logged.try_iter());
+    let mut server = start(&data, &["--config", &config]);
+    let mut log = Log::of(&mut server);
+    log.until(|log| log.count("notifeed: backed up") >= 3 && log.count("notifeed: verify found") >= 1);
+    let (clean, log) = log.terminate(server);
     assert!(clean, "{log:#?}");
     assert!(log.iter().any(|l| l.starts_with("notifeed: verify found 12 records")), "{log:#?}");
     assert!(!log.iter().any(|l| l.contains("FAILED")), "{log:#?}");
-    // Each backup is complete, holds what was acknowledged, and only the 2 newest are kept.
-    let made = done(&log, "notifeed: backed up");
+    // Each backup is complete and holds what was acknowledged; only the 2 newest are kept.
+    let made = log.iter().filter(|l| l.starts_with("notifeed: backed up")).count();
     let removed = log.iter().filter(|l| l.contains("; removed 1 older backups")).count();
     assert_eq!(removed, made - 2, "{log:#?}");
-    let left: Vec<_> = std::fs::read_dir(&backups).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(left.len(), 2, "{left:?}");
-    for backup in &left {
-        let name = backup.file_name().unwrap().to_str().unwrap();
-        assert!(name.starts_with(notifeed::maintenance::BACKUP_PREFIX), "{name}");
-        assert!(!backup.join(notifeed::engine::log::BACKUP_INCOMPLETE_FILE).exists());
-        assert_eq!(held_ids(backup), ids);
-    }
+    assert_eq!(complete_backups(&backups, &ids).len(), 2);
+}
+
+/// With a daily schedule, `SIGUSR1` makes a backup now; without a backup folder the signal is
+/// logged and ignored, and the server goes on (by default the signal would end it).
+#[test]
+fn sigusr1_backs_a_running_server_up_now_and_is_harmless_without_a_backup_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ids = fill_log(&data, 9);
+    let backups = dir.path().join("backups");
+    let config = maintenance_config(dir.path(), &format!("backup_dir = {:?}\n", backups.to_str().unwrap()));
+    let usr1 = |server: &Running| {
+        assert!(Command::new("kill").args(["-USR1", &server.child.id().to_string()]).status().unwrap().success());
+    };
+    let mut server = start(&data, &["--config", &config]);
+    let mut log = Log::of(&mut server);
+    usr1(&server);
+    log.until(|log| log.count("notifeed: backed up") == 1);
+    let (clean, log) = log.terminate(server);
+    assert!(clean, "{log:#?}");
+    assert!(log.iter().any(|l| l == "notifeed: SIGUSR1: backing up now"), "{log:#?}");
+    assert_eq!(complete_backups(&backups, &ids).len(), 1);
+
+    let mut server = start(&data, &[]);
+    let mut log = Log::of(&mut server);
+    usr1(&server);
+    log.until(|log| log.count("notifeed: SIGUSR1 ignored") == 1);
+    let health = send(&server.base, "GET", "/health", &[], None);
+    assert_eq!(health.status, 200);
+    let (clean, log) = log.terminate(server);
+    assert!(clean, "{log:#?}");
 }
 
 #[test]
