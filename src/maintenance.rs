@@ -557,6 +557,38 @@ mod tests {
     }
 
     #[test]
+    fn a_request_runs_the_job_now_and_one_made_during_a_run_runs_it_once_more() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (started, has_started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = parking_lot::Mutex::new(released);
+        let counted = Arc::clone(&runs);
+        let job = move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = started.send(());
+            let _ = released.lock().recv();
+        };
+        let requests = Arc::new(tokio::sync::Notify::new());
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        // An hour between scheduled runs: every run here is a request's.
+        let every = Duration::from_secs(3600);
+        let task = runtime.spawn(every_interval("the test job", every, stopping, Some(Arc::clone(&requests)), job));
+        requests.notify_one();
+        has_started.recv().unwrap();
+        // Two requests during the run: one more run after it, not two.
+        requests.notify_one();
+        requests.notify_one();
+        release.send(()).unwrap();
+        has_started.recv().unwrap();
+        release.send(()).unwrap();
+        stop.send(true).unwrap();
+        runtime.block_on(task).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
     fn overlap_is_judged_on_resolved_paths() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
