@@ -80,19 +80,35 @@ impl BackupDirectory {
         self.complete
     }
 
-    /// Removes the directory and everything in it, its lock held throughout. The
-    /// [`INCOMPLETE_FILE`] marker is made durable first, so a removal that a failure or a
-    /// crash cuts short leaves a directory every open refuses and that never counts as
-    /// complete, never a copy with some segments gone.
+    /// Removes the directory and everything in it, its lock held throughout, so that a
+    /// removal that a failure or a crash (a power loss too) cuts short leaves a directory
+    /// every open refuses and that never counts as complete, never a copy with some segments
+    /// gone: the [`INCOMPLETE_FILE`] marker is made durable first; then every other file but
+    /// the lock file goes, and that is made durable before the marker goes; then the lock
+    /// file and the directory.
     ///
     /// # Errors
     /// [`StoreError::Io`] when the marker cannot be made durable (nothing is removed then), or
-    /// a file cannot be removed.
+    /// a file cannot be removed or the directory synced (the marker stays then).
     pub fn discard(self) -> Result<(), StoreError> {
-        let marker = self.path.join(INCOMPLETE_FILE);
+        let dir = &self.path;
+        let marker = dir.join(INCOMPLETE_FILE);
+        let lock = dir.join(LOCK_FILE);
+        let sync_dir = || std_fs().sync_dir(dir).map_err(|e| io_error("syncing", dir, e));
         std::fs::File::create(&marker).and_then(|f| f.sync_all()).map_err(|e| io_error("creating", &marker, e))?;
-        std_fs().sync_dir(&self.path).map_err(|e| io_error("syncing", &self.path, e))?;
-        std::fs::remove_dir_all(&self.path).map_err(|e| io_error("removing", &self.path, e))
+        sync_dir()?;
+        for entry in std::fs::read_dir(dir).map_err(|e| io_error("listing", dir, e))? {
+            let path = entry.map_err(|e| io_error("listing", dir, e))?.path();
+            if path == marker || path == lock {
+                continue;
+            }
+            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            removed.map_err(|e| io_error("removing", &path, e))?;
+        }
+        sync_dir()?;
+        std::fs::remove_file(&marker).map_err(|e| io_error("removing", &marker, e))?;
+        std::fs::remove_file(&lock).map_err(|e| io_error("removing", &lock, e))?;
+        std::fs::remove_dir(dir).map_err(|e| io_error("removing", dir, e))
     }
 
     /// Creates `dir` and each missing ancestor, every one made durable in its parent, as
