@@ -80,8 +80,9 @@ pub enum MaintenanceError {
     #[error("backup directory {0} exists already")]
     Exists(PathBuf),
     /// The copy failed (see [`LogStore::backup`]). Its directory was removed, unless
-    /// `removed` is false: then it keeps its `BACKUP_INCOMPLETE` marker, no open accepts
-    /// it, and the next complete backup removes it.
+    /// `removed` is false: then it keeps its `BACKUP_INCOMPLETE` marker (no open accepts it)
+    /// or holds at most its lock file ([`BackupDirectory::discard`]), and the next complete
+    /// backup removes it.
     #[error("backup into {path} failed: {source}")]
     Store {
         /// The backup directory.

@@ -1,12 +1,12 @@
 //! Kill -9 during scheduled backups and their pruning (`notifeed::maintenance::backup_now`,
 //! keeping 1): a child process backs a loaded store up into one folder, over and over, each
-//! backup removing the one before it, and prints `DONE n` after each. The parent kills it
-//! (SIGKILL) 20 times, at random moments: mid-copy, mid-removal of the older copy, or between.
-//! Then every directory in the folder is either whole (opens, verifies, holds everything
-//! loaded), refused by every open (its `BACKUP_INCOMPLETE` marker: a copy or a removal cut
-//! short), or empty (killed after its directory was made, before its marker): never a store
-//! with part of the data.
-//! The next round's first backup then removes what the kill left.
+//! backup removing the one before it, and prints `DONE n <dir>` after each. The parent kills it
+//! (SIGKILL) 20 times, mostly while it removes the older copy: once the newer copy is complete
+//! (no marker, a watermark), a few yields later. Then every directory in the folder is either
+//! whole (opens, verifies, holds everything loaded), refused by every open (its
+//! `BACKUP_INCOMPLETE` marker: a copy or a removal cut short), or holds at most its lock file
+//! (a copy killed before its marker, or a removal killed after it): never a store with part of
+//! the data. The next round's first backup removes what the kill left.
 //!
 //! The child is this test binary itself, re-run with `--ignored` on `pruning_child`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,6 +23,7 @@ use notifeed::maintenance::{BackupSchedule, backup_now};
 use notifeed::{Clock, FeedKey, FeedStore, ManualClock, NewNotification, StoreError};
 
 const CHILD_DIR: &str = "NOTIFEED_PRUNING_CHILD_DIR";
+const CHILD_ROUND: &str = "NOTIFEED_PRUNING_CHILD_ROUND";
 const LOADED: u64 = 3_000;
 
 fn config() -> LogConfig {
@@ -52,12 +53,14 @@ fn schedule(root: &Path) -> BackupSchedule {
 fn pruning_child() {
     let Ok(root) = std::env::var(CHILD_DIR) else { return };
     let root = PathBuf::from(root);
+    let round: i64 = std::env::var(CHILD_ROUND).ok().and_then(|r| r.parse().ok()).unwrap_or(0);
     let store = LogStore::open(&root.join("db"), config(), Arc::new(clock())).unwrap();
     let schedule = schedule(&root);
     for n in 0.. {
-        // Every run's instants are later than the last run's (the wall clock, in ms).
-        let done = backup_now(&store, &schedule, jiff::Timestamp::now()).unwrap();
-        println!("DONE {n} removed {}", done.removed.len());
+        // Made-up instants, a second apart and later than every earlier round's.
+        let at = jiff::Timestamp::from_second(1_800_000_000 + round * 1_000_000 + n).unwrap();
+        let done = backup_now(&store, &schedule, at).unwrap();
+        println!("DONE {n} {}", done.path.display());
     }
 }
 
@@ -78,51 +81,67 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
         }
     }
     let exe = std::env::current_exe().unwrap();
+    let backups = root.path().join("backups");
     let mut random = 0x9e37_79b9_u64;
-    let (mut whole, mut refused, mut empty, mut removals) = (0, 0, 0, 0);
+    let (mut whole, mut refused, mut lock_only, mut cut_removals) = (0, 0, 0, 0);
     for round in 0..20 {
         let mut child = Command::new(&exe)
             .args(["pruning_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, root.path())
+            .env(CHILD_ROUND, round.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        // After the k-th `DONE`, let the child run on for a random number of yields: it is
-        // then copying, removing the older copy, or between the two.
-        let k = 1 + next_random(&mut random) % 3;
-        let spin = next_random(&mut random) % 20_000;
-        let mut done = 0;
-        while let Some(Ok(line)) = lines.next() {
-            let mut words = line.split_whitespace();
-            while let Some(word) = words.next() {
-                if word == "DONE" {
-                    done += 1;
-                    if words.nth(1) == Some("removed") && words.next().is_some_and(|r| r != "0") {
-                        removals += 1;
-                    }
-                    break;
-                }
+        // The child's lines, read on a thread so that a child that stops printing fails the
+        // test after a minute instead of hanging it.
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = sender.send(line);
             }
-            if done == k {
-                for _ in 0..spin {
-                    std::thread::yield_now();
-                }
-                child.kill().unwrap();
-                break;
+        });
+        // The k-th completed backup's directory.
+        let k = 1 + next_random(&mut random) % 3;
+        let mut done = 0;
+        let mut last = PathBuf::new();
+        while done < k {
+            let line = lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            let mut words = line.split_whitespace().skip_while(|w| *w != "DONE").skip(2);
+            if let Some(path) = words.next() {
+                done += 1;
+                last = PathBuf::from(path);
             }
         }
+        // Wait until a newer copy is complete: the child is then removing `last` (or has).
+        let complete = |dir: &Path| !dir.join("BACKUP_INCOMPLETE").exists() && dir.join("WATERMARK").exists();
+        while child.try_wait().unwrap().is_none() {
+            let newer = std::fs::read_dir(&backups)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .any(|p| p > last && complete(&p));
+            if newer {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        for _ in 0..next_random(&mut random) % 200 {
+            std::thread::yield_now();
+        }
+        child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(done, k, "round {round}: the child ended by itself");
 
-        for entry in std::fs::read_dir(root.path().join("backups")).unwrap() {
-            let dir = entry.unwrap().path();
-            // Killed after the directory was made and before its marker: nothing in it (an
-            // open would make it a new, empty store, so it is not opened).
+        let mut left: Vec<PathBuf> = std::fs::read_dir(&backups).unwrap().map(|e| e.unwrap().path()).collect();
+        left.sort();
+        let newest = left.last().cloned();
+        for dir in left {
+            let older = Some(&dir) != newest.as_ref();
+            // At most the lock file: not opened (an open would make it a new, empty store).
             let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
             if files.iter().all(|f| f == "LOCK") {
-                empty += 1;
+                lock_only += 1;
+                cut_removals += usize::from(older);
                 continue;
             }
             match LogStore::open(&dir, config(), Arc::new(clock())) {
@@ -130,6 +149,9 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
                     let salvage = LogConfig { recovery_mode: RecoveryMode::Salvage, ..config() };
                     assert!(LogStore::open(&dir, salvage, Arc::new(clock())).is_err(), "round {round}: {dir:?}");
                     refused += 1;
+                    // An older copy with its marker back: a removal cut short (a copy is
+                    // always the newest, and pruning empties the folder of older ones first).
+                    cut_removals += usize::from(older);
                 }
                 Err(e) => panic!("round {round}: {}: {e}", dir.display()),
                 Ok(copy) => {
@@ -141,6 +163,6 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
             }
         }
     }
-    eprintln!("{whole} whole, {refused} refused, {empty} empty; {removals} removals reported");
-    assert!(whole > 0 && refused > 0 && removals > 0, "{whole} whole, {refused} refused, {removals} removals");
+    eprintln!("{whole} whole, {refused} refused, {lock_only} holding at most the lock; {cut_removals} removals cut");
+    assert!(whole > 0 && cut_removals > 0, "{whole} whole, {cut_removals} removals cut");
 }

@@ -81,31 +81,48 @@ impl BackupDirectory {
     }
 
     /// Removes the directory and everything in it, its lock held throughout, so that a
-    /// removal that a failure or a crash (a power loss too) cuts short leaves a directory
-    /// every open refuses and that never counts as complete, never a copy with some segments
-    /// gone: the [`INCOMPLETE_FILE`] marker is made durable first; then every other file but
-    /// the lock file goes, and that is made durable before the marker goes; then the lock
-    /// file and the directory.
+    /// removal that a failure or a crash (a power loss too) cuts short never leaves a copy
+    /// with some segments gone: the [`INCOMPLETE_FILE`] marker is made durable first; then
+    /// every other file but the lock file goes, and that is made durable (and checked) before
+    /// the marker goes; then the lock file and the directory. What a cut leaves is refused by
+    /// every open (the marker), or holds at most the lock file (an open would make it a new,
+    /// empty store); neither counts as complete, and the next pruning removes it.
     ///
     /// # Errors
-    /// [`StoreError::Io`] when the marker cannot be made durable (nothing is removed then), or
-    /// a file cannot be removed or the directory synced (the marker stays then).
+    /// [`StoreError::Io`] when the marker cannot be made durable (nothing is removed then), a
+    /// file cannot be removed or the directory listed or synced (the marker stays then), or
+    /// the lock file or the directory cannot be removed (the marker is gone then, and every
+    /// other file).
     pub fn discard(self) -> Result<(), StoreError> {
         let dir = &self.path;
         let marker = dir.join(INCOMPLETE_FILE);
         let lock = dir.join(LOCK_FILE);
         let sync_dir = || std_fs().sync_dir(dir).map_err(|e| io_error("syncing", dir, e));
+        // The entries but the marker and the lock file, listed whole before any goes.
+        let others = || -> Result<Vec<(std::path::PathBuf, bool)>, StoreError> {
+            let listing = std::fs::read_dir(dir).map_err(|e| io_error("listing", dir, e))?;
+            let mut others = Vec::new();
+            for entry in listing {
+                let entry = entry.map_err(|e| io_error("listing", dir, e))?;
+                let path = entry.path();
+                if path != marker && path != lock {
+                    // `file_type` does not follow a symbolic link: a link is removed, never
+                    // what it points at.
+                    others.push((path, entry.file_type().is_ok_and(|t| t.is_dir())));
+                }
+            }
+            Ok(others)
+        };
         std::fs::File::create(&marker).and_then(|f| f.sync_all()).map_err(|e| io_error("creating", &marker, e))?;
         sync_dir()?;
-        for entry in std::fs::read_dir(dir).map_err(|e| io_error("listing", dir, e))? {
-            let path = entry.map_err(|e| io_error("listing", dir, e))?.path();
-            if path == marker || path == lock {
-                continue;
-            }
-            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        for (path, is_dir) in others()? {
+            let removed = if is_dir { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
             removed.map_err(|e| io_error("removing", &path, e))?;
         }
         sync_dir()?;
+        if let Some((left, _)) = others()?.into_iter().next() {
+            return Err(io_error("removing", &left, io::Error::other("it is still there")));
+        }
         std::fs::remove_file(&marker).map_err(|e| io_error("removing", &marker, e))?;
         std::fs::remove_file(&lock).map_err(|e| io_error("removing", &lock, e))?;
         std::fs::remove_dir(dir).map_err(|e| io_error("removing", dir, e))
