@@ -531,20 +531,36 @@ mod tests {
         assert!(complete.path.is_dir(), "the complete copy is the second one kept");
     }
 
+    /// A job that counts its runs, says when one starts, and then waits until it is released
+    /// (or the releasing end is dropped); with a runtime to schedule it on.
+    struct HeldJob {
+        runtime: tokio::runtime::Runtime,
+        runs: Arc<std::sync::atomic::AtomicUsize>,
+        has_started: std::sync::mpsc::Receiver<()>,
+        release: std::sync::mpsc::Sender<()>,
+    }
+
+    impl HeldJob {
+        fn new() -> (Self, impl Fn() + Send + Sync + 'static) {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (started, has_started) = std::sync::mpsc::channel();
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let released = parking_lot::Mutex::new(released);
+            let counted = Arc::clone(&runs);
+            let job = move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = started.send(());
+                let _ = released.lock().recv();
+            };
+            (Self { runtime, runs, has_started, release }, job)
+        }
+    }
+
     #[test]
     fn stopping_waits_for_the_run_in_progress_and_starts_no_other() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (started, has_started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let released = parking_lot::Mutex::new(released);
-        let counted = Arc::clone(&runs);
-        let job = move || {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let _ = started.send(());
-            let _ = released.lock().recv();
-        };
+        let (held, job) = HeldJob::new();
+        let HeldJob { runtime, has_started, release, runs } = held;
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let mut task = runtime.spawn(every_interval("the test job", Duration::from_millis(1), stopping, None, job));
         has_started.recv().unwrap();
@@ -552,25 +568,16 @@ mod tests {
         // The run in progress holds the task: it cannot end before the job is released.
         let early = runtime.block_on(async { tokio::time::timeout(Duration::from_millis(200), &mut task).await });
         assert!(early.is_err(), "the task ended while its job was running");
+        // Dropped, not sent: a run started after the stop would not wait.
         drop(release);
         runtime.block_on(task).unwrap();
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "a run started after the stop");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1, "a run started after the stop");
     }
 
     #[test]
     fn a_request_runs_the_job_now_and_one_made_during_a_run_runs_it_once_more() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (started, has_started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let released = parking_lot::Mutex::new(released);
-        let counted = Arc::clone(&runs);
-        let job = move || {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let _ = started.send(());
-            let _ = released.lock().recv();
-        };
+        let (held, job) = HeldJob::new();
+        let HeldJob { runtime, has_started, release, runs } = held;
         let requests = Arc::new(tokio::sync::Notify::new());
         let (stop, stopping) = tokio::sync::watch::channel(false);
         // An hour between scheduled runs: every run here is a request's.
@@ -584,9 +591,10 @@ mod tests {
         release.send(()).unwrap();
         has_started.recv().unwrap();
         release.send(()).unwrap();
+        drop(release);
         stop.send(true).unwrap();
         runtime.block_on(task).unwrap();
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]
