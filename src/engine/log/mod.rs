@@ -326,8 +326,8 @@ pub struct LogStats {
     pub records: u64,
     /// Bytes of those records' frames (headers included).
     pub record_bytes: u64,
-    /// Group commits: batches of `Always` writes (or of `sync` calls with writes) made durable
-    /// together, each holding at least one record.
+    /// Group commits: batches of `Always` writes made durable together (a `Buffered` write
+    /// is no batch).
     pub batches: u64,
     /// Records those batches held: `batched_records / batches` is the mean batch.
     pub batched_records: u64,
@@ -337,8 +337,9 @@ pub struct LogStats {
     /// `syncfs` calls (`LogConfig::volume_sync`), each for several segments at once.
     pub volume_syncs: u64,
     /// Checkpoints: every segment written since its last sync synced, and the commit journal
-    /// restarted (when it was full, at `sync`, before compaction, and before a batch that
-    /// would leave more unsynced segments than `max_open_files`).
+    /// restarted. Every `Always` batch is one without the journal (`journal_bytes: 0`) or when
+    /// its entry does not fit; with the journal, one comes when it is full, at `sync`, before
+    /// compaction, and before a batch that would leave `max_open_files` segments unsynced.
     pub checkpoints: u64,
     /// Segment files created.
     pub segments_created: u64,
