@@ -1,8 +1,9 @@
 //! Kill -9 during scheduled backups and their pruning (`notifeed::maintenance::backup_now`,
 //! keeping 1): a child process backs a loaded store up into one folder, over and over, each
 //! backup removing the one before it, and prints `DONE n <dir>` after each. The parent kills it
-//! (SIGKILL) 20 times, mostly while it removes the older copy: once the newer copy is complete
-//! (no marker, a watermark), a few yields later. Then every directory in the folder is either
+//! (SIGKILL) 20 times or more, aimed at the removal of the older copy: once the newer copy is
+//! complete (no marker, a watermark), after a delay that sweeps from none to thousands of
+//! yields, until some kill has cut a removal short. Then every directory in the folder is either
 //! whole (opens, verifies, holds everything loaded), refused by every open (its
 //! `BACKUP_INCOMPLETE` marker: a copy or a removal cut short), or holds at most its lock file
 //! (a copy killed before its marker, or a removal killed after it): never a store with part of
@@ -84,7 +85,12 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
     let backups = root.path().join("backups");
     let mut random = 0x9e37_79b9_u64;
     let (mut whole, mut refused, mut lock_only, mut cut_removals) = (0, 0, 0, 0);
-    for round in 0..20 {
+    // At least 20 rounds, and on until a kill has cut a removal short (at most 120): how long
+    // a removal takes against the kill's delay depends on the machine and its load, so the
+    // delay sweeps from none to a few thousand yields, round after round.
+    let mut round = 0;
+    while round < 20 || (cut_removals == 0 && round < 120) {
+        round += 1;
         let mut child = Command::new(&exe)
             .args(["pruning_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, root.path())
@@ -126,7 +132,9 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
             }
             std::thread::yield_now();
         }
-        for _ in 0..next_random(&mut random) % 200 {
+        const DELAYS: [u64; 8] = [0, 10, 30, 100, 300, 1_000, 3_000, 10_000];
+        let delay = DELAYS[round % DELAYS.len()];
+        for _ in 0..delay + next_random(&mut random) % (delay + 1) {
             std::thread::yield_now();
         }
         child.kill().unwrap();
@@ -163,6 +171,8 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
             }
         }
     }
-    eprintln!("{whole} whole, {refused} refused, {lock_only} holding at most the lock; {cut_removals} removals cut");
+    eprintln!(
+        "{round} rounds: {whole} whole, {refused} refused, {lock_only} holding at most the lock; {cut_removals} removals cut"
+    );
     assert!(whole > 0 && cut_removals > 0, "{whole} whole, {cut_removals} removals cut");
 }
