@@ -31,6 +31,18 @@ fn open_at(fs: &FaultFileSystem, clock: &ManualClock, dir: &str, config: LogConf
     LogStore::open_with_fs(Path::new(dir), config, Arc::new(clock.clone()), Arc::new(fs.clone()))
 }
 
+/// Every open mode refuses the copy in `dir` for its `BACKUP_INCOMPLETE` marker.
+fn assert_refused_as_incomplete(fs: &FaultFileSystem, clock: &ManualClock, dir: &str) {
+    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Salvage] {
+        match open_at(fs, clock, dir, LogConfig { recovery_mode: mode, ..config() }) {
+            Err(StoreError::Corruption { location, .. }) => {
+                assert!(location.ends_with("BACKUP_INCOMPLETE"), "{location}")
+            }
+            other => panic!("{mode:?}: opened: {:?}", other.map(|_| ())),
+        }
+    }
+}
+
 /// Every notification of feeds 0..3, newest first per feed.
 fn contents(store: &LogStore) -> Vec<Vec<Notification>> {
     (0..3)
@@ -85,14 +97,7 @@ fn a_backup_cut_short_keeps_its_marker_and_no_open_accepts_it() {
     fs.set_plan(FaultPlan::default());
     assert!(!store.is_poisoned(), "the copy's failure is not the store's");
     store.append(&feed(0), note(&clock, "after", 1)).unwrap();
-    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Salvage] {
-        match open_at(&fs, &clock, COPY, LogConfig { recovery_mode: mode, ..config() }) {
-            Err(StoreError::Corruption { location, .. }) => {
-                assert!(location.ends_with("BACKUP_INCOMPLETE"), "{location}")
-            }
-            other => panic!("{mode:?}: opened: {:?}", other.map(|_| ())),
-        }
-    }
+    assert_refused_as_incomplete(&fs, &clock, COPY);
     // Another directory takes a whole copy.
     store.backup(Path::new("/backup/two")).unwrap();
     assert_eq!(contents(&open_at(&fs, &clock, "/backup/two", config()).unwrap()), contents(&store));
@@ -178,9 +183,7 @@ fn a_bad_record_is_never_copied_and_the_copy_stays_unopenable() {
         }
         other => panic!("copied: {other:?}"),
     }
-    assert!(
-        matches!(open_at(&fs, &clock, COPY, config()), Err(StoreError::Corruption { location, .. }) if location.ends_with("BACKUP_INCOMPLETE"))
-    );
+    assert_refused_as_incomplete(&fs, &clock, COPY);
 }
 
 #[test]
@@ -196,9 +199,7 @@ fn a_store_poisoned_before_the_copy_finished_leaves_it_unopenable() {
     assert!(store.backup(Path::new(COPY)).is_err());
     assert!(store.is_poisoned());
     assert!(matches!(store.backup(Path::new("/backup/two")), Err(StoreError::Poisoned)));
-    assert!(
-        matches!(open_at(&fs, &clock, COPY, config()), Err(StoreError::Corruption { location, .. }) if location.ends_with("BACKUP_INCOMPLETE"))
-    );
+    assert_refused_as_incomplete(&fs, &clock, COPY);
 }
 
 #[test]

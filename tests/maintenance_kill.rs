@@ -12,37 +12,22 @@
 //! The child is this test binary itself, re-run with `--ignored` on `pruning_child`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod kill_support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::SignedDuration;
-use notifeed::engine::log::{LogConfig, LogStore, RecoveryMode};
+use kill_support::{clock, config, feed, load, next_random, open_copy};
+use notifeed::FeedStore;
+use notifeed::engine::log::LogStore;
 use notifeed::maintenance::{BackupSchedule, backup_now};
-use notifeed::{Clock, FeedKey, FeedStore, ManualClock, NewNotification, StoreError};
 
 const CHILD_DIR: &str = "NOTIFEED_PRUNING_CHILD_DIR";
 const CHILD_ROUND: &str = "NOTIFEED_PRUNING_CHILD_ROUND";
 const LOADED: u64 = 3_000;
-
-fn config() -> LogConfig {
-    LogConfig { max_segment_bytes: 256 * 1024, ..LogConfig::default() }
-}
-
-fn clock() -> ManualClock {
-    ManualClock::at_epoch_2026()
-}
-
-fn feed(n: u64) -> FeedKey {
-    FeedKey::new(format!("user{n}/app.example")).unwrap()
-}
-
-fn note(app: &str, hours: i64) -> NewNotification {
-    NewNotification::raw("app.example", app, &format!("payload of {app} ").repeat(40))
-        .expiring_at(clock().now() + SignedDuration::from_hours(hours))
-}
 
 fn schedule(root: &Path) -> BackupSchedule {
     BackupSchedule { dir: root.join("backups"), every: Duration::from_secs(3600), keep: 1 }
@@ -65,22 +50,11 @@ fn pruning_child() {
     }
 }
 
-/// A small deterministic generator.
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-    *state >> 33
-}
-
 #[test]
 fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
     let root = tempfile::tempdir().unwrap();
-    {
-        // About 2 MB over 4 windows and several segments each.
-        let store = LogStore::open(&root.path().join("db"), config(), Arc::new(clock())).unwrap();
-        for i in 0..LOADED {
-            store.append(&feed(i % 7), note(&format!("n{i}"), 24 * (i as i64 % 4 + 1))).unwrap();
-        }
-    }
+    // About 2 MB over 4 windows and several segments each.
+    load(&root.path().join("db"), LOADED);
     let exe = std::env::current_exe().unwrap();
     let backups = root.path().join("backups");
     let mut random = 0x9e37_79b9_u64;
@@ -152,17 +126,14 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
                 cut_removals += usize::from(older);
                 continue;
             }
-            match LogStore::open(&dir, config(), Arc::new(clock())) {
-                Err(StoreError::Corruption { location, .. }) if location.ends_with("BACKUP_INCOMPLETE") => {
-                    let salvage = LogConfig { recovery_mode: RecoveryMode::Salvage, ..config() };
-                    assert!(LogStore::open(&dir, salvage, Arc::new(clock())).is_err(), "round {round}: {dir:?}");
+            match open_copy(&dir) {
+                None => {
                     refused += 1;
                     // An older copy with its marker back: a removal cut short (a copy is
                     // always the newest, and pruning empties the folder of older ones first).
                     cut_removals += usize::from(older);
                 }
-                Err(e) => panic!("round {round}: {}: {e}", dir.display()),
-                Ok(copy) => {
+                Some(copy) => {
                     let verified = copy.verify().unwrap();
                     assert_eq!(verified.notifications, LOADED, "round {round}: {} is partial", dir.display());
                     assert!(copy.get_by_app_id(&feed(3), "n3").unwrap().is_some());
