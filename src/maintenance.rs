@@ -476,6 +476,32 @@ mod tests {
     }
 
     #[test]
+    fn a_backup_holding_anything_but_files_is_reported_and_never_emptied_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = store(&dir.path().join("log"));
+        let folder = dir.path().join("backups");
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1 };
+        let first = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z")).unwrap();
+        // Someone keeps a directory of their own, and a link to one, inside the first copy.
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::write(theirs.join("keep"), b"x").unwrap();
+        std::fs::create_dir(first.path.join("notes")).unwrap();
+        std::os::unix::fs::symlink(&theirs, first.path.join("link")).unwrap();
+        let second = backup_now(&live, &schedule, at("2026-12-02T01:00:00Z")).unwrap();
+        assert!(second.removed.is_empty());
+        assert_eq!(second.not_removed.len(), 1);
+        assert_eq!(second.not_removed[0].0, first.path);
+        assert!(second.not_removed[0].1.contains("removing"), "{:?}", second.not_removed);
+        // Our files went; theirs stayed, and what the link points at was never touched.
+        let mut left: Vec<_> = std::fs::read_dir(&first.path).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left, ["link", "notes"]);
+        assert!(theirs.join("keep").is_file());
+        assert!(!BackupDirectory::claim(&first.path).unwrap().unwrap().is_complete());
+    }
+
+    #[test]
     fn a_copy_that_fails_is_removed_and_the_older_backups_stay() {
         let dir = tempfile::tempdir().unwrap();
         let store_dir = dir.path().join("log");

@@ -9,7 +9,9 @@
 //!   does;
 //! * records still in a `Buffered` store's buffer are in the copy;
 //! * taken while writers append, the copy holds, for each writer, a prefix of its appends
-//!   that includes every one acknowledged before the call.
+//!   that includes every one acknowledged before the call;
+//! * removing a copy (`BackupDirectory::discard`), cut at any step by a power loss, leaves
+//!   the whole copy, one that no open accepts, or nothing of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod filled_log;
@@ -20,8 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use filled_log::{HELD, RECORDS, config, feed, fill, note};
 use jiff::SignedDuration;
-use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
-use notifeed::engine::log::{LogConfig, LogStore, RecoveryMode};
+use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan, FileSystem};
+use notifeed::engine::log::{BACKUP_INCOMPLETE_FILE, BackupDirectory, LogConfig, LogStore, RecoveryMode};
 use notifeed::{Durability, FeedStore, ListQuery, ManualClock, Notification, StoreError};
 
 const DIR: &str = "/db";
@@ -226,5 +228,97 @@ fn after_a_sweep_unlinked_a_window_the_copy_answers_a_change_token_as_the_reopen
         let since = if f == 1 { Some(token) } else { None };
         let (a, b) = (store.changes(&feed(f), since, 1000), copy.changes(&feed(f), since, 1000));
         assert_eq!(format!("{a:?}"), format!("{b:?}"), "feed {f}");
+    }
+}
+
+/// What a removal of [`COPY`] left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Left {
+    /// No directory.
+    Nothing,
+    /// An empty directory, which no pruning counts as a copy.
+    Empty,
+    /// A copy that every open refuses for its marker.
+    Refused,
+    /// The whole copy: it opens with every notification of `before`, and verifies.
+    Whole,
+}
+
+/// Judges what is left of [`COPY`] in `fs`, and fails on anything but the four outcomes of
+/// [`Left`] (a copy with files gone that opens, above all). Opens it, so `fs` is changed.
+fn what_is_left(fs: &FaultFileSystem, clock: &ManualClock, before: &[Vec<Notification>]) -> Left {
+    let dir = Path::new(COPY);
+    let files = match fs.list(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Left::Nothing,
+        listed => listed.unwrap(),
+    };
+    let claimed = BackupDirectory::claim_on(Arc::new(fs.clone()), dir).unwrap().unwrap();
+    if files.contains(&dir.join(BACKUP_INCOMPLETE_FILE)) {
+        assert!(!claimed.is_complete());
+        drop(claimed);
+        assert_refused_as_incomplete(fs, clock, COPY);
+        return Left::Refused;
+    }
+    if files.is_empty() {
+        assert!(!claimed.is_complete());
+        return Left::Empty;
+    }
+    assert!(claimed.is_complete(), "files left, no marker, yet not complete: {files:?}");
+    drop(claimed);
+    let copy = open_at(fs, clock, COPY, config()).unwrap_or_else(|e| panic!("{files:?}: {e}"));
+    assert_eq!(contents(&copy), before, "a copy without its marker is whole: {files:?}");
+    assert_eq!(copy.verify().unwrap().notifications, HELD);
+    Left::Whole
+}
+
+#[test]
+fn a_removal_cut_at_any_step_by_a_power_loss_leaves_the_whole_copy_a_refused_one_or_nothing() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    let before = contents(&store);
+    store.backup(Path::new(COPY)).unwrap();
+    drop(store);
+    // Every run below starts from this machine, the copy durable.
+    let machine = fs.crash(None);
+    let files = machine.list(Path::new(COPY)).unwrap().len();
+    assert!(files > 4, "{files} files: segments and the watermark");
+
+    // A cut before the first removal (the marker's directory entry not yet durable), then one
+    // after each removal (the Nth fails), until the removal runs through.
+    let plans = std::iter::once(FaultPlan { fail_sync_dir: true, ..FaultPlan::default() })
+        .chain((1..).map(|n| FaultPlan { fail_remove: Some(n), ..FaultPlan::default() }));
+    let mut seen = Vec::new();
+    for plan in plans {
+        let fs = machine.crash(None);
+        let claimed = BackupDirectory::claim_on(Arc::new(fs.clone()), Path::new(COPY)).unwrap().unwrap();
+        assert!(claimed.is_complete());
+        fs.set_plan(plan.clone());
+        let outcome = claimed.discard();
+        fs.set_plan(FaultPlan::default());
+        // A power loss now, with any prefix of the name changes not yet synced kept.
+        for kept in 0..=fs.unsynced_name_changes() {
+            let left = what_is_left(&fs.crash_keeping_name_changes(None, kept), &clock, &before);
+            seen.push((plan.clone(), kept, left));
+        }
+        // Without a power loss: what the next pruning finds.
+        let left = what_is_left(&fs, &clock, &before);
+        match outcome {
+            Ok(()) => {
+                assert_eq!(left, Left::Nothing);
+                break;
+            }
+            Err(e) => {
+                assert!(matches!(e, StoreError::Io { .. }), "{e}");
+                // Refused, or (the lock file's removal failing) empty.
+                assert!(matches!(left, Left::Refused | Left::Empty), "{plan:?}: {e}: {left:?}");
+            }
+        }
+        assert!(plan.fail_remove < Some(files as u64 + 3), "the removal never ran through");
+    }
+    // Each outcome was reached, so the cuts above fell on every step.
+    for outcome in [Left::Nothing, Left::Empty, Left::Refused, Left::Whole] {
+        assert!(seen.iter().any(|(_, _, left)| *left == outcome), "{outcome:?} never seen: {seen:?}");
     }
 }

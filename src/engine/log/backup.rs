@@ -19,8 +19,10 @@
 //! otherwise open as a store missing whatever was not copied yet.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::fs::FileSystem;
 use super::lock::{DirectoryLock, LOCK_FILE};
 use super::segment::{io_error, segment_file_name};
 use super::verify::{Failure, capture, check_segment, reading_a_cut};
@@ -46,31 +48,42 @@ pub struct BackupReport {
     pub next_lsn: u64,
 }
 
-/// A backup directory on the real file system, locked so that nothing copies into it or
-/// opens it meanwhile: what a job that removes old backups needs before it removes one
-/// (`crate::maintenance` prunes its folder this way).
+/// A backup directory, locked so that nothing copies into it or opens it meanwhile: what a
+/// job that removes old backups needs before it removes one (`crate::maintenance` prunes its
+/// folder this way).
 #[derive(Debug)]
 pub struct BackupDirectory {
-    path: std::path::PathBuf,
+    fs: Arc<dyn FileSystem>,
+    path: PathBuf,
     complete: bool,
     _lock: DirectoryLock,
 }
 
 impl BackupDirectory {
-    /// Takes `dir`'s lock, as [`LogStore::backup`] and [`LogStore::open`] do, so that no
-    /// backup runs into it and no store opens it while it is held, and says whether it holds
-    /// a complete copy. `None` when another holder has the lock: a backup in progress, or a
-    /// store opened on the copy.
+    /// Takes `dir`'s lock on the real file system, as [`LogStore::backup`] and
+    /// [`LogStore::open`] do, so that no backup runs into it and no store opens it while it is
+    /// held, and says whether it holds a complete copy. `None` when another holder has the
+    /// lock: a backup in progress, or a store opened on the copy.
     ///
     /// # Errors
-    /// [`StoreError::Io`] when the lock file cannot be opened, or the directory's files cannot
-    /// be looked at.
+    /// [`StoreError::Io`] when the lock file cannot be opened, or the directory listed.
     pub fn claim(dir: &Path) -> Result<Option<Self>, StoreError> {
-        match DirectoryLock::acquire(&std_fs(), dir) {
-            Ok(lock) => Ok(Some(Self { path: dir.to_path_buf(), complete: is_complete(dir)?, _lock: lock })),
-            Err(StoreError::Locked { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Self::claim_on(std_fs(), dir)
+    }
+
+    /// [`BackupDirectory::claim`] on the file system `fs` (that of a store opened with
+    /// [`LogStore::open_with_fs`], whose backups it holds).
+    ///
+    /// # Errors
+    /// As [`BackupDirectory::claim`].
+    pub fn claim_on(fs: Arc<dyn FileSystem>, dir: &Path) -> Result<Option<Self>, StoreError> {
+        let lock = match DirectoryLock::acquire(&fs, dir) {
+            Ok(lock) => lock,
+            Err(StoreError::Locked { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let complete = is_complete(fs.as_ref(), dir)?;
+        Ok(Some(Self { fs, path: dir.to_path_buf(), complete, _lock: lock }))
     }
 
     /// Whether the directory holds a complete copy: no [`INCOMPLETE_FILE`] and a watermark
@@ -80,13 +93,15 @@ impl BackupDirectory {
         self.complete
     }
 
-    /// Removes the directory and everything in it, its lock held throughout, so that a
-    /// removal that a failure or a crash (a power loss too) cuts short never leaves a copy
-    /// with some segments gone: the [`INCOMPLETE_FILE`] marker is made durable first; then
-    /// every other file but the lock file goes, and that is made durable (and checked) before
-    /// the marker goes; then the lock file and the directory. What a cut leaves is refused by
-    /// every open (the marker), or holds at most the lock file (an open would make it a new,
-    /// empty store); neither counts as complete, and the next pruning removes it.
+    /// Removes the directory and the files in it, its lock held throughout, so that a removal
+    /// that a failure or a crash (a power loss too) cuts short never leaves a copy with some
+    /// segments gone: the [`INCOMPLETE_FILE`] marker is made durable first; then every other
+    /// file but the lock file goes, and that is made durable (and checked) before the marker
+    /// goes; then the lock file and the directory. What a cut leaves is refused by every open
+    /// (the marker), or holds at most the lock file (an open would make it a new, empty
+    /// store); neither counts as complete, and the next pruning removes it. Only regular files
+    /// are removed: anything else in the directory (no backup makes one; a symbolic link is
+    /// never followed) is left, and so is the directory, with the error saying so.
     ///
     /// # Errors
     /// [`StoreError::Io`] when the marker cannot be made durable (nothing is removed then), a
@@ -94,38 +109,32 @@ impl BackupDirectory {
     /// the lock file or the directory cannot be removed (the marker is gone then, and every
     /// other file).
     pub fn discard(self) -> Result<(), StoreError> {
-        let dir = &self.path;
+        let (fs, dir) = (self.fs.as_ref(), &self.path);
         let marker = dir.join(INCOMPLETE_FILE);
         let lock = dir.join(LOCK_FILE);
-        let sync_dir = || std_fs().sync_dir(dir).map_err(|e| io_error("syncing", dir, e));
-        // The entries but the marker and the lock file, listed whole before any goes.
-        let others = || -> Result<Vec<(std::path::PathBuf, bool)>, StoreError> {
-            let listing = std::fs::read_dir(dir).map_err(|e| io_error("listing", dir, e))?;
-            let mut others = Vec::new();
-            for entry in listing {
-                let entry = entry.map_err(|e| io_error("listing", dir, e))?;
-                let path = entry.path();
-                if path != marker && path != lock {
-                    // `file_type` does not follow a symbolic link: a link is removed, never
-                    // what it points at.
-                    others.push((path, entry.file_type().is_ok_and(|t| t.is_dir())));
-                }
-            }
-            Ok(others)
+        let sync_dir = || fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e));
+        // The files but the marker and the lock file, listed whole before any goes.
+        let others = || -> Result<Vec<PathBuf>, StoreError> {
+            let mut files = fs.list(dir).map_err(|e| io_error("listing", dir, e))?;
+            files.retain(|path| *path != marker && *path != lock);
+            Ok(files)
         };
-        std::fs::File::create(&marker).and_then(|f| f.sync_all()).map_err(|e| io_error("creating", &marker, e))?;
+        fs.open(&marker, true).and_then(|f| f.sync_data()).map_err(|e| io_error("creating", &marker, e))?;
         sync_dir()?;
-        for (path, is_dir) in others()? {
-            let removed = if is_dir { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-            removed.map_err(|e| io_error("removing", &path, e))?;
+        for path in others()? {
+            fs.remove_file(&path).map_err(|e| io_error("removing", &path, e))?;
         }
         sync_dir()?;
-        if let Some((left, _)) = others()?.into_iter().next() {
-            return Err(io_error("removing", &left, io::Error::other("it is still there")));
+        if let Some(left) = others()?.first() {
+            return Err(io_error("removing", left, io::Error::other("it is still there")));
         }
-        std::fs::remove_file(&marker).map_err(|e| io_error("removing", &marker, e))?;
-        std::fs::remove_file(&lock).map_err(|e| io_error("removing", &lock, e))?;
-        std::fs::remove_dir(dir).map_err(|e| io_error("removing", dir, e))
+        fs.remove_file(&marker).map_err(|e| io_error("removing", &marker, e))?;
+        match fs.remove_file(&lock) {
+            // A file system whose locks are no files (the fault-injecting one) has none.
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_error("removing", &lock, e)),
+            _ => {}
+        }
+        fs.remove_dir(dir).map_err(|e| io_error("removing", dir, e))
     }
 
     /// Creates `dir` and each missing ancestor, every one made durable in its parent, as
@@ -138,16 +147,15 @@ impl BackupDirectory {
     }
 }
 
-fn std_fs() -> std::sync::Arc<dyn super::fs::FileSystem> {
-    std::sync::Arc::new(super::fs::StdFileSystem)
+fn std_fs() -> Arc<dyn FileSystem> {
+    Arc::new(super::fs::StdFileSystem)
 }
 
-fn is_complete(dir: &Path) -> Result<bool, StoreError> {
-    let present = |name: &str| {
-        let path = dir.join(name);
-        path.try_exists().map_err(|e| io_error("looking at", &path, e))
-    };
-    Ok(!present(INCOMPLETE_FILE)? && present(super::watermark::WATERMARK_FILE)?)
+/// No [`INCOMPLETE_FILE`] and a watermark file, both looked for among `dir`'s regular files.
+fn is_complete(fs: &dyn FileSystem, dir: &Path) -> Result<bool, StoreError> {
+    let files = fs.list(dir).map_err(|e| io_error("listing", dir, e))?;
+    let present = |name: &str| files.contains(&dir.join(name));
+    Ok(!present(INCOMPLETE_FILE) && present(super::watermark::WATERMARK_FILE))
 }
 
 pub(crate) fn backup(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {

@@ -4,7 +4,9 @@
 //! updated by `sync_data`). Directory entries are durable only after `sync_dir` of their
 //! directory. [`FaultFileSystem::crash`] returns the file system a machine would find after a
 //! power loss: durable names and durable bytes, optionally with a torn piece of the unsynced
-//! tail. A [`FaultPlan`] fails the Nth write or sync, or tears the Nth write.
+//! tail; [`FaultFileSystem::crash_keeping_name_changes`] also keeps a prefix of the name
+//! changes not yet synced, as a file system that journals its metadata in order may. A
+//! [`FaultPlan`] fails the Nth write, sync or file removal, or tears the Nth write.
 //!
 //! A failed sync behaves as Linux's write-back does: the bytes it did not make durable stay in
 //! the live image (the page cache still serves them) but are *stranded*, marked clean, so no
@@ -36,6 +38,8 @@ pub struct FaultPlan {
     pub volume_sync_keeps: u64,
     /// Fail every `sync_dir`.
     pub fail_sync_dir: bool,
+    /// Fail the Nth `remove_file` (nothing is removed).
+    pub fail_remove: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -86,16 +90,52 @@ impl MemFile {
     }
 }
 
+/// A change of a name that no `sync_dir` has made durable yet.
+#[derive(Debug, Clone)]
+enum NameChange {
+    Link(PathBuf, usize),
+    Unlink(PathBuf),
+    Rename { from: PathBuf, to: PathBuf, id: usize },
+}
+
+impl NameChange {
+    /// Whether a `sync_dir` of `dir` makes it durable whole.
+    fn made_durable_by(&self, dir: &Path) -> bool {
+        match self {
+            Self::Link(path, _) | Self::Unlink(path) => path.parent() == Some(dir),
+            Self::Rename { from, to, .. } => from.parent() == Some(dir) && to.parent() == Some(dir),
+        }
+    }
+
+    fn apply(&self, names: &mut HashMap<PathBuf, usize>) {
+        match self {
+            Self::Link(path, id) => {
+                names.insert(path.clone(), *id);
+            }
+            Self::Unlink(path) => {
+                names.remove(path);
+            }
+            Self::Rename { from, to, id } => {
+                names.remove(from);
+                names.insert(to.clone(), *id);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     files: Vec<MemFile>,
     live_names: HashMap<PathBuf, usize>,
     durable_names: HashMap<PathBuf, usize>,
+    /// Name changes since the last `sync_dir` of their directory, in the order made.
+    unsynced: Vec<NameChange>,
     dirs: HashSet<PathBuf>,
     locks: HashSet<PathBuf>,
     plan: FaultPlan,
     writes: u64,
     syncs: u64,
+    removes: u64,
 }
 
 /// The fault-injecting, crash-simulating in-memory file system. Clones share the same files.
@@ -120,6 +160,7 @@ impl FaultFileSystem {
         s.plan = plan;
         s.writes = 0;
         s.syncs = 0;
+        s.removes = 0;
     }
 
     /// How many `write_all_at` calls, and `sync_data` and `sync_volume` calls, happened since
@@ -134,11 +175,31 @@ impl FaultFileSystem {
     /// its unsynced writes, counted from the first byte where they differ from the durable
     /// content (an append past the durable end, or an overwrite of preallocated zeros). Locks
     /// are released. The returned value shares nothing with `self`.
+    ///
+    /// Directories are created and removed at once for good, with one exception: a directory
+    /// that still has a durable entry (removed without a `sync_dir` since) is there again.
     pub fn crash(&self, torn_tail_bytes: Option<usize>) -> FaultFileSystem {
+        self.crash_keeping_name_changes(torn_tail_bytes, 0)
+    }
+
+    /// How many name changes (a file created, removed or renamed) no `sync_dir` has made
+    /// durable yet.
+    pub fn unsynced_name_changes(&self) -> usize {
+        self.state.lock().unsynced.len()
+    }
+
+    /// [`FaultFileSystem::crash`], but the first `kept` of the name changes not yet made
+    /// durable survive too, as a file system that writes its metadata in order (ext4's journal)
+    /// may leave them: a crash at any point sees some prefix of them.
+    pub fn crash_keeping_name_changes(&self, torn_tail_bytes: Option<usize>, kept: usize) -> FaultFileSystem {
         let s = self.state.lock();
+        let mut durable_names = s.durable_names.clone();
+        for change in s.unsynced.iter().take(kept) {
+            change.apply(&mut durable_names);
+        }
         let mut files = Vec::new();
         let mut names = HashMap::new();
-        for (path, &id) in &s.durable_names {
+        for (path, &id) in &durable_names {
             let f = &s.files[id];
             let mut bytes = f.durable.clone();
             if let Some(extra) = torn_tail_bytes {
@@ -156,8 +217,13 @@ impl FaultFileSystem {
             names.insert(path.clone(), files.len());
             files.push(MemFile::new(bytes));
         }
-        let state =
-            State { files, live_names: names.clone(), durable_names: names, dirs: s.dirs.clone(), ..State::default() };
+        // A directory removed since its entries' removal was last made durable comes back
+        // with them (directories themselves are not crash-simulated).
+        let mut dirs = s.dirs.clone();
+        for path in names.keys() {
+            dirs.extend(path.ancestors().skip(1).map(Path::to_path_buf));
+        }
+        let state = State { files, live_names: names.clone(), durable_names: names, dirs, ..State::default() };
         FaultFileSystem { state: Arc::new(Mutex::new(state)) }
     }
 
@@ -300,6 +366,7 @@ impl FileSystem for FaultFileSystem {
                 s.files.push(MemFile::default());
                 let id = s.files.len() - 1;
                 s.live_names.insert(path.to_path_buf(), id);
+                s.unsynced.push(NameChange::Link(path.to_path_buf(), id));
                 id
             }
             None => return Err(io::Error::from(io::ErrorKind::NotFound)),
@@ -322,13 +389,33 @@ impl FileSystem for FaultFileSystem {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
-        s.live_names.remove(path).map(|_| ()).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        s.removes += 1;
+        if s.plan.fail_remove == Some(s.removes) {
+            return Err(injected("remove failed"));
+        }
+        s.live_names.remove(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        s.unsynced.push(NameChange::Unlink(path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Removed at once for good, but see [`FaultFileSystem::crash`] for the entries still durable in it.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let inside = |p: &Path| p.parent() == Some(dir);
+        if s.live_names.keys().any(|p| inside(p)) || s.dirs.iter().any(|p| inside(p)) {
+            return Err(io::Error::from(io::ErrorKind::DirectoryNotEmpty));
+        }
+        if !s.dirs.remove(dir) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        Ok(())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
         let id = s.live_names.remove(from).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         s.live_names.insert(to.to_path_buf(), id);
+        s.unsynced.push(NameChange::Rename { from: from.to_path_buf(), to: to.to_path_buf(), id });
         Ok(())
     }
 
@@ -337,13 +424,14 @@ impl FileSystem for FaultFileSystem {
         if s.plan.fail_sync_dir {
             return Err(injected("directory sync failed"));
         }
-        let State { live_names, durable_names, .. } = &mut *s;
+        let State { live_names, durable_names, unsynced, .. } = &mut *s;
         durable_names.retain(|p, _| p.parent() != Some(dir));
         for (p, &id) in live_names.iter() {
             if p.parent() == Some(dir) {
                 durable_names.insert(p.clone(), id);
             }
         }
+        unsynced.retain(|change| !change.made_durable_by(dir));
         Ok(())
     }
 
@@ -383,6 +471,59 @@ mod tests {
         assert_eq!(after.read_all(&dir.join("b")), None, "name never synced");
         let torn = fs.crash(Some(3));
         assert_eq!(torn.read_all(&dir.join("a")), Some(b"hello wo".to_vec()));
+    }
+
+    #[test]
+    fn a_crash_may_keep_any_prefix_of_the_unsynced_name_changes_in_order() {
+        let fs = FaultFileSystem::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        for name in ["a", "b"] {
+            let f = fs.open(&dir.join(name), true).unwrap();
+            f.write_all_at(name.as_bytes(), 0).unwrap();
+            f.sync_data().unwrap();
+        }
+        fs.sync_dir(dir).unwrap();
+        assert_eq!(fs.unsynced_name_changes(), 0);
+        fs.remove_file(&dir.join("a")).unwrap();
+        fs.rename(&dir.join("b"), &dir.join("c")).unwrap();
+        fs.open(&dir.join("d"), true).unwrap();
+        assert_eq!(fs.unsynced_name_changes(), 3);
+        let names = |kept| {
+            let after = fs.crash_keeping_name_changes(None, kept);
+            let mut names = after.list(dir).unwrap();
+            names.sort();
+            names.iter().map(|p| p.file_name().unwrap().to_str().unwrap().to_owned()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(0), ["a", "b"]);
+        assert_eq!(names(1), ["b"]);
+        assert_eq!(names(2), ["c"], "a rename is kept whole or not at all");
+        assert_eq!(names(3), ["c", "d"]);
+        assert_eq!(fs.crash_keeping_name_changes(None, 2).read_all(&dir.join("c")), Some(b"b".to_vec()));
+        fs.sync_dir(dir).unwrap();
+        assert_eq!(fs.unsynced_name_changes(), 0);
+        assert_eq!(fs.crash(None).list(dir).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn plan_fails_the_nth_removal_and_a_directory_goes_only_when_empty() {
+        let fs = FaultFileSystem::new();
+        let dir = Path::new("/d/e");
+        fs.create_dir_all(dir).unwrap();
+        fs.open(&dir.join("a"), true).unwrap();
+        fs.open(&dir.join("b"), true).unwrap();
+        fs.sync_dir(dir).unwrap();
+        fs.set_plan(FaultPlan { fail_remove: Some(2), ..FaultPlan::default() });
+        fs.remove_file(&dir.join("a")).unwrap();
+        assert!(fs.remove_file(&dir.join("b")).is_err());
+        assert!(fs.read_all(&dir.join("b")).is_some(), "a failed removal removes nothing");
+        assert_eq!(fs.remove_dir(dir).unwrap_err().kind(), io::ErrorKind::DirectoryNotEmpty);
+        assert_eq!(fs.remove_dir(Path::new("/d")).unwrap_err().kind(), io::ErrorKind::DirectoryNotEmpty);
+        fs.remove_file(&dir.join("b")).unwrap();
+        fs.remove_dir(dir).unwrap();
+        assert_eq!(fs.list(dir).unwrap_err().kind(), io::ErrorKind::NotFound);
+        // Its files' removals were never synced: after a crash they, and it, are back.
+        assert_eq!(fs.crash(None).list(dir).unwrap().len(), 2);
     }
 
     #[test]

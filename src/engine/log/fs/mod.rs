@@ -118,6 +118,12 @@ pub trait FileSystem: Send + Sync + Debug {
     /// The OS error.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
+    /// Removes `dir`, which must be empty.
+    ///
+    /// # Errors
+    /// The OS error; `DirectoryNotEmpty` when it holds anything.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()>;
+
     /// Atomically renames `from` to `to`, replacing `to`.
     ///
     /// # Errors
