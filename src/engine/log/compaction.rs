@@ -211,7 +211,7 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
     let fs = segments.fs();
     let dir = segments.dir();
     // Compaction drops no expiration anyone reports: none is marked forgotten.
-    let next = writer.watermark_before_unlink(i64::MIN);
+    let next = writer.watermark_before_unlink(i64::MIN, None);
     // IMPORTANT 15: as before any unlink, the floors are durable first.
     segments.poison_on_error(next.store(fs, dir))?;
     writer.watermark = next;

@@ -9,7 +9,10 @@
 //!   operation behind.
 //! * **Segments by expiration window.** A record goes to the segment of the window its
 //!   notification expires in, or to a later one when it shadows a record there; expiring a
-//!   window is unlinking its files. Nothing is copied.
+//!   window is unlinking its files. Nothing is copied. The watermark names the files a sweep
+//!   is unlinking before the first goes, and an open finishes a sweep that a crash cut short
+//!   ([`RecoveryReport::unlinks_finished`]), so no tombstone is gone while what it deleted
+//!   stays.
 //! * **Group commit.** Writers queue records; a leader writes the batch to its segments and
 //!   makes it durable for all of them ([`Durability::Always`]): by appending a copy of its
 //!   frames to the commit journal and syncing that one file (`journal.rs`,

@@ -111,6 +111,54 @@ pub struct RecoveryReport {
     /// (`LogConfig::journal_bytes`): batches acknowledged since the last checkpoint. Their
     /// bytes were already in the segments unless a crash lost them.
     pub journal_entries_replayed: u64,
+    /// Segment files of passed windows that a sweep cut short (an error, a crash) left while
+    /// unlinking them, removed before the scan: the open sees the sweep done.
+    pub unlinks_finished: Vec<String>,
+}
+
+/// Removes, durably, the segments the last sweep was unlinking and left (it was cut short):
+/// those of windows ending at or before `Watermark::unlinking_windows_through` with ids below
+/// `Watermark::unlinking_ids_below`. A record of one may shadow a record of another (a
+/// tombstone and what it deleted), so a scan of what a cut left could bring back, as expired,
+/// a notification that was deleted.
+///
+/// IMPORTANT 20: this runs before any segment is scanned (and after the journal is written
+/// back, which skips what is gone). A segment whose header cannot be read whole, or fails its
+/// checksum, is left to the scan, which reports it.
+fn finish_unlinking(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    watermark: &Watermark,
+    report: &mut RecoveryReport,
+) -> Result<(), StoreError> {
+    if watermark.unlinking_windows_through == i64::MIN {
+        return Ok(());
+    }
+    for path in fs.list(dir).map_err(|e| io_error("listing", dir, e))? {
+        let Some(id) = parse_segment_file_name(&path).filter(|&id| id < watermark.unlinking_ids_below) else {
+            continue;
+        };
+        let file = fs.open(&path, false).map_err(|e| io_error("opening", &path, e))?;
+        if file.size().map_err(|e| io_error("reading", &path, e))? < SEGMENT_HEADER_LEN as u64 {
+            continue;
+        }
+        let mut header = [0; SEGMENT_HEADER_LEN];
+        file.read_exact_at(&mut header, 0).map_err(|e| io_error("reading", &path, e))?;
+        drop(file);
+        match record::decode_segment_header(&header) {
+            Ok((header_id, window, _))
+                if header_id == u64::from(id) && window <= watermark.unlinking_windows_through =>
+            {
+                fs.remove_file(&path).map_err(|e| io_error("removing", &path, e))?;
+                report.unlinks_finished.push(path.display().to_string());
+            }
+            _ => {}
+        }
+    }
+    if !report.unlinks_finished.is_empty() {
+        fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))?;
+    }
+    Ok(())
 }
 
 enum Op {
@@ -308,6 +356,7 @@ pub(crate) fn recover(
         }
         other => other?,
     };
+    finish_unlinking(fs.as_ref(), dir, &watermark, &mut report)?;
     // A failed sync left pages that a sync would skip (segment.rs, `UNSYNCED_FILE`): the scan
     // writes them again. (A store whose sync failed wrote no snapshot either.)
     let unsynced_marker = dir.join(UNSYNCED_FILE);

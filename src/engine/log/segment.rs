@@ -153,14 +153,25 @@ impl WriterState {
     /// The watermark to make durable before unlinking segments: the LSN lease and floors raised
     /// to everything assigned so far, and expirations listed up to `forgotten_expiration` marked
     /// as forgotten (removals are carried forward, never forgotten by unlinking).
-    pub fn watermark_before_unlink(&self, forgotten_expiration: i64) -> Watermark {
+    ///
+    /// `unlinking`: the end of the last window a sweep unlinks (every segment of a window
+    /// ending at or before it, all of which exist now), which recovery finishes unlinking if
+    /// the sweep is cut short; `None` (compaction: a copy and its source may both survive)
+    /// keeps the last sweep's.
+    pub fn watermark_before_unlink(&self, forgotten_expiration: i64, unlinking: Option<i64>) -> Watermark {
         let w = self.watermark;
+        let (unlinking_windows_through, unlinking_ids_below) = match unlinking {
+            Some(through) => (through, self.next_segment_id),
+            None => (w.unlinking_windows_through, w.unlinking_ids_below),
+        };
         Watermark {
             lsn_floor: w.lsn_floor.max(self.next_lsn),
             sequence_floor: w.sequence_floor.max(self.assigned_through),
             segment_id_floor: w.segment_id_floor.max(self.next_segment_id),
             expirations_unlinked_through: w.expirations_unlinked_through.max(forgotten_expiration),
             removals_unlinked_through: w.removals_unlinked_through,
+            unlinking_windows_through,
+            unlinking_ids_below,
         }
     }
 

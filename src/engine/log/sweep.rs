@@ -108,7 +108,7 @@ pub(crate) fn sweep(store: &LogStore) -> Result<SweepStats, StoreError> {
     if !victims.is_empty() {
         let state = |id: &u32| writer.segments.get(id);
         let forgotten = victims.iter().filter_map(state).map(|s| s.max_expiration).max().unwrap_or(i64::MIN);
-        let next = writer.watermark_before_unlink(forgotten);
+        let next = writer.watermark_before_unlink(forgotten, Some(through));
         let fs = store.segments.fs();
         let dir = store.segments.dir();
         // IMPORTANT 9: the watermark (LSN and segment floors, what unlinking forgets) is durable

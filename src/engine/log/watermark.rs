@@ -12,8 +12,10 @@ use crate::StoreError;
 /// The watermark file's name.
 pub(crate) const WATERMARK_FILE: &str = "WATERMARK";
 const TEMPORARY_FILE: &str = "WATERMARK.tmp";
-const VERSION: u8 = 1;
-const LEN: usize = 1 + 8 + 8 + 4 + 8 + 8 + 4;
+const VERSION: u8 = 2;
+/// Version 1's length: no unlink in progress.
+const LEN_V1: usize = 1 + 8 + 8 + 4 + 8 + 8 + 4;
+const LEN: usize = LEN_V1 + 8 + 4;
 
 /// The persisted floors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +34,14 @@ pub(crate) struct Watermark {
     /// Removals with sequences at or below this may have been unlinked: forgotten after a
     /// restart.
     pub removals_unlinked_through: u64,
+    /// The last sweep's unlinking: every segment whose window ends at or before this and whose
+    /// id is below [`Watermark::unlinking_ids_below`] is to go. A sweep cut short leaves some
+    /// of them; recovery removes them before it reads any, so no state between the first unlink
+    /// and the last is ever opened. `i64::MIN` when none.
+    pub unlinking_windows_through: i64,
+    /// The next segment id when that sweep began unlinking: the segments created since (a
+    /// clock set back may create one for a passed window) are not its.
+    pub unlinking_ids_below: u32,
 }
 
 impl Default for Watermark {
@@ -42,6 +52,8 @@ impl Default for Watermark {
             segment_id_floor: 1,
             expirations_unlinked_through: i64::MIN,
             removals_unlinked_through: 0,
+            unlinking_windows_through: i64::MIN,
+            unlinking_ids_below: 0,
         }
     }
 }
@@ -55,17 +67,22 @@ impl Watermark {
         b[17..21].copy_from_slice(&self.segment_id_floor.to_le_bytes());
         b[21..29].copy_from_slice(&self.expirations_unlinked_through.to_le_bytes());
         b[29..37].copy_from_slice(&self.removals_unlinked_through.to_le_bytes());
-        let crc = crc32fast::hash(&b[..37]);
-        b[37..].copy_from_slice(&crc.to_le_bytes());
+        b[37..45].copy_from_slice(&self.unlinking_windows_through.to_le_bytes());
+        b[45..49].copy_from_slice(&self.unlinking_ids_below.to_le_bytes());
+        let crc = crc32fast::hash(&b[..49]);
+        b[49..].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
+    /// Version 2, or version 1 (which names no unlinking).
     fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != LEN || b[0] != VERSION {
-            return None;
-        }
-        let crc = u32::from_le_bytes([b[37], b[38], b[39], b[40]]);
-        if crc != crc32fast::hash(&b[..37]) {
+        let body = match (b.first(), b.len()) {
+            (Some(1), LEN_V1) => LEN_V1 - 4,
+            (Some(&VERSION), LEN) => LEN - 4,
+            _ => return None,
+        };
+        let crc = u32::from_le_bytes([b[body], b[body + 1], b[body + 2], b[body + 3]]);
+        if crc != crc32fast::hash(&b[..body]) {
             return None;
         }
         let u64_at = |i: usize| {
@@ -79,6 +96,8 @@ impl Watermark {
             segment_id_floor: u32::from_le_bytes([b[17], b[18], b[19], b[20]]),
             expirations_unlinked_through: i64::from_le_bytes(u64_at(21)),
             removals_unlinked_through: u64::from_le_bytes(u64_at(29)),
+            unlinking_windows_through: if body > 37 { i64::from_le_bytes(u64_at(37)) } else { i64::MIN },
+            unlinking_ids_below: if body > 37 { u32::from_le_bytes([b[45], b[46], b[47], b[48]]) } else { 0 },
         })
     }
 
@@ -139,10 +158,49 @@ mod tests {
             segment_id_floor: 7,
             expirations_unlinked_through: -9,
             removals_unlinked_through: 5,
+            unlinking_windows_through: 1 << 40,
+            unlinking_ids_below: 6,
         };
         w.store(&fs, dir).unwrap();
         let after: Arc<dyn FileSystem> = Arc::new(fault.crash(None));
         assert_eq!(Watermark::load(&after, dir).unwrap(), w);
+    }
+
+    #[test]
+    fn a_version_1_watermark_loads_with_no_unlinking_named() {
+        let fault = FaultFileSystem::new();
+        let dir = Path::new("/w");
+        fault.create_dir_all(dir).unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(fault.clone());
+        // Version 1's bytes: the fields it had, then their crc32.
+        let mut v1 = vec![1u8];
+        for field in [99u64, 98] {
+            v1.extend_from_slice(&field.to_le_bytes());
+        }
+        v1.extend_from_slice(&7u32.to_le_bytes());
+        v1.extend_from_slice(&(-9i64).to_le_bytes());
+        v1.extend_from_slice(&5u64.to_le_bytes());
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        fault.open(&dir.join(WATERMARK_FILE), true).unwrap().write_all_at(&v1, 0).unwrap();
+        let loaded = Watermark::load(&fs, dir).unwrap();
+        let expected = Watermark {
+            lsn_floor: 99,
+            sequence_floor: 98,
+            segment_id_floor: 7,
+            expirations_unlinked_through: -9,
+            removals_unlinked_through: 5,
+            ..Watermark::default()
+        };
+        assert_eq!(loaded, expected);
+        // A version 1 byte on version 2's length is refused, and so is the reverse.
+        let mut wrong = Watermark::default().encode().to_vec();
+        wrong[0] = 1;
+        fault.overwrite(&dir.join(WATERMARK_FILE), wrong);
+        assert!(Watermark::load(&fs, dir).is_err());
+        v1[0] = 2;
+        fault.overwrite(&dir.join(WATERMARK_FILE), v1);
+        assert!(Watermark::load(&fs, dir).is_err());
     }
 
     #[test]

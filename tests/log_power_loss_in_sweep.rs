@@ -1,0 +1,137 @@
+//! A sweep (window files unlinked, mostly dead segments compacted) cut short by a power loss at
+//! any of its removals or syncs, with any prefix of the name changes not yet synced kept (as a
+//! file system that journals its metadata in order may keep them): the reopened store holds
+//! exactly what was held before the sweep, less what has expired. Nothing removed comes back,
+//! nothing acknowledged is lost, and every record verifies. A change token taken before any
+//! write gets the answer of the store with the sweep done, or (cut before the sweep's own
+//! records were durable) with none: what unlinking forgets is never forgotten silently.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+// Shared with the verify and backup tests, which use the rest of it.
+#[allow(dead_code)]
+mod filled_log;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use filled_log::{config, feed, fill};
+use jiff::SignedDuration;
+use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
+use notifeed::engine::log::{LogConfig, LogStore};
+use notifeed::{Change, ChangeToken, Clock, FeedStore, ListQuery, ManualClock, Notification};
+
+const DIR: &str = "/db";
+
+fn open_at(fs: &FaultFileSystem, clock: &ManualClock) -> LogStore {
+    // Compaction on every sweep that finds a sealed segment a tenth dead.
+    let config = LogConfig { compaction_dead_fraction: 0.1, ..config() };
+    LogStore::open_with_fs(Path::new(DIR), config, Arc::new(clock.clone()), Arc::new(fs.clone())).unwrap()
+}
+
+/// What `changes` answers from each feed's token: the changes, or the error.
+fn answers(store: &LogStore, tokens: &[ChangeToken]) -> Vec<Result<Vec<Change>, String>> {
+    (0..3)
+        .map(|f| {
+            let page = store.changes(&feed(f), Some(tokens[f]), 1000);
+            page.map(|c| c.items).map_err(|e| format!("{e:?}"))
+        })
+        .collect()
+}
+
+/// The answers in short: `U(app id)` for an upsert, `R(id, reason)` for a removal.
+fn brief(answers: &[Result<Vec<Change>, String>]) -> String {
+    let change = |c: &Change| match c {
+        Change::Upserted(n) => format!("U({})", n.app_notification_id),
+        Change::Removed { id, reason } => format!("R({id} {reason:?})"),
+    };
+    let feeds = answers.iter().map(|a| match a {
+        Ok(items) => items.iter().map(change).collect::<Vec<_>>().join(" "),
+        Err(e) => e.clone(),
+    });
+    feeds.collect::<Vec<_>>().join(" | ")
+}
+
+/// Every notification of feeds 0..3, newest first per feed.
+fn contents(store: &LogStore) -> Vec<Vec<Notification>> {
+    (0..3)
+        .map(|f| {
+            let query = ListQuery { limit: ListQuery::MAX_LIMIT, ..ListQuery::default() };
+            store.list(&feed(f), &query).unwrap().items
+        })
+        .collect()
+}
+
+#[test]
+fn a_sweep_cut_at_any_removal_or_sync_by_a_power_loss_loses_and_resurrects_nothing() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock);
+    let tokens: Vec<ChangeToken> = (0..3).map(|f| store.changes(&feed(f), None, 1).unwrap().next).collect();
+    fill(&store, &clock);
+    let before = contents(&store);
+    // Every operation was acknowledged durable: this machine holds them all.
+    let machine = fs.crash(None);
+    drop(store);
+
+    // The first window (records expiring 15 minutes in) has passed whole.
+    clock.advance(SignedDuration::from_secs(1300));
+    let now = clock.now();
+    let expected: Vec<Vec<Notification>> =
+        before.iter().map(|items| items.iter().filter(|n| !n.is_expired(now)).cloned().collect()).collect();
+    assert!(expected.concat().len() < before.concat().len(), "the sweep has work");
+    // The two answers a token may get: with the sweep done (and durable), and with none.
+    let unswept = answers(&open_at(&machine.crash(None), &clock), &tokens);
+    let swept_answers = {
+        let fs = machine.crash(None);
+        open_at(&fs, &clock).sweep_expired().unwrap();
+        answers(&open_at(&fs.crash(None), &clock), &tokens)
+    };
+
+    let kinds: [fn(u64) -> FaultPlan; 2] = [
+        |n| FaultPlan { fail_remove: Some(n), ..FaultPlan::default() },
+        |n| FaultPlan { fail_sync: Some(n), ..FaultPlan::default() },
+    ];
+    let (mut cuts, mut prefixes, mut finished, mut removed, mut rewritten) = (0, 0, 0, 0, 0);
+    for plan in kinds {
+        for n in 1.. {
+            let fs = machine.crash(None);
+            let store = open_at(&fs, &clock);
+            fs.set_plan(plan(n));
+            let outcome = store.sweep_expired();
+            fs.set_plan(FaultPlan::default());
+            // The power loss, before the store is dropped (its close would sync).
+            let unsynced = fs.unsynced_name_changes();
+            for kept in 0..=unsynced {
+                let after = open_at(&fs.crash_keeping_name_changes(None, kept), &clock);
+                let at = format!("{:?}, {kept} of {unsynced} name changes kept", plan(n));
+                assert_eq!(contents(&after), expected, "{at}");
+                assert!(after.recovery_report().lost.is_empty(), "{at}");
+                after.verify().unwrap_or_else(|e| panic!("{at}: {e}"));
+                let answered = answers(&after, &tokens);
+                assert!(
+                    answered == swept_answers || answered == unswept,
+                    "{at}:\n got     {}\n swept   {}\n unswept {}",
+                    brief(&answered),
+                    brief(&swept_answers),
+                    brief(&unswept)
+                );
+                finished += usize::from(!after.recovery_report().unlinks_finished.is_empty());
+                prefixes += 1;
+            }
+            match outcome {
+                Ok(stats) => {
+                    (removed, rewritten) = (stats.files_removed, stats.bytes_rewritten);
+                    break;
+                }
+                Err(_) => cuts += 1,
+            }
+            assert!(n < 100, "the sweep never ran through");
+        }
+    }
+    // The sweep unlinked files and compacted, and was cut at several points of both.
+    assert!(removed >= 2 && rewritten > 0, "{removed} files removed, {rewritten} bytes rewritten");
+    assert!(cuts >= 4, "{cuts} cuts");
+    assert!(prefixes > cuts + 2, "some cuts left name changes unsynced: {prefixes} crashes");
+    // Some crashes kept part of the sweep's unlinking, and the open finished it.
+    assert!(finished > 0, "no open finished an unlinking: {prefixes} crashes");
+}
