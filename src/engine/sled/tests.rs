@@ -423,3 +423,24 @@ fn corrupt_feed_meta_stops_mutations_and_changes_with_corruption() {
     assert_eq!(raw.get(key).unwrap().unwrap().to_vec(), value, "a failed operation writes nothing");
     assert_eq!(store.get(&f, n.id).unwrap(), Some(n), "reads that do not need the meta still work");
 }
+
+#[test]
+fn a_poisoned_store_reports_unhealthy_and_refuses_writes_until_reopened() {
+    let fx = Fixture::new();
+    let f = feed("u/app");
+    {
+        let store = fx.open();
+        let kept = store.append(&f, visual("a")).unwrap();
+        assert!(store.check_health().is_ok());
+        // What a failed commit or flush does (neither can be made to fail from here).
+        store.poisoned.store(true, Ordering::SeqCst);
+        assert!(matches!(store.check_health(), Err(StoreError::Poisoned)));
+        assert!(matches!(store.append(&f, visual("b")), Err(StoreError::Poisoned)));
+        assert!(matches!(store.delete(&f, kept.id), Err(StoreError::Poisoned)));
+        assert!(matches!(store.sync(), Err(StoreError::Poisoned)));
+        assert!(matches!(store.sweep_expired(), Err(StoreError::Poisoned)));
+    }
+    let store = fx.open();
+    assert!(store.check_health().is_ok());
+    assert_eq!(app_ids(&all_items(&store, &f)), ["a"]);
+}
