@@ -89,6 +89,7 @@ pub enum IndexSnapshot {
 
 /// What the open found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Whether the index came from the snapshot of a clean close.
     pub index_snapshot: IndexSnapshot,
@@ -122,9 +123,10 @@ pub struct RecoveryReport {
 /// tombstone and what it deleted), so a scan of what a cut left could bring back, as expired,
 /// a notification that was deleted.
 ///
-/// IMPORTANT 20: this runs before any segment is scanned (and after the journal is written
-/// back, which skips what is gone). A segment whose header cannot be read whole, or fails its
-/// checksum, is left to the scan, which reports it.
+/// IMPORTANT 20: this runs before any segment is scanned (it reads only headers), after the
+/// journal is written back (which skips what is gone), and before the index snapshot is
+/// considered. A segment whose header cannot be read whole, or fails its checksum, is left to
+/// the scan, which reports it.
 fn finish_unlinking(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -382,6 +384,7 @@ pub(crate) fn recover(
                 // stale (an open would also see that, by the segments' checksums).
                 snapshot::remove(fs, dir)?;
                 recovered.report.journal_entries_replayed = replayed.entries;
+                recovered.report.unlinks_finished = std::mem::take(&mut report.unlinks_finished);
                 return Ok(recovered);
             }
             Ok(None) => {}

@@ -59,18 +59,23 @@ impl Default for Watermark {
 }
 
 impl Watermark {
-    fn encode(&self) -> [u8; LEN] {
-        let mut b = [0u8; LEN];
-        b[0] = VERSION;
-        b[1..9].copy_from_slice(&self.lsn_floor.to_le_bytes());
-        b[9..17].copy_from_slice(&self.sequence_floor.to_le_bytes());
-        b[17..21].copy_from_slice(&self.segment_id_floor.to_le_bytes());
-        b[21..29].copy_from_slice(&self.expirations_unlinked_through.to_le_bytes());
-        b[29..37].copy_from_slice(&self.removals_unlinked_through.to_le_bytes());
-        b[37..45].copy_from_slice(&self.unlinking_windows_through.to_le_bytes());
-        b[45..49].copy_from_slice(&self.unlinking_ids_below.to_le_bytes());
-        let crc = crc32fast::hash(&b[..49]);
-        b[49..].copy_from_slice(&crc.to_le_bytes());
+    /// Version 1 while no unlinking is named (before the first sweep that unlinked, so that
+    /// a build reading only version 1 still opens such a store), version 2 once one is.
+    fn encode(&self) -> Vec<u8> {
+        let named = self.unlinking_windows_through != i64::MIN || self.unlinking_ids_below != 0;
+        let mut b = Vec::with_capacity(LEN);
+        b.push(if named { VERSION } else { 1 });
+        b.extend_from_slice(&self.lsn_floor.to_le_bytes());
+        b.extend_from_slice(&self.sequence_floor.to_le_bytes());
+        b.extend_from_slice(&self.segment_id_floor.to_le_bytes());
+        b.extend_from_slice(&self.expirations_unlinked_through.to_le_bytes());
+        b.extend_from_slice(&self.removals_unlinked_through.to_le_bytes());
+        if named {
+            b.extend_from_slice(&self.unlinking_windows_through.to_le_bytes());
+            b.extend_from_slice(&self.unlinking_ids_below.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
         b
     }
 
@@ -193,8 +198,12 @@ mod tests {
             ..Watermark::default()
         };
         assert_eq!(loaded, expected);
+        // Written again, it is still version 1: it names no unlinking.
+        assert_eq!(expected.encode(), fault.read_all(&dir.join(WATERMARK_FILE)).unwrap());
         // A version 1 byte on version 2's length is refused, and so is the reverse.
-        let mut wrong = Watermark::default().encode().to_vec();
+        let named = Watermark { unlinking_windows_through: 0, unlinking_ids_below: 3, ..expected };
+        assert_eq!(named.encode().len(), LEN);
+        let mut wrong = named.encode();
         wrong[0] = 1;
         fault.overwrite(&dir.join(WATERMARK_FILE), wrong);
         assert!(Watermark::load(&fs, dir).is_err());

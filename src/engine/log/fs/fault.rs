@@ -38,6 +38,8 @@ pub struct FaultPlan {
     pub volume_sync_keeps: u64,
     /// Fail every `sync_dir`.
     pub fail_sync_dir: bool,
+    /// Fail the Nth `sync_dir` (nothing becomes durable).
+    pub fail_sync_dir_at: Option<u64>,
     /// Fail the Nth `remove_file` (nothing is removed).
     pub fail_remove: Option<u64>,
 }
@@ -99,11 +101,19 @@ enum NameChange {
 }
 
 impl NameChange {
-    /// Whether a `sync_dir` of `dir` makes it durable whole.
-    fn made_durable_by(&self, dir: &Path) -> bool {
+    /// What is left of it once a `sync_dir` of `dir` made its part there durable: nothing, or
+    /// the half of a rename across directories that lies in the other one.
+    fn left_after_sync_of(self, dir: &Path) -> Option<Self> {
+        let inside = |path: &Path| path.parent() == Some(dir);
         match self {
-            Self::Link(path, _) | Self::Unlink(path) => path.parent() == Some(dir),
-            Self::Rename { from, to, .. } => from.parent() == Some(dir) && to.parent() == Some(dir),
+            Self::Link(ref path, _) | Self::Unlink(ref path) if inside(path) => None,
+            Self::Rename { from, to, id } => match (inside(&from), inside(&to)) {
+                (true, true) => None,
+                (true, false) => Some(Self::Link(to, id)),
+                (false, true) => Some(Self::Unlink(from)),
+                (false, false) => Some(Self::Rename { from, to, id }),
+            },
+            other => Some(other),
         }
     }
 
@@ -136,6 +146,7 @@ struct State {
     writes: u64,
     syncs: u64,
     removes: u64,
+    dir_syncs: u64,
 }
 
 /// The fault-injecting, crash-simulating in-memory file system. Clones share the same files.
@@ -161,6 +172,7 @@ impl FaultFileSystem {
         s.writes = 0;
         s.syncs = 0;
         s.removes = 0;
+        s.dir_syncs = 0;
     }
 
     /// How many `write_all_at` calls, and `sync_data` and `sync_volume` calls, happened since
@@ -421,7 +433,8 @@ impl FileSystem for FaultFileSystem {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
-        if s.plan.fail_sync_dir {
+        s.dir_syncs += 1;
+        if s.plan.fail_sync_dir || s.plan.fail_sync_dir_at == Some(s.dir_syncs) {
             return Err(injected("directory sync failed"));
         }
         let State { live_names, durable_names, unsynced, .. } = &mut *s;
@@ -431,7 +444,7 @@ impl FileSystem for FaultFileSystem {
                 durable_names.insert(p.clone(), id);
             }
         }
-        unsynced.retain(|change| !change.made_durable_by(dir));
+        *unsynced = std::mem::take(unsynced).into_iter().filter_map(|c| c.left_after_sync_of(dir)).collect();
         Ok(())
     }
 
@@ -503,6 +516,30 @@ mod tests {
         fs.sync_dir(dir).unwrap();
         assert_eq!(fs.unsynced_name_changes(), 0);
         assert_eq!(fs.crash(None).list(dir).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_rename_across_directories_is_durable_half_by_half() {
+        let fs = FaultFileSystem::new();
+        let (a, b) = (Path::new("/a"), Path::new("/b"));
+        fs.create_dir_all(a).unwrap();
+        fs.create_dir_all(b).unwrap();
+        fs.open(&a.join("x"), true).unwrap();
+        fs.sync_dir(a).unwrap();
+        fs.rename(&a.join("x"), &b.join("x")).unwrap();
+        fs.sync_dir(a).unwrap();
+        assert_eq!(fs.unsynced_name_changes(), 1, "the new name is not durable yet");
+        assert!(fs.crash(None).read_all(&b.join("x")).is_none());
+        assert!(fs.crash_keeping_name_changes(None, 1).read_all(&b.join("x")).is_some());
+        fs.sync_dir(b).unwrap();
+        assert_eq!(fs.unsynced_name_changes(), 0);
+        fs.remove_file(&b.join("x")).unwrap();
+        fs.sync_dir(b).unwrap();
+        assert!(fs.crash_keeping_name_changes(None, 1).read_all(&b.join("x")).is_none(), "nothing replays");
+        fs.set_plan(FaultPlan { fail_sync_dir_at: Some(2), ..FaultPlan::default() });
+        fs.sync_dir(a).unwrap();
+        assert!(fs.sync_dir(b).is_err());
+        fs.sync_dir(b).unwrap();
     }
 
     #[test]

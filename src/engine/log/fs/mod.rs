@@ -118,11 +118,15 @@ pub trait FileSystem: Send + Sync + Debug {
     /// The OS error.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
-    /// Removes `dir`, which must be empty.
+    /// Removes `dir`, which must be empty. Default: `Unsupported` (the engine removes
+    /// directories only when a backup is discarded).
     ///
     /// # Errors
     /// The OS error; `DirectoryNotEmpty` when it holds anything.
-    fn remove_dir(&self, dir: &Path) -> io::Result<()>;
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let _ = dir;
+        Err(io::ErrorKind::Unsupported.into())
+    }
 
     /// Atomically renames `from` to `to`, replacing `to`.
     ///
