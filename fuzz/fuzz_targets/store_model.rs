@@ -11,7 +11,8 @@
 //! With `Always` every acknowledged mutation must survive a crash. An injected write or sync
 //! failure fails one operation and poisons the store: its outcome is unknown (the record may or
 //! may not have reached the file), so at the next reopen (clean, or after a crash that keeps
-//! only synced bytes, optionally with a torn piece of the unsynced tail) the store must equal
+//! only synced bytes, optionally with a torn piece of the unsynced tail and some of the name
+//! changes no directory sync covered, kept in order) the store must equal
 //! the model either without that operation or with it, applied at the time it was attempted.
 //! Until then the poisoned store must refuse every mutation and answer reads as the model
 //! without it.
@@ -137,7 +138,9 @@ enum Op {
     Sync,
     Sweep,
     Reopen,
-    Crash { torn_tail_bytes: Option<u16> },
+    /// A power loss: `kept_name_changes` (modulo one more than their number) picks how many
+    /// of the name changes no directory sync made durable yet survive, in order.
+    Crash { torn_tail_bytes: Option<u16>, kept_name_changes: u8 },
     Fault(Fault),
     Verify,
     Backup,
@@ -149,6 +152,7 @@ enum Fault {
     TearWrite(u8),
     FailSync(u8),
     FailSyncDir,
+    FailRemove(u8),
 }
 
 fn feed_key(feed: u8) -> FeedKey {
@@ -266,6 +270,8 @@ struct World {
     mode: Mode,
     /// Backups made so far (each goes to a directory of its own).
     backups: usize,
+    /// What the next crash keeps of the unsynced name changes (see [`Op::Crash`]).
+    kept_name_changes: u8,
     /// Buffered durability: the model at the last durable point, and the mutations
     /// acknowledged since.
     durable: ModelStore,
@@ -283,6 +289,8 @@ struct Stats {
     resolved_with: u32,
     resolved_without: u32,
     crashes: u32,
+    /// Crashes that kept some name changes no directory sync had made durable.
+    crashes_keeping_name_changes: u32,
     reopens: u32,
     reopened_after_unlink: bool,
     appends: u32,
@@ -378,6 +386,7 @@ impl World {
             since_durable: Vec::new(),
             diverged: false,
             backups: 0,
+            kept_name_changes: 0,
         }
     }
 
@@ -606,7 +615,11 @@ impl World {
             Some(torn) => {
                 // The machine stops now: nothing the store would write while closing (a
                 // buffered store's last flush and sync) reaches the disk.
-                let crashed = self.fs.crash(torn.map(usize::from));
+                let unsynced = self.fs.unsynced_name_changes();
+                let kept = usize::from(self.kept_name_changes) % (unsynced + 1);
+                self.stats.crashes_keeping_name_changes += u32::from(kept > 0);
+                let crashed = self.fs.crash_keeping_name_changes(torn.map(usize::from), kept);
+                self.kept_name_changes = 0;
                 drop(engine);
                 self.fs = crashed;
             }
@@ -1174,7 +1187,10 @@ impl World {
                 }
             }
             Op::Reopen => self.reopen(None),
-            Op::Crash { torn_tail_bytes } => self.reopen(Some(*torn_tail_bytes)),
+            Op::Crash { torn_tail_bytes, kept_name_changes } => {
+                self.kept_name_changes = *kept_name_changes;
+                self.reopen(Some(*torn_tail_bytes));
+            }
             Op::Verify => self.verify(),
             Op::Backup => self.backup(),
             Op::Fault(fault) => {
@@ -1193,6 +1209,7 @@ impl World {
                         FaultPlan { fail_sync: n(k), volume_sync_keeps: keeps, ..FaultPlan::default() }
                     }
                     Fault::FailSyncDir => FaultPlan { fail_sync_dir: true, ..FaultPlan::default() },
+                    Fault::FailRemove(k) => FaultPlan { fail_remove: n(k), ..FaultPlan::default() },
                 };
                 self.fs.set_plan(plan);
                 self.armed = true;
