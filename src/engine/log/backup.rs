@@ -86,18 +86,20 @@ impl BackupDirectory {
         Ok(Some(Self { fs, path: dir.to_path_buf(), complete, _lock: lock }))
     }
 
-    /// Whether the directory holds a complete copy: no [`INCOMPLETE_FILE`](super::BACKUP_INCOMPLETE_FILE) and a watermark
-    /// file (every copy writes one before it removes the marker, so a directory a crash left
-    /// empty, before the marker was made durable, is not complete).
+    /// Whether the directory holds a complete copy: no
+    /// [`INCOMPLETE_FILE`](super::BACKUP_INCOMPLETE_FILE) and a watermark file, both looked for
+    /// among its regular files (every copy writes the watermark before it removes the marker,
+    /// so a directory a crash left empty, before the marker was made durable, is not
+    /// complete; a symbolic link named `WATERMARK` does not count).
     pub fn is_complete(&self) -> bool {
         self.complete
     }
 
     /// Removes the directory and the files in it, its lock held throughout, so that a removal
     /// that a failure or a crash (a power loss too) cuts short never leaves a copy with some
-    /// segments gone: the [`INCOMPLETE_FILE`](super::BACKUP_INCOMPLETE_FILE) marker is made durable first; then every other
-    /// file but the lock file goes, and that is made durable (and checked) before the marker
-    /// goes; then the lock file and the directory. What a cut leaves is refused by every open
+    /// segments gone: the [`INCOMPLETE_FILE`](super::BACKUP_INCOMPLETE_FILE) marker is made
+    /// durable first; then every other file but the lock file goes, and that is made durable
+    /// (and checked) before the marker goes; then the lock file and the directory. What a cut leaves is refused by every open
     /// (the marker), or holds at most the lock file (an open would make it a new, empty
     /// store); neither counts as complete, and the next pruning removes it. Only regular files
     /// are removed: anything else in the directory (no backup makes one; a symbolic link is
