@@ -10,7 +10,10 @@
 //! * a segment created for a passed window after a sweep (the clock set back) is never taken
 //!   for one the sweep was unlinking;
 //! * a clean close that trims the segments' preallocated zeros and writes the index snapshot:
-//!   the reopened store, from the snapshot or from a scan, holds every acknowledged operation.
+//!   the reopened store, from the snapshot or from a scan, holds every acknowledged operation;
+//! * an open recovering from a power loss (writing the commit journal back into segments that
+//!   lost their unsynced records, starting a new journal generation): the next open holds
+//!   every acknowledged operation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 // Shared with the verify and backup tests, which use the rest of it.
@@ -217,4 +220,60 @@ fn a_close_cut_at_any_step_by_a_power_loss_keeps_every_acknowledged_operation() 
     }
     // Some crashes came after the snapshot was whole, and the open used it.
     assert!(from_snapshot > 0 && from_snapshot < crashes, "{from_snapshot} of {crashes} opens from the snapshot");
+}
+
+#[test]
+fn an_open_cut_at_any_step_by_a_power_loss_is_recovered_by_the_next() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock);
+    fill(&store, &clock);
+    let before = contents(&store);
+    // The segments' records since the last checkpoint are durable only in the commit journal:
+    // a power loss keeps none of their unsynced bytes (a few, as a torn piece, in the second).
+    let machines = [fs.crash(None), fs.crash(Some(100))];
+    drop(store);
+
+    type Cut = fn(u64) -> FaultPlan;
+    let kinds: [Cut; 5] = [
+        |n| FaultPlan { fail_write: Some(n), ..FaultPlan::default() },
+        |n| FaultPlan { tear_write: Some(n), ..FaultPlan::default() },
+        |n| FaultPlan { fail_sync: Some(n), ..FaultPlan::default() },
+        |n| FaultPlan { fail_sync_dir_at: Some(n), ..FaultPlan::default() },
+        |n| FaultPlan { fail_remove: Some(n), ..FaultPlan::default() },
+    ];
+    let (mut cuts, mut replayed) = (0, 0);
+    for machine in &machines {
+        for plan in kinds {
+            for n in 1.. {
+                let fs = machine.crash(None);
+                fs.set_plan(plan(n));
+                let config = LogConfig { compaction_dead_fraction: 0.1, ..config() };
+                let opened =
+                    LogStore::open_with_fs(Path::new(DIR), config, Arc::new(clock.clone()), Arc::new(fs.clone()));
+                fs.set_plan(FaultPlan::default());
+                let unsynced = fs.unsynced_name_changes();
+                let crashed: Vec<_> = (0..=unsynced).map(|kept| fs.crash_keeping_name_changes(None, kept)).collect();
+                let ran_through = opened.is_ok();
+                match opened {
+                    Ok(store) => {
+                        replayed += usize::from(store.recovery_report().journal_entries_replayed > 0);
+                        assert_eq!(contents(&store), before, "{:?}", plan(n));
+                    }
+                    Err(_) => cuts += 1,
+                }
+                for (kept, after) in crashed.iter().enumerate() {
+                    let after = open_at(after, &clock);
+                    let at = format!("{:?}, {kept} of {unsynced} name changes kept", plan(n));
+                    assert_eq!(contents(&after), before, "{at}");
+                    after.verify().unwrap_or_else(|e| panic!("{at}: {e}"));
+                }
+                if ran_through {
+                    break;
+                }
+                assert!(n < 200, "the open never ran through");
+            }
+        }
+    }
+    assert!(cuts > 5 && replayed > 0, "{cuts} opens cut, {replayed} replayed the journal");
 }
