@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use filled_log::{HELD, RECORDS, config, feed, fill, note};
+use filled_log::{EVERY_CUT, HELD, RECORDS, config, feed, fill, note};
 use jiff::SignedDuration;
 use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan, FileSystem};
 use notifeed::engine::log::{BACKUP_INCOMPLETE_FILE, BackupDirectory, LogConfig, LogStore, RecoveryMode};
@@ -334,15 +334,8 @@ fn a_backup_cut_at_any_write_or_sync_by_a_power_loss_is_refused_or_whole() {
     let machine = fs.crash(None);
     drop(store);
 
-    type Cut = fn(u64) -> FaultPlan;
-    let kinds: [Cut; 4] = [
-        |n| FaultPlan { fail_write: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { tear_write: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { fail_sync: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { fail_sync_dir_at: Some(n), ..FaultPlan::default() },
-    ];
     let mut seen = Vec::new();
-    for plan in kinds {
+    for plan in EVERY_CUT {
         for n in 1.. {
             let fs = machine.crash(None);
             let store = open_at(&fs, &clock, DIR, config()).unwrap();

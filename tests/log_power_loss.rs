@@ -23,7 +23,7 @@ mod filled_log;
 use std::path::Path;
 use std::sync::Arc;
 
-use filled_log::{config, feed, fill};
+use filled_log::{Cut, EVERY_CUT, config, feed, fill};
 use jiff::SignedDuration;
 use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
 use notifeed::engine::log::{IndexSnapshot, LogConfig, LogStore};
@@ -98,7 +98,6 @@ fn a_sweep_cut_at_any_removal_or_sync_by_a_power_loss_loses_and_resurrects_nothi
 
     // Each kind of cut, and whether the sweep's own records (the `Expired` record, synced
     // before anything is unlinked or a directory synced) are durable wherever it falls.
-    type Cut = fn(u64) -> FaultPlan;
     let kinds: [(Cut, bool); 3] = [
         (|n| FaultPlan { fail_remove: Some(n), ..FaultPlan::default() }, true),
         (|n| FaultPlan { fail_sync_dir_at: Some(n), ..FaultPlan::default() }, true),
@@ -188,16 +187,8 @@ fn a_close_cut_at_any_step_by_a_power_loss_keeps_every_acknowledged_operation() 
     let machine = fs.crash(None);
     drop(store);
 
-    type Cut = fn(u64) -> FaultPlan;
-    let kinds: [Cut; 5] = [
-        |n| FaultPlan { fail_write: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { tear_write: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { fail_sync: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { fail_sync_dir_at: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { fail_remove: Some(n), ..FaultPlan::default() },
-    ];
     let (mut crashes, mut from_snapshot) = (0, 0);
-    for plan in kinds {
+    for plan in EVERY_CUT {
         for n in 1.. {
             let fs = machine.crash(None);
             let store = open(&fs);
@@ -234,17 +225,9 @@ fn an_open_cut_at_any_step_by_a_power_loss_is_recovered_by_the_next() {
     let machines = [fs.crash(None), fs.crash(Some(100))];
     drop(store);
 
-    type Cut = fn(u64) -> FaultPlan;
-    let kinds: [Cut; 5] = [
-        |n| FaultPlan { fail_write: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { tear_write: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { fail_sync: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { fail_sync_dir_at: Some(n), ..FaultPlan::default() },
-        |n| FaultPlan { fail_remove: Some(n), ..FaultPlan::default() },
-    ];
     let (mut cuts, mut replayed) = (0, 0);
     for machine in &machines {
-        for plan in kinds {
+        for plan in EVERY_CUT {
             for n in 1.. {
                 let fs = machine.crash(None);
                 fs.set_plan(plan(n));

@@ -9,6 +9,8 @@
 //! * a poisoned store is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// Shared with the backup and power-loss tests, which use the rest of it.
+#[allow(dead_code)]
 mod filled_log;
 
 use std::path::Path;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::SignedDuration;
 use notifeed::engine::log::LogConfig;
-use notifeed::engine::log::fs::{FaultFileSystem, FileSystem};
+use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan, FileSystem};
 use notifeed::{Clock, FeedKey, FeedStore, ManualClock, NewNotification, ReadState, StateUpdate};
 
 /// Records [`fill`] writes.
@@ -53,3 +53,17 @@ pub fn segment_paths(fs: &FaultFileSystem, dir: &str) -> Vec<PathBuf> {
     paths.sort();
     paths
 }
+
+/// A fault plan failing the Nth operation of one kind.
+pub type Cut = fn(u64) -> FaultPlan;
+
+/// Every kind of cut the fault-injecting file system makes: a write failed or torn, a sync, a
+/// directory sync or a removal failed. A test tries N = 1, 2, ... of each until the operation
+/// under test runs through.
+pub const EVERY_CUT: [Cut; 5] = [
+    |n| FaultPlan { fail_write: Some(n), ..FaultPlan::default() },
+    |n| FaultPlan { tear_write: Some(n), ..FaultPlan::default() },
+    |n| FaultPlan { fail_sync: Some(n), ..FaultPlan::default() },
+    |n| FaultPlan { fail_sync_dir_at: Some(n), ..FaultPlan::default() },
+    |n| FaultPlan { fail_remove: Some(n), ..FaultPlan::default() },
+];
