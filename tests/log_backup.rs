@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use filled_log::{EVERY_CUT, HELD, RECORDS, config, feed, fill, note};
+use filled_log::{EVERY_CUT, HELD, RECORDS, config, contents, feed, fill, note};
 use jiff::SignedDuration;
 use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan, FileSystem};
 use notifeed::engine::log::{BACKUP_INCOMPLETE_FILE, BackupDirectory, LogConfig, LogStore, RecoveryMode};
@@ -44,18 +44,6 @@ fn assert_refused_as_incomplete(fs: &FaultFileSystem, clock: &ManualClock, dir: 
             other => panic!("{mode:?}: opened: {:?}", other.map(|_| ())),
         }
     }
-}
-
-/// Every notification of feeds 0..3, newest first per feed.
-fn contents(store: &LogStore) -> Vec<Vec<Notification>> {
-    (0..3)
-        .map(|f| {
-            let query = ListQuery { limit: ListQuery::MAX_LIMIT, ..ListQuery::default() };
-            let page = store.list(&feed(f), &query).unwrap();
-            assert!(page.next.is_none());
-            page.items
-        })
-        .collect()
 }
 
 #[test]

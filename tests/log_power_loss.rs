@@ -23,11 +23,11 @@ mod filled_log;
 use std::path::Path;
 use std::sync::Arc;
 
-use filled_log::{Cut, EVERY_CUT, config, feed, fill};
+use filled_log::{Cut, EVERY_CUT, config, contents, feed, fill};
 use jiff::SignedDuration;
 use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
 use notifeed::engine::log::{IndexSnapshot, LogConfig, LogStore};
-use notifeed::{Change, ChangeToken, Clock, FeedStore, ListQuery, ManualClock, Notification};
+use notifeed::{Change, ChangeToken, Clock, FeedStore, ManualClock, Notification};
 
 const DIR: &str = "/db";
 
@@ -58,16 +58,6 @@ fn brief(answers: &[Result<Vec<Change>, String>]) -> String {
         Err(e) => e.clone(),
     });
     feeds.collect::<Vec<_>>().join(" | ")
-}
-
-/// Every notification of feeds 0..3, newest first per feed.
-fn contents(store: &LogStore) -> Vec<Vec<Notification>> {
-    (0..3)
-        .map(|f| {
-            let query = ListQuery { limit: ListQuery::MAX_LIMIT, ..ListQuery::default() };
-            store.list(&feed(f), &query).unwrap().items
-        })
-        .collect()
 }
 
 #[test]

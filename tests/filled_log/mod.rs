@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use jiff::SignedDuration;
 use notifeed::engine::log::LogConfig;
 use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan, FileSystem};
-use notifeed::{Clock, FeedKey, FeedStore, ManualClock, NewNotification, ReadState, StateUpdate};
+use notifeed::{
+    Clock, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification, Notification, ReadState, StateUpdate,
+};
 
 /// Records [`fill`] writes.
 pub const RECORDS: u64 = 76;
@@ -44,6 +46,18 @@ pub fn fill(store: &dyn FeedStore, clock: &ManualClock) {
     let n = store.get_by_app_id(&feed(0), "n30").unwrap().unwrap();
     let read = StateUpdate { read_state: Some(ReadState::Read), user_action_state: None };
     store.update_state(&feed(0), n.id, read).unwrap();
+}
+
+/// Every notification of feeds 0..3, newest first per feed (each feed in one page).
+pub fn contents(store: &dyn FeedStore) -> Vec<Vec<Notification>> {
+    (0..3)
+        .map(|f| {
+            let query = ListQuery { limit: ListQuery::MAX_LIMIT, ..ListQuery::default() };
+            let page = store.list(&feed(f), &query).unwrap();
+            assert!(page.next.is_none());
+            page.items
+        })
+        .collect()
 }
 
 /// The segment files in `dir`, in id order.
