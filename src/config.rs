@@ -286,7 +286,8 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct MaintenanceConfig {
     /// How often to read every record back and check it (`LogStore::verify`), in seconds;
-    /// 0: never. A failure is logged on stderr (`VERIFY FAILED`). Default: 0.
+    /// 0: only when the server is sent `SIGUSR2`. A failure is logged on stderr
+    /// (`VERIFY FAILED`). Default: 0.
     pub verify_interval_seconds: u64,
     /// The folder that receives a backup every `backup_interval_seconds`, each in a new
     /// directory `notifeed-backup-<UTC instant>` that `LogStore::open` opens; relative to the

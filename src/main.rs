@@ -15,14 +15,17 @@
 //! A flag wins over its variable. `serve` (the default) prints `notifeed listening on
 //! http://<address>` on start (with the port actually bound, so `--address 127.0.0.1:0` is usable
 //! by tests), and runs the scheduled verification and backups of the configuration's
-//! `[maintenance]` section; `SIGUSR1` asks it for a backup now (`kill -USR1 <pid>`).
+//! `[maintenance]` section; `SIGUSR1` asks it for a backup now (`kill -USR1 <pid>`), and
+//! `SIGUSR2` for a verification of its log store now (`kill -USR2 <pid>`), with or without a
+//! schedule.
 //!
 //! `verify` and `backup` open the log store of a data directory no server is running on (the
 //! store's lock refuses a second opener), as a server's start would (recovering from a crash
 //! first), then check every record (`LogStore::verify`) or copy the store into `DEST`, which
 //! must be empty or missing, and outside the store (`LogStore::backup`). They exit with 0 on
 //! success, 1 with the reason on stderr otherwise (a corrupt record is reported with its file
-//! and offset), and 2 for a usage error. For a running server, use `[maintenance]` instead.
+//! and offset), and 2 for a usage error. For a running server, use `[maintenance]` or the
+//! signals instead.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -263,7 +266,8 @@ fn overlapping(a: &Path, b: &Path) -> Result<bool, String> {
         .map_err(|e| format!("cannot compare {} with {}: {e}", a.display(), b.display()))
 }
 
-/// The scheduled verification and backups `config` asks for, over `log`.
+/// The verification (scheduled, or only on `SIGUSR2`) and the backups `config` asks for, over
+/// `log`: `None` for another engine.
 fn maintenance(
     config: &Config,
     data_dir: &Path,
@@ -271,7 +275,7 @@ fn maintenance(
     clock: SharedClock,
 ) -> Result<Option<Maintenance>, String> {
     let settings = &config.maintenance;
-    let Some(store) = log.filter(|_| settings.any()) else { return Ok(None) };
+    let Some(store) = log else { return Ok(None) };
     let backup = match &settings.backup_dir {
         Some(dir) => {
             // A backup folder inside the data directory would be copied into itself, or sit
@@ -293,7 +297,14 @@ fn maintenance(
     };
     let verify_every =
         (settings.verify_interval_seconds > 0).then(|| Duration::from_secs(settings.verify_interval_seconds));
-    Ok(Some(Maintenance { store, clock, verify_every, backup, backup_requests: Arc::default() }))
+    Ok(Some(Maintenance {
+        store,
+        clock,
+        verify_every,
+        verify_requests: Arc::default(),
+        backup,
+        backup_requests: Arc::default(),
+    }))
 }
 
 fn serve(options: Options) -> Result<(), String> {
@@ -316,13 +327,18 @@ fn serve(options: Options) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.address))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        // `SIGUSR1` asks for a backup now (and never ends the process).
+        // `SIGUSR1` asks for a backup now, `SIGUSR2` for a verification (and neither ends
+        // the process).
         #[cfg(unix)]
         {
             let requests =
                 background.maintenance.as_ref().filter(|m| m.backup.is_some()).map(|m| Arc::clone(&m.backup_requests));
             let listening = notifeed::server::backups_on_sigusr1(requests)
                 .map_err(|e| format!("cannot listen for SIGUSR1: {e}"))?;
+            tokio::spawn(listening);
+            let requests = background.maintenance.as_ref().map(|m| Arc::clone(&m.verify_requests));
+            let listening = notifeed::server::verification_on_sigusr2(requests)
+                .map_err(|e| format!("cannot listen for SIGUSR2: {e}"))?;
             tokio::spawn(listening);
         }
         println!("notifeed listening on http://{bound} (engine {engine}, data {})", options.data_dir.display());

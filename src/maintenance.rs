@@ -7,7 +7,9 @@
 //!   then removes the folder's older backups beyond the number kept. Only directories this
 //!   module names are ever removed, only after a new copy is complete, and only once their
 //!   lock is held.
-//! * [`run_until`] runs both on their intervals until told to stop; the server spawns it.
+//! * [`run_until`] runs both on their intervals, and each whenever it is asked
+//!   ([`Maintenance::verify_requests`], [`Maintenance::backup_requests`]), until told to stop;
+//!   the server spawns it.
 //!
 //! Both run beside writers and readers (sweeps wait for them). Both are blocking calls: an
 //! async caller runs them on a blocking thread, as [`run_until`] does.
@@ -47,8 +49,13 @@ pub struct Maintenance {
     pub store: Arc<LogStore>,
     /// Names backups (and nothing else).
     pub clock: SharedClock,
-    /// How often to run [`LogStore::verify`]; `None`: never.
+    /// How often to run [`LogStore::verify`]; `None`: only when asked
+    /// ([`Maintenance::verify_requests`]).
     pub verify_every: Option<Duration>,
+    /// Asks for a verification now, between the scheduled ones or without a schedule
+    /// (`notify_one`; the reference server does on `SIGUSR2`). A request made while one runs
+    /// starts one more after it.
+    pub verify_requests: Arc<tokio::sync::Notify>,
     /// Scheduled backups; `None`: none.
     pub backup: Option<BackupSchedule>,
     /// Asks for a backup now, between the scheduled ones (`notify_one`; the reference server
@@ -246,27 +253,31 @@ fn prune(folder: &Path, newest: &str, keep: usize) -> Result<(Vec<PathBuf>, Vec<
     Ok((removed, not_removed))
 }
 
-/// Runs `maintenance`'s verifications and backups on their intervals, each on a blocking
-/// thread, logging one line per run on stderr, until `stop` holds `true` (or its sender is
-/// dropped). The first run of each comes one interval after the start. A run in progress when
+/// Runs `maintenance`'s verifications and backups on their intervals and when asked, each on a
+/// blocking thread, logging one line per run on stderr, until `stop` holds `true` (or its
+/// sender is dropped). The first scheduled run of each comes one interval after the start; a
+/// verification without a schedule runs only when asked. A run in progress when
 /// `stop` changes is finished before this returns, so a caller that awaits it and then syncs
 /// or closes the store does so after the last backup.
 pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Receiver<bool>) {
-    let verify = maintenance.verify_every.map(|every| {
+    let verify = {
         let store = Arc::clone(&maintenance.store);
-        every_interval("the verification task", every, stop.clone(), None, move || match store.verify() {
-            Ok(r) => eprintln!(
-                "notifeed: verify found {} records in {} segments ({} bytes) sound, {} notifications readable",
-                r.records, r.segments, r.bytes, r.notifications
-            ),
-            Err(e) => eprintln!("notifeed: VERIFY FAILED: {e}"),
+        let requests = Some(Arc::clone(&maintenance.verify_requests));
+        every_interval("the verification task", maintenance.verify_every, stop.clone(), requests, move || {
+            match store.verify() {
+                Ok(r) => eprintln!(
+                    "notifeed: verify found {} records in {} segments ({} bytes) sound, {} notifications readable",
+                    r.records, r.segments, r.bytes, r.notifications
+                ),
+                Err(e) => eprintln!("notifeed: VERIFY FAILED: {e}"),
+            }
         })
-    });
+    };
     let backup = maintenance.backup.clone().map(|schedule| {
         let store = Arc::clone(&maintenance.store);
         let clock = Arc::clone(&maintenance.clock);
         let requests = Some(Arc::clone(&maintenance.backup_requests));
-        every_interval("the backup task", schedule.every, stop.clone(), requests, move || {
+        every_interval("the backup task", Some(schedule.every), stop.clone(), requests, move || {
             match backup_now(&store, &schedule, clock.now()) {
                 Ok(done) => {
                     eprintln!(
@@ -284,49 +295,58 @@ pub async fn run_until(maintenance: Maintenance, stop: tokio::sync::watch::Recei
             }
         })
     });
-    tokio::join!(
-        async move {
-            if let Some(v) = verify {
-                v.await
-            }
-        },
-        async move {
-            if let Some(b) = backup {
-                b.await
-            }
+    tokio::join!(verify, async move {
+        if let Some(b) = backup {
+            b.await
         }
-    );
+    });
 }
 
 /// Calls `job` on a blocking thread every `every` (the first time one interval after the
-/// start), and whenever `requests` is notified, one run at a time, until `stop` holds `true`;
-/// a run in progress is finished first. A request made during a run starts one more after
-/// it; the interval then counts from that one. A run that panics is logged as `what` and the
-/// next runs on time. The server's sweeper runs this way too.
+/// start; `None`: never on a schedule), and whenever `requests` is notified, one run at a
+/// time, until `stop` holds `true`; a run in progress is finished first. A request made during
+/// a run starts one more after it; the interval then counts from that one. A run that panics
+/// is logged as `what` and the next runs on time. The server's sweeper runs this way too.
 pub(crate) async fn every_interval(
     what: &'static str,
-    every: Duration,
+    every: Option<Duration>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     requests: Option<Arc<tokio::sync::Notify>>,
     job: impl Fn() + Send + Sync + 'static,
 ) {
     let job = Arc::new(job);
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    interval.tick().await;
+    let mut interval = every.map(|every| {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+    if let Some(interval) = interval.as_mut() {
+        interval.tick().await;
+    }
     loop {
         // Biased: when a tick and the stop are both ready, the stop wins, so no run starts
         // once it is asked.
         tokio::select! {
             biased;
             _ = stop.wait_for(|stopped| *stopped) => return,
-            _ = interval.tick() => {}
+            () = async {
+                match interval.as_mut() {
+                    Some(interval) => {
+                        interval.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            } => {}
             () = async {
                 match &requests {
                     Some(requests) => requests.notified().await,
                     None => std::future::pending().await,
                 }
-            } => interval.reset(),
+            } => {
+                if let Some(interval) = interval.as_mut() {
+                    interval.reset();
+                }
+            }
         }
         let job = Arc::clone(&job);
         if let Err(e) = tokio::task::spawn_blocking(move || job()).await {
@@ -588,7 +608,8 @@ mod tests {
         let (held, job) = HeldJob::new();
         let HeldJob { runtime, has_started, release, runs } = held;
         let (stop, stopping) = tokio::sync::watch::channel(false);
-        let mut task = runtime.spawn(every_interval("the test job", Duration::from_millis(1), stopping, None, job));
+        let mut task =
+            runtime.spawn(every_interval("the test job", Some(Duration::from_millis(1)), stopping, None, job));
         has_started.recv().unwrap();
         stop.send(true).unwrap();
         // The run in progress holds the task: it cannot end before the job is released.
@@ -607,7 +628,7 @@ mod tests {
         let requests = Arc::new(tokio::sync::Notify::new());
         let (stop, stopping) = tokio::sync::watch::channel(false);
         // An hour between scheduled runs: every run here is a request's.
-        let every = Duration::from_secs(3600);
+        let every = Some(Duration::from_secs(3600));
         let task = runtime.spawn(every_interval("the test job", every, stopping, Some(Arc::clone(&requests)), job));
         requests.notify_one();
         has_started.recv().unwrap();
@@ -619,6 +640,26 @@ mod tests {
         release.send(()).unwrap();
         drop(release);
         stop.send(true).unwrap();
+        runtime.block_on(task).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn without_a_schedule_the_job_runs_only_when_asked() {
+        let (held, job) = HeldJob::new();
+        let HeldJob { runtime, has_started, release, runs } = held;
+        let requests = Arc::new(tokio::sync::Notify::new());
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let task = runtime.spawn(every_interval("the test job", None, stopping, Some(Arc::clone(&requests)), job));
+        // Nothing runs unasked (a task that treated "no schedule" as "now" would start at once).
+        assert!(has_started.recv_timeout(Duration::from_millis(300)).is_err(), "a run nobody asked for");
+        requests.notify_one();
+        has_started.recv().unwrap();
+        release.send(()).unwrap();
+        requests.notify_one();
+        has_started.recv().unwrap();
+        stop.send(true).unwrap();
+        drop(release);
         runtime.block_on(task).unwrap();
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
     }

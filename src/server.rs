@@ -172,15 +172,49 @@ pub async fn shutdown_signal() {
 pub fn backups_on_sigusr1(
     requests: Option<Arc<tokio::sync::Notify>>,
 ) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    requests_on_signal(
+        tokio::signal::unix::SignalKind::user_defined1(),
+        requests,
+        "notifeed: SIGUSR1: backing up now",
+        "notifeed: SIGUSR1 ignored: no [maintenance] backup_dir is configured",
+    )
+}
+
+/// As [`backups_on_sigusr1`], for `SIGUSR2` and a verification of the log store now
+/// ([`crate::maintenance::Maintenance::verify_requests`]); with `None` (an engine other than
+/// the log engine) it logs that the signal is ignored.
+///
+/// # Errors
+/// When the signal handler cannot be installed.
+#[cfg(unix)]
+pub fn verification_on_sigusr2(
+    requests: Option<Arc<tokio::sync::Notify>>,
+) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    requests_on_signal(
+        tokio::signal::unix::SignalKind::user_defined2(),
+        requests,
+        "notifeed: SIGUSR2: verifying now",
+        "notifeed: SIGUSR2 ignored: verification needs the log engine",
+    )
+}
+
+/// On each `signal`, logs `asked` and notifies `requests`, or logs `ignored` without them.
+#[cfg(unix)]
+fn requests_on_signal(
+    signal: tokio::signal::unix::SignalKind,
+    requests: Option<Arc<tokio::sync::Notify>>,
+    asked: &'static str,
+    ignored: &'static str,
+) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut signal = tokio::signal::unix::signal(signal)?;
     Ok(async move {
         while signal.recv().await.is_some() {
             match &requests {
                 Some(requests) => {
-                    eprintln!("notifeed: SIGUSR1: backing up now");
+                    eprintln!("{asked}");
                     requests.notify_one();
                 }
-                None => eprintln!("notifeed: SIGUSR1 ignored: no [maintenance] backup_dir is configured"),
+                None => eprintln!("{ignored}"),
             }
         }
     })
@@ -267,15 +301,17 @@ pub async fn run(
 
 /// Sweeps every `every` until `stop` holds `true`; a sweep in progress is finished first.
 async fn sweep_until(store: Arc<dyn FeedStore>, every: Duration, stop: tokio::sync::watch::Receiver<bool>) {
-    crate::maintenance::every_interval("the sweep task", every, stop, None, move || match store.sweep_expired() {
-        Ok(stats) if stats.expired > 0 => eprintln!(
-            "notifeed: sweep reclaimed {} expired notifications, {} bytes, in {}ms",
-            stats.expired,
-            stats.bytes_reclaimed,
-            stats.duration.as_millis()
-        ),
-        Ok(_) => {}
-        Err(e) => eprintln!("notifeed: sweep failed: {e}"),
+    crate::maintenance::every_interval("the sweep task", Some(every), stop, None, move || {
+        match store.sweep_expired() {
+            Ok(stats) if stats.expired > 0 => eprintln!(
+                "notifeed: sweep reclaimed {} expired notifications, {} bytes, in {}ms",
+                stats.expired,
+                stats.bytes_reclaimed,
+                stats.duration.as_millis()
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("notifeed: sweep failed: {e}"),
+        }
     })
     .await;
 }

@@ -414,6 +414,56 @@ fn sigusr1_backs_a_running_server_up_now_and_is_harmless_without_a_backup_folder
     assert!(clean, "{log:#?}");
 }
 
+/// `SIGUSR2` verifies a running server's log store now, with no schedule configured, and so
+/// finds a byte flipped on disk after the server opened the store (which its open could not
+/// see); on the sled engine the signal is logged and ignored, and the server goes on.
+#[test]
+fn sigusr2_verifies_a_running_server_now_and_finds_damage_done_after_its_open() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fill_log(&data, 9);
+    let usr2 = |server: &Running| {
+        assert!(Command::new("kill").args(["-USR2", &server.child.id().to_string()]).status().unwrap().success());
+    };
+    let mut server = start(&data, &[]);
+    let mut log = Log::of(&mut server);
+    usr2(&server);
+    log.until(|log| log.count("notifeed: verify found") == 1);
+
+    // One byte of the first record's body flipped in place (no truncation: the server may
+    // have the file mapped).
+    let segment = std::fs::read_dir(data.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment file");
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&segment).unwrap();
+    let at = 40 + 20 + 10; // the 40-byte segment header, a 20-byte frame header, the body
+    let mut byte = [0];
+    file.read_exact_at(&mut byte, at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x40], at).unwrap();
+    usr2(&server);
+    log.until(|log| log.count("notifeed: VERIFY FAILED") == 1);
+    let (clean, log) = log.terminate(server);
+    assert!(clean, "{log:#?}");
+    assert_eq!(log.iter().filter(|l| *l == "notifeed: SIGUSR2: verifying now").count(), 2, "{log:#?}");
+    assert!(log.iter().any(|l| l.starts_with("notifeed: verify found 9 records")), "{log:#?}");
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    let failed = log.iter().find(|l| l.starts_with("notifeed: VERIFY FAILED")).unwrap();
+    assert!(failed.contains(&format!("{name} offset 40")), "{failed}");
+
+    let config = dir.path().join("sled.toml");
+    std::fs::write(&config, "engine = \"sled\"\n").unwrap();
+    let mut server = start(&dir.path().join("sled-data"), &["--config", config.to_str().unwrap()]);
+    let mut log = Log::of(&mut server);
+    usr2(&server);
+    log.until(|log| log.count("notifeed: SIGUSR2 ignored") == 1);
+    assert_eq!(send(&server.base, "GET", "/health", &[], None).status, 200);
+    let (clean, log) = log.terminate(server);
+    assert!(clean, "{log:#?}");
+}
+
 #[test]
 fn a_server_refuses_a_backup_folder_that_overlaps_its_data_directory() {
     let dir = tempfile::tempdir().unwrap();
