@@ -27,6 +27,14 @@ use super::record::{self, RecordKind, SEGMENT_HEADER_LEN};
 use super::segment::io_error;
 use crate::{StoreError, SweepStats};
 
+#[cfg(test)]
+thread_local! {
+    /// Runs once, on the compacting thread, between the copy (step 2) and the repointing
+    /// (step 3) of the first segment with live records: what a writer may do meanwhile.
+    pub(crate) static BEFORE_REPOINT: std::cell::RefCell<Option<Box<dyn FnMut()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// A record of the segment being compacted that is copied.
 struct Kept {
     offset: usize,
@@ -176,7 +184,7 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
                 // Nothing of the new segment but its header is durable before this write.
                 record::seal_frame(&mut buf[copy..], new_key, k.kind, k.lsn, at - start);
                 if let Some((feed, nid)) = &k.live {
-                    relocated.push((feed.clone(), *nid, k.offset as u32, at as u32));
+                    relocated.push((feed.clone(), *nid, k.offset as u32, at as u32, k.len as u64));
                 }
             }
             segments.append(&mut writer, new_id, start, &buf, 0)?;
@@ -193,20 +201,37 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
         }
     };
 
+    #[cfg(test)]
+    if !relocated.is_empty()
+        && let Some(mut hook) = BEFORE_REPOINT.with(|hook| hook.borrow_mut().take())
+    {
+        hook();
+    }
+
     // 3. Point the index at the copies (feed locks before the writer's lock, never under it).
-    for (feed, nid, old_offset, new_offset) in relocated {
-        let Some(cell) = store.index.feed(&feed) else { continue };
+    // A copy whose notification was superseded since the scan (its entry points elsewhere
+    // now) was counted dead in the original, which goes: it is dead in the new segment.
+    let mut dead_copies = 0;
+    for (feed, nid, old_offset, new_offset, len) in relocated {
+        let Some(cell) = store.index.feed(&feed) else {
+            dead_copies += len;
+            continue;
+        };
         let mut f = cell.index.write();
-        if let Some(slot) = f.slot_of(&nid) {
-            let e = *f.entry(slot);
-            if e.segment == id && e.offset == old_offset {
+        match f.slot_of(&nid) {
+            Some(slot) if f.entry(slot).segment == id && f.entry(slot).offset == old_offset => {
+                let e = *f.entry(slot);
                 f.relocate(slot, (new_id, new_offset, e.len()));
             }
+            _ => dead_copies += len,
         }
     }
 
     // 4. and 5. Raise the watermark, then unlink the original.
     let mut writer = segments.writer.lock();
+    if let Some(s) = writer.segments.get_mut(&new_id) {
+        s.dead_bytes += dead_copies;
+    }
     segments.check_poison()?;
     let fs = segments.fs();
     let dir = segments.dir();
@@ -221,10 +246,9 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
     segments.poison_on_error(fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e)))?;
     stats.files_removed += 1;
     stats.bytes_rewritten += copied;
-    // The file's sizes (the new one has zeros written ahead of its records, as the window's
-    // active segment).
-    // Both are the files' sizes; the new one may be the larger (zeros written ahead of its
-    // records, as the window's active segment) until a later trim, which counts its own cut.
+    // The net change of the disk: both are the files' sizes, and the new one may be the larger
+    // (zeros written ahead of its records, as the window's active segment) until a later trim,
+    // which counts its own cut.
     stats.bytes_reclaimed = (stats.bytes_reclaimed + old_size).saturating_sub(new_size);
     Ok(())
 }

@@ -694,3 +694,48 @@ fn stats_count_records_group_commits_and_every_sync_of_the_write_path() {
     assert_eq!(swept.expired, 206);
     assert_eq!(store.stats().segments_removed, 2);
 }
+
+/// A notification replaced while a compaction copies its record (between the copy and the
+/// repointing of the index) leaves a dead copy in the new segment: the new segment counts it
+/// dead, so a later sweep may compact it (the original, where the replacement counted it, is
+/// gone).
+#[test]
+fn a_copy_superseded_while_compaction_runs_counts_dead_in_the_new_segment() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    let store = Arc::new(open(&fs, &clock, small_segments()).unwrap());
+    // The first segment: the keeper, then versions of one notification, each replacing the
+    // one before; the later segments hold the rest of them. All but the keeper and the last
+    // version are dead.
+    store.append(&f, note("keeper", at(&clock, 300))).unwrap();
+    for _ in 0..120 {
+        store.append(&f, note("churn", at(&clock, 300))).unwrap();
+    }
+    let before: Vec<PathBuf> = segment_paths(&fs);
+    assert!(before.len() >= 3, "{before:?}");
+
+    let writer = Arc::clone(&store);
+    let replaced_keeper = f.clone();
+    let expires = at(&clock, 300);
+    compaction::BEFORE_REPOINT.with(|hook| {
+        *hook.borrow_mut() = Some(Box::new(move || {
+            writer.append(&replaced_keeper, note("keeper", expires)).unwrap();
+        }));
+    });
+    let stats = store.sweep_expired();
+    compaction::BEFORE_REPOINT.with(|hook| hook.borrow_mut().take());
+    let stats = stats.unwrap();
+    assert!(stats.files_removed > 0 && stats.bytes_rewritten > 0, "nothing was compacted: {stats:?}");
+
+    // The new segment holds the keeper's copy (dead) and then its replacement (live).
+    let new: Vec<PathBuf> = segment_paths(&fs).into_iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    let id = segment::parse_segment_file_name(&new[0]).unwrap();
+    let ends = frame_ends(&fs.read_all(&new[0]).unwrap(), u64::from(id));
+    assert_eq!(ends.len(), 2);
+    let copy_len = (ends[0] - SEGMENT_HEADER_LEN) as u64;
+    let dead = store.segments.writer.lock().segments.get(&id).map(|s| s.dead_bytes);
+    assert_eq!(dead, Some(copy_len));
+    assert_eq!(all_app_ids(&store, &f), ["keeper", "churn"]);
+}
