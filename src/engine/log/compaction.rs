@@ -17,7 +17,8 @@
 //! dropped one dead is durable (with `Buffered` it may not be yet); (1) the window's active
 //! segment is synced, so the new segment may
 //! become the window's last (torn tails only in a window's last segment); (2) the new segment
-//! is created (header and directory synced), written and synced; (3) the index is pointed at
+//! is created (header and directory synced), written and synced (every copy but the last,
+//! then the last, whose frame thereby says the others are durable); (3) the index is pointed at
 //! the copies; (4) the watermark is raised, as before any unlink; (5) the old segment is
 //! unlinked and the directory synced. A crash between (2) and (5) leaves both files: recovery
 //! replays each LSN once.
@@ -177,17 +178,28 @@ fn compact_one(store: &LogStore, id: u32, len: u64, fraction: f64, stats: &mut S
             })?;
             let mut buf = Vec::with_capacity(copied as usize);
             let start = SEGMENT_HEADER_LEN as u64;
-            for k in &kept {
+            // Where the new segment's durable prefix ends: at first its header.
+            let mut synced = start;
+            for (i, k) in kept.iter().enumerate() {
+                if i > 0 && i == kept.len() - 1 {
+                    // Every copy but the last is made durable first, so that the last copy's
+                    // frame says so (its unsynced distance is 0): damage to the earlier copies
+                    // found by an open is then corruption, refused, never a torn tail cut away
+                    // (FORMAT.md, invariant 3), though no writer appends after them.
+                    segments.append(&mut writer, new_id, start, &buf, 0)?;
+                    segments.sync(&mut writer, new_id)?;
+                    synced = start + buf.len() as u64;
+                }
                 let at = start + buf.len() as u64;
                 buf.extend_from_slice(&bytes[k.offset..k.offset + k.len]);
                 let copy = buf.len() - k.len;
-                // Nothing of the new segment but its header is durable before this write.
-                record::seal_frame(&mut buf[copy..], new_key, k.kind, k.lsn, at - start);
+                record::seal_frame(&mut buf[copy..], new_key, k.kind, k.lsn, at - synced);
                 if let Some((feed, nid)) = &k.live {
                     relocated.push((feed.clone(), *nid, k.offset as u32, at as u32, k.len as u64));
                 }
             }
-            segments.append(&mut writer, new_id, start, &buf, 0)?;
+            let rest = usize::try_from(synced - start).unwrap_or(usize::MAX).min(buf.len());
+            segments.append(&mut writer, new_id, synced, &buf[rest..], 0)?;
             // IMPORTANT 14: the copies are durable before the index points at them and before the
             // original is unlinked.
             segments.sync(&mut writer, new_id)?;

@@ -739,3 +739,43 @@ fn a_copy_superseded_while_compaction_runs_counts_dead_in_the_new_segment() {
     assert_eq!(dead, Some(copy_len));
     assert_eq!(all_app_ids(&store, &f), ["keeper", "churn"]);
 }
+
+/// A compaction's new segment is its window's last, and no writer may ever append to it: its
+/// last copy's frame still proves the other copies durable, so a flipped byte in the first
+/// copy refuses the open instead of being cut away as a torn tail with everything after it.
+#[test]
+fn damage_to_a_compacted_copy_is_corruption_not_a_torn_tail() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    let store = open(&fs, &clock, small_segments()).unwrap();
+    store.append(&f, note("keeper-1", at(&clock, 300))).unwrap();
+    store.append(&f, note("keeper-2", at(&clock, 300))).unwrap();
+    for _ in 0..120 {
+        store.append(&f, note("churn", at(&clock, 300))).unwrap();
+    }
+    let before = segment_paths(&fs);
+    let stats = store.sweep_expired().unwrap();
+    assert!(stats.bytes_rewritten > 0, "nothing was compacted: {stats:?}");
+    drop(store);
+    let new: Vec<PathBuf> = segment_paths(&fs).into_iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    let id = segment::parse_segment_file_name(&new[0]).unwrap();
+    let image = fs.read_all(&new[0]).unwrap();
+    assert_eq!(frame_ends(&image, u64::from(id)).len(), 2, "the two keepers' copies");
+
+    // The same image, opened as it is and with a byte of the first copy's body flipped.
+    let whole = open(&fs, &clock, small_segments()).unwrap();
+    assert_eq!(all_app_ids(&whole, &f), ["churn", "keeper-2", "keeper-1"]);
+    drop(whole);
+    let mut damaged = image.clone();
+    damaged[SEGMENT_HEADER_LEN + record::FRAME_HEADER_LEN + 5] ^= 0x10;
+    fs.overwrite(&new[0], damaged);
+    match open(&fs, &clock, small_segments()) {
+        Err(StoreError::Corruption { location, .. }) => {
+            assert!(location.contains(&format!("{id:010}.seg")), "{location}")
+        }
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
+    }
+}
