@@ -95,6 +95,8 @@ fn a_hole_inside_an_unsynced_batch_is_a_torn_tail_not_corruption() {
     let (kept, durable) = t.unsynced_batch(&store);
     let durable_len = durable.len();
     let mut image = fs.read_all(segment).unwrap();
+    // The power fails here, before the close would sync the batch.
+    let crashed = fs.crash(None);
     drop(store);
     assert!(image.len() > durable_len + 2 * 8000);
 
@@ -103,7 +105,6 @@ fn a_hole_inside_an_unsynced_batch_is_a_torn_tail_not_corruption() {
     let first_record_end = durable_len + (image.len() - durable_len) / 2;
     assert!(hole + PAGE <= first_record_end, "the missing page lies inside the first unsynced record");
     image[hole..hole + PAGE].fill(0);
-    let crashed = fs.crash(None);
     crashed.overwrite(segment, image);
 
     let store = match open(&crashed, clock) {
@@ -163,6 +164,8 @@ fn a_hole_in_an_unsynced_write_over_preallocated_zeros_is_a_torn_tail() {
     let store = open(fs).unwrap();
     let (kept, durable) = t.unsynced_batch(&store);
     let mut image = fs.read_all(segment).unwrap();
+    // The power fails here, before the close would sync the batch.
+    let crashed = fs.crash(None);
     drop(store);
     assert_eq!(image.len(), durable.len(), "the records went into zeros written ahead");
 
@@ -172,7 +175,6 @@ fn a_hole_in_an_unsynced_write_over_preallocated_zeros_is_a_torn_tail() {
     let hole = start / PAGE * PAGE;
     assert!(hole + PAGE < start + 8000, "the missing page lies inside the first unsynced record");
     image[hole..hole + PAGE].copy_from_slice(&durable[hole..hole + PAGE]);
-    let crashed = fs.crash(None);
     crashed.overwrite(segment, image);
 
     let store = open(&crashed).unwrap_or_else(|e| panic!("the open refused: {e}"));

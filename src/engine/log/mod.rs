@@ -104,6 +104,7 @@ mod segment;
 mod slot_table;
 mod snapshot;
 mod sweep;
+mod synced_lengths;
 mod verify;
 mod watermark;
 
@@ -664,9 +665,11 @@ impl LogStore {
     }
 
     /// Cuts every segment's preallocated zeros (so the closed store's files hold exactly their
-    /// records), then writes the index snapshot, unless snapshots are off or the index may not
-    /// match the files (a poisoned store, or an open that salvaged around lost records). The
-    /// caller has synced everything.
+    /// records), writes each segment's synced length (`synced_lengths.rs`: a later open refuses
+    /// damage below it instead of cutting it as a torn tail), then writes the index snapshot,
+    /// unless snapshots are off or the index may not match the files (a poisoned store, or an
+    /// open that salvaged around lost records). Nothing of a poisoned store. The caller has
+    /// synced everything.
     fn write_snapshot(&self) -> Result<(), StoreError> {
         if self.is_poisoned() {
             return Ok(());
@@ -676,6 +679,9 @@ impl LogStore {
         let mut writer = self.segments.writer.lock();
         let ids: Vec<u32> = writer.segments.keys().copied().collect();
         let _cut = self.segments.trim_preallocated(&mut writer, &ids)?;
+        let mut synced: Vec<(u32, u64)> = writer.segments.iter().map(|(&id, s)| (id, s.synced_len)).collect();
+        synced.sort_unstable();
+        synced_lengths::write(self.segments.fs(), self.segments.dir(), &synced)?;
         if !self.config.index_snapshot || !self.report.lost.is_empty() {
             return Ok(());
         }

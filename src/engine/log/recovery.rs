@@ -359,6 +359,8 @@ pub(crate) fn recover(
         other => other?,
     };
     finish_unlinking(fs.as_ref(), dir, &watermark, &mut report)?;
+    // What a clean close found synced: no torn tail below it (`synced_lengths.rs`).
+    let synced_at_close = super::synced_lengths::load(fs, dir)?;
     // A failed sync left pages that a sync would skip (segment.rs, `UNSYNCED_FILE`): the scan
     // writes them again. (A store whose sync failed wrote no snapshot either.)
     let unsynced_marker = dir.join(UNSYNCED_FILE);
@@ -461,7 +463,17 @@ pub(crate) fn recover(
             let is_last = last_of_window.get(&window) == Some(&id);
             // Only a window's last segment can hold unsynced bytes: a segment is synced whole
             // before a newer one of its window exists (FORMAT.md, invariant 3).
-            SegmentToScan { id, window, salt, path, len, is_last, rewrite_unsynced: rewrite_unsynced && is_last }
+            let synced_at_close = synced_at_close.get(&id).copied().unwrap_or(0);
+            SegmentToScan {
+                id,
+                window,
+                salt,
+                path,
+                len,
+                is_last,
+                rewrite_unsynced: rewrite_unsynced && is_last,
+                synced_at_close,
+            }
         })
         .collect();
     for scan in scan_segments(fs, &headers, settings.mode) {
@@ -555,6 +567,9 @@ struct SegmentToScan {
     /// Whether to write again, before syncing it, what no completed sync covered (after a
     /// failed sync: `UNSYNCED_FILE`).
     rewrite_unsynced: bool,
+    /// The length a clean close found synced (0 when none is known): nothing below it may be
+    /// judged torn.
+    synced_at_close: u64,
 }
 
 /// What scanning one segment found: its records (their feeds and groups numbered in its own
@@ -732,7 +747,9 @@ fn scan_segment(
             },
             Err(e) => e.to_string(),
         };
-        if is_last && bytes[offset..end].iter().all(|&b| b == 0) {
+        // Below what a clean close found synced, nothing is torn: any bad frame is corruption.
+        let may_be_torn = is_last && offset as u64 >= h.synced_at_close;
+        if may_be_torn && bytes[offset..end].iter().all(|&b| b == 0) {
             // Zeros written ahead of the records (preallocation): no record was ever there,
             // or none that a sync had covered. Kept as the file's preallocated space.
             end = offset;
@@ -740,7 +757,7 @@ fn scan_segment(
         }
         let next = next_valid_frame(&bytes[..end], offset + 1, seg64);
         let hole = next.filter(|_| !salvaged_here).and_then(|from| unsynced_hole(&bytes[..end], offset, from, seg64));
-        if is_last && (next.is_none() || hole.is_some()) {
+        if may_be_torn && (next.is_none() || hole.is_some()) {
             // IMPORTANT 6: cut the torn tail and make the cut durable before anything is
             // appended after it.
             file.set_len(offset as u64).map_err(|e| io_error("truncating", path, e))?;

@@ -83,8 +83,11 @@ fn torn_tail_is_truncated_on_open_at_every_offset() {
     let ends = frame_ends(&image, id);
     assert_eq!(ends.len(), 6);
     for cut in ends[2]..=image.len() {
+        // The file as a power loss may leave it, before the clean close that made it whole
+        // listed its synced length (past which nothing may be torn).
         let crashed = fs.crash(None);
         crashed.overwrite(&path, image[..cut].to_vec());
+        crashed.remove_file(&Path::new(DIR).join(synced_lengths::SYNCED_FILE)).unwrap();
         let store = open(&crashed, &clock, LogConfig::default()).unwrap();
         let kept = ends.iter().filter(|&&e| e <= cut).count();
         let expected: Vec<String> = (0..kept).rev().map(|i| format!("a{i}")).collect();
@@ -778,4 +781,61 @@ fn damage_to_a_compacted_copy_is_corruption_not_a_torn_tail() {
         Err(e) => panic!("expected corruption, got {e}"),
         Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
     }
+}
+
+/// After a clean close, the newest records of a window's last segment have no later frame to
+/// vouch that they were synced; the synced-lengths file does: damage to them refuses the open
+/// (as for any synced record) instead of being cut as a torn tail with every record after it.
+/// The claim holds in later sessions: a power loss that tears what was written after the next
+/// open is still cut, and only that.
+#[test]
+fn after_a_clean_close_damage_to_the_newest_records_is_corruption_not_a_torn_tail() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    let store = open(&fs, &clock, buffered()).unwrap();
+    for i in 0..20 {
+        store.append(&f, note(&format!("n{i}"), at(&clock, 300))).unwrap();
+    }
+    store.close().unwrap();
+    let paths = segment_paths(&fs);
+    assert_eq!(paths.len(), 1);
+    let id = segment::parse_segment_file_name(&paths[0]).unwrap();
+    let image = fs.read_all(&paths[0]).unwrap();
+    let ends = frame_ends(&image, u64::from(id));
+    assert_eq!(ends.len(), 20);
+
+    let mut damaged = image.clone();
+    damaged[ends[1] + record::FRAME_HEADER_LEN + 3] ^= 0x10; // the third record's body
+    fs.overwrite(&paths[0], damaged);
+    match open(&fs, &clock, buffered()) {
+        Err(StoreError::Corruption { location, .. }) => {
+            assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[1])), "{location}")
+        }
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
+    }
+    // Without the file, the frames alone cannot tell: the damage is cut as a torn tail, and
+    // the 17 records after it with it.
+    let without = fs.crash(None);
+    without.remove_file(&Path::new(DIR).join(synced_lengths::SYNCED_FILE)).unwrap();
+    let cut = open(&without, &clock, buffered()).unwrap();
+    let torn = &cut.recovery_report().torn_tails;
+    assert_eq!((torn.len(), torn[0].valid_records_dropped), (1, 17), "{torn:?}");
+    drop(cut);
+
+    // Undamaged, in a later session: records written after the open and torn by a power loss
+    // are cut; everything the close found synced stays.
+    fs.overwrite(&paths[0], image);
+    let store = open(&fs, &clock, LogConfig { write_buffer_bytes: 0, ..buffered() }).unwrap();
+    for i in 20..25 {
+        store.append(&f, note(&format!("n{i}"), at(&clock, 300))).unwrap();
+    }
+    let crashed = fs.crash(Some(100));
+    drop(store);
+    let reopened = open(&crashed, &clock, buffered()).unwrap();
+    assert_eq!(reopened.recovery_report().torn_tails.len(), 1, "{:?}", reopened.recovery_report());
+    let held = all_app_ids(&reopened, &f);
+    assert_eq!(held.len(), 20);
+    assert!(held.iter().all(|a| a.strip_prefix('n').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n < 20)));
 }

@@ -1,0 +1,136 @@
+//! The synced-lengths file: each segment's length that a clean close found synced, so that a
+//! later open judges damage below it as corruption (refused) and never as a torn tail (cut).
+//!
+//! Why: the open tells a write that a power loss interrupted from damage to synced records by
+//! the unsynced distance of the frames after the bad one (FORMAT.md, invariant 3). The newest
+//! records of a window's last segment have no later frame to vouch for them, so damage to them
+//! would be cut as a torn tail, with every record after it: for a `Buffered` store, everything
+//! written to that window since its last sync. A clean close syncs every segment first, then
+//! writes this file; from then on each length it lists is a durable prefix of its segment for
+//! as long as the segment exists (bytes below a synced length are never rewritten, and
+//! segment ids are never reused), whatever the store does after the next open.
+//!
+//! Layout (FORMAT.md, "Synced-lengths file"): version byte 1, a u32 count, that many
+//! (u32 segment id, u64 length) pairs, then a crc32 of everything before it; little-endian.
+//! Written atomically (temporary file, sync, rename, directory sync). A file that is missing,
+//! of another version, or fails its checksum is ignored: the open then judges by the frames
+//! alone, as before the file existed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::fs::FileSystem;
+use super::segment::io_error;
+use crate::StoreError;
+
+/// The file's name.
+pub(crate) const SYNCED_FILE: &str = "SYNCED";
+const TEMPORARY_FILE: &str = "SYNCED.tmp";
+const VERSION: u8 = 1;
+/// The most entries read (a segment id is a u32): bounds what a damaged count may allocate.
+const MAX_ENTRIES: usize = 1 << 24;
+
+fn encode(lengths: &[(u32, u64)]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(1 + 4 + lengths.len() * 12 + 4);
+    b.push(VERSION);
+    b.extend_from_slice(&u32::try_from(lengths.len()).unwrap_or(u32::MAX).to_le_bytes());
+    for &(id, len) in lengths {
+        b.extend_from_slice(&id.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode(b: &[u8]) -> Option<HashMap<u32, u64>> {
+    let (body, crc) = b.split_last_chunk::<4>()?;
+    if crc32fast::hash(body) != u32::from_le_bytes(*crc) {
+        return None;
+    }
+    let (&version, rest) = body.split_first()?;
+    let (count, mut entries) = rest.split_first_chunk::<4>()?;
+    let count = usize::try_from(u32::from_le_bytes(*count)).ok()?;
+    if version != VERSION || count > MAX_ENTRIES || entries.len() != count * 12 {
+        return None;
+    }
+    let mut lengths = HashMap::with_capacity(count);
+    while let Some((id, rest)) = entries.split_first_chunk::<4>() {
+        let (len, rest) = rest.split_first_chunk::<8>()?;
+        lengths.insert(u32::from_le_bytes(*id), u64::from_le_bytes(*len));
+        entries = rest;
+    }
+    Some(lengths)
+}
+
+/// Writes `lengths` (segment id, synced length) as `dir`'s synced-lengths file, atomically.
+/// The caller has synced every segment up to the lengths it lists.
+///
+/// # Errors
+/// [`StoreError::Io`]. A failure leaves the previous file, or a temporary file that opens
+/// ignore: either way no length claimed is untrue.
+pub(crate) fn write(fs: &Arc<dyn FileSystem>, dir: &Path, lengths: &[(u32, u64)]) -> Result<(), StoreError> {
+    let tmp = dir.join(TEMPORARY_FILE);
+    let path = dir.join(SYNCED_FILE);
+    let file = fs.open(&tmp, true).map_err(|e| io_error("creating", &tmp, e))?;
+    file.set_len(0).map_err(|e| io_error("truncating", &tmp, e))?;
+    file.write_all_at(&encode(lengths), 0).map_err(|e| io_error("writing", &tmp, e))?;
+    file.sync_data().map_err(|e| io_error("syncing", &tmp, e))?;
+    fs.rename(&tmp, &path).map_err(|e| io_error("renaming", &tmp, e))?;
+    fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))
+}
+
+/// The lengths `dir`'s synced-lengths file lists; empty when there is none or it is not
+/// valid (see the module documentation).
+///
+/// # Errors
+/// [`StoreError::Io`] when the file exists but cannot be read.
+pub(crate) fn load(fs: &Arc<dyn FileSystem>, dir: &Path) -> Result<HashMap<u32, u64>, StoreError> {
+    let path = dir.join(SYNCED_FILE);
+    let file = match fs.open(&path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(io_error("opening", &path, e)),
+    };
+    let size = file.size().map_err(|e| io_error("reading", &path, e))?;
+    if size > (MAX_ENTRIES * 12 + 9) as u64 {
+        return Ok(HashMap::new());
+    }
+    let mut bytes = vec![0; size as usize];
+    file.read_exact_at(&mut bytes, 0).map_err(|e| io_error("reading", &path, e))?;
+    Ok(decode(&bytes).unwrap_or_default())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::log::fs::FaultFileSystem;
+
+    #[test]
+    fn lengths_round_trip_and_a_damaged_or_missing_file_claims_nothing() {
+        let fault = FaultFileSystem::new();
+        let dir = Path::new("/s");
+        fault.create_dir_all(dir).unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(fault.clone());
+        assert!(load(&fs, dir).unwrap().is_empty());
+        let lengths = [(1, 40), (7, 1 << 33), (u32::MAX, 12_345)];
+        write(&fs, dir, &lengths).unwrap();
+        let loaded = load(&fs, dir).unwrap();
+        assert_eq!(loaded, lengths.iter().copied().collect());
+        // It survives a power loss once written.
+        fault.crash(None);
+        assert_eq!(load(&fs, dir).unwrap(), loaded);
+        // Every flipped byte, and every cut, makes the file claim nothing.
+        let image = encode(&lengths);
+        for at in 0..image.len() {
+            let mut damaged = image.clone();
+            damaged[at] ^= 0x01;
+            assert_eq!(decode(&damaged), None, "flip at {at}");
+            assert_eq!(decode(&image[..at]), None, "cut at {at}");
+        }
+        write(&fs, dir, &[]).unwrap();
+        assert!(load(&fs, dir).unwrap().is_empty());
+    }
+}
