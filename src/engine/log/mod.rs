@@ -679,8 +679,12 @@ impl LogStore {
         let mut writer = self.segments.writer.lock();
         let ids: Vec<u32> = writer.segments.keys().copied().collect();
         let _cut = self.segments.trim_preallocated(&mut writer, &ids)?;
-        let mut synced: Vec<(u32, u64)> = writer.segments.iter().map(|(&id, s)| (id, s.synced_len)).collect();
-        synced.sort_unstable();
+        let mut synced: Vec<_> = writer
+            .segments
+            .iter()
+            .map(|(&id, s)| synced_lengths::SyncedLength { id, salt: s.salt, len: s.synced_len })
+            .collect();
+        synced.sort_unstable_by_key(|e| e.id);
         synced_lengths::write(self.segments.fs(), self.segments.dir(), &synced)?;
         if !self.config.index_snapshot || !self.report.lost.is_empty() {
             return Ok(());

@@ -463,7 +463,7 @@ pub(crate) fn recover(
             let is_last = last_of_window.get(&window) == Some(&id);
             // Only a window's last segment can hold unsynced bytes: a segment is synced whole
             // before a newer one of its window exists (FORMAT.md, invariant 3).
-            let synced_at_close = synced_at_close.get(&id).copied().unwrap_or(0);
+            let synced_at_close = super::synced_lengths::synced_length(&synced_at_close, id, salt);
             SegmentToScan {
                 id,
                 window,
@@ -693,6 +693,19 @@ fn scan_segment(
     let mut ops = Vec::new();
     let mut torn_tail = None;
     let mut lost = Vec::new();
+    if len < h.synced_at_close {
+        // Records a clean close found synced are gone: corruption, whatever frame the file
+        // ends on.
+        let reason = format!("the file ends before {}, the length a clean close found synced", h.synced_at_close);
+        if mode != RecoveryMode::Salvage {
+            return Err(StoreError::Corruption {
+                location: format!("{} offset {len}", path.display()),
+                detail: reason,
+            });
+        }
+        let len_lost = h.synced_at_close - len;
+        lost.push(LostRegion { segment: path.display().to_string(), offset: len, len: len_lost, reason });
+    }
     let file = fs.open(path, false).map_err(|e| io_error("opening", path, e))?;
     let size = usize::try_from(len).map_err(|_| StoreError::Corruption {
         location: path.display().to_string(),

@@ -556,6 +556,8 @@ fn a_duplicate_app_id_whose_record_does_not_decode_is_left_for_its_reads_to_repo
     assert!(image.len() > before_delete, "the delete went to the segment of what it removes");
     image.truncate(before_delete);
     fs.overwrite(&first_segment, image);
+    // As a power loss leaves it: before the clean close that listed the synced lengths.
+    fs.remove_file(&Path::new(DIR).join(synced_lengths::SYNCED_FILE)).unwrap();
     let second_segment = segment_paths(&fs).into_iter().find(|p| *p != first_segment).unwrap();
     let mut image = fs.read_all(&second_segment).unwrap();
     let (id, _, salt) = record::decode_segment_header(&image).unwrap();
@@ -823,6 +825,24 @@ fn after_a_clean_close_damage_to_the_newest_records_is_corruption_not_a_torn_tai
     let torn = &cut.recovery_report().torn_tails;
     assert_eq!((torn.len(), torn[0].valid_records_dropped), (1, 17), "{torn:?}");
     drop(cut);
+    // Nor does an entry for the segment's id with another salt (a segment that took the id
+    // again after a salvaging open lost the watermark's floor) say anything of it.
+    let other = fs.crash(None);
+    let other_fs: Arc<dyn FileSystem> = Arc::new(other.clone());
+    let mut entry = synced_lengths::load(&other_fs, Path::new(DIR)).unwrap()[&id];
+    entry.salt ^= 1;
+    synced_lengths::write(&other_fs, Path::new(DIR), &[entry]).unwrap();
+    let cut = open(&other, &clock, buffered()).unwrap();
+    assert_eq!(cut.recovery_report().torn_tails[0].valid_records_dropped, 17);
+    drop(cut);
+    // A file that ends on a frame boundary before its listed length lost synced records.
+    let short = fs.crash(None);
+    short.overwrite(&paths[0], image[..ends[18]].to_vec());
+    match open(&short, &clock, buffered()) {
+        Err(StoreError::Corruption { location, .. }) => assert!(location.ends_with(&format!("offset {}", ends[18]))),
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
+    }
 
     // Undamaged, in a later session: records written after the open and torn by a power loss
     // are cut; everything the close found synced stays.
