@@ -1204,6 +1204,29 @@ fn create_dir_durably(fs: &Arc<dyn FileSystem>, dir: &Path) -> Result<(), StoreE
     Ok(())
 }
 
+/// Replaces `dir/name` with `bytes` atomically and durably: written to `dir/tmp` (created or
+/// emptied), synced, renamed over `name`, directory synced. A failure or a crash at any step
+/// leaves the old file, or the new one whole; `tmp` may be left behind. What the watermark,
+/// the synced-lengths file and the index snapshot are written with.
+///
+/// # Errors
+/// [`StoreError::Io`].
+fn replace_file_durably(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    tmp: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let (tmp, path) = (dir.join(tmp), dir.join(name));
+    let file = fs.open(&tmp, true).map_err(|e| segment::io_error("creating", &tmp, e))?;
+    file.set_len(0).map_err(|e| segment::io_error("truncating", &tmp, e))?;
+    file.write_all_at(bytes, 0).map_err(|e| segment::io_error("writing", &tmp, e))?;
+    file.sync_data().map_err(|e| segment::io_error("syncing", &tmp, e))?;
+    fs.rename(&tmp, &path).map_err(|e| segment::io_error("renaming", &tmp, e))?;
+    fs.sync_dir(dir).map_err(|e| segment::io_error("syncing", dir, e))
+}
+
 /// The notification in the frame `bytes` (keyed with `key`) an index entry for `id` points at.
 ///
 /// # Errors

@@ -177,16 +177,9 @@ pub(crate) fn write(
     put_u64(&mut file_bytes, body.len() as u64);
     file_bytes.extend_from_slice(&body);
 
-    let tmp = dir.join(TEMPORARY_FILE);
-    let path = dir.join(SNAPSHOT_FILE);
-    let file = fs.open(&tmp, true).map_err(|e| io_error("creating", &tmp, e))?;
-    file.set_len(0).map_err(|e| io_error("truncating", &tmp, e))?;
-    file.write_all_at(&file_bytes, 0).map_err(|e| io_error("writing", &tmp, e))?;
     // The snapshot is whole on disk before it takes its name (a torn one would only fail its
     // checksum, but a whole one is worth the sync at a clean close).
-    file.sync_data().map_err(|e| io_error("syncing", &tmp, e))?;
-    fs.rename(&tmp, &path).map_err(|e| io_error("renaming", &tmp, e))?;
-    fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))
+    super::replace_file_durably(fs, dir, TEMPORARY_FILE, SNAPSHOT_FILE, &file_bytes)
 }
 
 /// Removes the snapshot (and a half-written one) from `dir`, so a snapshot is read at most once

@@ -97,14 +97,7 @@ fn decode(b: &[u8]) -> Option<SyncedLengths> {
 /// [`StoreError::Io`]. A failure leaves the previous file, or a temporary file that opens
 /// ignore: either way no length claimed is untrue.
 pub(crate) fn write(fs: &Arc<dyn FileSystem>, dir: &Path, lengths: &[SyncedLength]) -> Result<(), StoreError> {
-    let tmp = dir.join(TEMPORARY_FILE);
-    let path = dir.join(SYNCED_FILE);
-    let file = fs.open(&tmp, true).map_err(|e| io_error("creating", &tmp, e))?;
-    file.set_len(0).map_err(|e| io_error("truncating", &tmp, e))?;
-    file.write_all_at(&encode(lengths), 0).map_err(|e| io_error("writing", &tmp, e))?;
-    file.sync_data().map_err(|e| io_error("syncing", &tmp, e))?;
-    fs.rename(&tmp, &path).map_err(|e| io_error("renaming", &tmp, e))?;
-    fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))
+    super::replace_file_durably(fs, dir, TEMPORARY_FILE, SYNCED_FILE, &encode(lengths))
 }
 
 /// The lengths `dir`'s synced-lengths file lists; empty when there is none or it is not

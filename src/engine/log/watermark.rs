@@ -131,16 +131,9 @@ impl Watermark {
     /// # Errors
     /// [`StoreError::Io`]; the store must poison.
     pub fn store(&self, fs: &Arc<dyn FileSystem>, dir: &Path) -> Result<(), StoreError> {
-        let tmp = dir.join(TEMPORARY_FILE);
-        let path = dir.join(WATERMARK_FILE);
-        let file = fs.open(&tmp, true).map_err(|e| io_error("creating", &tmp, e))?;
-        file.set_len(0).map_err(|e| io_error("truncating", &tmp, e))?;
-        file.write_all_at(&self.encode(), 0).map_err(|e| io_error("writing", &tmp, e))?;
         // IMPORTANT 5: the new watermark is durable before it replaces the old one, and the
         // rename is durable before any segment it covers is unlinked.
-        file.sync_data().map_err(|e| io_error("syncing", &tmp, e))?;
-        fs.rename(&tmp, &path).map_err(|e| io_error("renaming", &tmp, e))?;
-        fs.sync_dir(dir).map_err(|e| io_error("syncing", dir, e))
+        super::replace_file_durably(fs, dir, TEMPORARY_FILE, WATERMARK_FILE, &self.encode())
     }
 }
 
