@@ -37,6 +37,12 @@
 //!   since; and the search for the oldest live notification, the one evicted, starts where
 //!   the last one ended, so expired notifications no sweep has taken yet are walked once, not
 //!   at each append.
+//! * **Recovery.** An open scans every segment and checks each frame: a torn tail of a
+//!   window's last segment is cut and reported ([`RecoveryReport::torn_tails`]), any other bad
+//!   frame refuses the open (or is skipped and reported, in [`RecoveryMode::Salvage`]). What
+//!   tells the two apart: each frame records where its segment's synced prefix ended when it
+//!   was written, and a clean close lists every segment's synced length (`synced_lengths.rs`),
+//!   so damage to synced records is not taken for an interrupted write (`recovery.rs`).
 //! * **Index snapshot** (opt-in, [`LogConfig::index_snapshot`]). A clean close writes the
 //!   index; the next open uses it when every segment is byte for byte what it was, and scans
 //!   every record otherwise (`snapshot.rs`).
