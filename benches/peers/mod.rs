@@ -26,12 +26,20 @@ pub fn all() -> Vec<PeerSpec> {
 }
 
 /// Only the engines named in `NOTIFEED_BENCH_ENGINES` (comma-separated), or all of them. The
-/// variants of [`notifeed::variants`] run only when named.
+/// [`variants`] run only when named.
 pub fn selected() -> Vec<PeerSpec> {
     let wanted = std::env::var("NOTIFEED_BENCH_ENGINES").unwrap_or_default();
     let wanted: Vec<&str> = wanted.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     if wanted.is_empty() {
         return all();
     }
-    all().into_iter().chain(notifeed::variants()).filter(|spec| wanted.contains(&spec.name)).collect()
+    all().into_iter().chain(variants()).filter(|spec| wanted.contains(&spec.name)).collect()
+}
+
+/// Engines that run only when `NOTIFEED_BENCH_ENGINES` names them: the raw floor with group
+/// commit, and notifeed's variants.
+pub fn variants() -> Vec<PeerSpec> {
+    let mut specs = vec![PeerSpec { name: "raw-floor-gc", open: raw_floor::open_group_commit }];
+    specs.extend(notifeed::variants());
+    specs
 }
