@@ -10,12 +10,13 @@
 //! expiration | u64 app id hash | u8 feed key length | feed key | body`, where the payload is
 //! everything after the first 8 bytes.
 //!
-//! `raw-floor-gc` is the same floor with the least group commit there is: a durable append
+//! `raw-floor-gc` is the same floor with the least group commit there is. A durable append
 //! queues its record; the first writer to find no batch in flight takes the whole queue,
-//! writes it with one positional write into zeros written (and synced) ahead, so that its
-//! fdatasync commits no file size, as the log engine's preallocated journal, and fdatasyncs
-//! once; then it wakes the writers of that batch (and one of the next, to lead it). What 16 writers gain over one there is what group commit can gain on this
-//! machine's disk with nothing else to do.
+//! writes it with one positional write and fdatasyncs once, then wakes the writers of that
+//! batch (and one of the next, to lead it). It writes into zeros written and synced ahead, so
+//! a batch's sync commits no file size, as with the log engine's preallocated journal. What 16
+//! writers gain over one there is what group commit can gain on this machine's disk with
+//! nothing else to do.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -72,8 +73,8 @@ struct Writer {
 }
 
 /// How far ahead of its frames `raw-floor-gc` writes zeros (and syncs them, size included)
-/// before a durable batch needs the space, so that the batch's own sync commits no file size,
-/// as the log engine's preallocated journal does not.
+/// before a durable batch needs the space, so that the batch's own sync commits no file size
+/// (as a sync of the log engine's preallocated journal commits none).
 const ZERO_AHEAD: u64 = 4 << 20;
 
 impl Writer {
