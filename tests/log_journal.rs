@@ -246,10 +246,11 @@ fn a_batch_checkpoints_first_when_unsynced_segments_would_fill_the_descriptors()
     }
     assert_eq!(fs.counts(), (4, 2), "a segment write, a journal write and one sync per append");
     // A third would not: that append first checkpoints (one volume sync of those segments, a
-    // new generation's header written and synced), then is journaled (a segment write, a
-    // journal write, its sync). A checkpoint at its end instead would write no entry: (6, 4).
+    // new generation's header written and synced, the synced lengths written and synced), then
+    // is journaled (a segment write, a journal write, its sync). A checkpoint at its end
+    // instead would write no entry: (7, 5).
     acknowledged.push(store.append(&feed(), note(&clock, "second-2", 2, 100)).unwrap());
-    assert_eq!(fs.counts(), (7, 5), "no checkpoint before the write");
+    assert_eq!(fs.counts(), (8, 6), "no checkpoint before the write");
 
     // So a power loss now replays that append alone, and loses nothing.
     let crashed = fs.crash(None);

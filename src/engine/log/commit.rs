@@ -590,7 +590,12 @@ fn write_requests(
 }
 
 /// Syncs every segment written since its last sync and, when the commit journal holds
-/// entries, starts its next generation (they are dead: what they copy is in synced segments).
+/// entries, starts its next generation (they are dead: what they copy is in synced segments)
+/// and then lists every segment's synced length in the synced-lengths file
+/// (`synced_lengths.rs`), as a clean close does. So after a crash, the records a checkpoint
+/// synced are vouched for by that file, and those written since by the journal, which an open
+/// writes back: damage to any record an `Always` store acknowledged is refused as corruption,
+/// never cut as a torn tail.
 ///
 /// # Errors
 /// [`StoreError::Io`]; the store is poisoned.
@@ -603,6 +608,12 @@ fn checkpoint(segments: &Segments, writer: &mut WriterState) -> Result<(), Store
         let path = journal.path().to_path_buf();
         let reset = journal.reset().map_err(|e| segment::io_error("syncing", &path, e));
         segments.poison_on_error(reset)?;
+        // Every segment is synced to its synced length now (the journaled bytes counted in it
+        // above included), and no such length is ever lowered: the file stays true whatever
+        // happens next. A crash before it is replaced leaves the last one, which is true too.
+        let listed = super::synced_lengths::listing(writer);
+        Counters::add(&segments.counters.file_syncs, 1);
+        segments.poison_on_error(super::synced_lengths::write(segments.fs(), segments.dir(), &listed))?;
     }
     Ok(())
 }

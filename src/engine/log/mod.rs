@@ -41,8 +41,9 @@
 //!   window's last segment is cut and reported ([`RecoveryReport::torn_tails`]), any other bad
 //!   frame refuses the open (or is skipped and reported, in [`RecoveryMode::Salvage`]). What
 //!   tells the two apart: each frame records where its segment's synced prefix ended when it
-//!   was written, and a clean close lists every segment's synced length (`synced_lengths.rs`),
-//!   so damage to synced records is not taken for an interrupted write (`recovery.rs`).
+//!   was written, and a clean close and every checkpoint of the commit journal list every
+//!   segment's synced length (`synced_lengths.rs`), so damage to synced records is not taken
+//!   for an interrupted write (`recovery.rs`).
 //! * **Index snapshot** (opt-in, [`LogConfig::index_snapshot`]). A clean close writes the
 //!   index; the next open uses it when every segment is byte for byte what it was, and scans
 //!   every record otherwise (`snapshot.rs`).
@@ -230,13 +231,15 @@ pub struct LogConfig {
     /// commit appends a copy of the frames it wrote to their segments to the journal, in one
     /// place, and syncs only the journal; the segments are synced at a checkpoint (when the
     /// journal is full, at each `sync`, at a clean close, and before compaction), after which
-    /// the journal starts over. An open writes what the journal
+    /// the journal starts over and every segment's synced length is written to the file
+    /// `SYNCED` (so that after a power loss damage to any acknowledged record refuses the
+    /// open, never passes for a torn tail: FORMAT.md, invariant 3). An open writes what the journal
     /// holds back into the segments before it reads them. Why: a batch writes to the segment
     /// of each window its records expire in, and the disk pays for each place written in a
     /// sync; one contiguous entry costs about what one record costs. The costs: each record is
     /// written twice (once to the journal), the journal's size on disk, and a checkpoint's
-    /// sync of every segment written since the last one, in the batch that finds the journal
-    /// full. Segment pages stay unsynced until a checkpoint, and the kernel may write them
+    /// sync of every segment written since the last one and its atomic rewrite of `SYNCED`
+    /// (two syncs more), in the batch that finds the journal full. Segment pages stay unsynced until a checkpoint, and the kernel may write them
     /// back (and fail to) before it: Linux reports such a failure to the checkpoint's
     /// `fdatasync` only while the file's inode stays in memory, so every segment written since
     /// the last checkpoint keeps its descriptor open, and a batch that would leave
@@ -685,13 +688,7 @@ impl LogStore {
         let mut writer = self.segments.writer.lock();
         let ids: Vec<u32> = writer.segments.keys().copied().collect();
         let _cut = self.segments.trim_preallocated(&mut writer, &ids)?;
-        let mut synced: Vec<_> = writer
-            .segments
-            .iter()
-            .map(|(&id, s)| synced_lengths::SyncedLength { id, salt: s.salt, len: s.synced_len })
-            .collect();
-        synced.sort_unstable_by_key(|e| e.id);
-        synced_lengths::write(self.segments.fs(), self.segments.dir(), &synced)?;
+        synced_lengths::write(self.segments.fs(), self.segments.dir(), &synced_lengths::listing(&writer))?;
         if !self.config.index_snapshot || !self.report.lost.is_empty() {
             return Ok(());
         }

@@ -1,14 +1,18 @@
-//! The synced-lengths file: each segment's length that a clean close found synced, so that a
-//! later open judges damage below it as corruption (refused) and never as a torn tail (cut).
+//! The synced-lengths file: each segment's synced length, as a clean close or a checkpoint of
+//! the commit journal found it, so that a later open judges damage below it as corruption
+//! (refused) and never as a torn tail (cut).
 //!
 //! Why: the open tells a write that a power loss interrupted from damage to synced records by
 //! the unsynced distance of the frames after the bad one (FORMAT.md, invariant 3). The newest
 //! records of a window's last segment have no later frame to vouch for them, so damage to them
 //! would be cut as a torn tail, with every record after it: for a `Buffered` store, everything
 //! written to that window since its last sync. A clean close syncs every segment first, then
-//! writes this file; from then on each length it lists is a durable prefix of its segment for
-//! as long as the segment exists (bytes below a synced length are never rewritten), whatever
-//! the store does after the next open. Each entry names its segment by id *and* salt (the
+//! writes this file. So does a checkpoint of the commit journal (`commit::checkpoint`): after
+//! a power loss, each of an `Always` store's acknowledged records is then vouched for by this
+//! file (those the last checkpoint synced) or by the journal (those written since, which the
+//! open writes back). From then on each length the file lists is a durable prefix of its
+//! segment for as long as the segment exists (bytes below a synced length are never
+//! rewritten), whatever the store does after the next open. Each entry names its segment by id *and* salt (the
 //! random number in the segment's header): an id is not reused while the watermark's floor
 //! holds, but an open that lost the watermark (salvage) may hand one out again, and the new
 //! segment then has another salt, so the entry does not apply to it.
@@ -25,7 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::fs::FileSystem;
-use super::segment::io_error;
+use super::segment::{WriterState, io_error};
 use crate::StoreError;
 
 /// The file's name.
@@ -52,6 +56,15 @@ pub(crate) type SyncedLengths = HashMap<u32, SyncedLength>;
 /// nothing is torn, 0 when it says nothing of that segment.
 pub(crate) fn synced_length(lengths: &SyncedLengths, id: u32, salt: u64) -> u64 {
     lengths.get(&id).filter(|e| e.salt == salt).map_or(0, |e| e.len)
+}
+
+/// Every segment's synced length as `writer` knows it, by id: what a clean close, and a
+/// checkpoint of the commit journal, write once every segment is synced.
+pub(crate) fn listing(writer: &WriterState) -> Vec<SyncedLength> {
+    let mut listed: Vec<SyncedLength> =
+        writer.segments.iter().map(|(&id, s)| SyncedLength { id, salt: s.salt, len: s.synced_len }).collect();
+    listed.sort_unstable_by_key(|e| e.id);
+    listed
 }
 
 fn encode(lengths: &[SyncedLength]) -> Vec<u8> {

@@ -785,6 +785,55 @@ fn damage_to_a_compacted_copy_is_corruption_not_a_torn_tail() {
     }
 }
 
+/// Between clean closes, an `Always` store's checkpoints list the synced lengths too: after a
+/// power loss, damage to the newest record of a window nothing was written to since the last
+/// checkpoint (no later frame, and no journal entry, vouches for it) refuses the open, where
+/// without the file it was cut as a torn tail.
+#[test]
+fn after_a_checkpoint_and_a_power_loss_damage_to_a_windows_newest_record_is_corruption() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    let config = || LogConfig { journal_bytes: 8 << 10, ..LogConfig::default() };
+    let store = open(&fs, &clock, config()).unwrap();
+    for i in 0..5 {
+        store.append(&f, note(&format!("early-{i}"), at(&clock, 30))).unwrap();
+    }
+    // Records of a later window fill the journal until a checkpoint syncs the first window.
+    let before = store.stats().checkpoints;
+    let mut later = 0;
+    while store.stats().checkpoints == before {
+        assert!(later < 1000, "no checkpoint after {later} appends");
+        store.append(&f, note(&format!("late-{later}"), at(&clock, 300))).unwrap();
+        later += 1;
+    }
+    let crashed = fs.crash(None);
+    drop(store);
+    let first = segment_paths(&crashed)[0].clone();
+    let id = segment::parse_segment_file_name(&first).unwrap();
+    let image = crashed.read_all(&first).unwrap();
+    let ends = frame_ends(&image, u64::from(id));
+    assert_eq!(ends.len(), 5);
+    let mut damaged = image.clone();
+    damaged[ends[3] + record::FRAME_HEADER_LEN + 3] ^= 0x10; // the fifth, newest record's body
+    crashed.overwrite(&first, damaged);
+    let without = crashed.crash(None);
+    match open(&crashed, &clock, config()) {
+        Err(StoreError::Corruption { location, .. }) => {
+            assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[3])), "{location}")
+        }
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
+    }
+    // Without the file the frames alone cannot tell: the damaged record is cut as torn.
+    without.remove_file(&Path::new(DIR).join(synced_lengths::SYNCED_FILE)).unwrap();
+    let cut = open(&without, &clock, config()).unwrap();
+    assert_eq!(cut.recovery_report().torn_tails.len(), 1, "{:?}", cut.recovery_report());
+    let held = all_app_ids(&cut, &f);
+    assert_eq!(held.len(), 4 + later, "every record but the damaged one");
+    assert!(!held.contains(&"early-4".to_string()));
+}
+
 /// After a clean close, the newest records of a window's last segment have no later frame to
 /// vouch that they were synced; the synced-lengths file does: damage to them refuses the open
 /// (as for any synced record) instead of being cut as a torn tail with every record after it.
