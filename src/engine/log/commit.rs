@@ -590,12 +590,16 @@ fn write_requests(
 }
 
 /// Syncs every segment written since its last sync and, when the commit journal holds
-/// entries, starts its next generation (they are dead: what they copy is in synced segments)
-/// and then lists every segment's synced length in the synced-lengths file
-/// (`synced_lengths.rs`), as a clean close does. So after a crash, the records a checkpoint
-/// synced are vouched for by that file, and those written since by the journal, which an open
-/// writes back: damage to any record an `Always` store acknowledged is refused as corruption,
-/// never cut as a torn tail.
+/// entries, starts its next generation (they are dead: what they copy is in synced segments).
+/// A store with a journal also lists every segment's synced length in the synced-lengths file
+/// (`synced_lengths.rs`), as a clean close does, whenever the checkpoint synced something or
+/// the journal held entries: so after a crash, the records a checkpoint synced are vouched for
+/// by that file, and those acknowledged since by the journal, which an open writes back.
+///
+/// The file is replaced after the segments' syncs and before the journal's reset: a crash
+/// between the two leaves entries that copy bytes below a listed length, which an open writes
+/// back as they are (the same bytes); a crash before the file is replaced leaves the last one
+/// (true as well: listed lengths never go down) and the entries.
 ///
 /// # Errors
 /// [`StoreError::Io`]; the store is poisoned.
@@ -603,17 +607,19 @@ fn checkpoint(segments: &Segments, writer: &mut WriterState) -> Result<(), Store
     Counters::add(&segments.counters.checkpoints, 1);
     let dirty = writer.dirty_segments();
     segments.sync_many(writer, &dirty)?;
+    let Some(journal_held_entries) = writer.journal.as_ref().map(|j| !j.is_empty()) else { return Ok(()) };
+    if !dirty.is_empty() || journal_held_entries {
+        // Every segment is synced to its synced length now (bytes only journaled were counted
+        // in it, and `sync_many` synced them), and no such length is ever lowered.
+        let listed = super::synced_lengths::listing(writer);
+        Counters::add(&segments.counters.file_syncs, 1);
+        segments.poison_on_error(super::synced_lengths::write(segments.fs(), segments.dir(), &listed))?;
+    }
     if let Some(journal) = writer.journal.as_mut().filter(|j| !j.is_empty()) {
         Counters::add(&segments.counters.file_syncs, 1);
         let path = journal.path().to_path_buf();
         let reset = journal.reset().map_err(|e| segment::io_error("syncing", &path, e));
         segments.poison_on_error(reset)?;
-        // Every segment is synced to its synced length now (the journaled bytes counted in it
-        // above included), and no such length is ever lowered: the file stays true whatever
-        // happens next. A crash before it is replaced leaves the last one, which is true too.
-        let listed = super::synced_lengths::listing(writer);
-        Counters::add(&segments.counters.file_syncs, 1);
-        segments.poison_on_error(super::synced_lengths::write(segments.fs(), segments.dir(), &listed))?;
     }
     Ok(())
 }

@@ -231,9 +231,9 @@ pub struct LogConfig {
     /// commit appends a copy of the frames it wrote to their segments to the journal, in one
     /// place, and syncs only the journal; the segments are synced at a checkpoint (when the
     /// journal is full, at each `sync`, at a clean close, and before compaction), after which
-    /// the journal starts over and every segment's synced length is written to the file
-    /// `SYNCED` (so that after a power loss damage to any acknowledged record refuses the
-    /// open, never passes for a torn tail: FORMAT.md, invariant 3). An open writes what the journal
+    /// every segment's synced length is written to the file `SYNCED` (so that after a power
+    /// loss damage to any acknowledged record refuses the open, never passes for a torn tail:
+    /// FORMAT.md, invariant 3) and the journal starts over. An open writes what the journal
     /// holds back into the segments before it reads them. Why: a batch writes to the segment
     /// of each window its records expire in, and the disk pays for each place written in a
     /// sync; one contiguous entry costs about what one record costs. The costs: each record is

@@ -694,9 +694,9 @@ fn scan_segment(
     let mut torn_tail = None;
     let mut lost = Vec::new();
     if len < h.synced_at_close {
-        // Records a clean close found synced are gone: corruption, whatever frame the file
-        // ends on.
-        let reason = format!("the file ends before {}, the length a clean close found synced", h.synced_at_close);
+        // Records a clean close or a checkpoint found synced are gone: corruption, whatever
+        // frame the file ends on.
+        let reason = format!("the file ends before {}, its listed synced length (SYNCED)", h.synced_at_close);
         if mode != RecoveryMode::Salvage {
             return Err(StoreError::Corruption {
                 location: format!("{} offset {len}", path.display()),

@@ -834,6 +834,45 @@ fn after_a_checkpoint_and_a_power_loss_damage_to_a_windows_newest_record_is_corr
     assert!(!held.contains(&"early-4".to_string()));
 }
 
+/// A batch too large for the journal syncs its segments instead, in a checkpoint that finds
+/// the journal empty: it lists the synced lengths all the same, so its record is vouched for.
+#[test]
+fn a_batch_too_large_for_the_journal_is_listed_by_its_checkpoint() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    let config = || LogConfig { journal_bytes: 8 << 10, ..LogConfig::default() };
+    let store = open(&fs, &clock, config()).unwrap();
+    store.append(&f, note("small", at(&clock, 300))).unwrap();
+    store.sync().unwrap();
+    let mut large = note("large", at(&clock, 30));
+    large.payload.raw_content = Some("x".repeat(6000));
+    let before = store.stats().checkpoints;
+    store.append(&f, large).unwrap();
+    assert_eq!(store.stats().checkpoints, before + 1, "the batch did not fit the journal");
+    let crashed = fs.crash(None);
+    drop(store);
+    let path = segment_paths(&crashed)
+        .into_iter()
+        .find(|p| {
+            let id = segment::parse_segment_file_name(p).unwrap();
+            let ends = frame_ends(&crashed.read_all(p).unwrap(), u64::from(id));
+            ends.len() == 1 && ends[0] > 6000
+        })
+        .unwrap();
+    let id = segment::parse_segment_file_name(&path).unwrap();
+    let mut image = crashed.read_all(&path).unwrap();
+    image[record::SEGMENT_HEADER_LEN + record::FRAME_HEADER_LEN + 100] ^= 0x10;
+    crashed.overwrite(&path, image);
+    match open(&crashed, &clock, config()) {
+        Err(StoreError::Corruption { location, .. }) => {
+            assert!(location.contains(&format!("{id:010}.seg")), "{location}")
+        }
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
+    }
+}
+
 /// After a clean close, the newest records of a window's last segment have no later frame to
 /// vouch that they were synced; the synced-lengths file does: damage to them refuses the open
 /// (as for any synced record) instead of being cut as a torn tail with every record after it.
