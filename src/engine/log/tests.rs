@@ -65,6 +65,15 @@ fn all_app_ids(store: &LogStore, f: &FeedKey) -> Vec<String> {
     page.items.into_iter().map(|n| n.app_notification_id).collect()
 }
 
+/// The location an open that must refuse as corruption names; panics on any other outcome.
+fn refused_as_corruption(opened: Result<LogStore, StoreError>) -> String {
+    match opened {
+        Err(StoreError::Corruption { location, .. }) => location,
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
+    }
+}
+
 #[test]
 fn torn_tail_is_truncated_on_open_at_every_offset() {
     let fs = FaultFileSystem::new();
@@ -776,13 +785,8 @@ fn damage_to_a_compacted_copy_is_corruption_not_a_torn_tail() {
     let mut damaged = image.clone();
     damaged[SEGMENT_HEADER_LEN + record::FRAME_HEADER_LEN + 5] ^= 0x10;
     fs.overwrite(&new[0], damaged);
-    match open(&fs, &clock, small_segments()) {
-        Err(StoreError::Corruption { location, .. }) => {
-            assert!(location.contains(&format!("{id:010}.seg")), "{location}")
-        }
-        Err(e) => panic!("expected corruption, got {e}"),
-        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
-    }
+    let location = refused_as_corruption(open(&fs, &clock, small_segments()));
+    assert!(location.contains(&format!("{id:010}.seg")), "{location}");
 }
 
 /// Between clean closes, an `Always` store's checkpoints list the synced lengths too: after a
@@ -818,13 +822,8 @@ fn after_a_checkpoint_and_a_power_loss_damage_to_a_windows_newest_record_is_corr
     damaged[ends[3] + record::FRAME_HEADER_LEN + 3] ^= 0x10; // the fifth, newest record's body
     crashed.overwrite(&first, damaged);
     let without = crashed.crash(None);
-    match open(&crashed, &clock, config()) {
-        Err(StoreError::Corruption { location, .. }) => {
-            assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[3])), "{location}")
-        }
-        Err(e) => panic!("expected corruption, got {e}"),
-        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
-    }
+    let location = refused_as_corruption(open(&crashed, &clock, config()));
+    assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[3])), "{location}");
     // Without the file the frames alone cannot tell: the damaged record is cut as torn.
     without.remove_file(&Path::new(DIR).join(synced_lengths::SYNCED_FILE)).unwrap();
     let cut = open(&without, &clock, config()).unwrap();
@@ -864,13 +863,8 @@ fn a_batch_too_large_for_the_journal_is_listed_by_its_checkpoint() {
     let mut image = crashed.read_all(&path).unwrap();
     image[record::SEGMENT_HEADER_LEN + record::FRAME_HEADER_LEN + 100] ^= 0x10;
     crashed.overwrite(&path, image);
-    match open(&crashed, &clock, config()) {
-        Err(StoreError::Corruption { location, .. }) => {
-            assert!(location.contains(&format!("{id:010}.seg")), "{location}")
-        }
-        Err(e) => panic!("expected corruption, got {e}"),
-        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
-    }
+    let location = refused_as_corruption(open(&crashed, &clock, config()));
+    assert!(location.contains(&format!("{id:010}.seg")), "{location}");
 }
 
 /// After a clean close, the newest records of a window's last segment have no later frame to
@@ -898,13 +892,8 @@ fn after_a_clean_close_damage_to_the_newest_records_is_corruption_not_a_torn_tai
     let mut damaged = image.clone();
     damaged[ends[1] + record::FRAME_HEADER_LEN + 3] ^= 0x10; // the third record's body
     fs.overwrite(&paths[0], damaged);
-    match open(&fs, &clock, buffered()) {
-        Err(StoreError::Corruption { location, .. }) => {
-            assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[1])), "{location}")
-        }
-        Err(e) => panic!("expected corruption, got {e}"),
-        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
-    }
+    let location = refused_as_corruption(open(&fs, &clock, buffered()));
+    assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[1])), "{location}");
     // Without the file, the frames alone cannot tell: the damage is cut as a torn tail, and
     // the 17 records after it with it.
     let without = fs.crash(None);
@@ -926,11 +915,8 @@ fn after_a_clean_close_damage_to_the_newest_records_is_corruption_not_a_torn_tai
     // A file that ends on a frame boundary before its listed length lost synced records.
     let short = fs.crash(None);
     short.overwrite(&paths[0], image[..ends[18]].to_vec());
-    match open(&short, &clock, buffered()) {
-        Err(StoreError::Corruption { location, .. }) => assert!(location.ends_with(&format!("offset {}", ends[18]))),
-        Err(e) => panic!("expected corruption, got {e}"),
-        Ok(store) => panic!("opened, reporting {:?}", store.recovery_report()),
-    }
+    let location = refused_as_corruption(open(&short, &clock, buffered()));
+    assert!(location.ends_with(&format!("offset {}", ends[18])), "{location}");
 
     // Undamaged, in a later session: records written after the open and torn by a power loss
     // are cut; everything the close found synced stays.
