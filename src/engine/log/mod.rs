@@ -239,10 +239,11 @@ pub struct LogConfig {
     /// sync; one contiguous entry costs about what one record costs. The costs: each record is
     /// written twice (once to the journal), the journal's size on disk, and a checkpoint's
     /// sync of every segment written since the last one and its atomic rewrite of `SYNCED`
-    /// (two syncs more), in the batch that finds the journal full. Segment pages stay unsynced until a checkpoint, and the kernel may write them
-    /// back (and fail to) before it: Linux reports such a failure to the checkpoint's
-    /// `fdatasync` only while the file's inode stays in memory, so every segment written since
-    /// the last checkpoint keeps its descriptor open, and a batch that would leave
+    /// (two syncs more), in the batch that finds the journal full. Segment pages stay
+    /// unsynced until a checkpoint, and the kernel may write them back (and fail to) before
+    /// it: Linux reports such a failure to the checkpoint's `fdatasync` only while the file's
+    /// inode stays in memory, so every segment written since the last checkpoint keeps its
+    /// descriptor open, and a batch that would leave
     /// [`LogConfig::max_open_files`] or more such segments checkpoints first (a checkpoint by
     /// `syncfs`, [`LogConfig::volume_sync`], is told of such failures whatever the inodes).
     /// No test here can make the kernel's write-back fail; the tests pin that the LRU keeps

@@ -12,10 +12,10 @@
 //! file (those the last checkpoint synced) or by the journal (those written since, which the
 //! open writes back). From then on each length the file lists is a durable prefix of its
 //! segment for as long as the segment exists (bytes below a synced length are never
-//! rewritten), whatever the store does after the next open. Each entry names its segment by id *and* salt (the
-//! random number in the segment's header): an id is not reused while the watermark's floor
-//! holds, but an open that lost the watermark (salvage) may hand one out again, and the new
-//! segment then has another salt, so the entry does not apply to it.
+//! rewritten), whatever the store does after the next open. Each entry names its segment by
+//! id *and* salt (the random number in the segment's header): an id is not reused while the
+//! watermark's floor holds, but an open that lost the watermark (salvage) may hand one out
+//! again, and the new segment then has another salt, so the entry does not apply to it.
 //!
 //! Layout (FORMAT.md, "Synced-lengths file"): version byte 1, a u32 count, that many
 //! (u32 segment id, u64 salt, u64 length) entries, then a crc32 of everything before it;
