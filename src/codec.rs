@@ -14,10 +14,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::clock::{nanos_to_timestamp, timestamp_to_nanos};
-use crate::model::{
-    FallbackPolicy, Notification, NotificationId, Payload, Platforms, Priority, ReadState, UserActionState,
-    VisualContent,
-};
+use crate::model::{Notification, NotificationId, Platforms, Priority, ReadState, TextParts, UserActionState};
 
 /// The version byte of everything [`seal`] writes and of [`StoredNotification`] bodies.
 pub const FORMAT_VERSION: u8 = 1;
@@ -572,21 +569,21 @@ fn user_action_state_of(v: u8) -> Result<UserActionState, CodecError> {
 
 impl<'a> From<&'a Notification> for StoredNotificationRef<'a> {
     fn from(n: &'a Notification) -> Self {
+        let t = n.text_parts();
         Self {
             id: n.id.to_bytes(),
-            target_host_name: &n.target_host_name,
-            app_notification_id: &n.app_notification_id,
-            group_name: n.group_name.as_deref(),
-            raw_content: n.payload.raw_content.as_deref(),
-            visual_content: n.payload.visual_content.as_ref().map(|v| (v.title.as_str(), v.body.as_deref())),
+            target_host_name: t.target_host_name,
+            app_notification_id: t.app_notification_id,
+            group_name: t.group_name,
+            raw_content: t.raw_content,
+            visual_content: t.title.map(|title| (title, t.body)),
             platforms: n.platforms.bits(),
             priority: priority_number(n.priority),
             display_time_to_live: n.display_time_to_live,
             expiration: timestamp_to_nanos(n.expiration),
             fallback: n
-                .fallback_policy
-                .as_ref()
-                .map(|f| (f.fallback_delay_seconds, f.visual_content.title.as_str(), f.visual_content.body.as_deref())),
+                .fallback_policy()
+                .map(|f| (f.fallback_delay_seconds, f.visual_content.title, f.visual_content.body)),
             created: timestamp_to_nanos(n.created),
             last_modified: timestamp_to_nanos(n.last_modified),
             read_state: read_state_number(n.read_state),
@@ -627,61 +624,55 @@ impl From<&Notification> for StoredNotification {
 impl TryFrom<StoredNotificationRef<'_>> for Notification {
     type Error = CodecError;
 
-    /// Copies each string once.
+    /// Copies the strings once, into one allocation.
     fn try_from(s: StoredNotificationRef<'_>) -> Result<Self, CodecError> {
-        Ok(Notification {
-            id: NotificationId::from_bytes(s.id),
-            target_host_name: s.target_host_name.to_owned(),
-            app_notification_id: s.app_notification_id.to_owned(),
-            group_name: s.group_name.map(str::to_owned),
-            payload: Payload {
-                raw_content: s.raw_content.map(str::to_owned),
-                visual_content: s
-                    .visual_content
-                    .map(|(title, body)| VisualContent { title: title.to_owned(), body: body.map(str::to_owned) }),
-            },
-            platforms: Platforms::from_bits(s.platforms),
-            priority: priority_of(s.priority)?,
-            display_time_to_live: s.display_time_to_live,
-            expiration: nanos_to_timestamp(s.expiration),
-            fallback_policy: s.fallback.map(|(delay, title, body)| FallbackPolicy {
-                fallback_delay_seconds: delay,
-                visual_content: VisualContent { title: title.to_owned(), body: body.map(str::to_owned) },
-            }),
-            created: nanos_to_timestamp(s.created),
-            last_modified: nanos_to_timestamp(s.last_modified),
-            read_state: read_state_of(s.read_state)?,
-            user_action_state: user_action_state_of(s.user_action_state)?,
-        })
+        let text = TextParts {
+            target_host_name: s.target_host_name,
+            app_notification_id: s.app_notification_id,
+            group_name: s.group_name,
+            raw_content: s.raw_content,
+            title: s.visual_content.map(|v| v.0),
+            body: s.visual_content.and_then(|v| v.1),
+            fallback_title: s.fallback.map(|f| f.1),
+            fallback_body: s.fallback.and_then(|f| f.2),
+        };
+        Ok(Notification::assemble(
+            NotificationId::from_bytes(s.id),
+            &text,
+            s.fallback.map_or(0, |f| f.0),
+            Platforms::from_bits(s.platforms),
+            priority_of(s.priority)?,
+            s.display_time_to_live,
+            nanos_to_timestamp(s.expiration),
+            nanos_to_timestamp(s.created),
+            nanos_to_timestamp(s.last_modified),
+            read_state_of(s.read_state)?,
+            user_action_state_of(s.user_action_state)?,
+        ))
     }
 }
 
 impl TryFrom<StoredNotification> for Notification {
     type Error = CodecError;
 
-    /// Moves the strings (no copy).
+    /// Copies the strings once, into one allocation.
     fn try_from(s: StoredNotification) -> Result<Self, CodecError> {
-        Ok(Notification {
-            id: NotificationId::from_bytes(s.id),
-            target_host_name: s.target_host_name,
-            app_notification_id: s.app_notification_id,
-            group_name: s.group_name,
-            payload: Payload {
-                raw_content: s.raw_content,
-                visual_content: s.visual_content.map(|(title, body)| VisualContent { title, body }),
-            },
-            platforms: Platforms::from_bits(s.platforms),
-            priority: priority_of(s.priority)?,
+        Notification::try_from(StoredNotificationRef {
+            id: s.id,
+            target_host_name: &s.target_host_name,
+            app_notification_id: &s.app_notification_id,
+            group_name: s.group_name.as_deref(),
+            raw_content: s.raw_content.as_deref(),
+            visual_content: s.visual_content.as_ref().map(|(t, b)| (t.as_str(), b.as_deref())),
+            platforms: s.platforms,
+            priority: s.priority,
             display_time_to_live: s.display_time_to_live,
-            expiration: nanos_to_timestamp(s.expiration),
-            fallback_policy: s.fallback.map(|(delay, title, body)| FallbackPolicy {
-                fallback_delay_seconds: delay,
-                visual_content: VisualContent { title, body },
-            }),
-            created: nanos_to_timestamp(s.created),
-            last_modified: nanos_to_timestamp(s.last_modified),
-            read_state: read_state_of(s.read_state)?,
-            user_action_state: user_action_state_of(s.user_action_state)?,
+            expiration: s.expiration,
+            fallback: s.fallback.as_ref().map(|(d, t, b)| (*d, t.as_str(), b.as_deref())),
+            created: s.created,
+            last_modified: s.last_modified,
+            read_state: s.read_state,
+            user_action_state: s.user_action_state,
         })
     }
 }
@@ -731,9 +722,13 @@ mod tests {
     use crate::model::NewNotification;
 
     fn sample() -> Notification {
+        sample_with_raw("data".into())
+    }
+
+    fn sample_with_raw(raw: String) -> Notification {
         let now: jiff::Timestamp = "2026-01-01T00:00:00.123456789Z".parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let mut new = NewNotification::visual("app.example", "a-1", "Hello").with_group("g");
-        new.payload.raw_content = Some("data".into());
+        new.payload.raw_content = Some(raw);
         new.display_time_to_live = Some(60);
         Notification::from_new(NotificationId::new_random(), new, now + jiff::SignedDuration::from_hours(2), now)
     }
@@ -909,8 +904,7 @@ mod tests {
 
     #[test]
     fn a_long_string_that_is_not_utf8_is_an_error() {
-        let mut n = sample();
-        n.payload.raw_content = Some("x".repeat(200));
+        let n = sample_with_raw("x".repeat(200));
         let mut bytes = encode_notification(&n).unwrap_or_default();
         let at = bytes.windows(200).position(|w| w.iter().all(|&b| b == b'x')).unwrap_or_default() + 150;
         for bad in [0xFF, 0xC0, 0x80] {
@@ -940,11 +934,9 @@ mod tests {
 
     #[test]
     fn a_notification_just_under_the_size_bound_decodes() {
-        let mut n = sample();
-        n.payload.raw_content = Some(String::new());
-        let rest = encode_notification(&n).unwrap_or_default().len();
+        let rest = encode_notification(&sample_with_raw(String::new())).unwrap_or_default().len();
         // The raw content's length prefix grows from 1 byte to 5.
-        n.payload.raw_content = Some("x".repeat(MAX_DECODE_BYTES - rest - 4));
+        let n = sample_with_raw("x".repeat(MAX_DECODE_BYTES - rest - 4));
         let bytes = encode_notification(&n).unwrap_or_default();
         assert_eq!(bytes.len(), MAX_DECODE_BYTES);
         // bincode counts 8 bytes per integer read against its limit: a limit of exactly

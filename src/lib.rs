@@ -37,8 +37,8 @@ pub mod store;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use contract::{ContractError, ContractErrorKind, Limits, parse_new_notification};
 pub use model::{
-    NewNotification, Notification, NotificationId, Payload, Platform, Platforms, Priority, ReadState, UserActionState,
-    VisualContent,
+    FallbackPolicy, FallbackPolicyRef, NewNotification, Notification, NotificationId, Payload, PayloadRef, Platform,
+    Platforms, Priority, ReadState, UserActionState, VisualContent, VisualContentRef,
 };
 pub use store::{
     Change, ChangeToken, Changes, Counts, Cursor, Durability, FeedKey, FeedStore, ListQuery, Page, RemovalReason,

@@ -167,7 +167,7 @@ impl ListQuery {
 
     /// Whether `n` passes the filters (not the cursor).
     pub fn matches(&self, n: &Notification) -> bool {
-        self.group.as_ref().is_none_or(|g| n.group_name.as_ref() == Some(g))
+        self.group.as_ref().is_none_or(|g| n.group_name() == Some(g.as_str()))
             && self.platform.is_none_or(|p| n.platforms.contains(p))
             && self.read_state.is_none_or(|r| n.read_state == r)
             && self.user_action_state.is_none_or(|a| n.user_action_state == a)

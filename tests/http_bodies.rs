@@ -152,7 +152,7 @@ fn encodings_bombs_big_and_broken_bodies_get_their_status_and_only_accepted_ones
     let mut stored: Vec<String> = page.items.iter().map(|n| n.id.to_string()).collect();
     stored.reverse();
     assert_eq!(stored, accepted);
-    let app_ids: Vec<&str> = page.items.iter().map(|n| n.app_notification_id.as_str()).collect();
+    let app_ids: Vec<&str> = page.items.iter().map(|n| n.app_notification_id()).collect();
     assert_eq!(app_ids, ["odd-headers", "odd-content-type", "identity", "raw-deflate", "zlib", "gzip"]);
 }
 

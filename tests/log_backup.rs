@@ -149,8 +149,13 @@ fn a_backup_taken_while_writers_append_holds_a_prefix_of_each_that_covers_what_w
     let copy = LogStore::open(&copy_dir, config, Arc::new(clock.clone())).unwrap();
     for (t, &acked) in at_least.iter().enumerate() {
         let query = ListQuery { limit: ListQuery::MAX_LIMIT, ..ListQuery::default() };
-        let mut apps: Vec<String> =
-            copy.list(&feed(t), &query).unwrap().items.into_iter().map(|n| n.app_notification_id).collect();
+        let mut apps: Vec<String> = copy
+            .list(&feed(t), &query)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|n| n.app_notification_id().to_owned())
+            .collect();
         apps.sort();
         let prefix: Vec<String> = (0..apps.len()).map(|i| format!("t{t}-{i:03}")).collect();
         assert_eq!(apps, prefix, "writer {t}: not a prefix");

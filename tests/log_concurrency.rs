@@ -32,7 +32,7 @@ fn config() -> LogConfig {
 fn check(store: &LogStore) {
     for f in 0..FEEDS {
         let page = store.list(&feed(f), &ListQuery { limit: 1000, ..ListQuery::default() }).unwrap();
-        let apps: Vec<String> = page.items.iter().map(|n| n.app_notification_id.clone()).collect();
+        let apps: Vec<String> = page.items.iter().map(|n| n.app_notification_id().to_owned()).collect();
         let unique: HashSet<&String> = apps.iter().collect();
         assert_eq!(unique.len(), apps.len(), "feed {f} has duplicates");
         // Newest first: per writer, indexes must be strictly decreasing.

@@ -40,7 +40,7 @@ fn note(clock: &ManualClock, app: &str, w: i64, body_len: usize) -> NewNotificat
 
 fn assert_all_present(store: &LogStore, acknowledged: &[Notification]) {
     for n in acknowledged {
-        assert_eq!(store.get(&feed(), n.id).unwrap().as_ref(), Some(n), "{}", n.app_notification_id);
+        assert_eq!(store.get(&feed(), n.id).unwrap().as_ref(), Some(n), "{}", n.app_notification_id());
     }
     assert_eq!(store.count(&feed()).unwrap().total, acknowledged.len() as u64);
 }

@@ -57,11 +57,11 @@ fn expected(app: &str) -> NewNotification {
 }
 
 fn matches_generated(n: &Notification) -> bool {
-    let want = expected(&n.app_notification_id);
-    n.payload == want.payload
-        && n.group_name == want.group_name
+    let want = expected(n.app_notification_id());
+    n.payload() == want.payload
+        && n.group_name() == want.group_name.as_deref()
         && Some(n.expiration) == want.expiration
-        && n.target_host_name == want.target_host_name
+        && n.target_host_name() == want.target_host_name
 }
 
 /// The child: appends forever from `WRITERS` threads, printing `ACK feed app id` after each
@@ -146,7 +146,7 @@ fn kill_nine_never_loses_an_acknowledged_append() {
             loop {
                 let page = store.list(&feed(f), &query).unwrap();
                 for n in &page.items {
-                    assert!(matches_generated(n), "round {round}: {} is half-written", n.app_notification_id);
+                    assert!(matches_generated(n), "round {round}: {} is half-written", n.app_notification_id());
                     present += 1;
                 }
                 match page.next {

@@ -109,10 +109,14 @@ fn state_of(store: &LogStore) -> BTreeMap<String, u64> {
     let page = store.list(&feed(), &ListQuery { limit: 1000, ..ListQuery::default() }).unwrap();
     let mut state = BTreeMap::new();
     for n in page.items {
-        let content = n.payload.raw_content.clone().unwrap();
+        let content = n.payload().raw_content.unwrap().to_owned();
         let version: u64 = content.split(' ').nth(2).unwrap().parse().unwrap();
-        assert_eq!(note(&n.app_notification_id, version).payload, n.payload, "a half-written notification");
-        assert!(state.insert(n.app_notification_id.clone(), version).is_none(), "two live {}", n.app_notification_id);
+        assert_eq!(note(n.app_notification_id(), version).payload, n.payload(), "a half-written notification");
+        assert!(
+            state.insert(n.app_notification_id().to_owned(), version).is_none(),
+            "two live {}",
+            n.app_notification_id()
+        );
     }
     state
 }

@@ -50,7 +50,7 @@ fn answers(store: &LogStore, tokens: &[ChangeToken]) -> Vec<Result<Vec<Change>, 
 /// The answers in short: `U(app id)` for an upsert, `R(id, reason)` for a removal.
 fn brief(answers: &[Result<Vec<Change>, String>]) -> String {
     let change = |c: &Change| match c {
-        Change::Upserted(n) => format!("U({})", n.app_notification_id),
+        Change::Upserted(n) => format!("U({})", n.app_notification_id()),
         Change::Removed { id, reason } => format!("R({id} {reason:?})"),
     };
     let feeds = answers.iter().map(|a| match a {

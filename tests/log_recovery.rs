@@ -158,7 +158,8 @@ fn removed_notifications_never_come_back() {
         let store = open(dir.path(), &clock, config()).unwrap();
         assert!(all(&store, &deleted).is_empty(), "at {h} h");
         assert!(all(&store, &grouped).is_empty(), "at {h} h");
-        let capped_apps: Vec<String> = all(&store, &capped).into_iter().map(|n| n.app_notification_id).collect();
+        let capped_apps: Vec<String> =
+            all(&store, &capped).into_iter().map(|n| n.app_notification_id().to_owned()).collect();
         assert_eq!(capped_apps, if h < 6 { vec!["c2"] } else { vec![] as Vec<&str> }, "at {h} h");
     }
 }

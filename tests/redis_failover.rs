@@ -86,7 +86,7 @@ fn every_acknowledged_append_survives_a_master_failover() {
     for (feed, n) in acked.iter() {
         match store.get(feed, n.id) {
             Ok(Some(found)) if &found == n => {}
-            other => missing.push(format!("{feed}: {} -> {other:?}", n.app_notification_id)),
+            other => missing.push(format!("{feed}: {} -> {other:?}", n.app_notification_id())),
         }
     }
     assert!(

@@ -67,7 +67,7 @@ fn a_process_crash_never_leaves_two_live_notifications_with_one_app_notification
     // Either the delete survived (then `second` may be there), or it was lost and so was
     // everything after it: never both notifications.
     let listed = store.list(&feed(), &ListQuery { limit: 10, ..ListQuery::default() }).unwrap().items;
-    let with_app_id: Vec<_> = listed.iter().filter(|n| n.app_notification_id == "order").map(|n| n.id).collect();
+    let with_app_id: Vec<_> = listed.iter().filter(|n| n.app_notification_id() == "order").map(|n| n.id).collect();
     assert!(with_app_id.len() <= 1, "two live notifications with appNotificationId \"order\": {with_app_id:?}");
     let by_app_id = store.get_by_app_id(&feed(), "order").unwrap().map(|n| n.id);
     assert_eq!(by_app_id, with_app_id.first().copied(), "get_by_app_id and list disagree");

@@ -107,7 +107,7 @@ fn after_a_power_loss_keeping_one_segment_of_a_sync_the_open_deletes_the_older_o
         let store = open(&after, &clock);
         assert_eq!(store.get(&f, early.id).unwrap().as_ref(), Some(&early), "mask {keeps:b}: durable");
         let listed = store.list(&f, &ListQuery::default()).unwrap().items;
-        let holders: Vec<_> = listed.iter().filter(|n| n.app_notification_id == "order").map(|n| n.id).collect();
+        let holders: Vec<_> = listed.iter().filter(|n| n.app_notification_id() == "order").map(|n| n.id).collect();
         assert!(holders.len() <= 1, "mask {keeps:b}: at most one live notification per app id, {listed:#?}");
         assert_eq!(store.get_by_app_id(&f, "order").unwrap().map(|n| n.id), holders.first().copied(), "mask {keeps:b}");
         assert_eq!(store.count(&f).unwrap().total, listed.len() as u64, "mask {keeps:b}: count agrees with the list");

@@ -362,7 +362,7 @@ impl Peer for RawFloor {
         };
         let Some(entry) = entry else { return Ok(None) };
         // The map holds hashes: check the record really has this app id.
-        Ok(self.read(entry, now_nanos)?.filter(|n| n.app_notification_id == app_id))
+        Ok(self.read(entry, now_nanos)?.filter(|n| n.app_notification_id() == app_id))
     }
 
     fn sweep(&self, now_nanos: i64) -> BenchResult<SweepOutcome> {

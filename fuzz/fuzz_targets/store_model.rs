@@ -913,13 +913,13 @@ impl World {
             // holds both, so neither is checked against the models.
             let duplicated: BTreeSet<&str> = listed
                 .iter()
-                .map(|n| n.app_notification_id.as_str())
-                .filter(|app| listed.iter().filter(|n| n.app_notification_id == *app).count() > 1)
+                .map(|n| n.app_notification_id())
+                .filter(|app| listed.iter().filter(|n| n.app_notification_id() == *app).count() > 1)
                 .collect();
             for id in feed_ids {
                 let e = version(engine, &f, id);
                 if TOLERATE_DUPLICATE_APP_IDS_AFTER_LOSS
-                    && e.as_ref().is_some_and(|n| duplicated.contains(n.app_notification_id.as_str()))
+                    && e.as_ref().is_some_and(|n| duplicated.contains(n.app_notification_id()))
                 {
                     continue;
                 }
@@ -945,7 +945,7 @@ impl World {
             );
             for app in 0..APPS {
                 let app = format!("app-{app}");
-                let holders = listed.iter().filter(|n| n.app_notification_id == app).count();
+                let holders = listed.iter().filter(|n| n.app_notification_id() == app).count();
                 if holders > 1 && TOLERATE_DUPLICATE_APP_IDS_AFTER_LOSS {
                     self.stats.duplicate_app_ids += 1;
                     continue;
@@ -955,7 +955,7 @@ impl World {
                     .get_by_app_id(&f, &app)
                     .unwrap_or_else(|e| panic!("step {step}: get_by_app_id after reopen: {e}"))
                     .map(|n| n.id);
-                let in_list = listed.iter().find(|n| n.app_notification_id == app).map(|n| n.id);
+                let in_list = listed.iter().find(|n| n.app_notification_id() == app).map(|n| n.id);
                 assert_eq!(by_app, in_list, "step {step}: get_by_app_id {app} and list disagree after reopen");
             }
         }

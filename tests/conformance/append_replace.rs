@@ -26,8 +26,8 @@ pub fn appended_notification_gets_a_fresh_id_and_initial_state(open: Opener) {
     assert_eq!(a.priority, Priority::High);
     assert_eq!(a.platforms, Platforms::ALL);
     assert_eq!(a.expiration, t0() + SignedDuration::from_hours(30 * 24));
-    assert_eq!(a.app_notification_id, "a1");
-    assert_eq!(a.target_host_name, "contoso.com");
+    assert_eq!(a.app_notification_id(), "a1");
+    assert_eq!(a.target_host_name(), "contoso.com");
     assert_eq!(title(&a), "first");
     assert_eq!(s.get(&f, a.id).unwrap(), Some(a.clone()));
     assert_eq!(s.get(&f, b.id).unwrap(), Some(b.clone()));
@@ -58,15 +58,15 @@ pub fn appended_notification_keeps_every_field(open: Opener) {
     let raw_only = notifeed::NewNotification::raw("contoso.com", "raw", "data only");
     let stored = s.add(&f, new.clone());
     let raw = s.add(&f, raw_only);
-    assert_eq!(stored.group_name.as_deref(), Some("group-1"));
-    assert_eq!(stored.payload, new.payload);
+    assert_eq!(stored.group_name(), Some("group-1"));
+    assert_eq!(stored.payload(), new.payload);
     assert_eq!(stored.platforms, new.platforms);
     assert_eq!(stored.priority, Priority::Low);
     assert_eq!(stored.display_time_to_live, Some(60));
     assert_eq!(stored.expiration, expiration);
-    assert_eq!(stored.fallback_policy, new.fallback_policy);
+    assert_eq!(stored.fallback_policy(), new.fallback_policy.as_ref().map(Into::into));
     assert_eq!(raw.priority, Priority::None, "raw notifications default to priority None");
-    assert_eq!(raw.payload.raw_content.as_deref(), Some("data only"));
+    assert_eq!(raw.payload().raw_content, Some("data only"));
     for _ in 0..2 {
         assert_eq!(s.get(&f, stored.id).unwrap(), Some(stored.clone()));
         assert_eq!(s.get_by_app_id(&f, "full").unwrap(), Some(stored.clone()));
@@ -92,7 +92,7 @@ pub fn replaced_notification_keeps_its_id_and_created(open: Opener) {
     assert_eq!(second.created, t0());
     assert_eq!(second.last_modified, at(15));
     assert_eq!(title(&second), "new");
-    assert_eq!(second.group_name.as_deref(), Some("g2"));
+    assert_eq!(second.group_name(), Some("g2"));
     assert_eq!(second.expiration, at(7_200));
     assert_eq!(second.read_state, ReadState::Unread);
     assert_eq!(second.user_action_state, UserActionState::NoInteraction);

@@ -5,7 +5,7 @@ use notifeed::{Counts, ListQuery, Platform, Platforms, ReadState, StateUpdate, U
 use super::{Fixture, Opener, feed, visual};
 
 fn ids_of(items: &[notifeed::Notification]) -> Vec<String> {
-    items.iter().map(|n| n.app_notification_id.clone()).collect()
+    items.iter().map(|n| n.app_notification_id().to_owned()).collect()
 }
 
 /// Lists come newest first, and stay so after a reopen.

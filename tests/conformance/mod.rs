@@ -266,7 +266,10 @@ impl Fixture {
 
     /// The app ids of every live notification of `feed`, newest first.
     pub fn app_ids(&self, feed: &FeedKey) -> Vec<String> {
-        self.list_all(feed, &ListQuery::default(), 1000).into_iter().map(|n| n.app_notification_id).collect()
+        self.list_all(feed, &ListQuery::default(), 1000)
+            .into_iter()
+            .map(|n| n.app_notification_id().to_owned())
+            .collect()
     }
 
     /// Every change after `since`, page by page with `limit`, and the final token.
@@ -342,5 +345,5 @@ pub fn upserts(changes: &[Change]) -> Vec<Notification> {
 
 /// The title of a visual notification.
 pub fn title(n: &Notification) -> &str {
-    n.payload.visual_content.as_ref().map_or("", |v| v.title.as_str())
+    n.payload().visual_content.map_or("", |v| v.title)
 }

@@ -20,7 +20,7 @@ pub fn update_state_sets_read_and_action_state(open: Opener) {
     assert_eq!(read.user_action_state, UserActionState::NoInteraction);
     assert_eq!(read.created, t0());
     assert_eq!(read.last_modified, at(30));
-    assert_eq!(read.payload, n.payload);
+    assert_eq!(read.payload(), n.payload());
     assert_eq!(read.expiration, n.expiration);
     s.reopen();
     assert_eq!(s.get(&f, n.id).unwrap(), Some(read.clone()));

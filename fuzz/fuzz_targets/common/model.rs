@@ -125,7 +125,7 @@ impl Feed {
     }
 
     fn live_app_id(&self, app_id: &str, now: Timestamp) -> Option<NotificationId> {
-        self.live(now).find(|e| e.notification.app_notification_id == app_id).map(|e| e.notification.id)
+        self.live(now).find(|e| e.notification.app_notification_id() == app_id).map(|e| e.notification.id)
     }
 
     fn remember_removal(&mut self, sequence: u64, id: NotificationId, reason: RemovalReason, capacity: usize) {
@@ -300,7 +300,7 @@ impl FeedStore for ModelStore {
         let Some(f) = state.feeds.get(feed) else { return Ok(0) };
         let mut members: Vec<(u64, NotificationId)> = f
             .live(now)
-            .filter(|e| e.notification.group_name.as_deref() == Some(group))
+            .filter(|e| e.notification.group_name() == Some(group))
             .map(|e| (e.position, e.notification.id))
             .collect();
         members.sort();

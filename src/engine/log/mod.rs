@@ -527,7 +527,7 @@ impl LogStore {
                     // checksum: the open does not check the strings the index skips) cannot be
                     // compared; it stays, and its reads report the corruption.
                     let (Ok(newer), Ok(older)) = (self.load(o), self.load(e)) else { continue };
-                    if newer.app_notification_id == older.app_notification_id {
+                    if newer.app_notification_id() == older.app_notification_id() {
                         older_ones.push((cell.key.to_string(), notification_id(e)));
                         break;
                     }
@@ -819,7 +819,7 @@ impl LogStore {
                 continue;
             }
             let n = self.load(e)?;
-            if n.app_notification_id == app {
+            if n.app_notification_id() == app {
                 return Ok(Some((slot, n)));
             }
         }
@@ -839,7 +839,7 @@ impl LogStore {
             segment: placed.segment,
             offset: placed.offset,
             len: placed.len,
-            app_hash: app_hash(&n.app_notification_id),
+            app_hash: app_hash(n.app_notification_id()),
             group: 0,
             platforms: n.platforms.bits(),
             states: Entry::pack_states(n.read_state, n.user_action_state),
@@ -908,7 +908,7 @@ impl FeedStore for LogStore {
             };
             let placed = self.write(&record, self.shadow_window(&old_entry, window), &[old_entry])?;
             f.remove(slot);
-            f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), n.group_name.as_deref());
+            f.insert(Self::entry_for(&n, placed, placed.lsn, placed.lsn), n.group_name());
             f.latest_sequence = f.latest_sequence.max(placed.lsn);
             self.index.change_expiry(
                 cell.number,
@@ -942,7 +942,7 @@ impl FeedStore for LogStore {
             f.remove(slot);
             f.log_removal(placed.lsn, v.id, RemovalReason::Evicted, self.config.options.removal_log_capacity);
         }
-        f.insert(Self::entry_for(&n, placed, sequence, sequence), n.group_name.as_deref());
+        f.insert(Self::entry_for(&n, placed, sequence, sequence), n.group_name());
         f.latest_sequence = f.latest_sequence.max(sequence);
         self.index.change_expiry(
             cell.number,

@@ -851,8 +851,8 @@ mod tests {
         for (body, feed, evicted, n) in sample_upsert_bodies() {
             let index = decode_upsert_for_index(&body).unwrap();
             assert_eq!((index.feed, index.position, index.evicted), (feed, 9, evicted));
-            assert_eq!(index.notification.app_notification_id, n.app_notification_id.as_bytes());
-            assert_eq!(index.notification.group_name, n.group_name.as_deref());
+            assert_eq!(index.notification.app_notification_id, n.app_notification_id().as_bytes());
+            assert_eq!(index.notification.group_name, n.group_name());
             for (at, value, damaged) in damaged(&body) {
                 if let Err(e) = index_decoder_agrees(&damaged) {
                     panic!("byte {at} set to {value}: {e}");
@@ -874,9 +874,10 @@ mod tests {
 
     #[test]
     fn a_string_the_index_keeps_is_checked_and_one_it_skips_is_not() {
-        let mut n = notifications().remove(0);
-        n.group_name = Some("group-ggg".into());
-        n.payload.raw_content = Some("raw-rrr".into());
+        let now = jiff::Timestamp::from_second(1_767_225_600).unwrap();
+        let mut new = crate::NewNotification::visual("host.example", "app-0", "title").with_group("group-ggg");
+        new.payload.raw_content = Some("raw-rrr".into());
+        let n = Notification::from_new(crate::NotificationId::new_random(), new, now, now);
         let outgoing =
             Outgoing::Upsert { kind: RecordKind::Append, feed: "u/a", position: 1, evicted: None, notification: &n };
         let body = outgoing.encode_body().unwrap();

@@ -62,7 +62,7 @@ fn frame_ends(bytes: &[u8], segment_id: u64) -> Vec<usize> {
 
 fn all_app_ids(store: &LogStore, f: &FeedKey) -> Vec<String> {
     let page = store.list(f, &ListQuery { limit: 1000, ..ListQuery::default() }).unwrap();
-    page.items.into_iter().map(|n| n.app_notification_id).collect()
+    page.items.into_iter().map(|n| n.app_notification_id().to_owned()).collect()
 }
 
 /// The location an open that must refuse as corruption names; panics on any other outcome.
@@ -618,7 +618,7 @@ fn a_buffered_append_is_written_by_its_caller_and_only_a_sync_runs_a_batch() {
     std::mem::forget(store);
     let store = open(&crashed, &clock, buffered()).unwrap();
     for (f, n) in &appended {
-        assert_eq!(store.get(f, n.id).unwrap().as_ref(), Some(n), "{} lost or altered", n.app_notification_id);
+        assert_eq!(store.get(f, n.id).unwrap().as_ref(), Some(n), "{} lost or altered", n.app_notification_id());
     }
 }
 

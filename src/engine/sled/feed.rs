@@ -82,7 +82,7 @@ impl<'a> FeedWriter<'a> {
         );
         self.writes.insert(TreeName::Positions, &keys::sequenced_key(feed, record.position), id_value.clone());
         self.writes.insert(TreeName::Upserts, &keys::sequenced_key(feed, record.sequence), id_value.clone());
-        self.writes.insert(TreeName::AppIds, &keys::app_id_key(feed, &n.app_notification_id), id_value);
+        self.writes.insert(TreeName::AppIds, &keys::app_id_key(feed, n.app_notification_id()), id_value);
         self.writes.insert(TreeName::Expiry, &keys::time_key(expiration, feed, n.id), Vec::new());
         self.writes.insert(TreeName::FeedExpiry, &keys::feed_time_key(feed, expiration, n.id), Vec::new());
         self.meta.stored += 1;
@@ -104,7 +104,7 @@ impl<'a> FeedWriter<'a> {
         self.writes.remove(TreeName::Notifications, &keys::notification_key(feed, n.id));
         self.writes.remove(TreeName::Positions, &keys::sequenced_key(feed, record.position));
         self.writes.remove(TreeName::Upserts, &keys::sequenced_key(feed, record.sequence));
-        let app_key = keys::app_id_key(feed, &n.app_notification_id);
+        let app_key = keys::app_id_key(feed, n.app_notification_id());
         if let Some(value) = self.trees.get(TreeName::AppIds, &app_key)?
             && values::decode_id(TreeName::AppIds.as_str(), &app_key, &value)? == n.id
         {

@@ -460,9 +460,8 @@ impl FeedStore for SledStore {
 
     fn delete_group(&self, feed: &FeedKey, group: &str) -> Result<u64, StoreError> {
         let deleted = self.mutate_existing(feed, |writer, now| {
-            let in_group = self.live_records(writer.feed, timestamp_to_nanos(now), |r| {
-                r.notification.group_name.as_deref() == Some(group)
-            })?;
+            let in_group = self
+                .live_records(writer.feed, timestamp_to_nanos(now), |r| r.notification.group_name() == Some(group))?;
             for record in &in_group {
                 writer.remove_explicitly(record, RemovalReason::GroupDeleted)?;
             }

@@ -90,7 +90,7 @@ pub(crate) fn live_record_by_app_id(
         return Ok(None);
     };
     let id = values::decode_id(TreeName::AppIds.as_str(), &key, &value)?;
-    Ok(live_record(trees, feed, id, now_nanos)?.filter(|r| r.notification.app_notification_id == app_notification_id))
+    Ok(live_record(trees, feed, id, now_nanos)?.filter(|r| r.notification.app_notification_id() == app_notification_id))
 }
 
 /// Every `(expiration, id)` of `tree` (`feed_expiry` or `expired_log`) for `feed` with an

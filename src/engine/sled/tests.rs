@@ -47,7 +47,7 @@ fn all_items(store: &SledStore, key: &FeedKey) -> Vec<Notification> {
 }
 
 fn app_ids(items: &[Notification]) -> Vec<&str> {
-    items.iter().map(|n| n.app_notification_id.as_str()).collect()
+    items.iter().map(|n| n.app_notification_id()).collect()
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn full_feed_evicts_oldest_live_and_reports_it_in_changes() {
     assert_eq!(app_ids(&all_items(&store, &f)), ["c", "b"]);
     let page = store.changes(&f, Some(token), 100).unwrap();
     assert_eq!(page.items[0], Change::Removed { id: a.id, reason: RemovalReason::Evicted });
-    assert!(matches!(&page.items[1], Change::Upserted(n) if n.app_notification_id == "c"));
+    assert!(matches!(&page.items[1], Change::Upserted(n) if n.app_notification_id() == "c"));
     assert_eq!(page.items.len(), 2);
 }
 
