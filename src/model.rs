@@ -414,15 +414,17 @@ const PARTS: usize = 8;
 
 impl Text {
     fn pack(parts: &TextParts<'_>) -> Self {
+        // A body without its title is no part of the model: dropped, so that no hidden part
+        // can make two notifications that read the same compare unequal.
         let list = [
             Some(parts.target_host_name),
             Some(parts.app_notification_id),
             parts.group_name,
             parts.raw_content,
             parts.title,
-            parts.body,
+            parts.title.and(parts.body),
             parts.fallback_title,
-            parts.fallback_body,
+            parts.fallback_title.and(parts.fallback_body),
         ];
         let mut all = String::with_capacity(list.iter().flatten().map(|s| s.len()).sum());
         let mut ends = [0; PARTS];
@@ -460,7 +462,8 @@ pub struct PayloadRef<'a> {
     pub visual_content: Option<VisualContentRef<'a>>,
 }
 
-/// A `visualContent`, borrowed from a [`Notification`].
+/// A `visualContent`, borrowed from a [`Notification`]. Compares equal to the
+/// [`VisualContent`] it was stored from; [`VisualContent::from`] copies it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct VisualContentRef<'a> {
     /// `title`.
@@ -469,7 +472,8 @@ pub struct VisualContentRef<'a> {
     pub body: Option<&'a str>,
 }
 
-/// A `fallbackPolicy`, borrowed from a [`Notification`].
+/// A `fallbackPolicy`, borrowed from a [`Notification`]. Compares equal to the
+/// [`FallbackPolicy`] it was stored from; [`FallbackPolicy::from`] copies it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct FallbackPolicyRef<'a> {
     /// `fallbackDelayInSeconds`.
@@ -529,6 +533,24 @@ impl PartialEq<PayloadRef<'_>> for Payload {
 impl PartialEq<FallbackPolicy> for FallbackPolicyRef<'_> {
     fn eq(&self, other: &FallbackPolicy) -> bool {
         *self == FallbackPolicyRef::from(other)
+    }
+}
+
+impl PartialEq<FallbackPolicyRef<'_>> for FallbackPolicy {
+    fn eq(&self, other: &FallbackPolicyRef<'_>) -> bool {
+        FallbackPolicyRef::from(self) == *other
+    }
+}
+
+impl PartialEq<VisualContent> for VisualContentRef<'_> {
+    fn eq(&self, other: &VisualContent) -> bool {
+        *self == VisualContentRef::from(other)
+    }
+}
+
+impl PartialEq<VisualContentRef<'_>> for VisualContent {
+    fn eq(&self, other: &VisualContentRef<'_>) -> bool {
+        VisualContentRef::from(self) == *other
     }
 }
 
@@ -611,22 +633,25 @@ impl Notification {
         }
     }
 
+    // The accessors below borrow from the notification's one allocation: none allocates or
+    // copies, and each is O(1). An empty string reads as `Some("")`, never as `None`.
+
     /// `targetHostName`.
     pub fn target_host_name(&self) -> &str {
         self.text.required(0)
     }
 
-    /// `appNotificationId`.
+    /// `appNotificationId`: unique among the live notifications of a feed.
     pub fn app_notification_id(&self) -> &str {
         self.text.required(1)
     }
 
-    /// `groupName`.
+    /// `groupName`, `None` when the notification was posted without one.
     pub fn group_name(&self) -> Option<&str> {
         self.text.part(2)
     }
 
-    /// `payload`.
+    /// `payload`, borrowed; `Payload::from(n.payload())` copies it.
     pub fn payload(&self) -> PayloadRef<'_> {
         PayloadRef {
             raw_content: self.text.part(3),
@@ -634,7 +659,7 @@ impl Notification {
         }
     }
 
-    /// `fallbackPolicy`.
+    /// `fallbackPolicy` with its delay, borrowed; `None` when the notification has none.
     pub fn fallback_policy(&self) -> Option<FallbackPolicyRef<'_>> {
         self.text.part(6).map(|title| FallbackPolicyRef {
             fallback_delay_seconds: self.fallback_delay_seconds,
@@ -796,6 +821,22 @@ mod tests {
         assert_eq!(raw.fallback_policy(), None);
         let shown = format!("{raw:?}");
         assert!(shown.contains(r#"target_host_name: "h""#) && shown.contains(r#"raw_content: Some("r")"#), "{shown}");
+    }
+
+    #[test]
+    fn a_body_without_its_title_is_dropped_when_the_strings_are_packed() {
+        let parts = TextParts {
+            target_host_name: "h",
+            app_notification_id: "a",
+            body: Some("b"),
+            fallback_body: Some("fb"),
+            ..TextParts::default()
+        };
+        let bare = TextParts { body: None, fallback_body: None, ..parts };
+        assert!(Text::pack(&parts) == Text::pack(&bare));
+        assert!(
+            Text::pack(&TextParts { title: Some("t"), ..parts }) != Text::pack(&TextParts { title: Some("t"), ..bare })
+        );
     }
 
     #[test]
