@@ -459,7 +459,7 @@ fn write_requests(
         if fresh > 0 {
             let (unsynced, capacity) = segments.unsynced_and_capacity();
             if windows.len() < capacity && unsynced + fresh >= capacity {
-                checkpoint(segments, &mut writer)?;
+                checkpoint(segments, &mut writer, false)?;
             }
         }
     }
@@ -586,7 +586,7 @@ fn write_requests(
     // IMPORTANT 4: every file the batch touched is synced before any writer of the batch is
     // told its record is durable (in parallel: one fdatasync's wait for the batch). With a
     // journal this is its checkpoint: every segment is synced, so its entries are dead.
-    checkpoint(segments, &mut writer)
+    checkpoint(segments, &mut writer, sync_asked)
 }
 
 /// Syncs every segment written since its last sync and, when the commit journal holds
@@ -594,7 +594,11 @@ fn write_requests(
 /// A store with a journal also lists every segment's synced length in the synced-lengths file
 /// (`synced_lengths.rs`), as a clean close does, whenever the checkpoint synced something or
 /// the journal held entries: so after a crash, the records a checkpoint synced are vouched for
-/// by that file, and those acknowledged since by the journal, which an open writes back.
+/// by that file, and those acknowledged since by the journal, which an open writes back. A
+/// store without a journal (`Buffered`, or `Always` with `journal_bytes` 0) lists them when a
+/// `sync` was asked (`sync_asked`) and the checkpoint synced something: what a `sync` made
+/// durable is vouched for by the file, and a batch of `Always` without a journal, which syncs
+/// every time, does not pay for the file.
 ///
 /// The file is replaced after the segments' syncs and before the journal's reset: a crash
 /// between the two leaves entries that copy bytes below a listed length, which an open writes
@@ -603,12 +607,13 @@ fn write_requests(
 ///
 /// # Errors
 /// [`StoreError::Io`]; the store is poisoned.
-fn checkpoint(segments: &Segments, writer: &mut WriterState) -> Result<(), StoreError> {
+fn checkpoint(segments: &Segments, writer: &mut WriterState, sync_asked: bool) -> Result<(), StoreError> {
     Counters::add(&segments.counters.checkpoints, 1);
     let dirty = writer.dirty_segments();
     segments.sync_many(writer, &dirty)?;
-    let Some(journal_held_entries) = writer.journal.as_ref().map(|j| !j.is_empty()) else { return Ok(()) };
-    if !dirty.is_empty() || journal_held_entries {
+    let journal_held_entries = writer.journal.as_ref().is_some_and(|j| !j.is_empty());
+    let lists = writer.journal.is_some() || sync_asked;
+    if lists && (!dirty.is_empty() || journal_held_entries) {
         // Every segment is synced to its synced length now (bytes only journaled were counted
         // in it, and `sync_many` synced them), and no such length is ever lowered.
         let listed = super::synced_lengths::listing(writer);

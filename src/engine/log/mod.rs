@@ -41,9 +41,9 @@
 //!   window's last segment is cut and reported ([`RecoveryReport::torn_tails`]), any other bad
 //!   frame refuses the open (or is skipped and reported, in [`RecoveryMode::Salvage`]). What
 //!   tells the two apart: each frame records where its segment's synced prefix ended when it
-//!   was written, and a clean close and every checkpoint of the commit journal list every
-//!   segment's synced length (`synced_lengths.rs`), so damage to synced records is not taken
-//!   for an interrupted write (`recovery.rs`).
+//!   was written, and a clean close, every checkpoint of the commit journal and every `sync`
+//!   of a store without one list every segment's synced length (`synced_lengths.rs`), so
+//!   damage to synced records is not taken for an interrupted write (`recovery.rs`).
 //! * **Index snapshot** (opt-in, [`LogConfig::index_snapshot`]). A clean close writes the
 //!   index; the next open uses it when every segment is byte for byte what it was, and scans
 //!   every record otherwise (`snapshot.rs`).
@@ -90,7 +90,10 @@
 //!   notifications with that app id in the files; the open that follows (a scan) deletes the
 //!   older, as the lost delete did, and lists it in
 //!   [`RecoveryReport::duplicate_app_ids_removed`].
-//!   [`FeedStore::sync`] makes every earlier mutation durable. With `write_buffer_bytes: 0`
+//!   [`FeedStore::sync`] makes every earlier mutation durable, and when it synced a segment it
+//!   also lists every segment's synced length (one more small file written and synced, and
+//!   its directory), so that damage to what it made durable is refused as corruption after a
+//!   power loss, not cut as a torn tail. With `write_buffer_bytes: 0`
 //!   every call reaches the page cache before it returns and survives a process crash (but
 //!   not a failed sync after it, which cuts what no sync covered).
 

@@ -833,6 +833,43 @@ fn after_a_checkpoint_and_a_power_loss_damage_to_a_windows_newest_record_is_corr
     assert!(!held.contains(&"early-4".to_string()));
 }
 
+/// A `sync` of a store without a journal (`Buffered` here) lists the synced lengths too: after
+/// a power loss, damage to the newest record it made durable refuses the open, where without
+/// the file it was cut as a torn tail; the records appended after it are judged by their
+/// frames, as before.
+#[test]
+fn after_a_buffered_sync_and_a_power_loss_damage_to_the_newest_synced_record_is_corruption() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    let store = open(&fs, &clock, buffered()).unwrap();
+    for i in 0..5 {
+        store.append(&f, note(&format!("synced-{i}"), at(&clock, 30))).unwrap();
+    }
+    let syncs = store.stats().file_syncs;
+    store.sync().unwrap();
+    assert_eq!(store.stats().file_syncs, syncs + 2, "the segment and the synced-lengths file");
+    store.sync().unwrap();
+    assert_eq!(store.stats().file_syncs, syncs + 2, "a sync with nothing to sync writes no file");
+    let crashed = fs.crash(None);
+    drop(store);
+    let first = segment_paths(&crashed)[0].clone();
+    let id = segment::parse_segment_file_name(&first).unwrap();
+    let image = crashed.read_all(&first).unwrap();
+    let ends = frame_ends(&image, u64::from(id));
+    assert_eq!(ends.len(), 5);
+    let mut damaged = image.clone();
+    damaged[ends[3] + record::FRAME_HEADER_LEN + 3] ^= 0x10; // the fifth, newest record's body
+    crashed.overwrite(&first, damaged);
+    let without = crashed.crash(None);
+    let location = refused_as_corruption(open(&crashed, &clock, buffered()));
+    assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[3])), "{location}");
+    without.remove_file(&Path::new(DIR).join(synced_lengths::SYNCED_FILE)).unwrap();
+    let cut = open(&without, &clock, buffered()).unwrap();
+    assert_eq!(cut.recovery_report().torn_tails.len(), 1, "{:?}", cut.recovery_report());
+    assert_eq!(all_app_ids(&cut, &f).len(), 4, "every record but the damaged one");
+}
+
 /// A batch too large for the journal syncs its segments instead, in a checkpoint that finds
 /// the journal empty: it lists the synced lengths all the same, so its record is vouched for.
 #[test]
