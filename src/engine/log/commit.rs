@@ -592,13 +592,13 @@ fn write_requests(
 /// Syncs every segment written since its last sync and, when the commit journal holds
 /// entries, starts its next generation (they are dead: what they copy is in synced segments).
 /// A store with a journal also lists every segment's synced length in the synced-lengths file
-/// (`synced_lengths.rs`), as a clean close does, whenever the checkpoint synced something or
-/// the journal held entries: so after a crash, the records a checkpoint synced are vouched for
+/// (`synced_lengths.rs`), as a clean close does, at every checkpoint: so after a crash, the records a checkpoint synced are vouched for
 /// by that file, and those acknowledged since by the journal, which an open writes back. A
 /// store without a journal (`Buffered`, or `Always` with `journal_bytes` 0) lists them when a
-/// `sync` was asked (`sync_asked`) and the checkpoint synced something: what a `sync` made
-/// durable is vouched for by the file, and a batch of `Always` without a journal, which syncs
-/// every time, does not pay for the file.
+/// `sync` was asked (`sync_asked`): what a `sync` found durable is vouched for by the file,
+/// and a batch of `Always` without a journal, which syncs every time, does not pay for the
+/// file. Either way the file is written only when the lengths differ from what this session
+/// last wrote to it.
 ///
 /// The file is replaced after the segments' syncs and before the journal's reset: a crash
 /// between the two leaves entries that copy bytes below a listed length, which an open writes
@@ -611,14 +611,17 @@ fn checkpoint(segments: &Segments, writer: &mut WriterState, sync_asked: bool) -
     Counters::add(&segments.counters.checkpoints, 1);
     let dirty = writer.dirty_segments();
     segments.sync_many(writer, &dirty)?;
-    let journal_held_entries = writer.journal.as_ref().is_some_and(|j| !j.is_empty());
-    let lists = writer.journal.is_some() || sync_asked;
-    if lists && (!dirty.is_empty() || journal_held_entries) {
+    if writer.journal.is_some() || sync_asked {
         // Every segment is synced to its synced length now (bytes only journaled were counted
-        // in it, and `sync_many` synced them), and no such length is ever lowered.
+        // in it, and `sync_many` synced them), and no such length is ever lowered. Lengths
+        // raised by syncs that listed nothing (a roll's, a sweep's, a batch's without a
+        // journal) differ from the last listing as much as those raised here do.
         let listed = super::synced_lengths::listing(writer);
-        Counters::add(&segments.counters.file_syncs, 1);
-        segments.poison_on_error(super::synced_lengths::write(segments.fs(), segments.dir(), &listed))?;
+        if listed != writer.listed {
+            Counters::add(&segments.counters.file_syncs, 1);
+            segments.poison_on_error(super::synced_lengths::write(segments.fs(), segments.dir(), &listed))?;
+            writer.listed = listed;
+        }
     }
     if let Some(journal) = writer.journal.as_mut().filter(|j| !j.is_empty()) {
         Counters::add(&segments.counters.file_syncs, 1);

@@ -90,10 +90,10 @@
 //!   notifications with that app id in the files; the open that follows (a scan) deletes the
 //!   older, as the lost delete did, and lists it in
 //!   [`RecoveryReport::duplicate_app_ids_removed`].
-//!   [`FeedStore::sync`] makes every earlier mutation durable, and when it synced a segment it
-//!   also lists every segment's synced length (one more small file written and synced, and
-//!   its directory), so that damage to what it made durable is refused as corruption after a
-//!   power loss, not cut as a torn tail. With `write_buffer_bytes: 0`
+//!   [`FeedStore::sync`] makes every earlier mutation durable, and when a segment's synced
+//!   length changed since the last listing it also lists them all (one more small file
+//!   written and synced, and its directory), so that damage to what is durable is refused as
+//!   corruption after a power loss, not cut as a torn tail. With `write_buffer_bytes: 0`
 //!   every call reaches the page cache before it returns and survives a process crash (but
 //!   not a failed sync after it, which cuts what no sync covered).
 

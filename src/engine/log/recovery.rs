@@ -551,6 +551,7 @@ pub(crate) fn recover(
         watermark,
         batch_buffers: Vec::new(),
         journal: None,
+        listed: Vec::new(),
     };
     Ok(Recovered { index, writer, report })
 }

@@ -147,6 +147,9 @@ pub(crate) struct WriterState {
     pub batch_buffers: Vec<(u32, u64, Vec<u8>)>,
     /// The commit journal of an `Always` store (`None`: each batch syncs its segments).
     pub journal: Option<super::journal::Journal>,
+    /// What this session last wrote to the synced-lengths file (empty before it first does): a
+    /// checkpoint that lists lengths writes the file only when they differ.
+    pub listed: Vec<super::synced_lengths::SyncedLength>,
 }
 
 impl WriterState {
@@ -876,6 +879,7 @@ mod tests {
             watermark: Watermark::default(),
             batch_buffers: Vec::new(),
             journal: None,
+            listed: Vec::new(),
         };
         Segments::new(dir, Arc::new(fs), max_open, (64 << 20, 64 << 10), writer)
     }

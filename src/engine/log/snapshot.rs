@@ -340,6 +340,7 @@ fn build(
         watermark,
         batch_buffers: Vec::new(),
         journal: None,
+        listed: Vec::new(),
     };
     Ok(Recovered { index, writer, report })
 }

@@ -835,8 +835,7 @@ fn after_a_checkpoint_and_a_power_loss_damage_to_a_windows_newest_record_is_corr
 
 /// A `sync` of a store without a journal (`Buffered` here) lists the synced lengths too: after
 /// a power loss, damage to the newest record it made durable refuses the open, where without
-/// the file it was cut as a torn tail; the records appended after it are judged by their
-/// frames, as before.
+/// the file it was cut as a torn tail. A second `sync` with nothing new writes no file.
 #[test]
 fn after_a_buffered_sync_and_a_power_loss_damage_to_the_newest_synced_record_is_corruption() {
     let fs = FaultFileSystem::new();
@@ -868,6 +867,36 @@ fn after_a_buffered_sync_and_a_power_loss_damage_to_the_newest_synced_record_is_
     let cut = open(&without, &clock, buffered()).unwrap();
     assert_eq!(cut.recovery_report().torn_tails.len(), 1, "{:?}", cut.recovery_report());
     assert_eq!(all_app_ids(&cut, &f).len(), 4, "every record but the damaged one");
+}
+
+/// In an `Always` store without a journal every batch syncs its segment and lists nothing; a
+/// `sync` after them, which finds nothing left to sync, lists what they synced: damage to the
+/// newest record is then refused after a power loss.
+#[test]
+fn a_sync_lists_lengths_that_syncs_before_it_raised_without_listing() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let f = feed("u/app");
+    let config = || LogConfig { journal_bytes: 0, ..LogConfig::default() };
+    let store = open(&fs, &clock, config()).unwrap();
+    for i in 0..5 {
+        store.append(&f, note(&format!("synced-{i}"), at(&clock, 30))).unwrap();
+    }
+    let syncs = store.stats().file_syncs;
+    store.sync().unwrap();
+    assert_eq!(store.stats().file_syncs, syncs + 1, "only the synced-lengths file");
+    let crashed = fs.crash(None);
+    drop(store);
+    let first = segment_paths(&crashed)[0].clone();
+    let id = segment::parse_segment_file_name(&first).unwrap();
+    let image = crashed.read_all(&first).unwrap();
+    let ends = frame_ends(&image, u64::from(id));
+    assert_eq!(ends.len(), 5);
+    let mut damaged = image.clone();
+    damaged[ends[3] + record::FRAME_HEADER_LEN + 3] ^= 0x10;
+    crashed.overwrite(&first, damaged);
+    let location = refused_as_corruption(open(&crashed, &clock, config()));
+    assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[3])), "{location}");
 }
 
 /// A batch too large for the journal syncs its segments instead, in a checkpoint that finds
