@@ -652,12 +652,9 @@ impl TryFrom<StoredNotificationRef<'_>> for Notification {
     }
 }
 
-impl TryFrom<StoredNotification> for Notification {
-    type Error = CodecError;
-
-    /// Copies the strings once, into one allocation.
-    fn try_from(s: StoredNotification) -> Result<Self, CodecError> {
-        Notification::try_from(StoredNotificationRef {
+impl<'a> From<&'a StoredNotification> for StoredNotificationRef<'a> {
+    fn from(s: &'a StoredNotification) -> Self {
+        Self {
             id: s.id,
             target_host_name: &s.target_host_name,
             app_notification_id: &s.app_notification_id,
@@ -673,7 +670,16 @@ impl TryFrom<StoredNotification> for Notification {
             last_modified: s.last_modified,
             read_state: s.read_state,
             user_action_state: s.user_action_state,
-        })
+        }
+    }
+}
+
+impl TryFrom<StoredNotification> for Notification {
+    type Error = CodecError;
+
+    /// Copies the strings once, into one allocation.
+    fn try_from(s: StoredNotification) -> Result<Self, CodecError> {
+        Notification::try_from(StoredNotificationRef::from(&s))
     }
 }
 
@@ -841,26 +847,6 @@ mod tests {
             )
     }
 
-    fn as_ref(s: &StoredNotification) -> StoredNotificationRef<'_> {
-        StoredNotificationRef {
-            id: s.id,
-            target_host_name: &s.target_host_name,
-            app_notification_id: &s.app_notification_id,
-            group_name: s.group_name.as_deref(),
-            raw_content: s.raw_content.as_deref(),
-            visual_content: s.visual_content.as_ref().map(|(t, b)| (t.as_str(), b.as_deref())),
-            platforms: s.platforms,
-            priority: s.priority,
-            display_time_to_live: s.display_time_to_live,
-            expiration: s.expiration,
-            fallback: s.fallback.as_ref().map(|(d, t, b)| (*d, t.as_str(), b.as_deref())),
-            created: s.created,
-            last_modified: s.last_modified,
-            read_state: s.read_state,
-            user_action_state: s.user_action_state,
-        }
-    }
-
     proptest::proptest! {
         /// Format version 1 was written through serde; bincode's derived encoders must write
         /// and read the very same bytes, or stores written before would not open.
@@ -871,7 +857,7 @@ mod tests {
             encode_into(&stored, &mut native).unwrap_or_default();
             proptest::prop_assert_eq!(&native, &through_serde);
             let mut borrowed = Vec::new();
-            encode_into(&as_ref(&stored), &mut borrowed).unwrap_or_default();
+            encode_into(&StoredNotificationRef::from(&stored), &mut borrowed).unwrap_or_default();
             proptest::prop_assert_eq!(&borrowed, &through_serde);
             let view = decode_borrowed::<StoredNotificationRef<'_>>(&through_serde);
             proptest::prop_assert_eq!(view.map(|v| v.to_stored()), Ok(stored.clone()));

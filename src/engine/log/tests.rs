@@ -789,6 +789,21 @@ fn damage_to_a_compacted_copy_is_corruption_not_a_torn_tail() {
     assert!(location.contains(&format!("{id:010}.seg")), "{location}");
 }
 
+/// Flips a bit in the body of the fifth and newest record of the first segment file of
+/// `crashed`, which must hold exactly five; returns that record's location as an open names
+/// it (`<id>.seg offset <n>`).
+fn flip_a_bit_of_the_newest_of_five_records(crashed: &FaultFileSystem) -> String {
+    let first = segment_paths(crashed)[0].clone();
+    let id = segment::parse_segment_file_name(&first).unwrap();
+    let image = crashed.read_all(&first).unwrap();
+    let ends = frame_ends(&image, u64::from(id));
+    assert_eq!(ends.len(), 5);
+    let mut damaged = image.clone();
+    damaged[ends[3] + record::FRAME_HEADER_LEN + 3] ^= 0x10;
+    crashed.overwrite(&first, damaged);
+    format!("{id:010}.seg offset {}", ends[3])
+}
+
 /// Between clean closes, an `Always` store's checkpoints list the synced lengths too: after a
 /// power loss, damage to the newest record of a window nothing was written to since the last
 /// checkpoint (no later frame, and no journal entry, vouches for it) refuses the open, where
@@ -813,17 +828,10 @@ fn after_a_checkpoint_and_a_power_loss_damage_to_a_windows_newest_record_is_corr
     }
     let crashed = fs.crash(None);
     drop(store);
-    let first = segment_paths(&crashed)[0].clone();
-    let id = segment::parse_segment_file_name(&first).unwrap();
-    let image = crashed.read_all(&first).unwrap();
-    let ends = frame_ends(&image, u64::from(id));
-    assert_eq!(ends.len(), 5);
-    let mut damaged = image.clone();
-    damaged[ends[3] + record::FRAME_HEADER_LEN + 3] ^= 0x10; // the fifth, newest record's body
-    crashed.overwrite(&first, damaged);
+    let newest = flip_a_bit_of_the_newest_of_five_records(&crashed);
     let without = crashed.crash(None);
     let location = refused_as_corruption(open(&crashed, &clock, config()));
-    assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[3])), "{location}");
+    assert!(location.ends_with(&newest), "{location}");
     // Without the file the frames alone cannot tell: the damaged record is cut as torn.
     without.remove_file(&Path::new(DIR).join(synced_lengths::SYNCED_FILE)).unwrap();
     let cut = open(&without, &clock, config()).unwrap();
@@ -852,17 +860,10 @@ fn after_a_buffered_sync_and_a_power_loss_damage_to_the_newest_synced_record_is_
     assert_eq!(store.stats().file_syncs, syncs + 2, "a sync with nothing to sync writes no file");
     let crashed = fs.crash(None);
     drop(store);
-    let first = segment_paths(&crashed)[0].clone();
-    let id = segment::parse_segment_file_name(&first).unwrap();
-    let image = crashed.read_all(&first).unwrap();
-    let ends = frame_ends(&image, u64::from(id));
-    assert_eq!(ends.len(), 5);
-    let mut damaged = image.clone();
-    damaged[ends[3] + record::FRAME_HEADER_LEN + 3] ^= 0x10; // the fifth, newest record's body
-    crashed.overwrite(&first, damaged);
+    let newest = flip_a_bit_of_the_newest_of_five_records(&crashed);
     let without = crashed.crash(None);
     let location = refused_as_corruption(open(&crashed, &clock, buffered()));
-    assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[3])), "{location}");
+    assert!(location.ends_with(&newest), "{location}");
     without.remove_file(&Path::new(DIR).join(synced_lengths::SYNCED_FILE)).unwrap();
     let cut = open(&without, &clock, buffered()).unwrap();
     assert_eq!(cut.recovery_report().torn_tails.len(), 1, "{:?}", cut.recovery_report());
@@ -887,16 +888,9 @@ fn a_sync_lists_lengths_that_syncs_before_it_raised_without_listing() {
     assert_eq!(store.stats().file_syncs, syncs + 1, "only the synced-lengths file");
     let crashed = fs.crash(None);
     drop(store);
-    let first = segment_paths(&crashed)[0].clone();
-    let id = segment::parse_segment_file_name(&first).unwrap();
-    let image = crashed.read_all(&first).unwrap();
-    let ends = frame_ends(&image, u64::from(id));
-    assert_eq!(ends.len(), 5);
-    let mut damaged = image.clone();
-    damaged[ends[3] + record::FRAME_HEADER_LEN + 3] ^= 0x10;
-    crashed.overwrite(&first, damaged);
+    let newest = flip_a_bit_of_the_newest_of_five_records(&crashed);
     let location = refused_as_corruption(open(&crashed, &clock, config()));
-    assert!(location.ends_with(&format!("{id:010}.seg offset {}", ends[3])), "{location}");
+    assert!(location.ends_with(&newest), "{location}");
 }
 
 /// A batch too large for the journal syncs its segments instead, in a checkpoint that finds
