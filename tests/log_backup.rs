@@ -12,7 +12,11 @@
 //!   that includes every one acknowledged before the call;
 //! * removing a copy (`BackupDirectory::discard`), cut at any step by a power loss, leaves
 //!   the whole copy, one that no open accepts, or nothing of it;
-//! * so does making a copy, cut at any write or sync by a power loss.
+//! * so does making a copy, cut at any write or sync by a power loss;
+//! * a refresh of a copy (`LogStore::refresh_backup`) writes only what differs, removes what
+//!   the store swept and what a store opened on the copy wrote, opens as the store at the
+//!   refresh, refuses a directory holding other files, and cut by a power loss leaves the
+//!   earlier copy, a refused one, or the new one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod filled_log;
@@ -353,5 +357,160 @@ fn a_backup_cut_at_any_write_or_sync_by_a_power_loss_is_refused_or_whole() {
     // the copy was whole (178 crashes: 3, 170 and 5 when written).
     for outcome in [Left::Empty, Left::Refused, Left::Whole] {
         assert!(seen.contains(&outcome), "{outcome:?} never seen: {seen:?}");
+    }
+}
+
+/// The files in [`COPY`] but its lock, by name.
+fn names_in_copy(fs: &FaultFileSystem) -> Vec<String> {
+    let mut names: Vec<String> = fs
+        .list(Path::new(COPY))
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| n != "LOCK")
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_refresh_writes_only_what_changed_and_opens_as_the_store_at_the_refresh() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    let first = store.backup(Path::new(COPY)).unwrap();
+    assert_eq!(first.bytes_written, first.bytes);
+    // The store goes on: appends, a replacement and a delete.
+    for i in 0..3 {
+        store.append(&feed(i), note(&clock, &format!("later{i}"), 3)).unwrap();
+    }
+    store.append(&feed(0), note(&clock, "n0", 3)).unwrap();
+    let n = store.get_by_app_id(&feed(1), "n31").unwrap().unwrap();
+    store.delete(&feed(1), n.id).unwrap();
+    let now = contents(&store);
+
+    let refreshed = store.refresh_backup(Path::new(COPY)).unwrap();
+    assert!(refreshed.bytes > first.bytes, "{refreshed:?}");
+    assert!(
+        refreshed.bytes_written > 0 && refreshed.bytes_written * 4 < refreshed.bytes,
+        "only the new records' pieces: {refreshed:?}"
+    );
+    store.append(&feed(2), note(&clock, "after the refresh", 2)).unwrap();
+    // A power loss right after the call: the copy is whole, and it is the store at the refresh.
+    let crashed = fs.crash(None);
+    let copy = open_at(&crashed, &clock, COPY, config()).unwrap();
+    assert_eq!(contents(&copy), now);
+    assert_eq!(copy.verify().unwrap().notifications, HELD + 2);
+    drop(copy);
+    // With one append since, a refresh writes its piece; with nothing new, nothing.
+    let again = store.refresh_backup(Path::new(COPY)).unwrap();
+    let unchanged = store.refresh_backup(Path::new(COPY)).unwrap();
+    assert!(again.bytes_written > 0, "the append after the refresh: {again:?}");
+    assert_eq!(unchanged.bytes_written, 0, "{unchanged:?}");
+}
+
+#[test]
+fn a_refresh_removes_what_the_store_swept_and_what_a_store_opened_on_the_copy_wrote() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    store.backup(Path::new(COPY)).unwrap();
+    let copied = names_in_copy(&fs);
+    // Someone opens the copy as a store and writes to it (a restore drill), then closes it.
+    let opened = open_at(&fs, &clock, COPY, LogConfig { index_snapshot: true, ..config() }).unwrap();
+    opened.append(&feed(0), note(&clock, "in the copy", 1)).unwrap();
+    opened.close().unwrap();
+    assert!(names_in_copy(&fs).iter().any(|n| n == "SYNCED" || n == "INDEX"), "{:?}", names_in_copy(&fs));
+    // Window 1 passes in the store: its files go.
+    clock.advance(SignedDuration::from_secs(600 * 2 + 1));
+    let swept = store.sweep_expired().unwrap();
+    assert!(swept.files_removed > 0, "{swept:?}");
+
+    let refreshed = store.refresh_backup(Path::new(COPY)).unwrap();
+    assert_eq!(refreshed.segments_removed, swept.files_removed, "{refreshed:?}");
+    let names = names_in_copy(&fs);
+    assert!(names.iter().all(|n| n == "WATERMARK" || n.ends_with(".seg")), "{names:?}");
+    assert!(names.len() < copied.len(), "{names:?} against {copied:?}");
+    let copy = open_at(&fs, &clock, COPY, config()).unwrap();
+    assert_eq!(contents(&copy), contents(&store));
+    assert!(copy.get_by_app_id(&feed(0), "in the copy").unwrap().is_none());
+}
+
+#[test]
+fn a_refresh_into_a_directory_holding_other_files_is_refused_and_changes_nothing() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    store.backup(Path::new(COPY)).unwrap();
+    let before = contents(&store);
+    fs.open(&Path::new(COPY).join("notes.txt"), true).unwrap();
+    let names = names_in_copy(&fs);
+    store.append(&feed(0), note(&clock, "later", 1)).unwrap();
+    match store.refresh_backup(Path::new(COPY)) {
+        Err(StoreError::Io { path, .. }) => assert!(path.ends_with("notes.txt"), "{path}"),
+        other => panic!("refreshed: {other:?}"),
+    }
+    assert_eq!(names_in_copy(&fs), names);
+    fs.remove_file(&Path::new(COPY).join("notes.txt")).unwrap();
+    assert_eq!(contents(&open_at(&fs, &clock, COPY, config()).unwrap()), before);
+    assert!(!store.is_poisoned());
+}
+
+#[test]
+fn a_refresh_cut_at_any_write_or_sync_by_a_power_loss_leaves_the_earlier_copy_a_refused_one_or_the_new_one() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_at(&fs, &clock, DIR, config()).unwrap();
+    fill(&store, &clock);
+    store.backup(Path::new(COPY)).unwrap();
+    let earlier = contents(&store);
+    for i in 0..6 {
+        store.append(&feed(i % 3), note(&clock, &format!("later{i}"), (i % 3) as i64 + 1)).unwrap();
+    }
+    let now = contents(&store);
+    let machine = fs.crash(None);
+    drop(store);
+
+    let mut seen = Vec::new();
+    for plan in EVERY_CUT {
+        for n in 1.. {
+            let fs = machine.crash(None);
+            let store = open_at(&fs, &clock, DIR, config()).unwrap();
+            fs.set_plan(plan(n));
+            let outcome = store.refresh_backup(Path::new(COPY));
+            fs.set_plan(FaultPlan::default());
+            for kept in 0..=fs.unsynced_name_changes() {
+                let crashed = fs.crash_keeping_name_changes(None, kept);
+                let left =
+                    if crashed.list(Path::new(COPY)).unwrap().contains(&Path::new(COPY).join(BACKUP_INCOMPLETE_FILE)) {
+                        assert_refused_as_incomplete(&crashed, &clock, COPY);
+                        "refused"
+                    } else {
+                        let copy = open_at(&crashed, &clock, COPY, config()).unwrap();
+                        let held = contents(&copy);
+                        if held == now {
+                            "new"
+                        } else {
+                            assert_eq!(held, earlier, "{:?}: neither copy", plan(n));
+                            assert!(outcome.is_err(), "{:?}: a refresh that returned is durable", plan(n));
+                            "earlier"
+                        }
+                    };
+                if outcome.is_ok() {
+                    assert_eq!(left, "new", "{:?}: a refresh that returned is durable", plan(n));
+                }
+                seen.push(left);
+            }
+            if outcome.is_ok() {
+                break;
+            }
+            assert!(n < 200, "the refresh never ran through");
+        }
+    }
+    for outcome in ["earlier", "refused", "new"] {
+        assert!(seen.contains(&outcome), "{outcome} never seen");
     }
 }

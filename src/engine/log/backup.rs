@@ -1,5 +1,8 @@
 //! An online backup ([`LogStore::backup`]): a copy of the store, as of one instant, into a
-//! new directory that [`LogStore::open`] opens like any data directory.
+//! new directory that [`LogStore::open`] opens like any data directory; and its refresh
+//! ([`LogStore::refresh_backup`]), which brings an earlier copy up to a new instant by writing
+//! only the pieces of its files that differ (segments are append-only, so about what the
+//! store wrote since), and removing the segments the store no longer has.
 //!
 //! The instant is taken under the writer's lock, which orders every write (each batch holds
 //! it from its first write to its last): each segment's length and the watermark, after
@@ -42,8 +45,15 @@ pub(crate) const INCOMPLETE_FILE: &str = "BACKUP_INCOMPLETE";
 pub struct BackupReport {
     /// Segment files copied.
     pub segments: u64,
-    /// Bytes copied from them (headers and records).
+    /// Bytes copied from them (headers and records), each checked as
+    /// [`LogStore::verify`](super::LogStore::verify) checks it.
     pub bytes: u64,
+    /// Bytes written to the copy's segment files: all of [`BackupReport::bytes`] for a new
+    /// copy; for [`LogStore::refresh_backup`](super::LogStore::refresh_backup), only the
+    /// pieces (of up to 2 MiB) that the copy did not hold already.
+    pub bytes_written: u64,
+    /// Segment files of an earlier copy removed by a refresh: the store no longer has them.
+    pub segments_removed: u64,
     /// The LSN the copy ends below: the next the store was to assign at the instant of the copy.
     pub next_lsn: u64,
 }
@@ -161,38 +171,97 @@ fn is_complete(fs: &dyn FileSystem, dir: &Path) -> Result<bool, StoreError> {
 }
 
 pub(crate) fn backup(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
-    reading_a_cut(store, || copy(store, dest))
+    reading_a_cut(store, || copy(store, dest, false))
 }
 
-fn copy(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
+pub(crate) fn refresh(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
+    reading_a_cut(store, || copy(store, dest, true))
+}
+
+/// The files a store writes in its directory besides its segments, the watermark and the lock:
+/// an opened copy may hold them, and a refresh removes them (they describe the files as that
+/// store left them, not as the copy makes them).
+fn files_of_an_opened_store() -> [&'static str; 8] {
+    [
+        super::synced_lengths::SYNCED_FILE,
+        "SYNCED.tmp",
+        super::journal::JOURNAL_FILE,
+        super::snapshot::SNAPSHOT_FILE,
+        "INDEX.tmp",
+        super::segment::UNSYNCED_FILE,
+        "WATERMARK.tmp",
+        // Left by a refresh cut short (below), and refreshed over.
+        INCOMPLETE_FILE,
+    ]
+}
+
+/// Copies the store into `dest`: an empty directory, or with `refresh` one holding an earlier
+/// copy (of any store, complete or cut short, opened since or not). A refresh compares what
+/// `dest` holds with what it is to hold, and writes only the pieces that differ, cuts files
+/// that are too long, and removes what the store no longer has.
+fn copy(store: &LogStore, dest: &Path, refresh: bool) -> Result<BackupReport, StoreError> {
     let segments = &store.segments;
     let fs = segments.fs();
     create_dir_durably(fs, dest)?;
     // Held while copying: no other backup, and no store, uses `dest` meanwhile.
     let _lock = DirectoryLock::acquire(fs, dest)?;
     let lock_file = dest.join(LOCK_FILE);
-    if fs.list(dest).map_err(|e| io_error("listing", dest, e))?.iter().any(|p| *p != lock_file) {
+    let mut held: Vec<PathBuf> = fs.list(dest).map_err(|e| io_error("listing", dest, e))?;
+    held.retain(|p| *p != lock_file);
+    if !refresh && !held.is_empty() {
         let source = io::Error::new(io::ErrorKind::AlreadyExists, "a backup goes to an empty directory");
         return Err(io_error("backing up to", dest, source));
+    }
+    let watermark_file = dest.join(super::watermark::WATERMARK_FILE);
+    let is_segment = |p: &Path| super::segment::parse_segment_file_name(p).is_some();
+    let opened_store_files: Vec<PathBuf> = files_of_an_opened_store().iter().map(|name| dest.join(name)).collect();
+    if let Some(other) =
+        held.iter().find(|p| !is_segment(p) && **p != watermark_file && !opened_store_files.contains(p))
+    {
+        let source = io::Error::new(io::ErrorKind::InvalidInput, "a refresh goes to a directory holding a copy only");
+        return Err(io_error("refreshing a backup with", other, source));
     }
     let marker = dest.join(INCOMPLETE_FILE);
     fs.open(&marker, true).map_err(|e| io_error("creating", &marker, e))?;
     fs.sync_dir(dest).map_err(|e| io_error("syncing", dest, e))?;
+    // The marker is durable: whatever changes now, no open accepts the copy until it is whole.
+    for path in held.iter().filter(|p| opened_store_files.contains(p) && **p != marker) {
+        fs.remove_file(path).map_err(|e| io_error("removing", path, e))?;
+    }
     let cut = capture(segments)?;
     let mut report = BackupReport { next_lsn: cut.next_lsn, ..BackupReport::default() };
     let mut buf = Vec::new();
+    let mut held_piece = Vec::new();
     for (&id, c) in &cut.segments {
         let from = segments.path(id);
         let to = dest.join(segment_file_name(id));
         let source = segments.file(id)?;
         let target = fs.open(&to, true).map_err(|e| io_error("creating", &to, e))?;
-        // Each piece read is checked (as `verify` checks it) and then written: the copy never
-        // holds a record that fails its checksum (a store opened by salvage, whose files keep
-        // the regions it lost, is refused).
+        let held_len = if refresh { target.size().map_err(|e| io_error("reading", &to, e))? } else { 0 };
+        // Each piece read is checked (as `verify` checks it) and then written where `dest`
+        // does not hold it already: the copy never holds a record that fails its checksum (a
+        // store opened by salvage, whose files keep the regions it lost, is refused).
         let mut failed_write = false;
-        let mut copy_piece = |at: u64, piece: &mut [u8]| {
+        let mut written = 0;
+        let mut copy_piece = |at: u64, piece: &mut [u8]| -> io::Result<()> {
             source.read_exact_at(piece, at)?;
-            target.write_all_at(piece, at).inspect_err(|_| failed_write = true)
+            let end = at + piece.len() as u64;
+            // The part of the piece below what `dest` holds, compared before it is written.
+            let held_end = end.min(held_len.max(at));
+            let mut from_here = 0;
+            if held_end > at {
+                let n = (held_end - at) as usize;
+                held_piece.resize(n, 0);
+                target.read_exact_at(&mut held_piece, at)?;
+                if held_piece[..] == piece[..n] {
+                    from_here = n;
+                }
+            }
+            if from_here < piece.len() {
+                written += (piece.len() - from_here) as u64;
+                target.write_all_at(&piece[from_here..], at + from_here as u64).inspect_err(|_| failed_write = true)?;
+            }
+            Ok(())
         };
         let checked = check_segment(&mut copy_piece, (id, c), &[], CHUNK, &mut buf).map_err(|f| match f {
             Failure::Io(e) if failed_write => io_error("writing", &to, e),
@@ -201,15 +270,29 @@ fn copy(store: &LogStore, dest: &Path) -> Result<BackupReport, StoreError> {
                 StoreError::Corruption { location: format!("{} offset {offset}", from.display()), detail }
             }
         })?;
+        if held_len > c.len {
+            target.set_len(c.len).map_err(|e| io_error("cutting", &to, e))?;
+        }
+        // Synced even when nothing was written: what `dest` held may be the unsynced writes of
+        // a refresh that a crash of its process cut short.
         target.sync_data().map_err(|e| io_error("syncing", &to, e))?;
         report.segments += 1;
         report.bytes += checked.bytes;
+        report.bytes_written += written;
+    }
+    // What the store no longer has (a sweep unlinked it, a compaction replaced it) goes.
+    for path in held.iter().filter(|p| is_segment(p)) {
+        let kept = super::segment::parse_segment_file_name(path).is_some_and(|id| cut.segments.contains_key(&id));
+        if !kept {
+            fs.remove_file(path).map_err(|e| io_error("removing", path, e))?;
+            report.segments_removed += 1;
+        }
     }
     // A cut after a failed sync may have zeroed bytes the copy read: then it must not open.
     segments.check_poison()?;
     cut.watermark.store(fs, dest)?;
     // Everything above is durable (each file synced, the directory synced by the watermark's
-    // rename): only now may the copy open.
+    // rename, which also makes the removals durable): only now may the copy open.
     fs.remove_file(&marker).map_err(|e| io_error("removing", &marker, e))?;
     fs.sync_dir(dest).map_err(|e| io_error("syncing", dest, e))?;
     Ok(report)

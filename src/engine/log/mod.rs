@@ -630,6 +630,30 @@ impl LogStore {
         backup::backup(self, dest)
     }
 
+    /// Brings the copy in `dest` up to now: afterwards it is what [`LogStore::backup`] into an
+    /// empty directory would have made at this instant, with the same guarantees, but only the
+    /// pieces of the segment files (up to 2 MiB each) that differ from what `dest` holds are
+    /// written. So a copy refreshed every hour writes about what the store wrote in that hour:
+    /// segments are append-only, and what a sweep or a compaction removed from the store is
+    /// removed from the copy. `dest` may hold a copy of this store or of another, complete or
+    /// cut short, opened as a store since or not, or be empty or missing.
+    ///
+    /// While it runs (from before its first change to `dest` until everything is durable), the
+    /// copy holds the `BACKUP_INCOMPLETE` marker and no open accepts it: a refresh cut short by
+    /// an error or a crash leaves no usable copy until a refresh completes. Keep two copies
+    /// and refresh them in turn to always hold one. The files a store opened on the copy wrote
+    /// (its commit journal, synced-lengths file, index snapshot) are removed.
+    ///
+    /// Cost: reads and checks every record of the store and reads what `dest` holds of each
+    /// (O(data) reads), writes O(what changed); syncs every segment file of the copy.
+    ///
+    /// # Errors
+    /// As [`LogStore::backup`], except that `dest` may hold files; [`StoreError::Io`] when it
+    /// holds any file no copy or store would (it is then left as it was).
+    pub fn refresh_backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
+        backup::refresh(self, dest)
+    }
+
     /// What the store has done since it opened: records and bytes written, group commits and
     /// the records they held, syncs, checkpoints, segment files created and removed. Cost:
     /// O(1), a few atomic loads; counting costs the write path a few relaxed atomic additions
