@@ -8,7 +8,15 @@
 //!   yet, or is whole (the kill came between the return and the `DONE`): a copy cut short
 //!   never opens as a store with part of the data.
 //!
-//! The child is this test binary itself, re-run with `--ignored` on `backup_child`.
+//! Kill -9 during `LogStore::refresh_backup`, the same way: the child appends, then refreshes
+//! one copy, over and over; each round's kill lands mid-refresh (once the copy holds its
+//! marker) or right after a `DONE`, and the next round refreshes the copy the kill left (after
+//! the parent opened it as a store, when it opened). After each kill the copy is refused by
+//! every open, or opens whole and holds the notification appended before the last refresh
+//! that returned.
+//!
+//! The children are this test binary itself, re-run with `--ignored` on `backup_child` or
+//! `refresh_child`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod kill_support;
@@ -133,4 +141,88 @@ fn a_backup_killed_midway_never_opens_and_one_that_returned_is_whole() {
     }
     eprintln!("{cut_short} copies cut short, {whole} whole");
     assert!(cut_short > 0 && whole > 0, "{cut_short} copies cut short, {whole} whole");
+}
+
+const REFRESHED: &str = "refreshed";
+
+/// The child of the refresh test: appends `refresh-<round>-<n>`, then refreshes
+/// `copies/refreshed`, forever.
+#[test]
+#[ignore = "run by a_refresh_killed_midway_never_opens_and_one_that_returned_holds_what_came_before_it as its child"]
+fn refresh_child() {
+    let Ok(root) = std::env::var(CHILD_DIR) else { return };
+    let root = PathBuf::from(root);
+    let round = std::env::var(CHILD_ROUND).unwrap_or_default();
+    let store = LogStore::open(&root.join("db"), config(), Arc::new(clock())).unwrap();
+    for n in 0.. {
+        store.append(&feed(0), note(&format!("refresh-{round}-{n}"), 48)).unwrap();
+        println!("START {n}");
+        store.refresh_backup(&root.join("copies").join(REFRESHED)).unwrap();
+        println!("DONE {n}");
+    }
+}
+
+#[test]
+fn a_refresh_killed_midway_never_opens_and_one_that_returned_holds_what_came_before_it() {
+    let root = tempfile::tempdir().unwrap();
+    load(&root.path().join("db"), 4_000);
+    let copy = root.path().join("copies").join(REFRESHED);
+    let marker = copy.join("BACKUP_INCOMPLETE");
+    let exe = std::env::current_exe().unwrap();
+    let mut random = 0x2ef_u64;
+    let (mut cut_short, mut whole) = (0, 0);
+    for round in 0..12 {
+        let k = next_random(&mut random) % 3;
+        let after_start = !next_random(&mut random).is_multiple_of(4);
+        let mut child = Command::new(&exe)
+            .args(["refresh_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DIR, root.path())
+            .env(CHILD_ROUND, round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut last_done = None;
+        let mut killed = false;
+        while let Some(Ok(line)) = lines.next() {
+            let mut words = line.split_whitespace().rev();
+            let (started, n) = match (words.next().and_then(|n| n.parse::<u64>().ok()), words.next()) {
+                (Some(n), Some("START")) => (true, n),
+                (Some(n), Some("DONE")) => (false, n),
+                _ => continue,
+            };
+            if !started {
+                last_done = Some(n);
+            }
+            if !killed && n == k && started == after_start {
+                if started {
+                    // Mid-refresh: once the marker is in the copy (a refresh that runs through
+                    // first is killed after it, or in the next).
+                    let spin = std::time::Instant::now();
+                    while !marker.exists() && spin.elapsed() < std::time::Duration::from_secs(2) {
+                        std::thread::yield_now();
+                    }
+                }
+                child.kill().unwrap();
+                killed = true;
+            }
+        }
+        child.wait().unwrap();
+        assert!(killed, "round {round}: the child ended by itself");
+        match open_copy(&copy) {
+            None => cut_short += 1,
+            Some(opened) => {
+                let held = opened.verify().unwrap().notifications;
+                assert!(held >= 4_000, "round {round}: the copy holds {held}");
+                if let Some(n) = last_done {
+                    let before = format!("refresh-{round}-{n}");
+                    assert!(opened.get_by_app_id(&feed(0), &before).unwrap().is_some(), "round {round}: {before}");
+                }
+                whole += 1;
+            }
+        }
+    }
+    eprintln!("{cut_short} refreshes cut short, {whole} copies whole");
+    assert!(cut_short > 0 && whole > 0, "{cut_short} refreshes cut short, {whole} copies whole");
 }
