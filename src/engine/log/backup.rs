@@ -206,6 +206,11 @@ fn copy(store: &LogStore, dest: &Path, refresh: bool) -> Result<BackupReport, St
     // Held while copying: no other backup, and no store, uses `dest` meanwhile.
     let _lock = DirectoryLock::acquire(fs, dest)?;
     let lock_file = dest.join(LOCK_FILE);
+    // Nothing to write through: no link, directory or file with another name elsewhere.
+    if let Some(odd) = fs.entries_not_plain(dest).map_err(|e| io_error("listing", dest, e))?.first() {
+        let source = io::Error::new(io::ErrorKind::InvalidInput, "a backup writes only into plain files");
+        return Err(io_error("backing up to", odd, source));
+    }
     let mut held: Vec<PathBuf> = fs.list(dest).map_err(|e| io_error("listing", dest, e))?;
     held.retain(|p| *p != lock_file);
     if !refresh && !held.is_empty() {
@@ -222,13 +227,30 @@ fn copy(store: &LogStore, dest: &Path, refresh: bool) -> Result<BackupReport, St
         return Err(io_error("refreshing a backup with", other, source));
     }
     let marker = dest.join(INCOMPLETE_FILE);
-    fs.open(&marker, true).map_err(|e| io_error("creating", &marker, e))?;
-    fs.sync_dir(dest).map_err(|e| io_error("syncing", dest, e))?;
+    // What `dest` holds is compared, and kept where equal, only in a copy that the last backup
+    // or refresh into it completed, and that no store opened on it left `UNSYNCED` in: bytes
+    // an interrupted copy (or a store whose sync failed) wrote may be in the page cache only,
+    // and a sync from another descriptor does not make them durable.
+    let unsynced = dest.join(super::segment::UNSYNCED_FILE);
+    let trusted = refresh && !held.contains(&marker) && !held.contains(&unsynced);
+    let mark = || -> Result<(), StoreError> {
+        fs.open(&marker, true).map_err(|e| io_error("creating", &marker, e))?;
+        fs.sync_dir(dest).map_err(|e| io_error("syncing", dest, e))
+    };
+    // A refresh takes the instant before it changes the copy, so that a store poisoned
+    // meanwhile leaves the earlier copy as it was; a new copy is marked first, so that no
+    // failure leaves an empty directory that would open as an empty store.
+    if !refresh {
+        mark()?;
+    }
+    let cut = capture(segments)?;
+    if refresh {
+        mark()?;
+    }
     // The marker is durable: whatever changes now, no open accepts the copy until it is whole.
     for path in held.iter().filter(|p| opened_store_files.contains(p) && **p != marker) {
         fs.remove_file(path).map_err(|e| io_error("removing", path, e))?;
     }
-    let cut = capture(segments)?;
     let mut report = BackupReport { next_lsn: cut.next_lsn, ..BackupReport::default() };
     let mut buf = Vec::new();
     let mut held_piece = Vec::new();
@@ -238,33 +260,42 @@ fn copy(store: &LogStore, dest: &Path, refresh: bool) -> Result<BackupReport, St
         let source = segments.file(id)?;
         let target = fs.open(&to, true).map_err(|e| io_error("creating", &to, e))?;
         let held_len = if refresh { target.size().map_err(|e| io_error("reading", &to, e))? } else { 0 };
+        let comparable = if trusted { held_len } else { 0 };
         // Each piece read is checked (as `verify` checks it) and then written where `dest`
         // does not hold it already: the copy never holds a record that fails its checksum (a
         // store opened by salvage, whose files keep the regions it lost, is refused).
-        let mut failed_write = false;
+        let mut failed_at_dest = false;
         let mut written = 0;
+        // The end of what was compared or written: `check_segment` reads the unconsumed tail
+        // of each chunk again at the start of the next, and that part is handled once.
+        let mut done = 0u64;
         let mut copy_piece = |at: u64, piece: &mut [u8]| -> io::Result<()> {
             source.read_exact_at(piece, at)?;
             let end = at + piece.len() as u64;
+            let skip = done.saturating_sub(at).min(piece.len() as u64) as usize;
+            let (at, piece) = (at + skip as u64, &piece[skip..]);
+            done = done.max(end);
             // The part of the piece below what `dest` holds, compared before it is written.
-            let held_end = end.min(held_len.max(at));
+            let held_end = end.min(comparable.max(at));
             let mut from_here = 0;
             if held_end > at {
                 let n = (held_end - at) as usize;
                 held_piece.resize(n, 0);
-                target.read_exact_at(&mut held_piece, at)?;
+                target.read_exact_at(&mut held_piece, at).inspect_err(|_| failed_at_dest = true)?;
                 if held_piece[..] == piece[..n] {
                     from_here = n;
                 }
             }
             if from_here < piece.len() {
                 written += (piece.len() - from_here) as u64;
-                target.write_all_at(&piece[from_here..], at + from_here as u64).inspect_err(|_| failed_write = true)?;
+                target
+                    .write_all_at(&piece[from_here..], at + from_here as u64)
+                    .inspect_err(|_| failed_at_dest = true)?;
             }
             Ok(())
         };
         let checked = check_segment(&mut copy_piece, (id, c), &[], CHUNK, &mut buf).map_err(|f| match f {
-            Failure::Io(e) if failed_write => io_error("writing", &to, e),
+            Failure::Io(e) if failed_at_dest => io_error("copying to", &to, e),
             Failure::Io(e) => io_error("reading", &from, e),
             Failure::Bad { offset, detail } => {
                 StoreError::Corruption { location: format!("{} offset {offset}", from.display()), detail }

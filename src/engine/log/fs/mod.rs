@@ -165,4 +165,15 @@ pub trait FileSystem: Send + Sync + Debug {
     /// # Errors
     /// The OS error.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn FsLock>>>;
+
+    /// The entries of `dir` that are not plain files: anything but a regular file with one
+    /// link (a symbolic link, a directory, a file with a second hard link elsewhere). A backup
+    /// writes into files it finds, so it refuses a directory holding any: it would write
+    /// through them. Default: none, for a file system whose files are all plain.
+    ///
+    /// # Errors
+    /// The OS error.
+    fn entries_not_plain(&self, _dir: &Path) -> io::Result<Vec<PathBuf>> {
+        Ok(Vec::new())
+    }
 }

@@ -203,6 +203,20 @@ impl FileSystem for StdFileSystem {
         std::fs::remove_file(path)
     }
 
+    fn entries_not_plain(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            // `DirEntry::metadata` does not follow a symbolic link.
+            let meta = entry.metadata()?;
+            let linked_elsewhere = std::os::unix::fs::MetadataExt::nlink(&meta) > 1;
+            if !meta.file_type().is_file() || linked_elsewhere {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
     fn remove_dir(&self, dir: &Path) -> io::Result<()> {
         std::fs::remove_dir(dir)
     }
