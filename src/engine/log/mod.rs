@@ -618,8 +618,8 @@ impl LogStore {
     /// clients should drop theirs and start again from `list`.
     ///
     /// # Errors
-    /// [`StoreError::Io`] when `dest` holds a file, or a file cannot be read, written or
-    /// synced; [`StoreError::Locked`] when another backup or store holds `dest`;
+    /// [`StoreError::Io`] when `dest` holds a file (or a link, or a directory), or a file
+    /// cannot be read, written or synced; [`StoreError::Locked`] when another backup or store holds `dest`;
     /// [`StoreError::Corruption`] when a record fails its checksum (as `verify` reports it;
     /// so a store opened by [`RecoveryMode::Salvage`], whose files keep the regions it lost,
     /// cannot be copied this way). The copy's own failures do not poison the store (a failed
@@ -636,7 +636,9 @@ impl LogStore {
     /// written. So a copy refreshed every hour writes about what the store wrote in that hour:
     /// segments are append-only, and what a sweep or a compaction removed from the store is
     /// removed from the copy. `dest` may hold a copy of this store or of another, complete or
-    /// cut short, opened as a store since or not, or be empty or missing.
+    /// cut short, opened as a store since or not, or be empty or missing. A copy cut short
+    /// (it holds the marker), or one a store left `UNSYNCED` in, is not compared: what it
+    /// holds may never have reached the disk, so every piece is written again.
     ///
     /// While it runs (from before its first change to `dest` until everything is durable), the
     /// copy holds the `BACKUP_INCOMPLETE` marker and no open accepts it: a refresh cut short by
@@ -649,7 +651,9 @@ impl LogStore {
     ///
     /// # Errors
     /// As [`LogStore::backup`], except that `dest` may hold files; [`StoreError::Io`] when it
-    /// holds any file no copy or store would (it is then left as it was).
+    /// holds any file no copy or store would, or anything but plain files (a symbolic link, a
+    /// directory, a file with another link elsewhere), which a copy would write through; it is
+    /// then left as it was.
     pub fn refresh_backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
         backup::refresh(self, dest)
     }
