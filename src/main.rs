@@ -3,7 +3,7 @@
 //! ```text
 //! notifeed [serve] [--address ADDR] [--data-dir DIR] [--config FILE]
 //! notifeed verify [--data-dir DIR] [--config FILE]
-//! notifeed backup DEST [--data-dir DIR] [--config FILE]
+//! notifeed backup DEST [--refresh] [--data-dir DIR] [--config FILE]
 //! ```
 //!
 //! | Flag | Environment variable | Default |
@@ -22,7 +22,9 @@
 //! `verify` and `backup` open the log store of a data directory no server is running on (the
 //! store's lock refuses a second opener), as a server's start would (recovering from a crash
 //! first), then check every record (`LogStore::verify`) or copy the store into `DEST`, which
-//! must be empty or missing, and outside the store (`LogStore::backup`). They exit with 0 on
+//! must be empty or missing, and outside the store (`LogStore::backup`); with `--refresh`,
+//! `DEST` may hold an earlier copy, which is brought up to now by writing only what differs
+//! (`LogStore::refresh_backup`). They exit with 0 on
 //! success, 1 with the reason on stderr otherwise (a corrupt record is reported with its file
 //! and offset), and 2 for a usage error. For a running server, use `[maintenance]` or the
 //! signals instead.
@@ -42,11 +44,12 @@ use notifeed::{FeedStore, SharedClock, SystemClock};
 
 const USAGE: &str = "usage: notifeed [serve] [--address ADDR] [--data-dir DIR] [--config FILE]
        notifeed verify [--data-dir DIR] [--config FILE]
-       notifeed backup DEST [--data-dir DIR] [--config FILE]
+       notifeed backup DEST [--refresh] [--data-dir DIR] [--config FILE]
 
   serve            run the server (the default)
   verify           check every record of a stopped server's log store
   backup DEST      copy a stopped server's log store into DEST (empty or missing)
+  --refresh        backup only: bring the earlier copy in DEST up to now, writing what differs
 
   --address ADDR   where to listen (env NOTIFEED_ADDRESS; default 127.0.0.1:8080)
   --data-dir DIR   where the store and subscriptions live (env NOTIFEED_DATA_DIR; default ./notifeed-data)
@@ -61,6 +64,8 @@ enum Command {
 
 struct Options {
     command: Command,
+    /// `backup --refresh`.
+    refresh: bool,
     address: String,
     data_dir: PathBuf,
     config: Option<PathBuf>,
@@ -70,6 +75,7 @@ fn parse_options() -> Result<Options, String> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut options = Options {
         command: Command::Serve,
+        refresh: false,
         address: env("NOTIFEED_ADDRESS").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
         data_dir: env("NOTIFEED_DATA_DIR").map_or_else(|| PathBuf::from("notifeed-data"), PathBuf::from),
         config: env("NOTIFEED_CONFIG").map(PathBuf::from),
@@ -106,6 +112,13 @@ fn parse_options() -> Result<Options, String> {
         }
         if name == "--address" && !matches!(options.command, Command::Serve) {
             return Err("--address applies to serve only".to_owned());
+        }
+        if name == "--refresh" {
+            if !matches!(options.command, Command::Backup(_)) || inline.is_some() {
+                return Err("--refresh applies to backup only, and takes no value".to_owned());
+            }
+            options.refresh = true;
+            continue;
         }
         let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"))?;
         match name.as_str() {
@@ -255,8 +268,22 @@ fn backup(options: &Options, dest: &Path) -> Result<(), String> {
         ));
     }
     let store = open_offline(options)?;
-    let report = store.backup(dest).map_err(|e| format!("backup into {} failed: {e}", dest.display()))?;
-    println!("backed up {} segments ({} bytes) into {}", report.segments, report.bytes, dest.display());
+    if options.refresh {
+        let report = store
+            .refresh_backup(dest)
+            .map_err(|e| format!("refreshing the backup in {} failed: {e}", dest.display()))?;
+        println!(
+            "refreshed {} segments ({} bytes, {} written; {} removed) in {}",
+            report.segments,
+            report.bytes,
+            report.bytes_written,
+            report.segments_removed,
+            dest.display()
+        );
+    } else {
+        let report = store.backup(dest).map_err(|e| format!("backup into {} failed: {e}", dest.display()))?;
+        println!("backed up {} segments ({} bytes) into {}", report.segments, report.bytes, dest.display());
+    }
     store.close().map_err(|e| format!("closing the store failed: {e}"))
 }
 

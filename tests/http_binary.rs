@@ -255,6 +255,20 @@ fn backup_command_copies_a_stopped_store_that_then_opens_with_the_same_feeds() {
     assert!(stderr.contains("backup into"), "{stderr}");
     assert_eq!(held_ids(&dest), ids);
 
+    // With --refresh it is brought up to now: every notification replaced since (new records,
+    // the same ids), and with nothing new, nothing written.
+    assert_eq!(fill_log(&data, 40), ids);
+    let refresh = |dest: &std::path::Path| {
+        run(&["backup".as_ref(), dest.as_os_str(), "--refresh".as_ref(), "--data-dir".as_ref(), data.as_os_str()])
+    };
+    let (ok, stdout, stderr) = refresh(&dest);
+    assert!(ok && stdout.contains("refreshed") && !stdout.contains(" 0 written"), "{stdout}{stderr}");
+    assert_eq!(held_ids(&dest), ids);
+    let (ok, stdout, stderr) = refresh(&dest);
+    assert!(ok && stdout.contains(" 0 written"), "{stdout}{stderr}");
+    let (ok, _, stderr) = run(&["verify".as_ref(), "--refresh".as_ref(), "--data-dir".as_ref(), data.as_os_str()]);
+    assert!(!ok && stderr.contains("--refresh applies to backup only"), "{stderr}");
+
     // A destination inside the store, no destination, a flag or a stray argument where a
     // value belongs, or a directory without a log store: clear errors.
     let inside = data.join("log").join("copy");
