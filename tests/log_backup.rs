@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use filled_log::{EVERY_CUT, HELD, RECORDS, config, contents, feed, fill, note};
 use jiff::SignedDuration;
 use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan, FileSystem};
-use notifeed::engine::log::{BACKUP_INCOMPLETE_FILE, BackupDirectory, LogConfig, LogStore, RecoveryMode};
+use notifeed::engine::log::{BACKUP_INCOMPLETE_FILE, BackupDirectory, BackupReport, LogConfig, LogStore, RecoveryMode};
 use notifeed::{Durability, FeedStore, ListQuery, ManualClock, Notification, StoreError};
 
 const DIR: &str = "/db";
@@ -321,6 +321,34 @@ fn a_removal_cut_at_any_step_by_a_power_loss_leaves_the_whole_copy_a_refused_one
     }
 }
 
+/// Runs `copy` on the store of `machine`, reopened, once for every cut of [`EVERY_CUT`] (the
+/// first write, sync, directory sync or removal failing, then the second, until one runs
+/// through), and hands `judge` each power loss that may follow (keeping any prefix of the
+/// name changes no directory sync covered yet), whether `copy` returned, and the cut.
+fn after_every_cut(
+    machine: &FaultFileSystem,
+    clock: &ManualClock,
+    copy: impl Fn(&LogStore) -> Result<BackupReport, StoreError>,
+    mut judge: impl FnMut(&FaultFileSystem, bool, String),
+) {
+    for plan in EVERY_CUT {
+        for n in 1.. {
+            let fs = machine.crash(None);
+            let store = open_at(&fs, clock, DIR, config()).unwrap();
+            fs.set_plan(plan(n));
+            let outcome = copy(&store);
+            fs.set_plan(FaultPlan::default());
+            for kept in 0..=fs.unsynced_name_changes() {
+                judge(&fs.crash_keeping_name_changes(None, kept), outcome.is_ok(), format!("{:?}", plan(n)));
+            }
+            if outcome.is_ok() {
+                break;
+            }
+            assert!(n < 200, "the copy never ran through");
+        }
+    }
+}
+
 #[test]
 fn a_backup_cut_at_any_write_or_sync_by_a_power_loss_is_refused_or_whole() {
     let fs = FaultFileSystem::new();
@@ -332,27 +360,18 @@ fn a_backup_cut_at_any_write_or_sync_by_a_power_loss_is_refused_or_whole() {
     drop(store);
 
     let mut seen = Vec::new();
-    for plan in EVERY_CUT {
-        for n in 1.. {
-            let fs = machine.crash(None);
-            let store = open_at(&fs, &clock, DIR, config()).unwrap();
-            fs.set_plan(plan(n));
-            let outcome = store.backup(Path::new(COPY));
-            fs.set_plan(FaultPlan::default());
-            // A power loss now, with any prefix of the name changes not yet synced kept.
-            for kept in 0..=fs.unsynced_name_changes() {
-                let left = what_is_left(&fs.crash_keeping_name_changes(None, kept), &clock, &before);
-                if outcome.is_ok() {
-                    assert_eq!(left, Left::Whole, "{:?}: a copy that returned is durable", plan(n));
-                }
-                seen.push(left);
+    after_every_cut(
+        &machine,
+        &clock,
+        |store| store.backup(Path::new(COPY)),
+        |crashed, returned, plan| {
+            let left = what_is_left(crashed, &clock, &before);
+            if returned {
+                assert_eq!(left, Left::Whole, "{plan}: a copy that returned is durable");
             }
-            if outcome.is_ok() {
-                break;
-            }
-            assert!(n < 200, "the backup never ran through");
-        }
-    }
+            seen.push(left);
+        },
+    );
     // Cuts fell before the marker was durable (an empty directory), while it was, and after
     // the copy was whole (178 crashes: 3, 170 and 5 when written).
     for outcome in [Left::Empty, Left::Refused, Left::Whole] {
@@ -484,41 +503,30 @@ fn a_refresh_cut_at_any_write_or_sync_by_a_power_loss_leaves_the_earlier_copy_a_
     drop(store);
 
     let mut seen = Vec::new();
-    for plan in EVERY_CUT {
-        for n in 1.. {
-            let fs = machine.crash(None);
-            let store = open_at(&fs, &clock, DIR, config()).unwrap();
-            fs.set_plan(plan(n));
-            let outcome = store.refresh_backup(Path::new(COPY));
-            fs.set_plan(FaultPlan::default());
-            for kept in 0..=fs.unsynced_name_changes() {
-                let crashed = fs.crash_keeping_name_changes(None, kept);
-                let left =
-                    if crashed.list(Path::new(COPY)).unwrap().contains(&Path::new(COPY).join(BACKUP_INCOMPLETE_FILE)) {
-                        assert_refused_as_incomplete(&crashed, &clock, COPY);
-                        "refused"
-                    } else {
-                        let copy = open_at(&crashed, &clock, COPY, config()).unwrap();
-                        let held = contents(&copy);
-                        if held == now {
-                            "new"
-                        } else {
-                            assert_eq!(held, earlier, "{:?}: neither copy", plan(n));
-                            assert!(outcome.is_err(), "{:?}: a refresh that returned is durable", plan(n));
-                            "earlier"
-                        }
-                    };
-                if outcome.is_ok() {
-                    assert_eq!(left, "new", "{:?}: a refresh that returned is durable", plan(n));
+    after_every_cut(
+        &machine,
+        &clock,
+        |store| store.refresh_backup(Path::new(COPY)),
+        |crashed, returned, plan| {
+            let marked = crashed.list(Path::new(COPY)).unwrap().contains(&Path::new(COPY).join(BACKUP_INCOMPLETE_FILE));
+            let left = if marked {
+                assert_refused_as_incomplete(crashed, &clock, COPY);
+                "refused"
+            } else {
+                let held = contents(&open_at(crashed, &clock, COPY, config()).unwrap());
+                if held == now {
+                    "new"
+                } else {
+                    assert_eq!(held, earlier, "{plan}: neither copy");
+                    "earlier"
                 }
-                seen.push(left);
+            };
+            if returned {
+                assert_eq!(left, "new", "{plan}: a refresh that returned is durable");
             }
-            if outcome.is_ok() {
-                break;
-            }
-            assert!(n < 200, "the refresh never ran through");
-        }
-    }
+            seen.push(left);
+        },
+    );
     for outcome in ["earlier", "refused", "new"] {
         assert!(seen.contains(&outcome), "{outcome} never seen");
     }

@@ -22,9 +22,9 @@
 mod kill_support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 use kill_support::{clock, config, feed, load, next_random, note, open_copy};
@@ -54,6 +54,32 @@ fn backup_child() {
     }
 }
 
+/// Starts this test binary again as its child test `name`, for `round`, in `root`; its
+/// output comes line by line.
+fn spawn_child(name: &str, root: &Path, round: u64) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR, root)
+        .env(CHILD_ROUND, round.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// A child's `START n` (true) or `DONE n` (false), read from the last two words of `line`
+/// (the test harness may print its own text before the first).
+fn progress(line: &str) -> Option<(bool, u64)> {
+    let mut words = line.split_whitespace().rev();
+    match (words.next().and_then(|n| n.parse::<u64>().ok()), words.next()) {
+        (Some(n), Some("START")) => Some((true, n)),
+        (Some(n), Some("DONE")) => Some((false, n)),
+        _ => None,
+    }
+}
+
 /// Whether the copy in `dir` holds its marker and a segment already, or is whole.
 fn mid_copy_or_done(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
@@ -69,32 +95,17 @@ fn a_backup_killed_midway_never_opens_and_one_that_returned_is_whole() {
     let root = tempfile::tempdir().unwrap();
     // About 3 MB over 4 windows and several segments each.
     load(&root.path().join("db"), 4_000);
-    let exe = std::env::current_exe().unwrap();
     let mut random = 0xbac_u64;
     let (mut cut_short, mut whole) = (0, 0);
     for round in 0..20 {
         // Kill right after the k-th START (mid-copy) or the k-th DONE.
         let k = next_random(&mut random) % 3;
         let after_start = !next_random(&mut random).is_multiple_of(4);
-        let mut child = Command::new(&exe)
-            .args(["backup_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, root.path())
-            .env(CHILD_ROUND, round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut child, mut lines) = spawn_child("backup_child", root.path(), round);
         let mut returned: BTreeMap<u64, bool> = BTreeMap::new();
         let mut killed = false;
         while let Some(Ok(line)) = lines.next() {
-            // The last two words (the test harness may print its own text before the first).
-            let mut words = line.split_whitespace().rev();
-            let (started, n) = match (words.next().and_then(|n| n.parse::<u64>().ok()), words.next()) {
-                (Some(n), Some("START")) => (true, n),
-                (Some(n), Some("DONE")) => (false, n),
-                _ => continue,
-            };
+            let Some((started, n)) = progress(&line) else { continue };
             returned.insert(n, !started);
             if !killed && n == k && started == after_start {
                 if started {
@@ -168,7 +179,6 @@ fn a_refresh_killed_midway_never_opens_and_one_that_returned_holds_what_came_bef
     load(&root.path().join("db"), 4_000);
     let copy = root.path().join("copies").join(REFRESHED);
     let marker = copy.join("BACKUP_INCOMPLETE");
-    let exe = std::env::current_exe().unwrap();
     let mut random = 0x2ef_u64;
     let (mut cut_short, mut whole) = (0, 0);
     // Whether the copy opened after the last round: only then does the marker, once it
@@ -177,24 +187,11 @@ fn a_refresh_killed_midway_never_opens_and_one_that_returned_holds_what_came_bef
     for round in 0..12 {
         let k = next_random(&mut random) % 3;
         let after_start = !next_random(&mut random).is_multiple_of(4);
-        let mut child = Command::new(&exe)
-            .args(["refresh_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, root.path())
-            .env(CHILD_ROUND, round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut child, mut lines) = spawn_child("refresh_child", root.path(), round);
         let mut last_done = None;
         let mut killed = false;
         while let Some(Ok(line)) = lines.next() {
-            let mut words = line.split_whitespace().rev();
-            let (started, n) = match (words.next().and_then(|n| n.parse::<u64>().ok()), words.next()) {
-                (Some(n), Some("START")) => (true, n),
-                (Some(n), Some("DONE")) => (false, n),
-                _ => continue,
-            };
+            let Some((started, n)) = progress(&line) else { continue };
             if !started {
                 last_done = Some(n);
             }
