@@ -304,8 +304,8 @@ fn copy(store: &LogStore, dest: &Path, refresh: bool) -> Result<BackupReport, St
         if held_len > c.len {
             target.set_len(c.len).map_err(|e| io_error("cutting", &to, e))?;
         }
-        // Synced even when nothing was written: what `dest` held may be the unsynced writes of
-        // a refresh that a crash of its process cut short.
+        // Synced even when nothing was written: what `dest` held may include writes no sync
+        // covered (a store opened on the copy and killed leaves no marker).
         target.sync_data().map_err(|e| io_error("syncing", &to, e))?;
         report.segments += 1;
         report.bytes += checked.bytes;
