@@ -299,11 +299,22 @@ pub struct MaintenanceConfig {
     /// beyond this count are removed, and so are copies an error or a crash cut short.
     /// Default: 7.
     pub backup_keep: usize,
+    /// Once `backup_keep` complete backups exist, refresh the oldest and rename it for the new
+    /// instant instead of copying the store whole (`LogStore::refresh_backup`: only what the
+    /// store wrote since that copy is written). Needs `backup_keep` of at least 2. Default:
+    /// false.
+    pub backup_refresh: bool,
 }
 
 impl Default for MaintenanceConfig {
     fn default() -> Self {
-        Self { verify_interval_seconds: 0, backup_dir: None, backup_interval_seconds: 86_400, backup_keep: 7 }
+        Self {
+            verify_interval_seconds: 0,
+            backup_dir: None,
+            backup_interval_seconds: 86_400,
+            backup_keep: 7,
+            backup_refresh: false,
+        }
     }
 }
 
@@ -463,6 +474,9 @@ impl Config {
         if m.backup_keep == 0 {
             return bad("maintenance.backup_keep", "must be at least 1");
         }
+        if m.backup_refresh && m.backup_keep < 2 {
+            return bad("maintenance.backup_refresh", "needs backup_keep of at least 2 (one copy stays usable)");
+        }
         Ok(())
     }
 
@@ -540,6 +554,7 @@ mod tests {
         assert_eq!(config.blocked_callers, ["spammy-app"]);
         assert_eq!(config.maintenance.backup_keep, 24);
         assert_eq!(config.maintenance.backup_dir, Some("/var/backups/notifeed".into()));
+        assert!(config.maintenance.backup_refresh);
         let module_doc: String = include_str!("config.rs")
             .lines()
             .take_while(|l| l.starts_with("//!"))
@@ -580,6 +595,10 @@ mod tests {
             ("[maintenance]\nbackup_dir = \"\"\n", "maintenance.backup_dir"),
             ("[maintenance]\nbackup_dir = \"b\"\nbackup_interval_seconds = 0\n", "maintenance.backup_interval_seconds"),
             ("[maintenance]\nbackup_dir = \"b\"\nbackup_keep = 0\n", "maintenance.backup_keep"),
+            (
+                "[maintenance]\nbackup_dir = \"b\"\nbackup_keep = 1\nbackup_refresh = true\n",
+                "maintenance.backup_refresh",
+            ),
         ] {
             match Config::from_toml(text) {
                 Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),

@@ -318,6 +318,7 @@ fn maintenance(
                 dir: dir.clone(),
                 every: Duration::from_secs(settings.backup_interval_seconds),
                 keep: settings.backup_keep,
+                refresh: settings.backup_refresh,
             })
         }
         None => None,

@@ -40,6 +40,11 @@ pub struct BackupSchedule {
     /// How many complete backups to keep (at least 1): once a new one is complete, older ones
     /// beyond this count are removed.
     pub keep: usize,
+    /// Once the folder holds `keep` complete backups (`keep` at least 2), refresh the oldest
+    /// ([`LogStore::refresh_backup`], which writes only what the store wrote since it) and
+    /// rename it for this backup's instant, instead of copying the store whole into a new
+    /// directory and removing the oldest. The other copies stay usable meanwhile.
+    pub refresh: bool,
 }
 
 /// What the server runs besides its sweeps.
@@ -117,7 +122,11 @@ pub struct BackupOutcome {
 }
 
 /// Backs `store` up into a new directory of `schedule.dir` named for `now`, then removes the
-/// backups that fall beyond `schedule.keep`.
+/// backups that fall beyond `schedule.keep`. With `schedule.refresh`, once the folder holds
+/// `keep` complete backups (`keep` at least 2), the oldest is refreshed instead
+/// ([`LogStore::refresh_backup`]; it keeps its marker meanwhile, and one that fails is removed)
+/// and then renamed for `now` (the folder synced), so that nothing is left to prune but copies
+/// cut short.
 ///
 /// * The folder must not hold the store's directory, nor lie inside it (checked on each call,
 ///   with symbolic links resolved).
@@ -154,6 +163,30 @@ pub fn backup_now(
     BackupDirectory::create_folder(folder).map_err(|e| folder_error(std::io::Error::other(e)))?;
     let name = backup_name(now);
     let path = folder.join(&name);
+    let oldest =
+        if schedule.refresh && schedule.keep >= 2 { oldest_to_refresh(folder, &name, schedule.keep)? } else { None };
+    if let Some(oldest) = oldest {
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(MaintenanceError::Exists(path));
+        }
+        let report = match store.refresh_backup(&oldest) {
+            Ok(report) => report,
+            Err(source) => {
+                let removed = match BackupDirectory::claim(&oldest) {
+                    Ok(Some(ours)) => ours.discard().is_ok(),
+                    _ => false,
+                };
+                return Err(MaintenanceError::Store { path: oldest, source, removed });
+            }
+        };
+        // Named for this instant only once it holds it: a crash before the rename leaves a
+        // whole copy under its older name, which pruning takes for older than it is, never for
+        // newer.
+        std::fs::rename(&oldest, &path).map_err(|source| MaintenanceError::Folder { path: path.clone(), source })?;
+        std::fs::File::open(folder).and_then(|f| f.sync_all()).map_err(folder_error)?;
+        let (removed, not_removed) = prune(folder, &name, schedule.keep)?;
+        return Ok(BackupOutcome { path, report, removed, not_removed });
+    }
     match std::fs::create_dir(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(MaintenanceError::Exists(path)),
@@ -218,11 +251,8 @@ fn is_backup_name(name: &str) -> bool {
     parsed.is_some_and(|t| backup_name(t) == name)
 }
 
-/// Removes, from `folder`, backups older than `newest` (a complete one, just made), as
-/// [`backup_now`] says. Returns the directories removed, and those that could not be (with
-/// why).
-#[allow(clippy::type_complexity)]
-fn prune(folder: &Path, newest: &str, keep: usize) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>), MaintenanceError> {
+/// The backup directories of `folder` older than `newest`, newest first.
+fn older_backups(folder: &Path, newest: &str) -> Result<Vec<String>, MaintenanceError> {
     let folder_error = |source| MaintenanceError::Folder { path: folder.into(), source };
     let mut older = Vec::new();
     for entry in std::fs::read_dir(folder).map_err(folder_error)? {
@@ -235,6 +265,31 @@ fn prune(folder: &Path, newest: &str, keep: usize) -> Result<(Vec<PathBuf>, Vec<
         }
     }
     older.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(older)
+}
+
+/// The oldest complete backup of `folder`, when it holds `keep` complete ones older than
+/// `newest` (so that a new one would have it removed). Directories in use, or that cannot be
+/// looked at, are not counted, as pruning does not count them.
+fn oldest_to_refresh(folder: &Path, newest: &str, keep: usize) -> Result<Option<PathBuf>, MaintenanceError> {
+    let mut complete = Vec::new();
+    for name in older_backups(folder, newest)? {
+        let path = folder.join(&name);
+        if let Ok(Some(claimed)) = BackupDirectory::claim(&path)
+            && claimed.is_complete()
+        {
+            complete.push(path);
+        }
+    }
+    Ok(if complete.len() >= keep { complete.pop() } else { None })
+}
+
+/// Removes, from `folder`, backups older than `newest` (a complete one, just made), as
+/// [`backup_now`] says. Returns the directories removed, and those that could not be (with
+/// why).
+#[allow(clippy::type_complexity)]
+fn prune(folder: &Path, newest: &str, keep: usize) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>), MaintenanceError> {
+    let older = older_backups(folder, newest)?;
     let mut complete_kept = 1; // the new one
     let (mut removed, mut not_removed) = (Vec::new(), Vec::new());
     for name in older {
@@ -409,7 +464,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live = store(&dir.path().join("log"));
         let folder = dir.path().join("backups");
-        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 2 };
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 2, refresh: false };
         let mut made = Vec::new();
         for (i, when) in ["2026-12-02T06:01:00Z", "2026-12-02T06:02:00Z", "2026-12-02T06:03:00Z"].iter().enumerate() {
             live.append(&feed(), NewNotification::raw("app.example", &format!("n{i}"), "data")).unwrap();
@@ -431,6 +486,39 @@ mod tests {
     }
 
     #[test]
+    fn with_refresh_the_oldest_of_keep_complete_copies_is_refreshed_and_renamed_for_the_new_instant() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = store(&dir.path().join("log"));
+        let folder = dir.path().join("backups");
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 2, refresh: true };
+        let times = ["2026-12-02T06:01:00Z", "2026-12-02T06:02:00Z", "2026-12-02T06:03:00Z", "2026-12-02T06:04:00Z"];
+        let mut made = Vec::new();
+        for (i, when) in times.iter().enumerate() {
+            live.append(&feed(), NewNotification::raw("app.example", &format!("n{i}"), &"x".repeat(2000))).unwrap();
+            let outcome = backup_now(&live, &schedule, at(when)).unwrap();
+            assert_eq!(outcome.path, folder.join(backup_name(at(when))));
+            assert!(outcome.removed.is_empty(), "{outcome:?}");
+            made.push(outcome);
+        }
+        // The first two are new copies; the next two refresh the oldest (nothing to prune),
+        // writing exactly what the store appended since that copy (segments only grow here).
+        assert_eq!(made[0].report.bytes_written, made[0].report.bytes);
+        for (refreshed, earlier) in [(&made[2], &made[0]), (&made[3], &made[1])] {
+            let since = refreshed.report.bytes - earlier.report.bytes;
+            assert!(since > 0 && refreshed.report.bytes_written == since, "{:?}", refreshed.report);
+        }
+        assert_eq!(names(&folder), vec![backup_name(at(times[2])), backup_name(at(times[3]))]);
+        for (outcome, held) in [(&made[2], 3), (&made[3], 4)] {
+            let copy = store(&outcome.path);
+            assert_eq!(copy.list(&feed(), &ListQuery::default()).unwrap().items.len(), held);
+        }
+        // Refresh needs two copies: one stays usable while the other is refreshed.
+        let one = BackupSchedule { keep: 1, ..schedule };
+        let outcome = backup_now(&live, &one, at("2026-12-02T06:05:00Z")).unwrap();
+        assert_eq!(outcome.report.bytes_written, outcome.report.bytes, "a new copy");
+    }
+
+    #[test]
     fn pruning_removes_older_incomplete_copies_and_never_touches_other_names_or_newer_ones() {
         let dir = tempfile::tempdir().unwrap();
         let live = store(&dir.path().join("log"));
@@ -446,7 +534,7 @@ mod tests {
         }
         std::fs::write(old_incomplete.join(BACKUP_INCOMPLETE_FILE), b"").unwrap();
         std::fs::write(&named_file, b"not a directory").unwrap();
-        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 5 };
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 5, refresh: false };
         let outcome = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z")).unwrap();
         assert_eq!(outcome.removed, vec![old_incomplete, old_empty]);
         assert!(outcome.not_removed.is_empty());
@@ -465,7 +553,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live = store(&dir.path().join("log"));
         let folder = dir.path().join("backups");
-        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1 };
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1, refresh: false };
         let first = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z")).unwrap();
         // The same instant: its directory exists, so nothing is copied or removed.
         let again = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z"));
@@ -483,7 +571,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live = store(&dir.path().join("log"));
         let folder = dir.path().join("backups");
-        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1 };
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1, refresh: false };
         let first = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z")).unwrap();
         // As if a store were open on the first copy, or a backup still copying into it.
         let held = BackupDirectory::claim(&first.path).unwrap().expect("free");
@@ -500,7 +588,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live = store(&dir.path().join("log"));
         let folder = dir.path().join("backups");
-        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1 };
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1, refresh: false };
         let first = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z")).unwrap();
         // Someone keeps a directory of their own, and a link to one, inside the first copy.
         let theirs = dir.path().join("theirs");
@@ -528,7 +616,7 @@ mod tests {
         let live = store(&store_dir);
         live.append(&feed(), NewNotification::raw("app.example", "n0", "data")).unwrap();
         let folder = dir.path().join("backups");
-        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1 };
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1, refresh: false };
         let first = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z")).unwrap();
         // A byte of the record's body flipped under the running store: the copy checks every
         // record, so it fails.
@@ -555,7 +643,8 @@ mod tests {
         let store_dir = dir.path().join("log");
         let live = store(&store_dir);
         for folder in [dir.path().to_path_buf(), store_dir.clone(), store_dir.join("backups")] {
-            let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1 };
+            let schedule =
+                BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 1, refresh: false };
             let refused = backup_now(&live, &schedule, at("2026-12-02T00:00:00Z"));
             assert!(matches!(refused, Err(MaintenanceError::Overlap { .. })), "{}: {refused:?}", folder.display());
         }
@@ -567,7 +656,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live = store(&dir.path().join("log"));
         let folder = dir.path().join("backups");
-        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 2 };
+        let schedule = BackupSchedule { dir: folder.clone(), every: Duration::from_secs(60), keep: 2, refresh: false };
         let complete = backup_now(&live, &schedule, at("2026-12-01T00:00:00Z")).unwrap();
         // A whole copy (watermark and all) whose marker is back: as a removal cut short leaves it.
         let marked = backup_now(&live, &schedule, at("2026-12-01T01:00:00Z")).unwrap();

@@ -30,7 +30,7 @@ const CHILD_ROUND: &str = "NOTIFEED_PRUNING_CHILD_ROUND";
 const LOADED: u64 = 3_000;
 
 fn schedule(root: &Path) -> BackupSchedule {
-    BackupSchedule { dir: root.join("backups"), every: Duration::from_secs(3600), keep: 1 }
+    BackupSchedule { dir: root.join("backups"), every: Duration::from_secs(3600), keep: 1, refresh: false }
 }
 
 /// The child: backs `db` up into `backups`, keeping 1, forever, each at a later instant.
