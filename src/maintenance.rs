@@ -169,16 +169,7 @@ pub fn backup_now(
         if std::fs::symlink_metadata(&path).is_ok() {
             return Err(MaintenanceError::Exists(path));
         }
-        let report = match store.refresh_backup(&oldest) {
-            Ok(report) => report,
-            Err(source) => {
-                let removed = match BackupDirectory::claim(&oldest) {
-                    Ok(Some(ours)) => ours.discard().is_ok(),
-                    _ => false,
-                };
-                return Err(MaintenanceError::Store { path: oldest, source, removed });
-            }
-        };
+        let report = removed_on_failure(&oldest, store.refresh_backup(&oldest))?;
         // Named for this instant only once it holds it: a crash before the rename leaves a
         // whole copy under its older name, which pruning takes for older than it is, never for
         // newer.
@@ -195,20 +186,22 @@ pub fn backup_now(
     // The backup makes its files and its directory durable; the directory's entry in the
     // folder is this call's to sync.
     std::fs::File::open(folder).and_then(|f| f.sync_all()).map_err(folder_error)?;
-    let report = match store.backup(&path) {
-        Ok(report) => report,
-        Err(source) => {
-            // The name is this call's (created above); a holder of its lock is not, and is
-            // left alone.
-            let removed = match BackupDirectory::claim(&path) {
-                Ok(Some(ours)) => ours.discard().is_ok(),
-                _ => false,
-            };
-            return Err(MaintenanceError::Store { path, source, removed });
-        }
-    };
+    let report = removed_on_failure(&path, store.backup(&path))?;
     let (removed, not_removed) = prune(folder, &name, schedule.keep.max(1))?;
     Ok(BackupOutcome { path, report, removed, not_removed })
+}
+
+/// `copied`, the outcome of a copy into `path`; when it failed, `path` is removed first (the
+/// directory is this call's: created for it, or the oldest copy taken for a refresh; a holder
+/// of its lock is not, and is left alone).
+fn removed_on_failure(path: &Path, copied: Result<BackupReport, StoreError>) -> Result<BackupReport, MaintenanceError> {
+    copied.map_err(|source| {
+        let removed = match BackupDirectory::claim(path) {
+            Ok(Some(ours)) => ours.discard().is_ok(),
+            _ => false,
+        };
+        MaintenanceError::Store { path: path.to_path_buf(), source, removed }
+    })
 }
 
 /// Whether `a` and `b` lie one inside the other (or are one directory), with symbolic links
