@@ -184,12 +184,12 @@ pub(crate) fn refresh(store: &LogStore, dest: &Path) -> Result<BackupReport, Sto
 fn files_of_an_opened_store() -> [&'static str; 8] {
     [
         super::synced_lengths::SYNCED_FILE,
-        "SYNCED.tmp",
+        super::synced_lengths::TEMPORARY_FILE,
         super::journal::JOURNAL_FILE,
         super::snapshot::SNAPSHOT_FILE,
-        "INDEX.tmp",
+        super::snapshot::TEMPORARY_FILE,
         super::segment::UNSYNCED_FILE,
-        "WATERMARK.tmp",
+        super::watermark::TEMPORARY_FILE,
         // Left by a refresh cut short (below), and refreshed over.
         INCOMPLETE_FILE,
     ]

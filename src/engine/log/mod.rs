@@ -720,7 +720,13 @@ impl LogStore {
         let mut writer = self.segments.writer.lock();
         let ids: Vec<u32> = writer.segments.keys().copied().collect();
         let _cut = self.segments.trim_preallocated(&mut writer, &ids)?;
-        synced_lengths::write(self.segments.fs(), self.segments.dir(), &synced_lengths::listing(&writer))?;
+        // The close's `sync` has usually listed these very lengths already (as every sync
+        // does that finds them changed); the file then holds them, durably.
+        let listed = synced_lengths::listing(&writer);
+        if listed != writer.listed {
+            synced_lengths::write(self.segments.fs(), self.segments.dir(), &listed)?;
+            writer.listed = listed;
+        }
         if !self.config.index_snapshot || !self.report.lost.is_empty() {
             return Ok(());
         }

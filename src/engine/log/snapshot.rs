@@ -27,7 +27,7 @@ use crate::{RemovalReason, StoreError};
 
 /// The snapshot's file name.
 pub(crate) const SNAPSHOT_FILE: &str = "INDEX";
-const TEMPORARY_FILE: &str = "INDEX.tmp";
+pub(crate) const TEMPORARY_FILE: &str = "INDEX.tmp";
 const MAGIC: &[u8; 8] = b"NFEEDIDX";
 const VERSION: u8 = 3;
 /// Magic, version, three zero bytes, body crc32, body length.

@@ -34,7 +34,7 @@ use crate::StoreError;
 
 /// The file's name.
 pub(crate) const SYNCED_FILE: &str = "SYNCED";
-const TEMPORARY_FILE: &str = "SYNCED.tmp";
+pub(crate) const TEMPORARY_FILE: &str = "SYNCED.tmp";
 const VERSION: u8 = 1;
 /// The most entries read (a segment id is a u32): bounds what a damaged count may allocate.
 const MAX_ENTRIES: usize = 1 << 24;

@@ -11,7 +11,7 @@ use crate::StoreError;
 
 /// The watermark file's name.
 pub(crate) const WATERMARK_FILE: &str = "WATERMARK";
-const TEMPORARY_FILE: &str = "WATERMARK.tmp";
+pub(crate) const TEMPORARY_FILE: &str = "WATERMARK.tmp";
 const VERSION: u8 = 2;
 /// Version 1's length: no unlink in progress.
 const LEN_V1: usize = 1 + 8 + 8 + 4 + 8 + 8 + 4;
