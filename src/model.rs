@@ -555,6 +555,12 @@ impl PartialEq<VisualContentRef<'_>> for VisualContent {
 }
 
 impl Notification {
+    /// The bytes this notification's strings hold on the heap (for caches that count what
+    /// they keep).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.text.all.len()
+    }
+
     /// Builds the stored form of `new` as first appended at `now`.
     ///
     /// `expiration` is the resolved expiration (the default already applied by the caller).

@@ -130,11 +130,14 @@ pub fn engines() -> Vec<crate::workload::PeerSpec> {
 /// `NOTIFEED_BENCH_ENGINES` names them: `notifeed-log-snapshot`, `LogStore` with its index
 /// snapshot on (`LogConfig::index_snapshot: true`), whose clean reopens load the snapshot
 /// instead of scanning the segments; `notifeed-log-nojournal`, `LogStore` without its commit
-/// journal (`LogConfig::journal_bytes: 0`), whose durable batches sync their segments.
+/// journal (`LogConfig::journal_bytes: 0`), whose durable batches sync their segments;
+/// `notifeed-log-nocache`, `LogStore` without its head cache (`LogConfig::head_cache_bytes:
+/// 0`), whose pages decode every record from the segment files.
 pub fn variants() -> Vec<crate::workload::PeerSpec> {
     vec![
         crate::workload::PeerSpec { name: "notifeed-log-snapshot", open: open_log_snapshot },
         crate::workload::PeerSpec { name: "notifeed-log-nojournal", open: open_log_nojournal },
+        crate::workload::PeerSpec { name: "notifeed-log-nocache", open: open_log_nocache },
     ]
 }
 
@@ -155,6 +158,20 @@ fn open_log_nojournal(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
         mode,
         |dir, durability, clock, options| {
             let config = LogConfig { options, durability, journal_bytes: 0, ..Default::default() };
+            Ok(Box::new(LogStore::open(&dir.join("log"), config, clock)?))
+        },
+        log_counts,
+    )
+}
+
+/// `LogStore` as [`open_log`], without the head cache.
+fn open_log_nocache(dir: &Path, mode: Mode) -> BenchResult<Box<dyn Peer>> {
+    use notifeed::engine::log::{LogConfig, LogStore};
+    adapt_with_counts(
+        dir,
+        mode,
+        |dir, durability, clock, options| {
+            let config = LogConfig { options, durability, head_cache_bytes: 0, ..Default::default() };
             Ok(Box::new(LogStore::open(&dir.join("log"), config, clock)?))
         },
         log_counts,

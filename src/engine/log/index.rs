@@ -19,6 +19,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::expiry::{ExpiryOrder, Opened};
+use super::head_cache::HeadSlot;
 use super::slot_table::{APP_COPY, SlotTable};
 use crate::model::{Platforms, ReadState, UserActionState};
 use crate::{NotificationId, RemovalReason};
@@ -940,6 +941,8 @@ pub(crate) struct FeedCell {
     pub key: Box<str>,
     /// Its index.
     pub index: RwLock<FeedIndex>,
+    /// Its newest page, decoded (`head_cache.rs`).
+    pub head: HeadSlot,
 }
 
 const SHARDS: usize = 64;
@@ -1011,6 +1014,7 @@ impl Index {
             number: feeds.len() as u32,
             key: key.into(),
             index: RwLock::new(FeedIndex::new(seq, removed, expired)),
+            head: HeadSlot::default(),
         });
         feeds.push(Arc::clone(&cell));
         shard.insert_unique(hash, Arc::clone(&cell), |cell| self.key_hasher.hash_one(&*cell.key));

@@ -24,7 +24,10 @@
 //!   its own record into its segment's buffer, under the lock that orders all writes; only
 //!   its `sync` runs as a batch.
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
-//!   at a file's first read, remade as it grows), checking each frame's crc32.
+//!   at a file's first read, remade as it grows), checking each frame's crc32. The head cache
+//!   keeps each feed's newest page decoded ([`LogConfig::head_cache_bytes`], 32 MiB by
+//!   default): a `list` takes from it each notification whose current record is the one it
+//!   cached, so no write has to update it (`head_cache.rs`).
 //! * **Index in memory.** Per feed, 50-byte entries in position order and one hash table of
 //!   2-byte slots (4-byte past 2^15 entries) serving id and app-id lookups; a global expiry
 //!   order of about 4 bytes per notification; strings stay in the files, group names once per
@@ -105,6 +108,7 @@ pub mod fs;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod head_cache;
 mod index;
 mod journal;
 mod lock;
@@ -134,6 +138,7 @@ use crate::{
 pub use backup::{BackupDirectory, BackupReport};
 use commit::{GroupCommit, PendingRecord, Placed, Request};
 use fs::{FileSystem, StdFileSystem};
+use head_cache::{HEAD_MAX, HeadCache, Location};
 use index::{Entry, EntryFields, FeedIndex, Index, app_hash, notification_id};
 use lock::DirectoryLock;
 use record::{Outgoing, RecordKind};
@@ -278,6 +283,16 @@ pub struct LogConfig {
     /// (compaction holds the writer's lock while it copies one segment). 0 turns compaction
     /// off. Default: 64 MiB.
     pub compaction_bytes_per_sweep: u64,
+    /// The head cache's budget, in bytes: for each feed, the notifications of the first page
+    /// the last unfiltered `list` returned (up to 100) are kept decoded, and a `list` takes
+    /// from them each notification whose record has not changed since, instead of reading and
+    /// decoding it again (`head_cache.rs`). Past the budget, the heads read least recently
+    /// are dropped. A cached notification is not read from the file again, so damage done to
+    /// its record on disk after it was cached goes unseen until the head is replaced
+    /// ([`LogStore::verify`] reads the files). `get`, lookups by app id and the change feed
+    /// read the files. [`LogStats`] counts hits and misses. 0 turns the cache off. Default:
+    /// 32 MiB.
+    pub head_cache_bytes: usize,
 }
 
 impl LogConfig {
@@ -307,6 +322,7 @@ impl Default for LogConfig {
             preallocate_bytes: None,
             compaction_dead_fraction: 0.5,
             compaction_bytes_per_sweep: 64 << 20,
+            head_cache_bytes: 32 << 20,
         }
     }
 }
@@ -362,6 +378,13 @@ pub struct LogStats {
     pub segments_created: u64,
     /// Segment files removed, by sweeps (expired windows) and compaction.
     pub segments_removed: u64,
+    /// Notifications `list` took from the head cache ([`LogConfig::head_cache_bytes`]).
+    pub head_cache_hits: u64,
+    /// Notifications `list` read from the segment files while the head cache was on.
+    pub head_cache_misses: u64,
+    /// Bytes the head cache holds now (its notifications' structs and strings), including
+    /// heads replaced that a `list` still reads from.
+    pub head_cache_bytes: u64,
 }
 
 impl LogStats {
@@ -395,6 +418,8 @@ pub struct LogStore {
     closed: bool,
     /// Held by a sweep: one at a time.
     sweeping: parking_lot::Mutex<()>,
+    /// Each feed's newest page, decoded.
+    heads: HeadCache,
     _lock: DirectoryLock,
 }
 
@@ -484,6 +509,7 @@ impl LogStore {
         }
         let sizes = (config.max_segment_bytes, config.preallocate_bytes());
         let segments = Segments::new(dir, fs, config.max_open_files, sizes, writer).with_volume_sync(volume);
+        let heads = HeadCache::new(config.head_cache_bytes);
         let mut store = LogStore {
             config,
             window_nanos,
@@ -494,6 +520,7 @@ impl LogStore {
             report: recovered.report,
             closed: false,
             sweeping: parking_lot::Mutex::new(()),
+            heads,
             _lock: lock,
         };
         if store.report.index_snapshot != IndexSnapshot::Loaded {
@@ -665,6 +692,7 @@ impl LogStore {
     pub fn stats(&self) -> LogStats {
         let c = &self.segments.counters;
         let get = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        let heads = self.heads.counts();
         LogStats {
             records: get(&c.records),
             record_bytes: get(&c.record_bytes),
@@ -675,6 +703,9 @@ impl LogStore {
             checkpoints: get(&c.checkpoints),
             segments_created: get(&c.segments_created),
             segments_removed: get(&c.segments_removed),
+            head_cache_hits: heads.hits,
+            head_cache_misses: heads.misses,
+            head_cache_bytes: heads.bytes as u64,
         }
     }
 
@@ -1039,8 +1070,43 @@ impl FeedStore for LogStore {
         slots.truncate(limit);
         let mut reader = self.segments.reader();
         let mut items = Vec::with_capacity(slots.len());
+        // The head cache (`head_cache.rs`): read while the store is not poisoned (a failed sync
+        // may cut records it holds), and replaced by a first page without filters that read
+        // anything from the files.
+        let cached = self.heads.enabled() && !self.is_poisoned();
+        let head = if cached { self.heads.get(&cell.head) } else { None };
+        let is_head = cached
+            && query.cursor.is_none()
+            && group.is_none()
+            && query.platform.is_none()
+            && read_state.is_none()
+            && action.is_none();
+        let mut fresh = Vec::with_capacity(if is_head { slots.len().min(HEAD_MAX) } else { 0 });
+        let (mut next, mut misses, mut stale) = (0, 0, false);
         for &s in &slots {
-            self.load_then(&mut reader, f.entry(s), |n| items.push(n))?;
+            let e = f.entry(s);
+            match head.as_ref().and_then(|h| h.find(e, &mut next)) {
+                Some(n) => {
+                    items.push(Notification::clone(n));
+                    if fresh.len() < fresh.capacity() {
+                        fresh.push((Location::of(e), Arc::clone(n)));
+                    }
+                }
+                None => {
+                    misses += 1;
+                    self.load_then(&mut reader, e, |n| items.push(n))?;
+                    if let (true, Some(n)) = (fresh.len() < fresh.capacity(), items.last()) {
+                        fresh.push((Location::of(e), Arc::new(n.clone())));
+                        stale = true;
+                    }
+                }
+            }
+        }
+        if cached {
+            self.heads.count(items.len() - misses, misses);
+        }
+        if stale {
+            self.heads.install(&cell, fresh, |number| self.index.feed_by_number(number));
         }
         let next =
             if more { slots.last().map(|&s| crate::Cursor { before_position: f.entry(s).position }) } else { None };

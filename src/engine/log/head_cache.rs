@@ -1,0 +1,211 @@
+//! The head cache: for each feed, the notifications of the first page its last unfiltered
+//! `list` returned, decoded, so that reading a feed's newest page again copies them from one
+//! place in memory instead of decoding records scattered across the segment files.
+//!
+//! A feed's newest page is what a notification client reads most, and its records were
+//! appended among every other feed's, so without the cache each one is a separate walk into
+//! the page cache and a decode (benches/README.md, "The head cache").
+//!
+//! # Why a hit is never stale
+//! Entries are matched by where their record lies (segment id and offset) and by notification
+//! id, never by position: a `list` first finds its slots in the index, as without the cache,
+//! and takes from the cache only the notifications whose current record is the one cached.
+//! While a store is open and not poisoned, the bytes at a location never change: records are
+//! only appended, segment ids are never reused (compaction copies records to new segments),
+//! and only a failed sync cuts a segment back, which poisons the store, after which the cache
+//! is not read. So no mutation needs to touch the cache: a replacement, state change, delete,
+//! eviction or sweep changes the index, and the cached copy of what it superseded is simply
+//! never matched again; it goes when the feed's head is next replaced or evicted.
+//!
+//! What the cache does not see: damage done to a record's bytes on disk after it was cached.
+//! [`LogStore::verify`](super::LogStore::verify) and every open read the files themselves.
+//!
+//! # Memory
+//! Heads are counted in bytes (the notifications' structs and strings) against
+//! [`LogConfig::head_cache_bytes`](super::LogConfig::head_cache_bytes). Past it, heads are
+//! evicted in the order they were made, skipping once those read since they were last passed
+//! over (CLOCK, one bit per feed). A head holds at most [`HEAD_MAX`] notifications.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use super::index::{Entry, FeedCell};
+use crate::model::Notification;
+
+/// The most notifications a feed's head holds (the first ones of a longer page).
+pub(crate) const HEAD_MAX: usize = 100;
+
+/// The cached notifications of one feed, as its last unfiltered first page returned them.
+#[derive(Debug)]
+pub(crate) struct Head {
+    /// Each notification with the location of the record it was decoded from.
+    entries: Vec<(Location, Arc<Notification>)>,
+    /// What [`Head::entries`] is counted as.
+    bytes: usize,
+    /// Where `bytes` is counted; given back when the head is dropped.
+    used: Arc<AtomicUsize>,
+}
+
+impl Drop for Head {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl Head {
+    /// The cached notification that `entry`'s current record holds, if cached. `next` is where
+    /// to look first (a page read again finds its entries in order) and is moved past a match:
+    /// O(1) per entry of a page read again, shifted or not, O(head) for a miss.
+    pub fn find(&self, entry: &Entry, next: &mut usize) -> Option<&Arc<Notification>> {
+        let location = Location::of(entry);
+        let matches = |(l, n): &(Location, Arc<Notification>)| *l == location && n.id.to_bytes() == entry.id;
+        let at = match self.entries.get(*next) {
+            Some(e) if matches(e) => *next,
+            _ => self.entries.iter().position(matches)?,
+        };
+        *next = at + 1;
+        Some(&self.entries[at].1)
+    }
+}
+
+/// Where a record lies. For the life of an open store that is not poisoned, one location
+/// names one record's bytes (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Location {
+    segment: u32,
+    offset: u32,
+}
+
+impl Location {
+    /// The location of `entry`'s current record.
+    pub fn of(entry: &Entry) -> Self {
+        Self { segment: entry.segment, offset: entry.offset }
+    }
+}
+
+/// A feed's place in the cache: its head, if any, and whether it was read since the eviction
+/// clock last passed it.
+#[derive(Debug, Default)]
+pub(crate) struct HeadSlot {
+    head: Mutex<Option<Arc<Head>>>,
+    referenced: AtomicBool,
+}
+
+/// What the head cache has done since the store opened (see [`super::LogStats`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HeadCounts {
+    pub hits: u64,
+    pub misses: u64,
+    pub bytes: usize,
+}
+
+/// Every feed's head, within a byte budget.
+#[derive(Debug)]
+pub(crate) struct HeadCache {
+    /// The budget in bytes; 0 turns the cache off.
+    limit: usize,
+    /// Bytes held by heads alive now (including replaced ones a reader still holds).
+    used: Arc<AtomicUsize>,
+    /// Numbers of the feeds with a head, oldest first: the eviction clock. A feed appears at
+    /// most once (pushed when it gains a head, popped when it loses it).
+    clock: Mutex<VecDeque<u32>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl HeadCache {
+    /// An empty cache of at most `limit` bytes (0: off).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            used: Arc::new(AtomicUsize::new(0)),
+            clock: Mutex::new(VecDeque::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the cache is on.
+    pub fn enabled(&self) -> bool {
+        self.limit > 0
+    }
+
+    /// The head of `slot`, marking it read. O(1).
+    pub fn get(&self, slot: &HeadSlot) -> Option<Arc<Head>> {
+        let head = slot.head.lock().clone();
+        if head.is_some() && !slot.referenced.load(Ordering::Relaxed) {
+            slot.referenced.store(true, Ordering::Relaxed);
+        }
+        head
+    }
+
+    /// Counts a page's notifications taken from the cache and read from the segments.
+    pub fn count(&self, hits: usize, misses: usize) {
+        if hits > 0 {
+            self.hits.fetch_add(hits as u64, Ordering::Relaxed);
+        }
+        if misses > 0 {
+            self.misses.fetch_add(misses as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Makes `entries` the head of feed `cell`, then evicts heads (the oldest not read since
+    /// the clock last passed them) until the cache is within its budget; `feed` finds a feed's
+    /// cell by number. A head larger than the whole budget is not kept. Cost: O(entries), plus
+    /// O(1) amortized per head evicted.
+    pub fn install(
+        &self,
+        cell: &FeedCell,
+        entries: Vec<(Location, Arc<Notification>)>,
+        feed: impl Fn(u32) -> Option<Arc<FeedCell>>,
+    ) {
+        let bytes = entries.capacity() * std::mem::size_of::<(Location, Arc<Notification>)>()
+            + entries
+                .iter()
+                .map(|(_, n)| std::mem::size_of::<Notification>() + 2 * std::mem::size_of::<usize>() + n.heap_bytes())
+                .sum::<usize>();
+        if !self.enabled() || bytes > self.limit {
+            return;
+        }
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+        let head = Arc::new(Head { entries, bytes, used: Arc::clone(&self.used) });
+        let had = cell.head.head.lock().replace(head).is_some();
+        if !had {
+            // Pushed after the head is in place, outside its lock: the clock's lock is never
+            // held while a head's is taken. A feed without a head is not on the clock, so no
+            // eviction can take this head before it is.
+            self.clock.lock().push_back(cell.number);
+        }
+        self.evict(feed);
+    }
+
+    /// Evicts heads until the cache is within its budget.
+    fn evict(&self, feed: impl Fn(u32) -> Option<Arc<FeedCell>>) {
+        // Each feed is passed over at most twice (once to clear its bit, once to evict it).
+        let mut turns = 2 * self.clock.lock().len() + 1;
+        while self.used.load(Ordering::Relaxed) > self.limit && turns > 0 {
+            turns -= 1;
+            let Some(number) = self.clock.lock().pop_front() else { return };
+            let Some(cell) = feed(number) else { continue };
+            if cell.head.referenced.swap(false, Ordering::Relaxed) {
+                self.clock.lock().push_back(number);
+                continue;
+            }
+            // Dropping the head (here, or when the last reader holding it is done) gives its
+            // bytes back.
+            drop(cell.head.head.lock().take());
+        }
+    }
+
+    /// What the cache has done, and the bytes it holds now.
+    pub fn counts(&self) -> HeadCounts {
+        HeadCounts {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            bytes: self.used.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The log engine's head cache (`LogConfig::head_cache_bytes`): a feed's newest page read
+//! again comes from memory, yet every read returns what a store without the cache returns,
+//! whatever changed in between; the cache keeps within its budget; a poisoned store does not
+//! read it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use notifeed::engine::log::fs::{FaultFileSystem, FaultPlan};
+use notifeed::engine::log::{LogConfig, LogStore};
+use notifeed::{
+    Clock, Cursor, FeedKey, FeedStore, ListQuery, ManualClock, NewNotification, NotificationId, Page, ReadState,
+    StateUpdate, StoreError, StoreOptions,
+};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn feed(name: &str) -> FeedKey {
+    FeedKey::new(name).unwrap()
+}
+
+fn note(app: &str, group: Option<&str>, expires: Timestamp) -> NewNotification {
+    let n = NewNotification::visual("app.example", app, &format!("title of {app}")).expiring_at(expires);
+    match group {
+        Some(g) => n.with_group(g),
+        None => n,
+    }
+}
+
+fn top() -> ListQuery {
+    ListQuery::default()
+}
+
+fn open_in(dir: &Path, clock: &ManualClock, config: LogConfig) -> LogStore {
+    LogStore::open(dir, config, Arc::new(clock.clone())).unwrap()
+}
+
+#[test]
+fn a_page_read_again_comes_from_the_head_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_in(dir.path(), &clock, LogConfig::default());
+    let f = feed("u/app");
+    let expires = clock.now() + SignedDuration::from_hours(2);
+    for i in 0..30 {
+        store.append(&f, note(&format!("a{i}"), None, expires)).unwrap();
+    }
+    let first = store.list(&f, &top()).unwrap();
+    let stats = store.stats();
+    assert_eq!((stats.head_cache_hits, stats.head_cache_misses), (0, 20));
+    assert!(stats.head_cache_bytes > 0);
+
+    let again = store.list(&f, &top()).unwrap();
+    assert_eq!(again.items, first.items);
+    assert_eq!(again.next, first.next);
+    let stats = store.stats();
+    assert_eq!((stats.head_cache_hits, stats.head_cache_misses), (20, 20));
+
+    // One append shifts the page by one: only the new notification is read from the files.
+    store.append(&f, note("newest", None, expires)).unwrap();
+    let shifted = store.list(&f, &top()).unwrap();
+    assert_eq!(shifted.items[0].app_notification_id(), "newest");
+    assert_eq!(shifted.items[1..], first.items[..19]);
+    let stats = store.stats();
+    assert_eq!((stats.head_cache_hits, stats.head_cache_misses), (39, 21));
+
+    // A later page, or a filtered one, takes what it can from the head and replaces nothing.
+    let second = store.list(&f, &ListQuery { cursor: shifted.next, ..top() }).unwrap();
+    assert_eq!(second.items.len(), 11);
+    let stats = store.stats();
+    assert_eq!((stats.head_cache_hits, stats.head_cache_misses), (39, 32), "no record of the second page in the head");
+    let unread = store.list(&f, &ListQuery { read_state: Some(ReadState::Unread), ..top() }).unwrap();
+    assert_eq!(unread.items, shifted.items);
+    let stats = store.stats();
+    assert_eq!((stats.head_cache_hits, stats.head_cache_misses), (59, 32));
+    let third = store.list(&f, &top()).unwrap();
+    assert_eq!(third.items, shifted.items);
+    assert_eq!(store.stats().head_cache_hits, 79);
+}
+
+#[test]
+fn a_store_without_the_head_cache_reads_every_record_and_counts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_in(dir.path(), &clock, LogConfig { head_cache_bytes: 0, ..LogConfig::default() });
+    let f = feed("u/app");
+    for i in 0..5 {
+        store.append(&f, note(&format!("a{i}"), None, clock.now() + SignedDuration::from_hours(2))).unwrap();
+    }
+    let first = store.list(&f, &top()).unwrap();
+    assert_eq!(store.list(&f, &top()).unwrap().items, first.items);
+    let stats = store.stats();
+    assert_eq!((stats.head_cache_hits, stats.head_cache_misses, stats.head_cache_bytes), (0, 0, 0));
+}
+
+/// Every page a query can ask for, on every feed: what a reader of `store` can see.
+fn every_page(store: &LogStore, feeds: &[FeedKey]) -> Vec<Result<Page, String>> {
+    let mut pages = Vec::new();
+    for f in feeds {
+        let queries = [
+            ListQuery { limit: 7, ..top() },
+            top(),
+            ListQuery { group: Some("g0".into()), ..top() },
+            ListQuery { read_state: Some(ReadState::Read), ..top() },
+        ];
+        for query in queries {
+            let mut cursor: Option<Cursor> = None;
+            loop {
+                let page = store.list(f, &ListQuery { cursor, ..query.clone() }).map_err(|e| e.to_string());
+                cursor = page.as_ref().ok().and_then(|p| p.next);
+                pages.push(page);
+                if cursor.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    pages
+}
+
+/// Runs one random operation on both stores; panics if they answer differently.
+fn same_operation(stores: [&LogStore; 2], clock: &ManualClock, feeds: &[FeedKey], rng: &mut ChaCha8Rng) {
+    let f = &feeds[rng.random_range(0..feeds.len())];
+    let app = format!("a{}", rng.random_range(0..40));
+    let ids = |s: &LogStore| -> Vec<NotificationId> {
+        s.list(f, &ListQuery { limit: 1000, ..top() }).unwrap().items.iter().map(|n| n.id).collect()
+    };
+    match rng.random_range(0..10) {
+        // Appends (a repeated app id replaces), with expirations spread over several windows.
+        0..=4 => {
+            let expires = clock.now() + SignedDuration::from_mins(rng.random_range(1..240));
+            let group = rng.random_bool(0.3).then_some(if rng.random_bool(0.5) { "g0" } else { "g1" });
+            let new = note(&app, group, expires);
+            let [a, b] = stores.map(|s| s.append(f, new.clone()).map(|n| n.app_notification_id().to_owned()));
+            assert_eq!(a.map_err(|e| e.to_string()), b.map_err(|e| e.to_string()));
+        }
+        5 => {
+            // Ids differ between the stores: pick by rank in the feed, the same in both.
+            let rank = rng.random_range(0..=20);
+            let update = StateUpdate { read_state: Some(ReadState::Read), user_action_state: None };
+            for s in stores {
+                if let Some(id) = ids(s).get(rank) {
+                    s.update_state(f, *id, update).unwrap();
+                }
+            }
+        }
+        6 => {
+            let rank = rng.random_range(0..=20);
+            for s in stores {
+                if let Some(id) = ids(s).get(rank) {
+                    assert!(s.delete(f, *id).unwrap());
+                }
+            }
+        }
+        7 => {
+            let [a, b] = stores.map(|s| s.delete_group(f, "g1").unwrap());
+            assert_eq!(a, b);
+        }
+        8 => {
+            clock.set(clock.now() + SignedDuration::from_mins(rng.random_range(1..40)));
+            for s in stores {
+                s.sweep_expired().unwrap();
+            }
+        }
+        _ => {
+            let [a, b] = stores.map(|s| s.delete_by_app_id(f, &app).unwrap());
+            assert_eq!(a, b);
+        }
+    }
+}
+
+/// Strips what differs between two stores given the same operations (ids, and the instants
+/// kept as they were), keeping what a cache could get wrong: which notifications, in which
+/// order, with which content and states.
+fn comparable(pages: Vec<Result<Page, String>>) -> Vec<Result<Vec<String>, String>> {
+    pages
+        .into_iter()
+        .map(|p| {
+            p.map(|p| {
+                p.items
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "{} {:?} {:?} {:?} {} {:?}",
+                            n.app_notification_id(),
+                            n.group_name(),
+                            n.read_state,
+                            n.user_action_state,
+                            n.expiration,
+                            n.payload()
+                        )
+                    })
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_page_with_the_head_cache_equals_the_page_without_it_whatever_changed() {
+    for seed in 0..4 {
+        let (with, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let clock = ManualClock::at_epoch_2026();
+        // Small feeds (appends evict), short windows and segments (sweeps unlink, compaction
+        // copies), a budget that holds a few heads (eviction runs).
+        let base = LogConfig {
+            options: StoreOptions { feed_capacity: 25, ..StoreOptions::default() },
+            window: SignedDuration::from_mins(10),
+            max_segment_bytes: 4096,
+            compaction_dead_fraction: 0.1,
+            ..LogConfig::default()
+        };
+        let cached = open_in(with.path(), &clock, LogConfig { head_cache_bytes: 24 << 10, ..base.clone() });
+        let plain = open_in(without.path(), &clock, LogConfig { head_cache_bytes: 0, ..base });
+        let feeds: Vec<FeedKey> = (0..6).map(|i| feed(&format!("u{i}/app"))).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for step in 0..400 {
+            same_operation([&cached, &plain], &clock, &feeds, &mut rng);
+            if step % 3 == 0 {
+                let (a, b) = (every_page(&cached, &feeds), every_page(&plain, &feeds));
+                assert_eq!(comparable(a), comparable(b), "seed {seed}, step {step}");
+                assert!(cached.stats().head_cache_bytes <= 24 << 10);
+            }
+        }
+        let stats = cached.stats();
+        assert!(stats.head_cache_hits > 1000, "the cache served pages: {stats:?}");
+        assert!(stats.segments_removed > 0, "sweeps or compaction removed segments: {stats:?}");
+    }
+}
+
+#[test]
+fn the_head_cache_keeps_within_its_budget_and_keeps_heads_read_often() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_epoch_2026();
+    let budget = 64 << 10;
+    let store = open_in(dir.path(), &clock, LogConfig { head_cache_bytes: budget, ..LogConfig::default() });
+    let expires = clock.now() + SignedDuration::from_hours(2);
+    let feeds: Vec<FeedKey> = (0..200).map(|i| feed(&format!("u{i}/app"))).collect();
+    for f in &feeds {
+        for i in 0..20 {
+            store.append(f, note(&format!("a{i}"), None, expires)).unwrap();
+        }
+    }
+    let hot = &feeds[0];
+    store.list(hot, &top()).unwrap();
+    for f in &feeds[1..] {
+        store.list(f, &top()).unwrap();
+        assert!(store.stats().head_cache_bytes <= budget as u64);
+        // Read between every other feed's first read, the hot feed's head is never the one
+        // evicted.
+        let before = store.stats();
+        store.list(hot, &top()).unwrap();
+        let after = store.stats();
+        assert_eq!(after.head_cache_hits - before.head_cache_hits, 20, "after {f}");
+    }
+    // Most feeds' heads were evicted: reading them all again misses most.
+    let before = store.stats();
+    for f in &feeds {
+        store.list(f, &top()).unwrap();
+    }
+    let after = store.stats();
+    assert!(after.head_cache_misses - before.head_cache_misses > 20 * 150, "{before:?} {after:?}");
+}
+
+#[test]
+fn a_poisoned_store_reads_the_files_not_the_head_cache() {
+    let fs = FaultFileSystem::new();
+    let clock = ManualClock::at_epoch_2026();
+    let store =
+        LogStore::open_with_fs(Path::new("/data"), LogConfig::default(), Arc::new(clock.clone()), Arc::new(fs.clone()))
+            .unwrap();
+    let f = feed("u/app");
+    let expires = clock.now() + SignedDuration::from_hours(2);
+    for i in 0..5 {
+        store.append(&f, note(&format!("a{i}"), None, expires)).unwrap();
+    }
+    let page = store.list(&f, &top()).unwrap();
+    store.list(&f, &top()).unwrap();
+    assert_eq!(store.stats().head_cache_hits, 5);
+
+    fs.set_plan(FaultPlan { fail_sync: Some(1), ..FaultPlan::default() });
+    assert!(matches!(store.append(&f, note("failed", None, expires)), Err(StoreError::Io { .. })));
+    assert!(store.is_poisoned());
+    // The acknowledged records were synced, so the files still hold them; the page is read
+    // from there.
+    assert_eq!(store.list(&f, &top()).unwrap().items, page.items);
+    let stats = store.stats();
+    assert_eq!((stats.head_cache_hits, stats.head_cache_misses), (5, 5), "nothing taken from the cache");
+}
