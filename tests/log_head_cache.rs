@@ -289,3 +289,35 @@ fn a_poisoned_store_reads_the_files_not_the_head_cache() {
     let stats = store.stats();
     assert_eq!((stats.head_cache_hits, stats.head_cache_misses), (5, 5), "nothing taken from the cache");
 }
+
+#[test]
+fn a_head_replaced_after_an_append_is_kept_in_a_budget_of_one_head_and_a_half() {
+    let clock = ManualClock::at_epoch_2026();
+    let expires = clock.now() + SignedDuration::from_hours(2);
+    let f = feed("u/app");
+    let fill = |store: &LogStore| {
+        for i in 10..40 {
+            store.append(&f, note(&format!("a{i}"), None, expires)).unwrap();
+        }
+    };
+    // The bytes one head of 20 of these notifications takes.
+    let dir = tempfile::tempdir().unwrap();
+    let measuring = open_in(dir.path(), &clock, LogConfig::default());
+    fill(&measuring);
+    measuring.list(&f, &top()).unwrap();
+    let one_head = measuring.stats().head_cache_bytes as usize;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(dir.path(), &clock, LogConfig { head_cache_bytes: one_head * 3 / 2, ..LogConfig::default() });
+    fill(&store);
+    store.list(&f, &top()).unwrap();
+    store.append(&f, note("a40", None, expires)).unwrap();
+    // This page replaces the head it read (19 hits, 1 miss); the old head must not count
+    // against the budget when the new one is placed, or the new one is evicted at once.
+    store.list(&f, &top()).unwrap();
+    let before = store.stats();
+    store.list(&f, &top()).unwrap();
+    let after = store.stats();
+    assert_eq!(after.head_cache_hits - before.head_cache_hits, 20, "{before:?} {after:?}");
+    assert!(after.head_cache_bytes as usize <= one_head * 3 / 2);
+}

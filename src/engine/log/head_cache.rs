@@ -1,10 +1,10 @@
-//! The head cache: for each feed, the notifications of the first page its last unfiltered
-//! `list` returned, decoded, so that reading a feed's newest page again copies them from one
-//! place in memory instead of decoding records scattered across the segment files.
+//! The head cache: for each feed, the notifications of its newest page, decoded, so that
+//! reading that page again copies them from one place in memory instead of decoding records
+//! scattered across the segment files.
 //!
 //! A feed's newest page is what a notification client reads most, and its records were
 //! appended among every other feed's, so without the cache each one is a separate walk into
-//! the page cache and a decode (benches/README.md, "The head cache").
+//! the page cache and a decode (benches/README.md, "The head cache, 2026-12-02").
 //!
 //! # Why a hit is never stale
 //! Entries are matched by where their record lies (segment id and offset) and by notification
@@ -12,19 +12,28 @@
 //! and takes from the cache only the notifications whose current record is the one cached.
 //! While a store is open and not poisoned, the bytes at a location never change: records are
 //! only appended, segment ids are never reused (compaction copies records to new segments),
-//! and only a failed sync cuts a segment back, which poisons the store, after which the cache
-//! is not read. So no mutation needs to touch the cache: a replacement, state change, delete,
+//! and only a failed sync cuts a segment back, which poisons the store first: a `list` does not
+//! read the cache of a poisoned store, and one that took from it and finds the store poisoned
+//! when it is done fails with [`StoreError::Poisoned`](crate::StoreError::Poisoned), as a read
+//! of a record the cut reached does. So no mutation needs to touch the cache: a replacement, state change, delete,
 //! eviction or sweep changes the index, and the cached copy of what it superseded is simply
 //! never matched again; it goes when the feed's head is next replaced or evicted.
 //!
 //! What the cache does not see: damage done to a record's bytes on disk after it was cached.
 //! [`LogStore::verify`](super::LogStore::verify) and every open read the files themselves.
 //!
+//! # Which page a head holds
+//! A `list` without filters or cursor whose first [`HEAD_MAX`] notifications were not all in
+//! the feed's head replaces it with them (those it found in the old head are shared, not
+//! copied). Other pages take what they find in the head and replace nothing.
+//!
 //! # Memory
 //! Heads are counted in bytes (the notifications' structs and strings) against
-//! [`LogConfig::head_cache_bytes`](super::LogConfig::head_cache_bytes). Past it, heads are
-//! evicted in the order they were made, skipping once those read since they were last passed
-//! over (CLOCK, one bit per feed). A head holds at most [`HEAD_MAX`] notifications.
+//! [`LogConfig::head_cache_bytes`](super::LogConfig::head_cache_bytes); a notification two
+//! heads share, and a replaced head a `list` still reads, count for each. Past the budget,
+//! heads are evicted in the order their feeds got them (a replaced head keeps its feed's
+//! place), passing over once those read since the clock last passed them (CLOCK, one bit per
+//! feed).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -56,10 +65,11 @@ impl Drop for Head {
 }
 
 impl Head {
-    /// The cached notification that `entry`'s current record holds, if cached. `next` is where
-    /// to look first (a page read again finds its entries in order) and is moved past a match:
-    /// O(1) per entry of a page read again, shifted or not, O(head) for a miss.
-    pub fn find(&self, entry: &Entry, next: &mut usize) -> Option<&Arc<Notification>> {
+    /// Where in the head the notification that `entry`'s current record holds is, if cached.
+    /// `next` is where to look first (a page read again finds its entries in order) and is
+    /// moved past a match: O(1) per entry of a page read again, shifted or not, O(head) for a
+    /// miss.
+    pub fn find(&self, entry: &Entry, next: &mut usize) -> Option<usize> {
         let location = Location::of(entry);
         let matches = |(l, n): &(Location, Arc<Notification>)| *l == location && n.id.to_bytes() == entry.id;
         let at = match self.entries.get(*next) {
@@ -67,8 +77,22 @@ impl Head {
             _ => self.entries.iter().position(matches)?,
         };
         *next = at + 1;
-        Some(&self.entries[at].1)
+        Some(at)
     }
+
+    /// The notification at `at`, a place [`Head::find`] returned.
+    pub fn get(&self, at: usize) -> &Arc<Notification> {
+        &self.entries[at].1
+    }
+}
+
+/// Where a new head's notification comes from.
+#[derive(Debug)]
+pub(crate) enum Fill {
+    /// The place [`Head::find`] returned in the head the page read.
+    Cached(usize),
+    /// Read from the files for the page.
+    Read(Arc<Notification>),
 }
 
 /// Where a record lies. For the life of an open store that is not poisoned, one location
@@ -152,16 +176,30 @@ impl HeadCache {
         }
     }
 
-    /// Makes `entries` the head of feed `cell`, then evicts heads (the oldest not read since
-    /// the clock last passed them) until the cache is within its budget; `feed` finds a feed's
-    /// cell by number. A head larger than the whole budget is not kept. Cost: O(entries), plus
-    /// O(1) amortized per head evicted.
+    /// Makes the notifications of `page` the head of feed `cell`: those it found in `old`
+    /// (the head the page read, dropped here so that its bytes are not counted against the
+    /// budget while the eviction runs) and those it read. Then evicts heads (passing over
+    /// once those read since the clock last passed them) until the cache is within its
+    /// budget; `feed` finds a feed's cell by number. A head larger than the whole budget is
+    /// not kept (the feed's earlier head stays). Cost: O(page), plus O(1) amortized per head
+    /// evicted.
     pub fn install(
         &self,
         cell: &FeedCell,
-        entries: Vec<(Location, Arc<Notification>)>,
+        old: Option<Arc<Head>>,
+        page: Vec<(Location, Fill)>,
         feed: impl Fn(u32) -> Option<Arc<FeedCell>>,
     ) {
+        let entries: Vec<(Location, Arc<Notification>)> = page
+            .into_iter()
+            .filter_map(|(location, fill)| match fill {
+                Fill::Cached(at) => {
+                    old.as_ref().and_then(|h| h.entries.get(at)).map(|(_, n)| (location, Arc::clone(n)))
+                }
+                Fill::Read(n) => Some((location, n)),
+            })
+            .collect();
+        drop(old);
         let bytes = entries.capacity() * std::mem::size_of::<(Location, Arc<Notification>)>()
             + entries
                 .iter()

@@ -138,7 +138,7 @@ use crate::{
 pub use backup::{BackupDirectory, BackupReport};
 use commit::{GroupCommit, PendingRecord, Placed, Request};
 use fs::{FileSystem, StdFileSystem};
-use head_cache::{HEAD_MAX, HeadCache, Location};
+use head_cache::{Fill, HEAD_MAX, HeadCache, Location};
 use index::{Entry, EntryFields, FeedIndex, Index, app_hash, notification_id};
 use lock::DirectoryLock;
 use record::{Outgoing, RecordKind};
@@ -283,15 +283,17 @@ pub struct LogConfig {
     /// (compaction holds the writer's lock while it copies one segment). 0 turns compaction
     /// off. Default: 64 MiB.
     pub compaction_bytes_per_sweep: u64,
-    /// The head cache's budget, in bytes: for each feed, the notifications of the first page
-    /// the last unfiltered `list` returned (up to 100) are kept decoded, and a `list` takes
-    /// from them each notification whose record has not changed since, instead of reading and
-    /// decoding it again (`head_cache.rs`). Past the budget, the heads read least recently
-    /// are dropped. A cached notification is not read from the file again, so damage done to
-    /// its record on disk after it was cached goes unseen until the head is replaced
-    /// ([`LogStore::verify`] reads the files). `get`, lookups by app id and the change feed
-    /// read the files. [`LogStats`] counts hits and misses. 0 turns the cache off. Default:
-    /// 32 MiB.
+    /// The head cache's budget, in bytes. Each feed's newest page is kept decoded: a `list`
+    /// takes from it each notification whose record has not changed since it was cached,
+    /// instead of reading and decoding that record again, and a `list` without filters or
+    /// cursor that had to read any of its first 100 notifications makes them the feed's new
+    /// head (`head_cache.rs`). No write updates it: it matches records by location. Past the
+    /// budget, feeds' heads are dropped in the order the feeds got them, passing over once
+    /// those read since (CLOCK). A cached notification is not read from the file again, so
+    /// damage done to its record on disk after it was cached goes unseen until the head is
+    /// replaced ([`LogStore::verify`] reads the files). `get`, lookups by app id and the change
+    /// feed always read the files. [`LogStats`] counts hits and misses and the bytes held.
+    /// 0 turns the cache off. Default: 32 MiB.
     pub head_cache_bytes: usize,
 }
 
@@ -1072,7 +1074,7 @@ impl FeedStore for LogStore {
         let mut items = Vec::with_capacity(slots.len());
         // The head cache (`head_cache.rs`): read while the store is not poisoned (a failed sync
         // may cut records it holds), and replaced by a first page without filters that read
-        // anything from the files.
+        // any of its first `HEAD_MAX` notifications from the files.
         let cached = self.heads.enabled() && !self.is_poisoned();
         let head = if cached { self.heads.get(&cell.head) } else { None };
         let is_head = cached
@@ -1081,35 +1083,43 @@ impl FeedStore for LogStore {
             && query.platform.is_none()
             && read_state.is_none()
             && action.is_none();
-        let mut fresh = Vec::with_capacity(if is_head { slots.len().min(HEAD_MAX) } else { 0 });
-        let (mut next, mut misses, mut stale) = (0, 0, false);
-        for &s in &slots {
+        let keep = if is_head { slots.len().min(HEAD_MAX) } else { 0 };
+        let mut fresh = Vec::with_capacity(keep);
+        let (mut at, mut misses, mut stale) = (0, 0, false);
+        for (i, &s) in slots.iter().enumerate() {
             let e = f.entry(s);
-            match head.as_ref().and_then(|h| h.find(e, &mut next)) {
-                Some(n) => {
-                    items.push(Notification::clone(n));
-                    if fresh.len() < fresh.capacity() {
-                        fresh.push((Location::of(e), Arc::clone(n)));
+            match head.as_ref().and_then(|h| h.find(e, &mut at).map(|found| (h, found))) {
+                Some((h, found)) => {
+                    items.push(Notification::clone(h.get(found)));
+                    if i < keep {
+                        fresh.push((Location::of(e), Fill::Cached(found)));
                     }
                 }
                 None => {
                     misses += 1;
                     self.load_then(&mut reader, e, |n| items.push(n))?;
-                    if let (true, Some(n)) = (fresh.len() < fresh.capacity(), items.last()) {
-                        fresh.push((Location::of(e), Arc::new(n.clone())));
+                    if let (true, Some(n)) = (i < keep, items.last()) {
+                        fresh.push((Location::of(e), Fill::Read(Arc::new(n.clone()))));
                         stale = true;
                     }
                 }
             }
         }
-        if cached {
-            self.heads.count(items.len() - misses, misses);
-        }
-        if stale {
-            self.heads.install(&cell, fresh, |number| self.index.feed_by_number(number));
-        }
         let next =
             if more { slots.last().map(|&s| crate::Cursor { before_position: f.entry(s).position }) } else { None };
+        drop(f);
+        if cached {
+            self.heads.count(items.len() - misses, misses);
+            // A failed sync poisons the store before it cuts anything: poisoned now, it may
+            // have cut a record this page took from the cache, which a read of the file would
+            // have refused (`SegmentReader::read_with`).
+            if misses < items.len() && self.is_poisoned() {
+                return Err(StoreError::Poisoned);
+            }
+        }
+        if stale {
+            self.heads.install(&cell, head, fresh, |number| self.index.feed_by_number(number));
+        }
         Ok(Page { items, next })
     }
 
