@@ -9,18 +9,28 @@
 //! (a copy killed before its marker, or a removal killed after it): never a store with part of
 //! the data. The next round's first backup removes what the kill left.
 //!
-//! The child is this test binary itself, re-run with `--ignored` on `pruning_child`.
+//!
+//! The same with refreshes (`BackupSchedule::refresh`, keeping 2): a child appends, then backs
+//! up, over and over, each backup once two complete copies exist refreshing the older and
+//! renaming it for its instant. Every directory a kill leaves is whole (holding at least what
+//! the store held when the backup its name is for ran, and no more than the store ever held),
+//! refused by every open (a refresh cut short), or at most its lock file; the newest copy a
+//! `DONE` named is whole and holds exactly what the store held then.
+//!
+//! The children are this test binary itself, re-run with `--ignored` on `pruning_child` and
+//! `scheduled_refresh_child`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod kill_support;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kill_support::{clock, config, feed, load, next_random, open_copy};
+use kill_support::{clock, config, feed, load, next_random, note, open_copy};
 use notifeed::FeedStore;
 use notifeed::engine::log::LogStore;
 use notifeed::maintenance::{BackupSchedule, backup_now};
@@ -146,4 +156,135 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
         "{round} rounds: {whole} whole, {refused} refused, {lock_only} holding at most the lock; {cut_removals} removals cut"
     );
     assert!(whole > 0 && cut_removals > 0, "{whole} whole, {cut_removals} removals cut");
+}
+
+const REFRESH_DIR: &str = "NOTIFEED_SCHEDULED_REFRESH_CHILD_DIR";
+const REFRESH_ROUND: &str = "NOTIFEED_SCHEDULED_REFRESH_CHILD_ROUND";
+/// Appended before each scheduled backup of the refresh test.
+const APPENDED_PER_BACKUP: u64 = 40;
+
+/// The child: appends to `db`, then backs it up into `backups` keeping 2 with refreshes,
+/// forever, printing `DONE n <dir> <notifications the store held>` after each.
+#[test]
+#[ignore = "run by a_kill_during_scheduled_refreshes_never_leaves_a_partial_store as its child process"]
+fn scheduled_refresh_child() {
+    let Ok(root) = std::env::var(REFRESH_DIR) else { return };
+    let root = PathBuf::from(root);
+    let round: i64 = std::env::var(REFRESH_ROUND).ok().and_then(|r| r.parse().ok()).unwrap_or(0);
+    let store = LogStore::open(&root.join("db"), config(), Arc::new(clock())).unwrap();
+    let schedule = BackupSchedule { keep: 2, refresh: true, ..schedule(&root) };
+    for n in 0.. {
+        for i in 0..APPENDED_PER_BACKUP {
+            store.append(&feed(i % 7), note(&format!("r{round}-{n}-{i}"), 24)).unwrap();
+        }
+        let held = store.index_stats().notifications;
+        let at = jiff::Timestamp::from_second(1_800_000_000 + round * 1_000_000 + n).unwrap();
+        let done = backup_now(&store, &schedule, at).unwrap();
+        println!("DONE {n} {} {held}", done.path.display());
+    }
+}
+
+#[test]
+fn a_kill_during_scheduled_refreshes_never_leaves_a_partial_store() {
+    let root = tempfile::tempdir().unwrap();
+    load(&root.path().join("db"), LOADED);
+    let exe = std::env::current_exe().unwrap();
+    let backups = root.path().join("backups");
+    let mut random = 0x7f4a_7c15_u64;
+    // What the store held when the backup each directory is named for ran.
+    let mut held_by_name: HashMap<PathBuf, u64> = HashMap::new();
+    let (mut whole, mut refused, mut lock_only, mut cut_refreshes) = (0, 0, 0, 0);
+    let mut most_held = LOADED;
+    let mut round = 0;
+    // At least 12 rounds, and on until a kill has cut a refresh short (at most 80).
+    while round < 12 || (cut_refreshes == 0 && round < 80) {
+        round += 1;
+        let mut child = Command::new(&exe)
+            .args(["scheduled_refresh_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(REFRESH_DIR, root.path())
+            .env(REFRESH_ROUND, round.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        // Past the k-th completed backup (from the third on, with two complete copies, each
+        // is a refresh), then a delay that sweeps from none to thousands of yields.
+        let k = 1 + next_random(&mut random) % 3;
+        let mut last: Option<(PathBuf, u64)> = None;
+        let mut read = |line: String| -> bool {
+            let words: Vec<&str> = line.split_whitespace().skip_while(|w| *w != "DONE").collect();
+            let [_, _, path, held] = words[..] else { return false };
+            let held: u64 = held.parse().unwrap();
+            held_by_name.insert(PathBuf::from(path), held);
+            most_held = most_held.max(held);
+            last = Some((PathBuf::from(path), held));
+            true
+        };
+        let mut done = 0;
+        while done < k {
+            let line = lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            done += u64::from(read(line));
+        }
+        const DELAYS: [u64; 6] = [0, 30, 300, 3_000, 10_000, 30_000];
+        let delay = DELAYS[round % DELAYS.len()];
+        for _ in 0..delay + next_random(&mut random) % (delay + 1) {
+            std::thread::yield_now();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Every line the child printed (the reader ends at the pipe's end).
+        for line in lines.iter() {
+            read(line);
+        }
+        // The store may have taken appends after the last `DONE` (a backup may even have
+        // completed unannounced): at most one more batch.
+        let ceiling = most_held + APPENDED_PER_BACKUP;
+
+        let (last_path, last_held) = last.unwrap();
+        let mut left: Vec<PathBuf> = std::fs::read_dir(&backups).unwrap().map(|e| e.unwrap().path()).collect();
+        left.sort();
+        assert!(left.contains(&last_path), "round {round}: the newest copy named by a DONE is gone");
+        for dir in left {
+            let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+            if files.iter().all(|f| f == "LOCK") {
+                lock_only += 1;
+                continue;
+            }
+            match open_copy(&dir) {
+                None => {
+                    assert_ne!(dir, last_path, "round {round}: the newest copy named by a DONE is refused");
+                    refused += 1;
+                    // An older complete copy with the marker: a refresh (never a fresh copy,
+                    // with two complete copies kept) cut short.
+                    cut_refreshes += usize::from(held_by_name.contains_key(&dir));
+                }
+                Some(copy) => {
+                    let held = copy.verify().unwrap().notifications;
+                    if dir == last_path {
+                        assert_eq!(held, last_held, "round {round}: {}", dir.display());
+                    }
+                    // A refresh killed after it completed, before its rename, leaves newer
+                    // contents under the older name; never older ones.
+                    let named = held_by_name.get(&dir).copied().unwrap_or(LOADED);
+                    assert!(
+                        (named..=ceiling).contains(&held),
+                        "round {round}: {} holds {held}, named for {named}, the store held at most {ceiling}",
+                        dir.display()
+                    );
+                    assert!(copy.get_by_app_id(&feed(3), "n3").unwrap().is_some());
+                    whole += 1;
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{round} rounds: {whole} whole, {refused} refused, {lock_only} holding at most the lock; {cut_refreshes} refreshes cut"
+    );
+    assert!(whole > 0 && cut_refreshes > 0, "{whole} whole, {cut_refreshes} refreshes cut");
 }
