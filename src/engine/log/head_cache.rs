@@ -25,7 +25,9 @@
 //! # Which page a head holds
 //! A `list` without filters or cursor whose first [`HEAD_MAX`] notifications were not all in
 //! the feed's head replaces it with them (those it found in the old head are shared, not
-//! copied). Other pages take what they find in the head and replace nothing.
+//! copied). A feed without a head gets one at the second such `list` (the first marks it),
+//! so that feeds read once in a while do not push out those read often. Other pages take
+//! what they find in the head and replace nothing.
 //!
 //! # Memory
 //! Heads are counted in bytes (the notifications' structs and strings) against
@@ -116,6 +118,8 @@ impl Location {
 pub(crate) struct HeadSlot {
     head: Mutex<Option<Arc<Head>>>,
     referenced: AtomicBool,
+    /// Set by a first page that found no head and made none: the next one makes it.
+    wanted: AtomicBool,
 }
 
 /// What the head cache has done since the store opened (see [`super::LogStats`]).
@@ -164,6 +168,15 @@ impl HeadCache {
             slot.referenced.store(true, Ordering::Relaxed);
         }
         head
+    }
+
+    /// Whether a first page of the feed of `slot`, which has no head, should make one: not
+    /// the first such page since the feed last lost its head (or since open), which only
+    /// marks the feed. A feed read once in a while so never costs a head's copies, and when
+    /// the budget is too small for the feeds read, half as many heads are made and evicted
+    /// for nothing. O(1).
+    pub fn admits(&self, slot: &HeadSlot) -> bool {
+        slot.wanted.swap(true, Ordering::Relaxed)
     }
 
     /// Counts a page's notifications taken from the cache and read from the segments.
@@ -235,6 +248,7 @@ impl HeadCache {
             // Dropping the head (here, or when the last reader holding it is done) gives its
             // bytes back.
             drop(cell.head.head.lock().take());
+            cell.head.wanted.store(false, Ordering::Relaxed);
         }
     }
 

@@ -287,13 +287,14 @@ pub struct LogConfig {
     /// takes from it each notification whose record has not changed since it was cached,
     /// instead of reading and decoding that record again, and a `list` without filters or
     /// cursor that had to read any of its first 100 notifications makes them the feed's new
-    /// head (`head_cache.rs`). No write updates it: it matches records by location. Past the
-    /// budget, feeds' heads are dropped in the order the feeds got them, passing over once
-    /// those read since (CLOCK). A cached notification is not read from the file again, so
-    /// damage done to its record on disk after it was cached goes unseen until the head is
-    /// replaced ([`LogStore::verify`] reads the files). `get`, lookups by app id and the change
-    /// feed always read the files. [`LogStats`] counts hits and misses and the bytes held.
-    /// 0 turns the cache off. Default: 32 MiB.
+    /// head (a feed without one gets it at the second such `list`; see `head_cache.rs`). No
+    /// write updates it: it matches records by location. Past the budget, feeds' heads are
+    /// dropped in the order the feeds got them, passing over once those read since (CLOCK).
+    /// A cached notification is not read from the file again, so damage done to its record
+    /// on disk after it was cached goes unseen until the head is replaced
+    /// ([`LogStore::verify`] reads the files). `get`, lookups by app id and the change feed
+    /// always read the files. [`LogStats`] counts hits and misses and the bytes held. 0
+    /// turns the cache off. Default: 32 MiB.
     pub head_cache_bytes: usize,
 }
 
@@ -1082,7 +1083,8 @@ impl FeedStore for LogStore {
             && group.is_none()
             && query.platform.is_none()
             && read_state.is_none()
-            && action.is_none();
+            && action.is_none()
+            && (head.is_some() || self.heads.admits(&cell.head));
         let keep = if is_head { slots.len().min(HEAD_MAX) } else { 0 };
         let mut fresh = Vec::with_capacity(keep);
         let (mut at, mut misses, mut stale) = (0, 0, false);
