@@ -4,7 +4,7 @@
 //!
 //! A feed's newest page is what a notification client reads most, and its records were
 //! appended among every other feed's, so without the cache each one is a separate walk into
-//! the page cache and a decode (benches/README.md, "The head cache, 2026-12-02").
+//! the page cache and a decode (benches/README.md, "The head cache, 2026-12-02 night").
 //!
 //! # Why a hit is never stale
 //! Entries are matched by where their record lies (segment id and offset) and by notification
