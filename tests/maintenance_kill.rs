@@ -24,13 +24,11 @@
 mod kill_support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kill_support::{clock, config, feed, load, next_random, note, open_copy};
+use kill_support::{clock, config, feed, holds_at_most_the_lock, load, next_random, note, open_copy, spawn_child};
 use notifeed::FeedStore;
 use notifeed::engine::log::LogStore;
 use notifeed::maintenance::{BackupSchedule, backup_now};
@@ -65,7 +63,6 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
     let root = tempfile::tempdir().unwrap();
     // About 2 MB over 4 windows and several segments each.
     load(&root.path().join("db"), LOADED);
-    let exe = std::env::current_exe().unwrap();
     let backups = root.path().join("backups");
     let mut random = 0x9e37_79b9_u64;
     let (mut whole, mut refused, mut lock_only, mut cut_removals) = (0, 0, 0, 0);
@@ -75,22 +72,8 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
     let mut round = 0;
     while round < 20 || (cut_removals == 0 && round < 120) {
         round += 1;
-        let mut child = Command::new(&exe)
-            .args(["pruning_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, root.path())
-            .env(CHILD_ROUND, round.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The child's lines, read on a thread so that a child that stops printing fails the
-        // test after a minute instead of hanging it.
-        let (sender, lines) = std::sync::mpsc::channel();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
+        let envs = [(CHILD_DIR, root.path().display().to_string()), (CHILD_ROUND, round.to_string())];
+        let (mut child, lines) = spawn_child("pruning_child", &envs);
         // The k-th completed backup's directory.
         let k = 1 + next_random(&mut random) % 3;
         let mut done = 0;
@@ -129,9 +112,7 @@ fn a_kill_during_backups_or_their_pruning_never_leaves_a_partial_store() {
         let newest = left.last().cloned();
         for dir in left {
             let older = Some(&dir) != newest.as_ref();
-            // At most the lock file: not opened (an open would make it a new, empty store).
-            let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-            if files.iter().all(|f| f == "LOCK") {
+            if holds_at_most_the_lock(&dir) {
                 lock_only += 1;
                 cut_removals += usize::from(older);
                 continue;
@@ -188,7 +169,6 @@ fn scheduled_refresh_child() {
 fn a_kill_during_scheduled_refreshes_never_leaves_a_partial_store() {
     let root = tempfile::tempdir().unwrap();
     load(&root.path().join("db"), LOADED);
-    let exe = std::env::current_exe().unwrap();
     let backups = root.path().join("backups");
     let mut random = 0x7f4a_7c15_u64;
     // What the store held when the backup each directory is named for ran.
@@ -199,20 +179,8 @@ fn a_kill_during_scheduled_refreshes_never_leaves_a_partial_store() {
     // At least 12 rounds, and on until a kill has cut a refresh short (at most 80).
     while round < 12 || (cut_refreshes == 0 && round < 80) {
         round += 1;
-        let mut child = Command::new(&exe)
-            .args(["scheduled_refresh_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(REFRESH_DIR, root.path())
-            .env(REFRESH_ROUND, round.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (sender, lines) = std::sync::mpsc::channel();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
+        let envs = [(REFRESH_DIR, root.path().display().to_string()), (REFRESH_ROUND, round.to_string())];
+        let (mut child, lines) = spawn_child("scheduled_refresh_child", &envs);
         // Past the k-th completed backup (from the third on, with two complete copies, each
         // is a refresh), then a delay that sweeps from none to thousands of yields.
         let k = 1 + next_random(&mut random) % 3;
@@ -251,8 +219,7 @@ fn a_kill_during_scheduled_refreshes_never_leaves_a_partial_store() {
         left.sort();
         assert!(left.contains(&last_path), "round {round}: the newest copy named by a DONE is gone");
         for dir in left {
-            let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-            if files.iter().all(|f| f == "LOCK") {
+            if holds_at_most_the_lock(&dir) {
                 lock_only += 1;
                 continue;
             }

@@ -3,8 +3,11 @@
 //! backup directory left by a kill is opened.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 
 use jiff::SignedDuration;
 use notifeed::engine::log::{LogConfig, LogStore, RecoveryMode};
@@ -56,4 +59,30 @@ pub fn open_copy(dir: &Path) -> Option<LogStore> {
         Err(e) => panic!("{}: {e}", dir.display()),
         Ok(store) => Some(store),
     }
+}
+
+/// Starts this test binary again as a child running only the ignored test `test`, with the
+/// environment `envs`, and the lines it prints, read on a thread (so that a child that stops
+/// printing fails a `recv_timeout` instead of hanging the test; the lines end with its output).
+pub fn spawn_child(test: &str, envs: &[(&str, String)]) -> (Child, Receiver<String>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    (child, lines)
+}
+
+/// Whether `dir` holds nothing but, at most, a lock file (a copy killed before its marker, or
+/// a removal killed after it). Not opened: an open would make it a new, empty store.
+pub fn holds_at_most_the_lock(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().all(|e| e.unwrap().file_name() == "LOCK")
 }
