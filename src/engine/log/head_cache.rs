@@ -12,12 +12,13 @@
 //! and takes from the cache only the notifications whose current record is the one cached.
 //! While a store is open and not poisoned, the bytes at a location never change: records are
 //! only appended, segment ids are never reused (compaction copies records to new segments),
-//! and only a failed sync cuts a segment back, which poisons the store first: a `list` does not
-//! read the cache of a poisoned store, and one that took from it and finds the store poisoned
-//! when it is done fails with [`StoreError::Poisoned`](crate::StoreError::Poisoned), as a read
-//! of a record the cut reached does. So no mutation needs to touch the cache: a replacement, state change, delete,
-//! eviction or sweep changes the index, and the cached copy of what it superseded is simply
-//! never matched again; it goes when the feed's head is next replaced or evicted.
+//! and only a failed sync cuts a segment back, which poisons the store first. A `list` does
+//! not read the cache of a poisoned store, and one that took from it and finds the store
+//! poisoned when it is done fails with [`StoreError::Poisoned`](crate::StoreError::Poisoned),
+//! as a read of a record the cut reached does. So no mutation needs to touch the cache: a
+//! replacement, state change, delete, eviction or sweep changes the index, and the cached copy
+//! of what it superseded is never matched again; it goes when the feed's head is next
+//! replaced or evicted.
 //!
 //! What the cache does not see: damage done to a record's bytes on disk after it was cached.
 //! [`LogStore::verify`](super::LogStore::verify) and every open read the files themselves.

@@ -108,7 +108,7 @@ pub mod fs;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub(crate) mod head_cache;
+mod head_cache;
 mod index;
 mod journal;
 mod lock;
@@ -1100,7 +1100,9 @@ impl FeedStore for LogStore {
                 None => {
                     misses += 1;
                     self.load_then(&mut reader, e, |n| items.push(n))?;
-                    if let (true, Some(n)) = (i < keep, items.last()) {
+                    if i < keep
+                        && let Some(n) = items.last()
+                    {
                         fresh.push((Location::of(e), Fill::Read(Arc::new(n.clone()))));
                         stale = true;
                     }
