@@ -384,9 +384,9 @@ pub struct Notification {
     text: Text,
 }
 
-/// The borrowed strings of a [`Notification`], one per [`Part`]: what [`Notification::assemble`]
-/// packs into one allocation. `title` is `Some` exactly when there is visual content, and
-/// `fallback_title` exactly when there is a fallback policy.
+/// The borrowed strings of a [`Notification`], one per part of its text: what
+/// [`Notification::assemble`] packs into one allocation. `title` is `Some` exactly when there
+/// is visual content, and `fallback_title` exactly when there is a fallback policy.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TextParts<'a> {
     pub target_host_name: &'a str,
