@@ -31,6 +31,11 @@
 //! [subscriptions]
 //! default_lifetime_hours = 720
 //! max_lifetime_hours = 720
+//!
+//! [log]
+//! window_seconds = 3600
+//! head_cache_bytes = 33554432
+//! index_snapshot = true
 //! ```
 
 use std::fmt;
@@ -40,6 +45,7 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 
 use crate::contract::Limits;
+use crate::engine::log::LogConfig;
 
 /// The id of the app in the default configuration.
 pub const DEMO_APP_ID: &str = "demo";
@@ -270,7 +276,78 @@ pub struct Config {
     pub redis: RedisSettings,
     /// Scheduled verification and backups (log engine only). Default: none.
     pub maintenance: MaintenanceConfig,
+    /// How the log engine lays out, caches and commits its data (log engine only). Default:
+    /// [`LogSettings::default`], which is [`LogConfig::default`]'s.
+    pub log: LogSettings,
 }
+
+/// The log engine's tuning, as the server's `[log]` section sets it: each key is the
+/// [`LogConfig`] field of the same meaning (see there for what it costs and buys), and each
+/// default is [`LogConfig::default`]'s.
+///
+/// Durability is not among them: the server always opens the store with
+/// [`crate::Durability::Always`], because its 201 promises the notification is on disk.
+/// Out-of-bounds values are refused by [`Config::validate`] (naming the key), not clamped as
+/// [`LogStore::open`](crate::engine::log::LogStore::open) clamps them. A store opened with a
+/// different `window_seconds` from the one it was written with keeps every record: old
+/// segments keep their windows, and new records go to windows of the new width.
+///
+/// ```toml
+/// [log]
+/// window_seconds = 3600              # width of an expiration window (one segment set each)
+/// max_segment_bytes = 67108864       # a window's segment rolls past this
+/// max_open_files = 128               # segment descriptors kept open (an LRU)
+/// journal_bytes = 1048576            # the commit journal; 0: none
+/// volume_sync = true                 # one syncfs for a batch over several files (ext4)
+/// index_snapshot = false             # write INDEX at a clean close for a faster next open
+/// head_cache_bytes = 33554432        # each feed's newest page kept decoded; 0: off
+/// compaction_dead_fraction = 0.5     # compact a sealed segment once this much is dead
+/// compaction_bytes_per_sweep = 67108864 # 0: no compaction
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// [`LogConfig::window`], in seconds: 1 to 31,536,000 (a year). Default: 3,600.
+    pub window_seconds: u64,
+    /// [`LogConfig::max_segment_bytes`]: 4,096 to 4,294,967,295. Default: 64 MiB.
+    pub max_segment_bytes: u64,
+    /// [`LogConfig::max_open_files`]: at least 2. Default: 128.
+    pub max_open_files: usize,
+    /// [`LogConfig::journal_bytes`]: 0 (no journal), or 8 KiB to 1 GiB. Default: 1 MiB.
+    pub journal_bytes: u64,
+    /// [`LogConfig::volume_sync`]. Default: true.
+    pub volume_sync: bool,
+    /// [`LogConfig::index_snapshot`]. Default: false.
+    pub index_snapshot: bool,
+    /// [`LogConfig::head_cache_bytes`]; 0 turns the cache off. Default: 32 MiB.
+    pub head_cache_bytes: usize,
+    /// [`LogConfig::compaction_dead_fraction`]: 0.05 to 1.0. Default: 0.5.
+    pub compaction_dead_fraction: f64,
+    /// [`LogConfig::compaction_bytes_per_sweep`]; 0 turns compaction off. Default: 64 MiB.
+    pub compaction_bytes_per_sweep: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        let d = LogConfig::default();
+        Self {
+            window_seconds: d.window.as_secs().unsigned_abs(),
+            max_segment_bytes: d.max_segment_bytes,
+            max_open_files: d.max_open_files,
+            journal_bytes: d.journal_bytes,
+            volume_sync: d.volume_sync,
+            index_snapshot: d.index_snapshot,
+            head_cache_bytes: d.head_cache_bytes,
+            compaction_dead_fraction: d.compaction_dead_fraction,
+            compaction_bytes_per_sweep: d.compaction_bytes_per_sweep,
+        }
+    }
+}
+
+/// The widest `[log] window_seconds` the server accepts: a year.
+const MAX_WINDOW_SECONDS: u64 = 365 * 24 * 3600;
+/// The commit journal's bounds ([`LogConfig::journal_bytes`]), when there is one.
+const JOURNAL_BYTES: std::ops::RangeInclusive<u64> = (8 << 10)..=(1 << 30);
 
 /// Scheduled verification and backups of the log engine while the server runs (see
 /// [`crate::maintenance`]). Both are off by default.
@@ -342,6 +419,7 @@ impl Default for Config {
             shutdown_grace_seconds: 30,
             redis: RedisSettings::default(),
             maintenance: MaintenanceConfig::default(),
+            log: LogSettings::default(),
         }
     }
 }
@@ -477,7 +555,54 @@ impl Config {
         if m.backup_refresh && m.backup_keep < 2 {
             return bad("maintenance.backup_refresh", "needs backup_keep of at least 2 (one copy stays usable)");
         }
+        self.validate_log()
+    }
+
+    fn validate_log(&self) -> Result<(), ConfigError> {
+        let bad =
+            |field: &str, problem: &str| Err(ConfigError::Invalid { field: field.into(), problem: problem.into() });
+        let l = &self.log;
+        if l != &LogSettings::default() && self.engine != EngineChoice::Log {
+            return bad("log", "tunes the log engine and needs engine = \"log\"");
+        }
+        if !(1..=MAX_WINDOW_SECONDS).contains(&l.window_seconds) {
+            return bad("log.window_seconds", "must be between 1 and 31536000 (a year)");
+        }
+        if !(4096..=u64::from(u32::MAX)).contains(&l.max_segment_bytes) {
+            return bad("log.max_segment_bytes", "must be between 4096 and 4294967295");
+        }
+        if l.max_open_files < 2 {
+            return bad("log.max_open_files", "must be at least 2");
+        }
+        if l.journal_bytes != 0 && !JOURNAL_BYTES.contains(&l.journal_bytes) {
+            return bad("log.journal_bytes", "must be 0 (no journal) or between 8192 and 1073741824");
+        }
+        if !(0.05..=1.0).contains(&l.compaction_dead_fraction) {
+            return bad("log.compaction_dead_fraction", "must be between 0.05 and 1.0");
+        }
         Ok(())
+    }
+
+    /// The log engine's configuration these settings give, with [`Durability::Always`]
+    /// (see [`LogSettings`]) and [`Config::store_options`].
+    ///
+    /// [`Durability::Always`]: crate::Durability::Always
+    pub fn log_config(&self) -> LogConfig {
+        let l = &self.log;
+        LogConfig {
+            options: self.store_options(),
+            durability: crate::Durability::Always,
+            window: SignedDuration::from_secs(i64::try_from(l.window_seconds).unwrap_or(i64::MAX)),
+            max_segment_bytes: l.max_segment_bytes,
+            max_open_files: l.max_open_files,
+            journal_bytes: l.journal_bytes,
+            volume_sync: l.volume_sync,
+            index_snapshot: l.index_snapshot,
+            head_cache_bytes: l.head_cache_bytes,
+            compaction_dead_fraction: l.compaction_dead_fraction,
+            compaction_bytes_per_sweep: l.compaction_bytes_per_sweep,
+            ..LogConfig::default()
+        }
     }
 
     /// The contract limits these settings give.
@@ -555,13 +680,83 @@ mod tests {
         assert_eq!(config.maintenance.backup_keep, 24);
         assert_eq!(config.maintenance.backup_dir, Some("/var/backups/notifeed".into()));
         assert!(config.maintenance.backup_refresh);
+        assert!(config.log.index_snapshot);
+        assert_eq!(config.log_config().window, SignedDuration::from_hours(1));
         let module_doc: String = include_str!("config.rs")
             .lines()
             .take_while(|l| l.starts_with("//!"))
             .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
             .collect();
         let block = module_doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
-        assert_eq!(Config::from_toml(block).unwrap().rate_limits.user_burst, 40);
+        let config = Config::from_toml(block).unwrap();
+        assert_eq!(config.rate_limits.user_burst, 40);
+        assert!(config.log.index_snapshot);
+        let settings_doc: String = include_str!("config.rs")
+            .split("pub struct LogSettings")
+            .next()
+            .unwrap()
+            .rsplit("```toml\n")
+            .next()
+            .unwrap()
+            .lines()
+            .take_while(|l| !l.contains("```"))
+            .map(|l| format!("{}\n", l.trim_start().trim_start_matches("///").trim_start()))
+            .collect();
+        let documented = Config::from_toml(&settings_doc).unwrap();
+        assert_eq!(documented.log, LogSettings::default(), "LogSettings' example shows the defaults");
+    }
+
+    #[test]
+    fn log_section_defaults_to_the_engine_defaults_and_reaches_its_config() {
+        let config = Config::default().log_config();
+        let engine = LogConfig::default();
+        assert_eq!(config.durability, crate::Durability::Always);
+        assert_eq!(config.window, engine.window);
+        assert_eq!(
+            (config.max_segment_bytes, config.max_open_files, config.journal_bytes, config.head_cache_bytes),
+            (engine.max_segment_bytes, engine.max_open_files, engine.journal_bytes, engine.head_cache_bytes)
+        );
+        assert_eq!((config.volume_sync, config.index_snapshot), (engine.volume_sync, engine.index_snapshot));
+        assert_eq!(config.compaction_dead_fraction, engine.compaction_dead_fraction);
+        assert_eq!(config.compaction_bytes_per_sweep, engine.compaction_bytes_per_sweep);
+
+        let text = "[limits]\nfeed_capacity = 77\n[log]\nwindow_seconds = 600\nmax_segment_bytes = 1048576\n\
+                    max_open_files = 16\njournal_bytes = 0\nvolume_sync = false\nindex_snapshot = true\n\
+                    head_cache_bytes = 0\ncompaction_dead_fraction = 0.25\ncompaction_bytes_per_sweep = 0\n";
+        let config = Config::from_toml(text).unwrap().log_config();
+        assert_eq!(config.window, SignedDuration::from_mins(10));
+        assert_eq!((config.max_segment_bytes, config.max_open_files, config.journal_bytes), (1 << 20, 16, 0));
+        assert!(!config.volume_sync && config.index_snapshot);
+        assert_eq!((config.head_cache_bytes, config.compaction_bytes_per_sweep), (0, 0));
+        assert_eq!(config.compaction_dead_fraction, 0.25);
+        assert_eq!(config.options.feed_capacity, 77);
+    }
+
+    #[test]
+    fn log_section_out_of_bounds_is_refused_naming_the_key() {
+        for (text, field) in [
+            ("[log]\nwindow_seconds = 0\n", "log.window_seconds"),
+            ("[log]\nwindow_seconds = 31536001\n", "log.window_seconds"),
+            ("[log]\nmax_segment_bytes = 4095\n", "log.max_segment_bytes"),
+            ("[log]\nmax_segment_bytes = 4294967296\n", "log.max_segment_bytes"),
+            ("[log]\nmax_open_files = 1\n", "log.max_open_files"),
+            ("[log]\njournal_bytes = 8191\n", "log.journal_bytes"),
+            ("[log]\njournal_bytes = 1073741825\n", "log.journal_bytes"),
+            ("[log]\ncompaction_dead_fraction = 0.01\n", "log.compaction_dead_fraction"),
+            ("[log]\ncompaction_dead_fraction = nan\n", "log.compaction_dead_fraction"),
+            ("engine = \"sled\"\n[log]\nindex_snapshot = true\n", "log"),
+        ] {
+            match Config::from_toml(text) {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // The bounds themselves are accepted, and so is a sled config that leaves `[log]` alone.
+        let edges = "[log]\nwindow_seconds = 31536000\nmax_segment_bytes = 4096\nmax_open_files = 2\n\
+                     journal_bytes = 8192\ncompaction_dead_fraction = 1.0\n";
+        assert!(Config::from_toml(edges).is_ok());
+        assert!(Config::from_toml("engine = \"sled\"\n[log]\nwindow_seconds = 3600\n").is_ok());
+        assert!(matches!(Config::from_toml("[log]\nwindow = 5\n"), Err(ConfigError::Parse { .. })));
     }
 
     #[test]

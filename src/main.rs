@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notifeed::config::{Config, EngineChoice};
-use notifeed::engine::log::{LogConfig, LogStore};
+use notifeed::engine::log::LogStore;
 use notifeed::engine::sled::{SledConfig, SledStore};
 use notifeed::handler::Handler;
 use notifeed::maintenance::{BackupSchedule, Maintenance};
@@ -141,7 +141,7 @@ struct Opened {
 /// Opens the log store of `data_dir` (its `log/` folder) with the configuration's limits.
 fn open_log(config: &Config, data_dir: &Path, clock: SharedClock) -> Result<LogStore, String> {
     let path = data_dir.join("log");
-    LogStore::open(&path, LogConfig { options: config.store_options(), ..LogConfig::default() }, clock)
+    LogStore::open(&path, config.log_config(), clock)
         .map_err(|e| format!("cannot open the log store in {}: {e}", path.display()))
 }
 

@@ -65,6 +65,20 @@ fn binary_serves_shuts_down_cleanly_and_keeps_what_it_acknowledged_on_the_log_en
     let dir = tempfile::tempdir().unwrap();
     serve_shut_down_and_restart(dir.path(), &[]);
     assert!(dir.path().join("log").is_dir());
+    // The default configuration keeps no index snapshot.
+    assert!(!dir.path().join("log").join("INDEX").exists());
+}
+
+/// The config's `[log]` section reaches the engine: with `index_snapshot = true`, each clean
+/// shutdown leaves the snapshot, and the restart serves exactly what was acknowledged.
+#[test]
+fn binary_opens_the_log_engine_with_its_log_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("log.toml");
+    std::fs::write(&config, "[log]\nindex_snapshot = true\nwindow_seconds = 600\nhead_cache_bytes = 0\n").unwrap();
+    let data = dir.path().join("data");
+    serve_shut_down_and_restart(&data, &["--config", config.to_str().unwrap()]);
+    assert!(data.join("log").join("INDEX").is_file());
 }
 
 #[test]
