@@ -99,10 +99,20 @@ fn a_store_without_the_head_cache_reads_every_record_and_counts_nothing() {
     assert_eq!((stats.head_cache_hits, stats.head_cache_misses, stats.head_cache_bytes), (0, 0, 0));
 }
 
-/// Every page a query can ask for, on every feed: what a reader of `store` can see.
+/// Every page a query can ask for, on every feed, then each notification by id and by app id
+/// (each as a page of at most one): what a reader of `store` can see.
 fn every_page(store: &LogStore, feeds: &[FeedKey]) -> Vec<Result<Page, String>> {
     let mut pages = Vec::new();
+    let one = |n: Result<Option<notifeed::Notification>, StoreError>| {
+        n.map(|n| Page { items: n.into_iter().collect(), next: None }).map_err(|e| e.to_string())
+    };
     for f in feeds {
+        for n in store.list(f, &ListQuery { limit: 1000, ..top() }).unwrap().items {
+            pages.push(one(store.get(f, n.id)));
+        }
+        for app in 0..40 {
+            pages.push(one(store.get_by_app_id(f, &format!("a{app}"))));
+        }
         let queries = [
             ListQuery { limit: 7, ..top() },
             top(),
@@ -294,8 +304,61 @@ fn a_poisoned_store_reads_the_files_not_the_head_cache() {
     // The acknowledged records were synced, so the files still hold them; the page is read
     // from there.
     assert_eq!(store.list(&f, &top()).unwrap().items, page.items);
+    assert_eq!(store.get(&f, page.items[0].id).unwrap().as_ref(), Some(&page.items[0]));
+    assert_eq!(store.get_by_app_id(&f, "a1").unwrap().map(|n| n.id), Some(page.items[3].id));
     let stats = store.stats();
     assert_eq!((stats.head_cache_hits, stats.head_cache_misses), (5, 10), "nothing taken from the cache");
+}
+
+#[test]
+fn get_and_lookups_by_app_id_take_a_notification_from_its_feed_head_until_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_epoch_2026();
+    let store = open_in(dir.path(), &clock, LogConfig::default());
+    let f = feed("u/app");
+    let expires = clock.now() + SignedDuration::from_hours(2);
+    for i in 0..30 {
+        store.append(&f, note(&format!("a{i}"), None, expires)).unwrap();
+    }
+    // Neither `get` nor a lookup makes a head: with none, both read the files.
+    let newest = store.get_by_app_id(&f, "a29").unwrap().unwrap();
+    assert_eq!(store.get(&f, newest.id).unwrap().as_ref(), Some(&newest));
+    assert_eq!((store.stats().head_cache_hits, store.stats().head_cache_misses), (0, 2));
+    store.list(&f, &top()).unwrap();
+    let page = store.list(&f, &top()).unwrap(); // the second read makes the head: a29..a10
+    let counts = |s: &LogStore| (s.stats().head_cache_hits, s.stats().head_cache_misses);
+    assert_eq!(counts(&store), (0, 42));
+
+    // In the head: taken from it, equal to what the files hold.
+    assert_eq!(store.get(&f, page.items[5].id).unwrap().as_ref(), Some(&page.items[5]));
+    assert_eq!(store.get_by_app_id(&f, "a10").unwrap().as_ref(), page.items.last());
+    assert_eq!(counts(&store), (2, 42));
+    // Older than the head: read from the files.
+    let old = store.get_by_app_id(&f, "a3").unwrap().unwrap();
+    assert_eq!(store.get(&f, old.id).unwrap().as_ref(), Some(&old));
+    assert_eq!(counts(&store), (2, 44));
+
+    // A changed notification has a new record, so its cached copy is never matched again.
+    let update = StateUpdate { read_state: Some(ReadState::Read), user_action_state: None };
+    store.update_state(&f, page.items[5].id, update).unwrap();
+    let changed = store.get(&f, page.items[5].id).unwrap().unwrap();
+    assert_eq!(changed.read_state, ReadState::Read);
+    assert_eq!(counts(&store), (2, 45));
+    let replaced = store.append(&f, note("a10", Some("g"), expires)).unwrap();
+    assert_eq!(replaced.id, page.items[19].id, "a repeated app id replaces");
+    let found = store.get_by_app_id(&f, "a10").unwrap().unwrap();
+    assert_eq!((found.group_name(), found.id), (Some("g"), replaced.id));
+    assert!(store.delete(&f, page.items[0].id).unwrap());
+    assert_eq!(store.get(&f, page.items[0].id).unwrap(), None);
+
+    // Without the cache, nothing is counted.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = open_in(plain_dir.path(), &clock, LogConfig { head_cache_bytes: 0, ..LogConfig::default() });
+    let n = plain.append(&f, note("a0", None, expires)).unwrap();
+    plain.list(&f, &top()).unwrap();
+    plain.list(&f, &top()).unwrap();
+    assert_eq!(plain.get(&f, n.id).unwrap().as_ref(), Some(&n));
+    assert_eq!(counts(&plain), (0, 0));
 }
 
 #[test]

@@ -26,8 +26,8 @@
 //! * **Reads** decode records straight from a read-only memory map of the segment file (made
 //!   at a file's first read, remade as it grows), checking each frame's crc32. The head cache
 //!   keeps each feed's newest page decoded ([`LogConfig::head_cache_bytes`], 32 MiB by
-//!   default): a `list` takes from it each notification whose current record is the one it
-//!   cached, so no write has to update it (`head_cache.rs`).
+//!   default): a `list`, `get` or lookup by app id takes from it each notification whose
+//!   current record is the one it cached, so no write has to update it (`head_cache.rs`).
 //! * **Index in memory.** Per feed, 50-byte entries in position order and one hash table of
 //!   2-byte slots (4-byte past 2^15 entries) serving id and app-id lookups; a global expiry
 //!   order of about 4 bytes per notification; strings stay in the files, group names once per
@@ -138,7 +138,7 @@ use crate::{
 pub use backup::{BackupDirectory, BackupReport};
 use commit::{GroupCommit, PendingRecord, Placed, Request};
 use fs::{FileSystem, StdFileSystem};
-use head_cache::{Fill, HEAD_MAX, HeadCache, Location};
+use head_cache::{Fill, HEAD_MAX, HeadCache, HeadSlot, Location};
 use index::{Entry, EntryFields, FeedIndex, Index, app_hash, notification_id};
 use lock::DirectoryLock;
 use record::{Outgoing, RecordKind};
@@ -292,8 +292,10 @@ pub struct LogConfig {
     /// dropped in the order the feeds got them, passing over once those read since (CLOCK).
     /// A cached notification is not read from the file again, so damage done to its record
     /// on disk after it was cached goes unseen until the head is replaced
-    /// ([`LogStore::verify`] reads the files). `get`, lookups by app id and the change feed
-    /// always read the files. [`LogStats`] counts hits and misses and the bytes held. 0
+    /// ([`LogStore::verify`] reads the files). `get` and lookups by app id (a `get_by_app_id`,
+    /// and the check of an append or a `delete_by_app_id` for the app id it names) take a
+    /// notification from its feed's head too when it is there, and make no head; the change
+    /// feed always reads the files. [`LogStats`] counts hits and misses and the bytes held. 0
     /// turns the cache off. Default: 32 MiB.
     pub head_cache_bytes: usize,
 }
@@ -381,9 +383,10 @@ pub struct LogStats {
     pub segments_created: u64,
     /// Segment files removed, by sweeps (expired windows) and compaction.
     pub segments_removed: u64,
-    /// Notifications `list` took from the head cache ([`LogConfig::head_cache_bytes`]).
+    /// Notifications reads took from the head cache ([`LogConfig::head_cache_bytes`]): `list`,
+    /// `get` and lookups by app id.
     pub head_cache_hits: u64,
-    /// Notifications `list` read from the segment files while the head cache was on.
+    /// Notifications those reads read from the segment files while the head cache was on.
     pub head_cache_misses: u64,
     /// Bytes the head cache holds now (its notifications' structs and strings), including
     /// heads replaced that a `list` still reads from.
@@ -882,14 +885,44 @@ impl LogStore {
         decoded.ok_or_else(|| corrupt("the segment is gone".into()))?.map_err(corrupt)
     }
 
-    /// The live slot whose `appNotificationId` is `app`, with its notification.
-    fn find_by_app_id(&self, f: &FeedIndex, app: &str, now: i64) -> Result<Option<(usize, Notification)>, StoreError> {
+    /// Reads the notification of `entry`, a slot of the feed whose head slot is `head`: from
+    /// the feed's head when its current record is cached there (`head_cache.rs`), else from the
+    /// files. O(head) to look, plus a clone on a hit or a read and decode on a miss.
+    ///
+    /// # Errors
+    /// As [`LogStore::load`]; and [`StoreError::Poisoned`] when the store is poisoned once
+    /// a notification was taken from the cache (a failed sync may have cut its record, which a
+    /// read of the file would have refused, as `list` does).
+    fn load_cached(&self, head: &HeadSlot, entry: &Entry) -> Result<Notification, StoreError> {
+        if self.heads.enabled() && !self.is_poisoned() {
+            let cached = self.heads.get(head).and_then(|h| {
+                let at = h.find(entry, &mut 0)?;
+                Some(Notification::clone(h.get(at)))
+            });
+            if let Some(n) = cached {
+                self.heads.count(1, 0);
+                return if self.is_poisoned() { Err(StoreError::Poisoned) } else { Ok(n) };
+            }
+            self.heads.count(0, 1);
+        }
+        self.load(entry)
+    }
+
+    /// The live slot whose `appNotificationId` is `app`, with its notification (read through
+    /// the feed's head cache, `head`).
+    fn find_by_app_id(
+        &self,
+        f: &FeedIndex,
+        head: &HeadSlot,
+        app: &str,
+        now: i64,
+    ) -> Result<Option<(usize, Notification)>, StoreError> {
         for slot in f.slots_with_app_hash(app_hash(app)) {
             let e = f.entry(slot);
             if !e.is_live(now) {
                 continue;
             }
-            let n = self.load(e)?;
+            let n = self.load_cached(head, e)?;
             if n.app_notification_id() == app {
                 return Ok(Some((slot, n)));
             }
@@ -966,7 +999,7 @@ impl FeedStore for LogStore {
         let cell = self.index.feed_or_create(feed.as_str());
         let mut f = cell.index.write();
         let window = self.window_of(timestamp_to_nanos(expiration));
-        if let Some((slot, old)) = self.find_by_app_id(&f, &new.app_notification_id, now_n)? {
+        if let Some((slot, old)) = self.find_by_app_id(&f, &cell.head, &new.app_notification_id, now_n)? {
             let old_entry = *f.entry(slot);
             let mut n = Notification::from_new(old.id, new, expiration, now);
             n.created = old.created;
@@ -1027,7 +1060,7 @@ impl FeedStore for LogStore {
         let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(None) };
         let f = cell.index.read();
         match Self::live_slot(&f, id, self.now_nanos()) {
-            Some(slot) => self.load(f.entry(slot)).map(Some),
+            Some(slot) => self.load_cached(&cell.head, f.entry(slot)).map(Some),
             None => Ok(None),
         }
     }
@@ -1035,7 +1068,7 @@ impl FeedStore for LogStore {
     fn get_by_app_id(&self, feed: &FeedKey, app_notification_id: &str) -> Result<Option<Notification>, StoreError> {
         let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(None) };
         let f = cell.index.read();
-        Ok(self.find_by_app_id(&f, app_notification_id, self.now_nanos())?.map(|(_, n)| n))
+        Ok(self.find_by_app_id(&f, &cell.head, app_notification_id, self.now_nanos())?.map(|(_, n)| n))
     }
 
     fn list(&self, feed: &FeedKey, query: &ListQuery) -> Result<Page, StoreError> {
@@ -1189,7 +1222,7 @@ impl FeedStore for LogStore {
         self.check_poison()?;
         let Some(cell) = self.index.feed(feed.as_str()) else { return Ok(false) };
         let mut f = cell.index.write();
-        let Some((slot, _)) = self.find_by_app_id(&f, app_notification_id, self.now_nanos())? else {
+        let Some((slot, _)) = self.find_by_app_id(&f, &cell.head, app_notification_id, self.now_nanos())? else {
             return Ok(false);
         };
         self.delete_slot(feed, cell.number, &mut f, slot)?;
