@@ -894,16 +894,11 @@ impl LogStore {
     /// a notification was taken from the cache (a failed sync may have cut its record, which a
     /// read of the file would have refused, as `list` does).
     fn load_cached(&self, head: &HeadSlot, entry: &Entry) -> Result<Notification, StoreError> {
-        if self.heads.enabled() && !self.is_poisoned() {
-            let cached = self.heads.get(head).and_then(|h| {
-                let at = h.find(entry, &mut 0)?;
-                Some(Notification::clone(h.get(at)))
-            });
-            if let Some(n) = cached {
-                self.heads.count(1, 0);
-                return if self.is_poisoned() { Err(StoreError::Poisoned) } else { Ok(n) };
-            }
-            self.heads.count(0, 1);
+        if self.heads.enabled()
+            && !self.is_poisoned()
+            && let Some(n) = self.heads.take(head, entry)
+        {
+            return if self.is_poisoned() { Err(StoreError::Poisoned) } else { Ok(n) };
         }
         self.load(entry)
     }
@@ -1144,6 +1139,8 @@ impl FeedStore for LogStore {
         }
         let next =
             if more { slots.last().map(|&s| crate::Cursor { before_position: f.entry(s).position }) } else { None };
+        // The oldest position a new head would hold: its last notification's (newest first).
+        let oldest = slots[..keep].last().map_or(u64::MAX, |&s| f.entry(s).position);
         drop(f);
         if cached {
             self.heads.count(items.len() - misses, misses);
@@ -1155,7 +1152,7 @@ impl FeedStore for LogStore {
             }
         }
         if stale {
-            self.heads.install(&cell, head, fresh, |number| self.index.feed_by_number(number));
+            self.heads.install(&cell, head, fresh, oldest, |number| self.index.feed_by_number(number));
         }
         Ok(Page { items, next })
     }
