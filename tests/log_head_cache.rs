@@ -37,16 +37,23 @@ fn open_in(dir: &Path, clock: &ManualClock, config: LogConfig) -> LogStore {
     LogStore::open(dir, config, Arc::new(clock.clone())).unwrap()
 }
 
-#[test]
-fn a_page_read_again_comes_from_the_head_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at_epoch_2026();
-    let store = open_in(dir.path(), &clock, LogConfig::default());
+/// A store with the default configuration in `dir`, holding 30 notifications (app ids `a0`
+/// to `a29`, expiring in 2 hours) in one feed; returns it, the feed and the expiration.
+fn thirty_in_one_feed(dir: &Path, clock: &ManualClock) -> (LogStore, FeedKey, Timestamp) {
+    let store = open_in(dir, clock, LogConfig::default());
     let f = feed("u/app");
     let expires = clock.now() + SignedDuration::from_hours(2);
     for i in 0..30 {
         store.append(&f, note(&format!("a{i}"), None, expires)).unwrap();
     }
+    (store, f, expires)
+}
+
+#[test]
+fn a_page_read_again_comes_from_the_head_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_epoch_2026();
+    let (store, f, expires) = thirty_in_one_feed(dir.path(), &clock);
     // The first read of the newest page only marks the feed; the second makes its head.
     let first = store.list(&f, &top()).unwrap();
     let stats = store.stats();
@@ -314,12 +321,7 @@ fn a_poisoned_store_reads_the_files_not_the_head_cache() {
 fn get_and_lookups_by_app_id_take_a_notification_from_its_feed_head_until_it_changes() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at_epoch_2026();
-    let store = open_in(dir.path(), &clock, LogConfig::default());
-    let f = feed("u/app");
-    let expires = clock.now() + SignedDuration::from_hours(2);
-    for i in 0..30 {
-        store.append(&f, note(&format!("a{i}"), None, expires)).unwrap();
-    }
+    let (store, f, expires) = thirty_in_one_feed(dir.path(), &clock);
     // Neither `get` nor a lookup makes a head: with none, both read the files.
     let newest = store.get_by_app_id(&f, "a29").unwrap().unwrap();
     assert_eq!(store.get(&f, newest.id).unwrap().as_ref(), Some(&newest));
