@@ -424,6 +424,11 @@ impl Default for Config {
     }
 }
 
+/// The error for a `field` whose value is wrong, saying what is wrong.
+fn bad(field: &str, problem: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid { field: field.into(), problem: problem.into() })
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -487,8 +492,6 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad =
-            |field: &str, problem: &str| Err(ConfigError::Invalid { field: field.into(), problem: problem.into() });
         let mut tokens = std::collections::HashSet::new();
         let mut ids = std::collections::HashSet::new();
         let mut hosts = std::collections::HashSet::new();
@@ -559,8 +562,6 @@ impl Config {
     }
 
     fn validate_log(&self) -> Result<(), ConfigError> {
-        let bad =
-            |field: &str, problem: &str| Err(ConfigError::Invalid { field: field.into(), problem: problem.into() });
         let l = &self.log;
         if l != &LogSettings::default() && self.engine != EngineChoice::Log {
             return bad("log", "tunes the log engine and needs engine = \"log\"");
