@@ -6,9 +6,9 @@
 //! sweep is O(expired).
 //!
 //! Entries are compact (50 bytes): a record location, hashes and the few fields reads filter
-//! on; strings stay on disk (but group names, once per feed). The hash table holds 2-byte slots
-//! while a feed's slots fit (`slot_table.rs`). A hash match is always confirmed against the
-//! full id, or against the record for `appNotificationId`s.
+//! on; strings stay on disk (but group names, once per feed: `groups.rs`). The hash table
+//! holds 2-byte slots while a feed's slots fit (`slot_table.rs`). A hash match is always
+//! confirmed against the full id, or against the record for `appNotificationId`s.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -19,7 +19,9 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::expiry::{ExpiryOrder, Opened};
+use super::groups::Groups;
 use super::head_cache::HeadSlot;
+use super::prefetch::prefetch;
 use super::slot_table::{APP_COPY, SlotTable};
 use crate::model::{Platforms, ReadState, UserActionState};
 use crate::{NotificationId, RemovalReason};
@@ -268,114 +270,6 @@ pub(crate) fn keyed_id(random: [u8; 16], app_hash: u32) -> [u8; 16] {
     id
 }
 
-/// The groups of one feed, interned: each name is held once, in its slot, and found through
-/// a table of group ids hashed by name.
-#[derive(Debug, Default)]
-struct Groups {
-    /// Group ids (`g`: slot `g - 1`) by the hash of their name.
-    table: hashbrown::HashTable<u32>,
-    /// Slot `g - 1`: group `g`'s name (empty for a free slot).
-    names: Vec<Box<str>>,
-    /// Slot `g - 1`: group `g`'s member count (0: a free slot). Apart from the names, so that
-    /// a slot takes 20 bytes, not 24.
-    counts: Vec<u32>,
-    free: Vec<u32>,
-}
-
-fn name_hash(name: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
-}
-
-/// The hash group `g` is held under: its slot's name's.
-fn group_hash(names: &[Box<str>], g: u32) -> u64 {
-    name_hash(&names[(g - 1) as usize])
-}
-
-impl Groups {
-    fn intern(&mut self, name: &str) -> u32 {
-        if let Some(g) = self.lookup(name) {
-            self.counts[(g - 1) as usize] += 1;
-            return g;
-        }
-        let g = match self.free.pop() {
-            Some(g) => {
-                let slot = (g - 1) as usize;
-                (self.names[slot], self.counts[slot]) = (name.into(), 1);
-                g
-            }
-            None => {
-                self.names.push(name.into());
-                self.counts.push(1);
-                self.names.len() as u32
-            }
-        };
-        self.link(g);
-        g
-    }
-
-    /// Makes group `g` findable by the name in its slot.
-    fn link(&mut self, g: u32) {
-        let names = &self.names;
-        self.table.insert_unique(group_hash(names, g), g, |&h| group_hash(names, h));
-    }
-
-    /// Adds group `g`, the next slot, with `count` members (a snapshot's; 0: a free slot).
-    fn adopt(&mut self, name: Box<str>, count: u32) {
-        let g = self.names.len() as u32 + 1;
-        if count == 0 {
-            self.names.push(Box::from(""));
-            self.counts.push(0);
-            self.free.push(g);
-        } else {
-            self.names.push(name);
-            self.counts.push(count);
-            self.link(g);
-        }
-    }
-
-    fn release(&mut self, g: u32) {
-        if g == 0 {
-            return;
-        }
-        let slot = (g - 1) as usize;
-        let Some(count) = self.counts.get_mut(slot) else { return };
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            let name = std::mem::take(&mut self.names[slot]);
-            if let Ok(found) = self.table.find_entry(name_hash(&name), |&h| h == g) {
-                found.remove();
-            }
-            self.free.push(g);
-        }
-    }
-
-    fn lookup(&self, name: &str) -> Option<u32> {
-        let names = &self.names;
-        self.table.find(name_hash(name), |&g| &*names[(g - 1) as usize] == name).copied()
-    }
-
-    /// The group table as the snapshot stores it: each slot's name, empty for a free slot.
-    fn slot_names(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().zip(&self.counts).map(|(name, &count)| if count == 0 { "" } else { &**name })
-    }
-
-    fn shrink_to_fit(&mut self) {
-        self.names.shrink_to_fit();
-        self.counts.shrink_to_fit();
-        self.free.shrink_to_fit();
-        let names = &self.names;
-        self.table.shrink_to_fit(|&g| group_hash(names, g));
-    }
-
-    fn bytes(&self) -> usize {
-        self.names.capacity() * std::mem::size_of::<Box<str>>()
-            + self.names.iter().map(|n| n.len()).sum::<usize>()
-            + self.counts.capacity() * std::mem::size_of::<u32>()
-            + self.table.allocation_size()
-            + self.free.capacity() * std::mem::size_of::<u32>()
-    }
-}
-
 /// A count of a feed's expired entries, taken at `as_of` and kept exact since: an entry added
 /// or removed since is counted in or out by its expiration. It answers for any later time
 /// before `next_expiration` (the earliest expiration after `as_of` of any entry counted), since
@@ -564,7 +458,7 @@ impl FeedIndex {
             if count > 0 && f.groups.lookup(&name).is_some() {
                 return Err(format!("group {name:?} is held in two slots"));
             }
-            f.groups.adopt(name, count);
+            f.groups.adopt(&name, count);
         }
         f.removals = parts.removals.into();
         f.swept = parts.swept.into();
@@ -662,6 +556,18 @@ impl FeedIndex {
     /// The group id of `name` (`None` when no entry has that group).
     pub fn group_id(&self, name: &str) -> Option<u32> {
         self.groups.lookup(name)
+    }
+
+    /// Hints into the cache what an insert will read first: the last entry, and the group
+    /// table when the entry has a group (`grouped`). Their misses then overlap the caller's
+    /// work before the insert (`prefetch.rs`). Changes nothing.
+    pub fn warm_for_insert(&self, grouped: bool) {
+        if let Some(last) = self.entries.last() {
+            prefetch(last);
+        }
+        if grouped {
+            self.groups.warm();
+        }
     }
 
     /// Adds an entry; `group` is its group name. Entries usually arrive in position order; an

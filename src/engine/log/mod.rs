@@ -108,10 +108,12 @@ pub mod fs;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod groups;
 mod head_cache;
 mod index;
 mod journal;
 mod lock;
+mod prefetch;
 mod record;
 mod recovery;
 mod segment;
@@ -993,6 +995,8 @@ impl FeedStore for LogStore {
         let expiration = validate_for_append(&new, &self.config.options.limits, now)?;
         let cell = self.index.feed_or_create(feed.as_str());
         let mut f = cell.index.write();
+        // The insert's misses then overlap the app-id lookup's and the record's encoding.
+        f.warm_for_insert(new.group_name.is_some());
         let window = self.window_of(timestamp_to_nanos(expiration));
         if let Some((slot, old)) = self.find_by_app_id(&f, &cell.head, &new.app_notification_id, now_n)? {
             let old_entry = *f.entry(slot);
