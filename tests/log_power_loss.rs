@@ -2,7 +2,8 @@
 //! write, removal, sync and directory sync it makes, then crashed with any prefix of the name
 //! changes not yet synced kept (as a file system that journals its metadata in order may keep
 //! them):
-//! * a sweep (window files unlinked, mostly dead segments compacted): the reopened store holds
+//! * a sweep (window files unlinked, mostly dead segments compacted), the store's first, so from
+//!   a version-1 watermark as a build older than version 2 leaves it: the reopened store holds
 //!   exactly what was held before the sweep, less what has expired; nothing removed comes back,
 //!   nothing acknowledged is lost, and every record verifies. A change token taken before any
 //!   write gets the answer of the store with the sweep done, or (cut before the sweep's own
@@ -71,6 +72,10 @@ fn a_sweep_cut_at_any_removal_or_sync_by_a_power_loss_loses_and_resurrects_nothi
     // Every operation was acknowledged durable: this machine holds them all.
     let machine = fs.crash(None);
     drop(store);
+    // No sweep has unlinked anything yet, so the watermark is version 1, as builds from before
+    // version 2 wrote it: the cuts below are also those of the first sweep after an upgrade.
+    let watermark = machine.read_all(&Path::new(DIR).join("WATERMARK"));
+    assert_eq!(watermark.as_deref().and_then(<[u8]>::first), Some(&1), "{watermark:?}");
 
     // The first window (records expiring 15 minutes in) has passed whole.
     clock.advance(SignedDuration::from_secs(1300));
