@@ -6,14 +6,16 @@
 //! Up to [`LINEAR_GROUPS`] slots are searched by scanning their hashes, so a lookup reads two
 //! allocations whose addresses the feed itself holds (the slots, then the arena) instead of
 //! following a chain of four dependent loads (a hash table's control bytes, its bucket, a name's
-//! box, the name). [`Groups::warm`] hints both into the cache early in an append so that their misses overlap
-//! the append's other work. A feed with more groups finds them through a hash table of ids.
+//! box, the name). [`Groups::warm`] hints both into the cache early in an append, so that their
+//! misses overlap the append's other work. A feed with more groups finds them through a hash
+//! table of ids.
 //!
 //! A slot frees when its last member goes; its name's bytes stay in the arena as garbage until
 //! the garbage outweighs the names held, when the arena is rewritten (O(names held)).
 
 use hashbrown::HashTable;
 
+use super::index::spread;
 use super::prefetch::prefetch;
 
 /// Slots searched by a scan of their hashes; past this many, through a hash table.
@@ -48,11 +50,6 @@ pub(crate) struct Groups {
 
 fn name_hash(name: &str) -> u32 {
     xxhash_rust::xxh3::xxh3_64(name.as_bytes()) as u32
-}
-
-/// A slot's hash spread to the 64 bits the hash table wants.
-fn spread(hash: u32) -> u64 {
-    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl Groups {

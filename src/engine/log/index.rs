@@ -241,7 +241,9 @@ pub(crate) fn app_hash_of_bytes(app_notification_id: &[u8]) -> u32 {
     xxhash_rust::xxh3::xxh3_64(app_notification_id) as u32
 }
 
-fn spread(key: u32) -> u64 {
+/// A 32-bit key (an id key, an app-id hash, a group name's hash) spread to the 64 bits a
+/// hash table wants.
+pub(crate) fn spread(key: u32) -> u64 {
     u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
